@@ -1,0 +1,51 @@
+# The two commands a fresh machine needs are `make demo` and `make test`; both install what
+# they need (venv, Kafka jars, apt packages) and are safe to re-run.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: demo test unit integration bench venv up down status clean help
+
+help:
+	@echo "make demo   - install, start the local platform and run the pipeline end to end"
+	@echo "make test   - install and run the whole test suite (starts its own broker/warehouse)"
+	@echo "make bench  - run the benchmarks and write docs/benchmarks.md"
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	@bash scripts/ensure-system.sh
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	@touch $(STAMP)
+
+demo: venv
+	$(BIN)/billing demo
+
+test: venv
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+unit: venv
+	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
+
+integration: venv
+	$(BIN)/python -m pytest tests/integration $(PYTEST_ARGS)
+
+bench: venv
+	$(BIN)/python -m bench
+
+up: venv
+	$(BIN)/billing up
+
+down:
+	@test -x $(BIN)/billing && $(BIN)/billing down || true
+
+status: venv
+	$(BIN)/billing status
+
+clean: down
+	rm -rf .state

@@ -1,0 +1,49 @@
+"""`billing up | down | status`: manage the local platform."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from billing.cli.app import app, console
+from billing.platform import stack
+from billing.settings import get_settings
+
+ServiceArg = typer.Argument(None, help="Services to act on (default: all).", show_default=False)
+
+
+@app.command()
+def up(names: Optional[list[str]] = ServiceArg) -> None:
+    """Install what is missing and start the local services (idempotent)."""
+    settings = get_settings()
+    with console.status("starting…") as spinner:
+        stack.up(settings, names, on_start=lambda svc: spinner.update(f"starting {svc.name}…"))
+    _print_status()
+
+
+@app.command()
+def down(names: Optional[list[str]] = ServiceArg) -> None:
+    """Stop the local services and their child processes."""
+    for name, was_running in stack.down(get_settings(), names):
+        console.print(f"{name}: {'stopped' if was_running else 'not running'}")
+
+
+@app.command()
+def status() -> None:
+    """Show health, ports and lag of every local service."""
+    healthy = _print_status()
+    raise typer.Exit(0 if healthy else 3)
+
+
+def _print_status() -> bool:
+    table = Table(title="billing platform")
+    for column in ("service", "state", "pid", "endpoint", "details"):
+        table.add_column(column)
+    rows = stack.status(get_settings())
+    for row in rows:
+        state = "[green]healthy" if row.healthy else ("[yellow]unhealthy" if row.running else "[red]stopped")
+        table.add_row(row.name, state, str(row.pid or "-"), row.endpoint, row.details)
+    console.print(table)
+    return all(row.healthy for row in rows)

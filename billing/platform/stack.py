@@ -1,0 +1,52 @@
+"""The ordered set of local services that `billing up | down | status` manage."""
+
+from __future__ import annotations
+
+from billing.errors import PlatformError
+from billing.platform.service import Service, ServiceStatus
+from billing.settings import Settings
+
+
+def services(settings: Settings) -> list[Service]:
+    """Services in start order (stopped in reverse)."""
+    from billing.platform.kafka import KafkaService
+    from billing.platform.warehouse import WarehouseService
+
+    return [WarehouseService(settings), KafkaService(settings)]
+
+
+def select(settings: Settings, names: list[str] | None) -> list[Service]:
+    """The services named (all when ``names`` is empty), in start order."""
+    every = services(settings)
+    if not names:
+        return every
+    known = {svc.name: svc for svc in every}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise PlatformError(f"unknown service(s) {', '.join(unknown)}; choose from {', '.join(known)}.")
+    return [svc for svc in every if svc.name in names]
+
+
+def up(settings: Settings, names: list[str] | None = None, on_start=None) -> None:
+    """Start services in order; if one fails, stop the ones this call started and re-raise."""
+    started: list[Service] = []
+    try:
+        for svc in select(settings, names):
+            if on_start:
+                on_start(svc)
+            if svc.start():
+                started.append(svc)
+    except BaseException:
+        for svc in reversed(started):
+            svc.stop()
+        raise
+
+
+def down(settings: Settings, names: list[str] | None = None) -> list[tuple[str, bool]]:
+    """Stop services in reverse order; returns (name, was_running) pairs."""
+    return [(svc.name, svc.stop()) for svc in reversed(select(settings, names))]
+
+
+def status(settings: Settings) -> list[ServiceStatus]:
+    """Health of every service."""
+    return [svc.status() for svc in services(settings)]

@@ -1,0 +1,83 @@
+"""The one settings object of the project.
+
+Every component reads its configuration from :func:`get_settings`. Values come from
+environment variables with the ``BILLING_`` prefix (``BILLING_KAFKA_BOOTSTRAP=...``), then an
+optional ``.env`` file, then the defaults below, which describe the local stack started by
+``billing up``. Pointing the project at real servers means setting the same names.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """Configuration for broker, warehouse, workers, API and dashboards."""
+
+    model_config = SettingsConfigDict(env_prefix="BILLING_", env_file=".env", extra="ignore")
+
+    state_dir: Path = Field(
+        default=REPO_ROOT / ".state",
+        description="Git-ignored folder for local data, logs, pid files and downloaded jars.",
+    )
+
+    # Kafka
+    kafka_bootstrap: str = Field(default="127.0.0.1:9092", description="Kafka bootstrap servers.")
+    kafka_controller_port: int = Field(default=9093, description="Local KRaft controller port.")
+    kafka_heap: str = Field(default="768m", description="Java heap (-Xmx) of the local broker.")
+    kafka_retention_hours: int = Field(default=168, description="Local broker log retention.")
+    kafka_partitions: int = Field(default=4, description="Partitions of the event topics.")
+    kafka_replication: int = Field(default=1, description="Replication factor of new topics.")
+    topic_usage: str = "billing.usage"
+    topic_customers: str = "billing.customers"
+    topic_subscriptions: str = "billing.subscriptions"
+    topic_invoices: str = "billing.invoices"
+    topic_payments: str = "billing.payments"
+    topic_dead_letters: str = "billing.dead-letters"
+
+    # ClickHouse
+    clickhouse_url: str = Field(
+        default="http://127.0.0.1:8123",
+        description="ClickHouse HTTP endpoint (the local chdb server or a real server).",
+    )
+    clickhouse_user: str = "default"
+    clickhouse_password: str = ""
+    clickhouse_database: str = "billing"
+    clickhouse_readonly_user: str = Field(default="dashboards", description="Read-only user.")
+    clickhouse_readonly_password: str = "dashboards"
+
+    # Timeouts
+    start_timeout_s: float = Field(default=60.0, description="How long `billing up` waits per service.")
+
+    @property
+    def log_dir(self) -> Path:
+        """Folder for service log files."""
+        return self.state_dir / "logs"
+
+    @property
+    def run_dir(self) -> Path:
+        """Folder for pid files."""
+        return self.state_dir / "run"
+
+    def topics(self) -> dict[str, str]:
+        """Logical topic name -> configured Kafka topic name."""
+        return {
+            "usage": self.topic_usage,
+            "customers": self.topic_customers,
+            "subscriptions": self.topic_subscriptions,
+            "invoices": self.topic_invoices,
+            "payments": self.topic_payments,
+            "dead_letters": self.topic_dead_letters,
+        }
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Return the process-wide settings (read once from the environment)."""
+    return Settings()
