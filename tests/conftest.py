@@ -1,0 +1,55 @@
+"""Session fixtures: the real local broker and warehouse, on test ports and a test state folder.
+
+The environment is set at import time so that every process the tests start (the `billing` CLI,
+workers) sees the same settings. Set BILLING_TEST_KEEP=1 to leave the services running after the
+session (faster local iterations); CI always stops them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from billing.settings import REPO_ROOT
+
+TEST_ENV = {
+    "BILLING_STATE_DIR": str(REPO_ROOT / ".state" / "test"),
+    "BILLING_KAFKA_BOOTSTRAP": "127.0.0.1:19092",
+    "BILLING_KAFKA_CONTROLLER_PORT": "19093",
+    "BILLING_CLICKHOUSE_URL": "http://127.0.0.1:18123",
+}
+for _key, _value in TEST_ENV.items():
+    os.environ.setdefault(_key, _value)
+
+from billing.platform import stack  # noqa: E402
+from billing.platform.service import Service  # noqa: E402
+from billing.settings import Settings, get_settings  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    """Settings of the test stack."""
+    get_settings.cache_clear()
+    return get_settings()
+
+
+def _run_service(settings: Settings, name: str) -> Iterator[Service]:
+    svc = stack.select(settings, [name])[0]
+    started = svc.start()
+    yield svc
+    if started and not os.environ.get("BILLING_TEST_KEEP"):
+        svc.stop()
+
+
+@pytest.fixture(scope="session")
+def warehouse(settings: Settings) -> Iterator[Service]:
+    """The local ClickHouse HTTP endpoint (chdb), started for the session."""
+    yield from _run_service(settings, "warehouse")
+
+
+@pytest.fixture(scope="session")
+def kafka(settings: Settings) -> Iterator[Service]:
+    """The local single-node KRaft broker, started for the session, topics created."""
+    yield from _run_service(settings, "kafka")
