@@ -52,6 +52,14 @@ class Settings(BaseSettings):
     clickhouse_readonly_user: str = Field(default="dashboards", description="Read-only user.")
     clickhouse_readonly_password: str = "dashboards"
 
+    # Usage contracts
+    meters_file: Path | None = Field(
+        default=None, description="YAML file defining the meters (default: the five built-in meters)."
+    )
+    usage_future_tolerance_s: float = Field(
+        default=300.0, ge=0, description="How far in the future a usage event's time may be before it is rejected."
+    )
+
     # Timeouts
     start_timeout_s: float = Field(default=60.0, description="How long `billing up` waits per service.")
 
