@@ -18,6 +18,7 @@ Fast paths for the hot loops: :func:`parse_usage` (bytes -> model, raising
 from __future__ import annotations
 
 import base64
+import json
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from enum import StrEnum
@@ -522,12 +523,29 @@ def describe_error(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
+def _has_float(value: Any) -> bool:
+    if isinstance(value, float):
+        return True
+    if isinstance(value, dict):
+        return any(_has_float(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_float(v) for v in value)
+    return False
+
+
 def parse(model: type[Contract], raw: bytes | str, **context: Any) -> Contract:
-    """Parse wire bytes into ``model``; raise :class:`ContractViolation` with a one-line reason."""
+    """Parse wire bytes into ``model``; raise :class:`ContractViolation` with a one-line reason.
+
+    Decimal values sent as JSON numbers are read exactly: a document containing a non-integer
+    number is re-read with the standard library's Decimal number parser (orjson reads binary
+    floats, which would round e.g. 9007199254.740975).
+    """
     try:
         document = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise ContractViolation(f"invalid JSON: {exc}") from None
+    if _has_float(document):
+        document = json.loads(raw, parse_float=Decimal)
     if not isinstance(document, dict):
         raise ContractViolation(f"expected a JSON object, got {type(document).__name__}")
     try:

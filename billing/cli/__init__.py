@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 from billing.cli import platform_cmds  # noqa: F401  (registers commands)
+from billing.cli import schema_cmds  # noqa: F401
 from billing.cli.app import Options, app, err_console
 from billing.errors import BillingError
 

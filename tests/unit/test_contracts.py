@@ -1,0 +1,218 @@
+"""Event contracts: usage event validation, business-event invariants, codecs, schemas."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+
+import orjson
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from billing.cli import schema_cmds
+from billing.contracts import (
+    TOPIC_MODELS,
+    ContractViolation,
+    DeadLetter,
+    Invoice,
+    PaymentTransaction,
+    SubscriptionEvent,
+    UsageEvent,
+    parse_topic,
+    parse_usage,
+    to_bytes,
+)
+from billing.meters import Aggregation, Meter, MeterSet
+from billing.settings import Settings
+
+NOW = datetime(2024, 6, 1, 12, tzinfo=timezone.utc)
+UTC = timezone.utc
+
+
+def usage(**overrides) -> dict:
+    event = {
+        "specversion": "1.0",
+        "id": "evt-1",
+        "source": "test",
+        "type": "api_calls",
+        "subject": "cus-1",
+        "time": "2024-06-01T11:00:00Z",
+        "data": {"quantity": "3", "region": "eu-west", "endpoint": "/v1/search"},
+    }
+    event.update(overrides)
+    return event
+
+
+def parse(event: dict) -> UsageEvent:
+    return parse_usage(orjson.dumps(event), now=NOW)
+
+
+def test_valid_event_round_trips_byte_for_byte():
+    event = parse(usage())
+    assert event.data.quantity == Decimal("3")
+    assert event.data.dimensions == {"region": "eu-west", "endpoint": "/v1/search"}
+    assert event.group_key() == ("eu-west", "/v1/search")
+    again = parse_usage(to_bytes(event), now=NOW)
+    assert again == event and to_bytes(again) == to_bytes(event)
+
+
+@given(st.decimals(min_value=0, max_value=10**12, places=6, allow_nan=False, allow_infinity=False))
+def test_quantity_is_exact_from_string_or_number(quantity):
+    from_string = parse(usage(data={"quantity": str(quantity)}))
+    from_number = parse_usage(b'{"specversion":"1.0","id":"e","source":"s","type":"api_calls","subject":"c",'
+                              b'"time":"2024-06-01T11:00:00Z","data":{"quantity":' + str(quantity).encode() + b"}}", now=NOW)
+    assert from_string.data.quantity == quantity
+    assert from_number.data.quantity == quantity
+
+
+def test_offset_times_are_normalized_to_utc():
+    event = parse(usage(time="2024-06-01T13:00:00+02:00"))
+    assert event.time == datetime(2024, 6, 1, 11, tzinfo=UTC) and event.time.tzinfo is UTC
+
+
+@pytest.mark.parametrize(
+    ("event", "message"),
+    [
+        (usage(type="gpu_minutes"), "unknown meter 'gpu_minutes'"),
+        (usage(data={"quantity": "-1"}), "data.quantity: Input should be greater than or equal to 0"),
+        (usage(data={"region": "x"}), "data.quantity: Field required"),
+        (usage(time="2024-06-01T11:00:00"), "time: Input should have timezone info"),
+        (usage(time="2024-06-01T12:10:00Z"), "more than 300s in the future"),
+        (usage(type="active_seats", data={"quantity": 1}), "meter active_seats needs data.user_id"),
+        (usage(specversion="0.3"), "specversion"),
+        (usage(data={"quantity": "Infinity"}), "finite number"),
+        (usage(extra_field=1), "extra_field: Extra inputs are not permitted"),
+        ({k: v for k, v in usage().items() if k != "subject"}, "subject: Field required"),
+        (usage(schema_version=2), "schema_version"),
+    ],
+)
+def test_invalid_usage_events_are_rejected_with_a_clear_reason(event, message):
+    with pytest.raises(ContractViolation) as info:
+        parse(event)
+    assert message in info.value.reason
+    assert "\n" not in info.value.reason
+
+
+def test_future_tolerance_is_configurable():
+    event = orjson.dumps(usage(time="2024-06-01T12:10:00Z"))
+    assert parse_usage(event, now=NOW, future_tolerance=3600).time.minute == 10
+    assert Settings(usage_future_tolerance_s=5).usage_future_tolerance_s == 5
+
+
+def test_custom_meter_set_in_context():
+    meters = MeterSet([Meter(name="gpu_minutes", unit="min", aggregation=Aggregation.SUM)])
+    assert parse_usage(orjson.dumps(usage(type="gpu_minutes")), meters=meters, now=NOW).type == "gpu_minutes"
+    with pytest.raises(ContractViolation, match="unknown meter 'api_calls'"):
+        parse_usage(orjson.dumps(usage()), meters=meters, now=NOW)
+
+
+@pytest.mark.parametrize("raw", [b"{not json", b"[1,2]", b'"text"', b""])
+def test_non_objects_are_rejected(raw):
+    with pytest.raises(ContractViolation):
+        parse_usage(raw, now=NOW)
+
+
+def test_unique_count_meter_reads_its_value_field():
+    event = parse(usage(type="active_seats", data={"quantity": 1, "user_id": "u-7"}))
+    assert event.measured_value() == "u-7"
+
+
+def _invoice(**overrides) -> dict:
+    doc = {
+        "id": "inv-1", "customer_id": "cus-1", "period_start": "2024-05-01T00:00:00Z",
+        "period_end": "2024-06-01T00:00:00Z", "currency": "EUR",
+        "line_items": [
+            {"kind": "subscription", "charge": "growth", "quantity": "1", "unit_price": "99.00", "amount": "99.00"},
+            {"kind": "usage", "charge": "api_calls", "meter": "api_calls", "quantity": "1000",
+             "unit_price": "0.001", "amount": "1.00",
+             "breakdown": [{"description": "tier 1", "quantity": "1000", "unit_price": "0.001", "amount": "1.00"}]},
+        ],
+        "subtotal": "100.00",
+        "adjustments": [{"id": "adj-1", "kind": "coupon", "code": "WELCOME10", "percent_off": "10", "amount": "10.00"}],
+        "discount_total": "10.00", "tax_rate": "0.19", "tax": "17.10", "total": "107.10",
+        "status": "finalized", "issued_at": "2024-06-01T00:00:00Z", "due_at": "2024-06-15T00:00:00Z",
+        "event_time": "2024-06-01T00:00:00Z",
+    }
+    doc.update(overrides)
+    return doc
+
+
+def test_invoice_totals_must_add_up():
+    invoice = Invoice.model_validate(_invoice())
+    assert invoice.total == Decimal("107.10")
+    assert parse_topic("invoices", to_bytes(invoice)) == invoice
+    with pytest.raises(ContractViolation, match="total must equal"):
+        parse_topic("invoices", orjson.dumps(_invoice(total="107.11")))
+    with pytest.raises(ContractViolation, match="subtotal is not the sum"):
+        parse_topic("invoices", orjson.dumps(_invoice(subtotal="101.00", total="108.10")))
+    with pytest.raises(ContractViolation, match="paid invoice needs paid_at"):
+        parse_topic("invoices", orjson.dumps(_invoice(status="paid")))
+
+
+def _payment(**overrides) -> dict:
+    doc = {
+        "event_id": "pay-1-1", "id": "pay-1", "invoice_id": "inv-1", "customer_id": "cus-1", "method": "card",
+        "amount": "107.10", "currency": "EUR", "status": "failed", "failure_reason": "insufficient_funds",
+        "attempt": 1, "sequence": 2, "initiated_at": "2024-06-02T10:00:00Z",
+        "completed_at": "2024-06-02T10:00:03Z", "event_time": "2024-06-02T10:00:03Z",
+    }
+    doc.update(overrides)
+    return doc
+
+
+def test_payment_lifecycle_invariants():
+    failed = PaymentTransaction.model_validate(_payment())
+    assert failed.processing_seconds == 3
+    for bad, message in [
+        (_payment(failure_reason=None), "failure_reason is required"),
+        (_payment(status="succeeded"), "failure_reason is required"),
+        (_payment(status="initiated", failure_reason=None), "no completed_at"),
+        (_payment(completed_at="2024-06-02T09:00:00Z"), "before initiated_at"),
+        (_payment(status="refunded", failure_reason=None), "refunded_amount is required"),
+        (_payment(status="refunded", failure_reason=None, refunded_amount="200"), "exceeds"),
+        (_payment(method="cheque"), "method"),
+    ]:
+        with pytest.raises(ContractViolation, match=message):
+            parse_topic("payments", orjson.dumps(bad))
+
+
+def test_subscription_plan_change_needs_previous_plan():
+    base = {
+        "event_id": "sub-1-2", "subscription_id": "sub-1", "customer_id": "cus-1", "type": "plan_changed",
+        "sequence": 2, "plan_id": "growth", "previous_plan_id": "starter", "billing_interval": "month",
+        "status": "active", "start_time": "2024-01-01T00:00:00Z", "effective_time": "2024-05-17T09:00:00Z",
+        "event_time": "2024-05-17T09:00:00Z",
+    }
+    assert SubscriptionEvent.model_validate(base).previous_plan_id == "starter"
+    with pytest.raises(ContractViolation, match="previous_plan_id different"):
+        parse_topic("subscriptions", orjson.dumps({**base, "previous_plan_id": "growth"}))
+    with pytest.raises(ContractViolation, match="needs end_time"):
+        parse_topic("subscriptions", orjson.dumps({**base, "type": "canceled", "status": "canceled",
+                                                   "previous_plan_id": None}))
+
+
+def test_dead_letter_keeps_the_original_bytes():
+    letter = DeadLetter.wrap(b"\x00{bad", "invalid JSON", "billing.usage", key=b"cus-1", partition=2, offset=41,
+                             time=NOW)
+    again = parse_topic("dead_letters", to_bytes(letter))
+    assert again.payload == b"\x00{bad" and again.offset == 41 and again.partition == 2
+
+
+def test_registry_covers_every_topic():
+    assert set(TOPIC_MODELS) == set(Settings().topics())
+    with pytest.raises(ContractViolation, match="unknown topic"):
+        parse_topic("refunds", b"{}")
+
+
+def test_checked_in_schemas_are_current():
+    assert schema_cmds.stale() == [], "run `billing schemas export` and commit docs/schemas/"
+
+
+def test_schema_check_detects_a_stale_file(tmp_path):
+    for name, text in schema_cmds.render().items():
+        (tmp_path / name).write_text(text)
+    assert schema_cmds.stale(tmp_path) == []
+    (tmp_path / "usage_event.schema.json").write_text("{}")
+    (tmp_path / "old.schema.json").write_text("{}")
+    assert schema_cmds.stale(tmp_path) == ["old.schema.json", "usage_event.schema.json"]
