@@ -262,12 +262,12 @@ class KafkaService(Service):
         if not is_local(self.settings) or self.managed().is_running():
             return
         find_java()
+        self.check_data_dir()
         self.resolve_jars()
         self.home.mkdir(parents=True, exist_ok=True)
         self.settings.log_dir.mkdir(parents=True, exist_ok=True)
         self.config_file.write_text(render_server_properties(self.settings, self.data))
         self.log4j_file.write_text(render_log4j2(self.settings.log_dir / "kafka-server.log"))
-        self.check_data_dir()
         self.format_storage()
 
     def resolve_jars(self) -> None:
