@@ -1,0 +1,80 @@
+"""The local ClickHouse endpoint: chdb served over the ClickHouse HTTP interface.
+
+The endpoint is one project process (``python -m billing.warehouse.server``) that owns the chdb
+data directory ``<state>/clickhouse`` and listens where ``BILLING_CLICKHOUSE_URL`` points. When
+that URL names anything but a loopback address, the project uses that ClickHouse server as it
+is: nothing is started locally.
+"""
+
+from __future__ import annotations
+
+import sys
+import urllib.error
+import urllib.request
+from urllib.parse import urlparse
+
+from billing.platform.process import ManagedProcess
+from billing.platform.service import Service
+from billing.settings import REPO_ROOT, Settings
+
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+def address(settings: Settings) -> tuple[str, int]:
+    """(host, port) of the configured ClickHouse HTTP endpoint."""
+    url = urlparse(settings.clickhouse_url)
+    return url.hostname or "127.0.0.1", url.port or (8443 if url.scheme == "https" else 8123)
+
+
+def is_local(settings: Settings) -> bool:
+    """True when the endpoint is the local chdb server (a loopback http URL)."""
+    return urlparse(settings.clickhouse_url).scheme == "http" and address(settings)[0] in LOOPBACK
+
+
+def ping(url: str, timeout: float = 2.0) -> bool:
+    """True when ``GET <url>/ping`` answers ``Ok.`` (the ClickHouse health check)."""
+    try:
+        with urllib.request.urlopen(url.rstrip("/") + "/ping", timeout=timeout) as response:
+            return response.status == 200 and response.read().strip() == b"Ok."
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+class WarehouseService(Service):
+    """The chdb-backed ClickHouse HTTP endpoint (or an external ClickHouse server)."""
+
+    name = "warehouse"
+
+    @property
+    def endpoint(self) -> str:
+        return self.settings.clickhouse_url
+
+    @property
+    def data_dir(self):
+        return self.settings.state_dir / "clickhouse"
+
+    def managed(self) -> ManagedProcess:
+        host, port = address(self.settings)
+        return ManagedProcess(
+            name=self.name,
+            argv=[sys.executable, "-m", "billing.warehouse.server", "--data-dir", str(self.data_dir),
+                  "--host", host, "--port", str(port)],
+            run_dir=self.settings.run_dir,
+            log_dir=self.settings.log_dir,
+            health=lambda: ping(self.endpoint),
+            ports=[(host, port)],
+            env={"TZ": "UTC", "PYTHONUNBUFFERED": "1"},
+            cwd=REPO_ROOT,
+            hint="set BILLING_CLICKHOUSE_URL",
+        )
+
+    def start(self) -> bool:
+        """Start the local endpoint; an external server is used as it is."""
+        return super().start() if is_local(self.settings) else False
+
+    def stop(self) -> bool:
+        """Stop the local endpoint (an external server is never stopped)."""
+        return super().stop() if is_local(self.settings) else False
+
+    def details(self) -> str:
+        return f"data {self.data_dir}" if is_local(self.settings) else "external ClickHouse server"
