@@ -298,6 +298,7 @@ class LineKind(StrEnum):
     ADD_ON = "add_on"
     SHIPPING = "shipping"
     PRORATION = "proration"
+    COMMITMENT = "commitment"  # minimum-commitment true-up
 
 
 class BreakdownStep(BaseModel):

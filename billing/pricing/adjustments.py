@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Optional
 
 from billing.errors import ConfigError
 from billing.pricing.money import Currency
@@ -45,6 +46,7 @@ class DiscountLine:
     coupon_id: str
     description: str
     amount: Decimal
+    percent_off: Optional[Decimal] = None
 
 
 def apply_coupons(grants: Iterable[CouponGrant], subtotal: Decimal, money: Currency) -> list[DiscountLine]:
@@ -66,7 +68,7 @@ def apply_coupons(grants: Iterable[CouponGrant], subtotal: Decimal, money: Curre
         if coupon.duration_periods is not None:
             description += f", period {grant.periods_used + 1} of {coupon.duration_periods}"
         remaining -= amount
-        lines.append(DiscountLine(coupon.id, description, amount))
+        lines.append(DiscountLine(coupon.id, description, amount, coupon.percent_off))
     return lines
 
 
