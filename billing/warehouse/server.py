@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import secrets
 import signal
 import socket
 import sys
@@ -302,7 +303,9 @@ class Handler(BaseHTTPRequestHandler):
                      params: dict[str, str]) -> None:
         encoding = self._encoding(params)
         enc = encoder(encoding) if encoding else None
+        tag = secrets.token_hex(8)
         self.send_response(200)
+        self.send_header("X-ClickHouse-Exception-Tag", tag)
         for name, value in headers:
             self.send_header(name, value)
         self.send_header("Content-Type", ctype)
@@ -314,9 +317,13 @@ class Handler(BaseHTTPRequestHandler):
             for block in blocks:
                 self._chunk(enc.compress(block) if enc else block)
         except QueryError as error:
-            # Headers are gone: like ClickHouse, append the exception and cut the response short.
+            # The status line is gone: like ClickHouse, append the exception framed by the tag.
             self._log_error(error)
-            self._chunk(("\n" + error.text + "\n").encode())
+            message = error.text.encode()
+            block = b"__exception__\r\n%s\r\n%s\n%d %s\r\n__exception__\r\n" % (
+                tag.encode(), message, len(message), tag.encode())
+            self._chunk(enc.compress(block) + enc.flush() if enc else block)
+            self.wfile.write(b"0\r\n\r\n")
             self.close_connection = True
             return
         if enc:
