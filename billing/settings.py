@@ -27,6 +27,18 @@ class Settings(BaseSettings):
         description="Git-ignored folder for local data, logs, pid files and downloaded jars.",
     )
 
+    # HTTP API
+    api_host: str = Field(default="127.0.0.1", description="Address `billing api` listens on.")
+    api_port: int = Field(default=8000, description="Port of the HTTP API.")
+    api_workers: int = Field(default=1, ge=1, description="Uvicorn worker processes of the HTTP API.")
+    api_max_body_bytes: int = Field(default=5 * 1024 * 1024, ge=1024, description="Largest accepted request body.")
+    api_max_batch_events: int = Field(default=5000, ge=1, description="Most usage events in one batch request.")
+    api_rate_per_s: float = Field(default=500.0, gt=0, description="Default sustained requests/s per API key.")
+    api_rate_burst: int = Field(default=1000, ge=1, description="Default burst (token bucket size) per API key.")
+    api_recent_ids: int = Field(default=100_000, ge=0, description="Recently accepted event ids remembered per worker (0 = off).")
+    api_linger_ms: float = Field(default=2.0, ge=0, description="Kafka producer linger of the API (batching vs latency).")
+    api_delivery_timeout_s: float = Field(default=10.0, gt=0, description="How long a request waits for Kafka to confirm delivery.")
+
     # Kafka
     kafka_bootstrap: str = Field(default="127.0.0.1:9092", description="Kafka bootstrap servers.")
     kafka_controller_port: int = Field(default=9093, description="Local KRaft controller port.")
@@ -48,7 +60,8 @@ class Settings(BaseSettings):
     )
     clickhouse_user: str = "default"
     clickhouse_password: str = ""
-    clickhouse_database: str = "billing"
+    clickhouse_database: str = Field(default="billing", description="Database of raw facts and rollups.")
+    clickhouse_marts_database: str = Field(default="billing_marts", description="Database dbt builds marts in.")
     clickhouse_readonly_user: str = Field(default="dashboards", description="Read-only user.")
     clickhouse_readonly_password: str = "dashboards"
 
@@ -59,6 +72,18 @@ class Settings(BaseSettings):
     usage_future_tolerance_s: float = Field(
         default=300.0, ge=0, description="How far in the future a usage event's time may be before it is rejected."
     )
+
+    # Pricing and invoices
+    plans_dir: Path | None = Field(
+        default=None, description="Folder (or file) of plan catalog YAML/JSON (default: the example plans in billing/plans)."
+    )
+    invoice_company_name: str = Field(default="Acme Metering Inc.", description="Seller name printed on invoices.")
+    invoice_company_address: str = Field(
+        default="1 Market Street\nSan Francisco, CA 94105\nUnited States",
+        description="Seller address printed on invoices (newlines separate lines).",
+    )
+    invoice_company_email: str = Field(default="billing@acme.example", description="Billing contact on invoices.")
+    invoice_due_days: int = Field(default=14, ge=0, description="Days between issue date and due date.")
 
     # Timeouts
     start_timeout_s: float = Field(default=60.0, description="How long `billing up` waits per service.")

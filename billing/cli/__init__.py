@@ -4,21 +4,28 @@ from __future__ import annotations
 
 import sys
 
-from billing.cli import platform_cmds  # noqa: F401  (registers commands)
-from billing.cli import schema_cmds  # noqa: F401
+from clickhouse_connect.driver.exceptions import DatabaseError
+
+from billing.cli import platform_cmds, schema_cmds, warehouse_cmds  # noqa: F401  (register commands)
 from billing.cli.app import Options, app, err_console
 from billing.errors import BillingError
 
 
+def one_line(exc: Exception) -> str:
+    """The user-facing line of an error (ClickHouse errors: their DB::Exception text)."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()] or [repr(exc)]
+    return next((line for line in lines if "DB::Exception" in line), lines[0])
+
+
 def main() -> None:
-    """Run the CLI; print BillingError as one line (full traceback with --debug)."""
+    """Run the CLI; print errors as one line (full traceback with --debug)."""
     try:
         app()
-    except BillingError as exc:
+    except (BillingError, DatabaseError) as exc:
         if Options.debug or "--debug" in sys.argv:
             raise
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-        sys.exit(exc.exit_code)
+        err_console.print(f"[bold red]error:[/] {one_line(exc)}", highlight=False, soft_wrap=True)
+        sys.exit(getattr(exc, "exit_code", 1))
     except KeyboardInterrupt:
         err_console.print("[yellow]interrupted[/]")
         sys.exit(130)

@@ -1,0 +1,63 @@
+"""`billing warehouse ...` and `billing sql`: schema migrations and ad-hoc SQL."""
+
+from __future__ import annotations
+
+import csv
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from billing import migrations
+from billing.cli.app import app, console
+from billing.clickhouse import client
+from billing.settings import get_settings
+
+warehouse_app = typer.Typer(help="Warehouse schema management.", no_args_is_help=True)
+app.add_typer(warehouse_app, name="warehouse")
+
+
+@warehouse_app.command()
+def migrate() -> None:
+    """Apply pending schema migrations from clickhouse/schema/ (re-running is a no-op)."""
+    settings = get_settings()
+    done = migrations.migrate(settings, on_apply=lambda m: console.print(f"applying {m.path.name}"))
+    console.print(f"{len(done)} migration(s) applied; schema is up to date.")
+    console.print(migrations.ensure_readonly_user(settings))
+
+
+@warehouse_app.command("status")
+def migration_status() -> None:
+    """List migrations and whether each is applied."""
+    settings = get_settings()
+    todo = {m.version for m in migrations.pending(settings)}
+    table = Table("version", "name", "state")
+    for m in migrations.discover():
+        table.add_row(f"{m.version:04d}", m.name, "[yellow]pending" if m.version in todo else "[green]applied")
+    console.print(table)
+
+
+@app.command()
+def sql(
+    query: str = typer.Argument(..., help="SQL to run; '-' reads it from standard input."),
+    csv_out: Optional[Path] = typer.Option(None, "--csv", help="Write the result to this CSV file."),
+    readonly: bool = typer.Option(False, "--readonly", help="Run as the read-only dashboards user."),
+) -> None:
+    """Run ad-hoc SQL against the warehouse and print the result as a table."""
+    settings = get_settings()
+    text = sys.stdin.read() if query == "-" else query
+    result = client(settings, readonly=readonly, database=settings.clickhouse_database).query(text)
+    if csv_out:
+        with csv_out.open("w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(result.column_names)
+            writer.writerows(result.result_rows)
+        console.print(f"{len(result.result_rows)} row(s) written to {csv_out}")
+        return
+    table = Table(*result.column_names)
+    for row in result.result_rows:
+        table.add_row(*("NULL" if v is None else str(v) for v in row))
+    console.print(table)
+    console.print(f"{len(result.result_rows)} row(s)")

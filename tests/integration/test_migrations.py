@@ -1,0 +1,45 @@
+"""Migrations against the real warehouse endpoint: apply, re-run as no-op, refuse edited files."""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+
+import pytest
+
+from billing.clickhouse import client
+from billing.errors import ConfigError
+from billing.migrations import SCHEMA_DIR, migrate, pending
+
+
+@pytest.fixture()
+def scratch_settings(settings, warehouse):
+    name = f"mig_{uuid.uuid4().hex[:8]}"
+    scoped = settings.model_copy(update={"clickhouse_database": name, "clickhouse_marts_database": f"{name}_marts"})
+    yield scoped
+    client(settings).command(f"DROP DATABASE IF EXISTS {name}")
+
+
+def test_migrate_creates_every_table_and_rerun_is_a_no_op(scratch_settings):
+    applied = migrate(scratch_settings)
+    assert [m.version for m in applied] == [m.version for m in sorted(applied, key=lambda m: m.version)]
+    assert len(applied) >= 2
+    tables = set(client(scratch_settings).query(
+        "SELECT name FROM system.tables WHERE database = {db:String}",
+        parameters={"db": scratch_settings.clickhouse_database},
+    ).result_columns[0])
+    assert {"usage_events", "usage_rollups", "invoices", "invoice_lines", "payment_events",
+            "payment_transactions", "customers", "subscription_events", "dead_letters",
+            "schema_migrations"} <= tables
+    assert migrate(scratch_settings) == []
+    assert pending(scratch_settings) == []
+
+
+def test_editing_an_applied_migration_is_refused(scratch_settings, tmp_path):
+    for path in SCHEMA_DIR.glob("*.sql"):
+        shutil.copy(path, tmp_path / path.name)
+    migrate(scratch_settings, directory=tmp_path)
+    first = sorted(tmp_path.glob("*.sql"))[0]
+    first.write_text(first.read_text() + "\n-- edited\n")
+    with pytest.raises(ConfigError, match="changed after it was applied"):
+        migrate(scratch_settings, directory=tmp_path)
