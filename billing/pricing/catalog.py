@@ -107,6 +107,14 @@ def builtin_catalog() -> PlanCatalog:
     return load_catalog([BUILTIN_DIR])
 
 
+def configured_catalog() -> PlanCatalog:
+    """The catalog at ``BILLING_PLANS_DIR``, or the shipped example plans when it is unset."""
+    from billing.settings import get_settings
+
+    path = get_settings().plans_dir
+    return load_catalog([path]) if path is not None else builtin_catalog()
+
+
 def _expand(paths: Iterable[Path]) -> list[Path]:
     files: list[Path] = []
     for path in paths:

@@ -44,7 +44,7 @@ def billable(quantity: Decimal, free_units: Decimal) -> tuple[Decimal, list[Step
     if not free_units:
         return quantity, []
     used = min(quantity, free_units)
-    return quantity - used, [Step(f"included allowance ({free_units} units)", ZERO, units=used, unit_price=ZERO)]
+    return quantity - used, [Step(f"included allowance ({free_units:,} units)", ZERO, units=used, unit_price=ZERO)]
 
 
 def flat(charge: FlatCharge, fraction: Decimal) -> list[Step]:
@@ -88,7 +88,7 @@ def package(charge: PackageCharge, quantity: Decimal) -> list[Step]:
     packages = (units / charge.package_size).to_integral_value(rounding=ROUND_CEILING)
     steps.append(
         Step(
-            f"{packages} package(s) of {charge.package_size} units for {units} units",
+            f"{packages:,} package(s) of {charge.package_size:,} units for {units:,} units",
             packages * charge.package_price,
             units=packages,
             unit_price=charge.package_price,
@@ -101,11 +101,11 @@ def percentage(charge: PercentageCharge, quantity: Decimal, transactions: Decima
     """``rate % of the billable amount + fixed_fee * transactions``, then the period floor/cap."""
     amount, steps = billable(quantity, charge.free_units)
     share = amount * charge.rate / HUNDRED
-    steps.append(Step(f"{charge.rate}% of {amount}", share, units=amount, unit_price=charge.rate / HUNDRED))
+    steps.append(Step(f"{charge.rate}% of {amount:,}", share, units=amount, unit_price=charge.rate / HUNDRED))
     subtotal = share
     if charge.fixed_fee:
         fees = transactions * charge.fixed_fee
-        steps.append(Step(f"fixed fee for {transactions} transaction(s)", fees, units=transactions, unit_price=charge.fixed_fee))
+        steps.append(Step(f"fixed fee for {transactions:,} transaction(s)", fees, units=transactions, unit_price=charge.fixed_fee))
         subtotal += fees
     if charge.min_amount is not None and subtotal < charge.min_amount:
         steps.append(adjustment(f"raised to the minimum of {charge.min_amount}", charge.min_amount - subtotal))
@@ -130,9 +130,9 @@ def adjustment(description: str, amount: Decimal) -> Step:
 
 def _tier_step(label: str, tier: Tier, units: Decimal) -> Step:
     if tier.up_to is None:
-        bounds = f"over {tier.from_}"
+        bounds = f"over {tier.from_:,}"
     else:
-        bounds = f"up to {tier.up_to}" if tier.from_ == 0 else f"over {tier.from_} up to {tier.up_to}"
+        bounds = f"up to {tier.up_to:,}" if tier.from_ == 0 else f"over {tier.from_:,} up to {tier.up_to:,}"
     return Step(
         f"{label}: {bounds}",
         units * tier.unit_price + tier.flat_fee,

@@ -1,0 +1,1 @@
+"""Invoice documents: PDF rendering and CSV exports of priced invoices and usage."""

@@ -1,0 +1,57 @@
+"""CSV exports: invoices (one row per line item, with the invoice totals) and usage per customer.
+
+Decimals are written as plain strings (never floats or exponents), times as ISO 8601 UTC, so the
+files load into a spreadsheet or a warehouse without losing a cent.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable, Mapping
+from decimal import Decimal
+from typing import TextIO
+
+from billing.contracts import Invoice
+
+INVOICE_COLUMNS = (
+    "invoice_id", "customer_id", "status", "currency", "period_start", "period_end", "issued_at", "due_at",
+    "line_number", "kind", "charge", "meter", "description", "quantity", "unit_price", "amount",
+    "subtotal", "discount_total", "tax_rate", "tax", "total",
+)
+USAGE_COLUMNS = ("customer_id", "period_start", "period_end", "meter", "quantity")
+
+
+def write_invoices_csv(invoices: Iterable[Invoice], out: TextIO) -> int:
+    """Write one row per line item of every invoice; return the number of rows."""
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(INVOICE_COLUMNS)
+    rows = 0
+    for invoice in invoices:
+        head = (invoice.id, invoice.customer_id, invoice.status.value, invoice.currency, _time(invoice.period_start),
+                _time(invoice.period_end), _time(invoice.issued_at), _time(invoice.due_at))
+        totals = (_dec(invoice.subtotal), _dec(invoice.discount_total), _dec(invoice.tax_rate), _dec(invoice.tax), _dec(invoice.total))
+        for number, item in enumerate(invoice.line_items, start=1):
+            writer.writerow((*head, number, item.kind.value, item.charge, item.meter or "", item.description,
+                             _dec(item.quantity), _dec(item.unit_price), _dec(item.amount), *totals))
+            rows += 1
+    return rows
+
+
+def write_usage_csv(usage: Iterable[tuple[str, object, object, Mapping[str, Decimal]]], out: TextIO) -> int:
+    """Write ``(customer_id, period_start, period_end, {meter: quantity})`` as one row per meter."""
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(USAGE_COLUMNS)
+    rows = 0
+    for customer_id, start, end, quantities in usage:
+        for meter in sorted(quantities):
+            writer.writerow((customer_id, _time(start), _time(end), meter, _dec(quantities[meter])))
+            rows += 1
+    return rows
+
+
+def _dec(value: Decimal) -> str:
+    return f"{value:f}"
+
+
+def _time(moment) -> str:
+    return moment.isoformat().replace("+00:00", "Z") if moment is not None else ""
