@@ -33,7 +33,7 @@ def client(settings: Settings, *, readonly: bool = False, database: str | None =
     try:
         return clickhouse_connect.get_client(
             host=host, port=port, secure=secure, username=user, password=password,
-            database=database or "", compress="lz4", **kwargs,
+            database=database or "", compress="lz4", tz_mode="aware", **kwargs,
         )
     except OperationalError as exc:
         raise ServiceUnavailable(
