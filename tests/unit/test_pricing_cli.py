@@ -1,0 +1,40 @@
+"""`billing plans ...` commands."""
+
+from __future__ import annotations
+
+from typer.testing import CliRunner
+
+from billing.cli import app
+from billing.errors import ConfigError
+from billing.settings import REPO_ROOT
+
+runner = CliRunner()
+
+
+def test_quote_prices_ad_hoc_usage_with_coupon_tax_and_credits(tmp_path):
+    result = runner.invoke(app, [
+        "plans", "quote", "--plan", "growth", "-u", "api_calls=12345678", "-u", "compute_seconds=7201",
+        "--country", "US", "--region", "NY", "--coupon", "launch20", "--credits", "100", "--month", "2024-02-10",
+        "--pdf", str(tmp_path / "quote.pdf"),
+    ], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    assert "2,484.57 USD" in result.output and "amount due      2,049.66 USD" in result.output
+    assert (tmp_path / "quote.pdf").read_bytes().startswith(b"%PDF")
+
+
+def test_validate_accepts_the_examples_and_rejects_bad_files(tmp_path):
+    ok = runner.invoke(app, ["plans", "validate", str(REPO_ROOT / "billing" / "plans")])
+    assert ok.exit_code == 0 and "6 plan(s), 3 coupon(s), 9 tax rule(s)" in ok.output
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("plans:\n  - {id: pro, name: Pro, currency: USD, charges: [{id: fee, model: flat, amount: -1}]}\n")
+    result = runner.invoke(app, ["plans", "validate", str(bad)])
+    assert isinstance(result.exception, ConfigError)
+    assert "plan 'pro' > charge 'fee' > amount: Input should be greater than or equal to 0" in str(result.exception)
+
+
+def test_show_and_list_and_bad_usage():
+    shown = runner.invoke(app, ["plans", "show", "business_eur"], terminal_width=200)
+    assert shown.exit_code == 0 and "0.00011" in shown.output and "volume" in shown.output
+    assert "enterprise_jpy" in runner.invoke(app, ["plans", "list"], terminal_width=200).output
+    bad = runner.invoke(app, ["plans", "quote", "--plan", "starter", "-u", "api_calls"])
+    assert isinstance(bad.exception, ConfigError) and "expected meter=quantity" in str(bad.exception)
