@@ -129,6 +129,7 @@ def render_server_properties(settings: Settings, data_dir: Path) -> str:
         "log.retention.hours": str(settings.kafka_retention_hours),
         "log.segment.bytes": str(64 * 1024 * 1024),
         "log.retention.check.interval.ms": "300000",
+        "log.cleaner.dedupe.buffer.size": str(16 * 1024 * 1024),
         "num.network.threads": "2",
         "num.io.threads": "4",
         "num.recovery.threads.per.data.dir": "1",
@@ -142,6 +143,7 @@ def render_log4j2(log_file: Path) -> str:
     return f"""\
 status = warn
 name = billing-kafka
+shutdownHook = disable
 appender.file.type = RollingFile
 appender.file.name = file
 appender.file.fileName = {log_file}
@@ -225,6 +227,8 @@ class KafkaService(Service):
         argv = [
             locate_java() or "java",
             f"-Xmx{self.settings.kafka_heap}",
+            "-Xms64m",
+            "-XX:G1PeriodicGCInterval=60000",
             "-XX:+UseG1GC",
             "-XX:MaxGCPauseMillis=20",
             "-XX:InitiatingHeapOccupancyPercent=35",

@@ -71,7 +71,9 @@ def partition_counts(admin: AdminClient, timeout: float = 5.0) -> dict[str, int]
     try:
         metadata = admin.list_topics(timeout=timeout)
     except KafkaException as exc:
-        raise ServiceUnavailable(f"Kafka is not reachable: {exc.args[0]}") from exc
+        raise ServiceUnavailable(
+            f"Kafka is not reachable ({exc.args[0].str()}); check BILLING_KAFKA_BOOTSTRAP and `billing status`."
+        ) from exc
     return {name: len(topic.partitions) for name, topic in metadata.topics.items() if topic.error is None}
 
 
