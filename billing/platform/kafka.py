@@ -36,6 +36,18 @@ from billing.settings import Settings
 POM = Path(__file__).with_name("kafka-pom.xml")
 MIN_JAVA = 17
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+# G1 with short pauses; start small and give idle heap back, so an idle local broker stays light.
+JVM_FLAGS = (
+    "-Xms64m",
+    "-XX:+UseG1GC",
+    "-XX:MaxGCPauseMillis=20",
+    "-XX:InitiatingHeapOccupancyPercent=35",
+    "-XX:G1PeriodicGCInterval=60000",
+    "-XX:+ExplicitGCInvokesConcurrent",
+    "-XX:MaxMetaspaceSize=128m",
+    "-XX:+ExitOnOutOfMemoryError",
+    "-Djava.awt.headless=true",
+)
 JAVA_HINT = "install it with `sudo apt-get install openjdk-17-jre-headless` (or point JAVA_HOME at a JDK 17+)"
 
 
@@ -227,15 +239,7 @@ class KafkaService(Service):
         argv = [
             locate_java() or "java",
             f"-Xmx{self.settings.kafka_heap}",
-            "-Xms64m",
-            "-XX:G1PeriodicGCInterval=60000",
-            "-XX:+UseG1GC",
-            "-XX:MaxGCPauseMillis=20",
-            "-XX:InitiatingHeapOccupancyPercent=35",
-            "-XX:+ExplicitGCInvokesConcurrent",
-            "-XX:MaxMetaspaceSize=128m",
-            "-XX:+ExitOnOutOfMemoryError",
-            "-Djava.awt.headless=true",
+            *JVM_FLAGS,
             f"-Dlog4j2.configurationFile={self.log4j_file}",
             "-cp", f"{self.libs}/*",
             "kafka.Kafka", str(self.config_file),
