@@ -120,9 +120,9 @@ def tokenize(text: str) -> Iterator[Token]:
             depth += 1
 
 
-def significant(text: str) -> list[Token]:
-    """Tokens without whitespace and comments."""
-    return [t for t in tokenize(text) if t.kind not in (Kind.SPACE, Kind.COMMENT)]
+def significant(text: str) -> Iterator[Token]:
+    """Tokens without whitespace and comments, produced lazily (INSERT data is never scanned)."""
+    return (t for t in tokenize(text) if t.kind not in (Kind.SPACE, Kind.COMMENT))
 
 
 ROW_KEYWORDS = frozenset({"SELECT", "WITH", "SHOW", "DESCRIBE", "DESC", "EXISTS", "EXPLAIN", "CHECK", "VALUES", "WATCH"})
@@ -163,23 +163,28 @@ def _data_start(text: str, pos: int) -> int:
     return pos
 
 
-def _insert(text: str, tokens: list[Token], final: bool) -> Statement:
-    """Find the FORMAT or VALUES clause of an INSERT (data follows it) or its SELECT."""
-    for index, tok in enumerate(tokens):
+def _insert(text: str, tokens: Iterator[Token], final: bool) -> Statement:
+    """Find the FORMAT or VALUES clause of an INSERT (data follows it) or its SELECT.
+
+    Stops at the clause, so the data after it is never tokenized.
+    """
+    for index, tok in enumerate(tokens, start=1):
         if tok.depth or tok.kind is not Kind.WORD:
             continue
         word = tok.upper
-        if word in ("SELECT", "WITH") and index > 1:
+        if word in ("SELECT", "WITH") and index > 2:
             return Statement("INSERT", False)
         if word == "VALUES":
             return Statement("INSERT", False, input_format="Values", sql=text[: tok.start].rstrip(), data_start=tok.end)
-        if word == "FORMAT" and index + 1 < len(tokens) and tokens[index + 1].kind in (Kind.WORD, Kind.QUOTED):
-            name = tokens[index + 1]
+        if word == "FORMAT":
+            name = next(tokens, None)
+            if name is None or name.kind not in (Kind.WORD, Kind.QUOTED):
+                return Statement("INSERT", False, needs_more=name is None and not final)
             if name.end >= len(text) and not final:
                 return Statement("INSERT", False, needs_more=True)
             fmt = name.text.strip('"`')
             return Statement("INSERT", False, input_format=fmt, sql=text[: tok.start].rstrip(), data_start=_data_start(text, name.end))
-    return Statement("INSERT", False)
+    return Statement("INSERT", False, needs_more=not final)
 
 
 def _output_format(tokens: list[Token]) -> str | None:
@@ -202,18 +207,26 @@ def analyze(text: str, final: bool = True) -> Statement:
     answer depends on bytes not read yet.
     """
     tokens = significant(text)
-    words = [t for t in tokens if t.kind is Kind.WORD]
-    if not words:
+    first = next(tokens, None)
+    while first is not None and first.text == "(":
+        first = next(tokens, None)
+        if first is not None and first.kind is Kind.WORD:
+            return _query("SELECT", text)
+    if first is None or first.kind is not Kind.WORD:
         return Statement("", False)
-    keyword = words[0].upper
-    if tokens[0].text == "(":
-        keyword = "SELECT"
+    keyword = first.upper
     if keyword == "INSERT":
         return _insert(text, tokens, final)
-    statement_tokens = tokens
-    for index, tok in enumerate(tokens):
+    return _query(keyword, text)
+
+
+def _query(keyword: str, text: str) -> Statement:
+    """A statement that is not an INSERT with data: its whole text is SQL."""
+    if keyword not in ROW_KEYWORDS:
+        return Statement(keyword, False)
+    statement_tokens = []
+    for tok in significant(text):
         if tok.text == ";" and tok.depth == 0:
-            statement_tokens = tokens[:index]
             break
-    returns_rows = keyword in ROW_KEYWORDS
-    return Statement(keyword, returns_rows, output_format=_output_format(statement_tokens) if returns_rows else None)
+        statement_tokens.append(tok)
+    return Statement(keyword, True, output_format=_output_format(statement_tokens))
