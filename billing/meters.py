@@ -223,6 +223,25 @@ class Accumulator:
         """Number of values folded in."""
         return self._count
 
+    def to_state(self) -> dict:
+        """JSON-ready state (decimals as strings; UNIQUE_COUNT values must be strings)."""
+        return {
+            "count": self._count,
+            "total": None if self._total is None else str(self._total),
+            "seen": sorted(self._seen),
+            "latest": None if self._latest is None else str(self._latest),
+        }
+
+    @classmethod
+    def from_state(cls, aggregation: Aggregation, state: Mapping) -> Accumulator:
+        """Rebuild an accumulator saved with :meth:`to_state`."""
+        acc = cls(aggregation)
+        acc._count = state["count"]
+        acc._total = None if state["total"] is None else Decimal(state["total"])
+        acc._seen = set(state["seen"])
+        acc._latest = None if state["latest"] is None else Decimal(state["latest"])
+        return acc
+
     def value(self) -> Decimal:
         """The aggregated value (0 for an empty window)."""
         agg = self.aggregation

@@ -1,0 +1,341 @@
+"""The processing core of the worker, independent of Faust so it can be unit tested.
+
+:class:`UsageProcessor` validates usage records, deduplicates them, folds them into minute and
+hour windows, tracks per-partition watermarks and closes windows after their grace period.
+:class:`RecordProcessor` validates the business topics and tracks payment lifecycles. Both turn a
+batch of :class:`Record` into an :class:`Output`: warehouse rows (raw facts, dead letters, full
+window values, payment states), dead letters to publish, windows to recompute and counters.
+
+State lives in :class:`StateStore` objects (Faust tables in the worker, dicts in tests). Every
+state change is a full value per key, fenced by the source offset (windows, dedup) or by the
+event sequence (payments), so re-processing any suffix of a partition after a crash reproduces
+the same state and the same rows.
+"""
+
+from __future__ import annotations
+
+import heapq
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Protocol
+
+from billing.contracts import (
+    ContractViolation,
+    DeadLetter,
+    PaymentTransaction,
+    UsageEvent,
+    parse_topic,
+    parse_usage,
+)
+from billing.facts import Rows, dead_letter_rows, group_key, merge, rows_for, usage_rows
+from billing.meters import MeterSet
+from streams.dedup import DedupEntry, Seen, classify, entry_for
+from streams.payments import PaymentState
+from streams.windows import WindowState, is_closed, measured, window_bounds, window_key
+
+UTC = timezone.utc
+DAY_S = 86_400
+
+ROLLUP_COLUMNS = ("customer_id", "meter", "window_seconds", "window_start", "group_key", "dimensions", "aggregation",
+                  "value", "event_count", "version", "closed", "updated_at")
+"""Columns of ``usage_rollups`` in the order of :func:`rollup_row`."""
+
+
+class StateStore(Protocol):
+    """Key/value state partitioned like the source topics."""
+
+    def get(self, key: bytes) -> bytes | None: ...
+
+    def put(self, partition: int, key: bytes, value: bytes) -> None: ...
+
+    def delete(self, partition: int, key: bytes) -> None: ...
+
+    def items(self) -> Iterator[tuple[bytes, bytes]]: ...
+
+
+class DictStore(dict):
+    """In-memory :class:`StateStore` (tests, benchmarks of the pure logic)."""
+
+    def put(self, partition: int, key: bytes, value: bytes) -> None:
+        self[key] = value
+
+    def delete(self, partition: int, key: bytes) -> None:
+        self.pop(key, None)
+
+
+@dataclass(frozen=True)
+class Record:
+    """One consumed message: logical topic, Kafka topic, position, key, value, timestamp (ms)."""
+
+    topic: str
+    kafka_topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+    timestamp_ms: int
+
+
+@dataclass
+class Output:
+    """What a batch produced."""
+
+    rows: Rows = field(default_factory=dict)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    recompute: set[tuple[str, str, int, int, str]] = field(default_factory=set)
+    counts: Counter = field(default_factory=Counter)
+    windows: dict[bytes, WindowState] = field(default_factory=dict)
+
+    def dead(self, record: Record, reason: str) -> None:
+        """Dead-letter ``record``. Its time is the record's own timestamp, so a replay rewrites the
+        same ``dead_letters`` row."""
+        letter = DeadLetter.wrap(record.value, reason, record.kafka_topic, key=record.key, partition=record.partition,
+                                 offset=record.offset, time=datetime.fromtimestamp(record.timestamp_ms / 1000, UTC))
+        self.dead_letters.append(letter)
+        merge(self.rows, dead_letter_rows(letter))
+        self.counts["dead_letters"] += 1
+
+    def finish(self, now: datetime) -> None:
+        """Add the rows of every window changed in this batch."""
+        if self.windows:
+            self.rows.setdefault("usage_rollups", []).extend(rollup_row(s, now) for s in self.windows.values())
+
+
+def rollup_row(state: WindowState, now: datetime) -> list:
+    """The ``usage_rollups`` row: the full current value of the window with its version."""
+    return [state.customer, state.meter, state.seconds, datetime.fromtimestamp(state.start, UTC), state.group_key,
+            state.dimensions, state.acc.aggregation.value, state.value(), state.acc.events, state.version,
+            int(state.closed), now]
+
+
+@dataclass(frozen=True)
+class WindowConfig:
+    """Window lengths, grace period and retention of the usage processor."""
+
+    sizes: tuple[int, ...] = (60, 3600)
+    grace_s: float = 60.0
+    window_retention_s: float = 3 * DAY_S
+    dedup_retention_s: float = 32 * DAY_S
+
+
+class UsageProcessor:
+    """Validation, dedup, windowing and closing of usage events."""
+
+    def __init__(self, meters: MeterSet, config: WindowConfig, dedup: StateStore, windows: StateStore,
+                 watermarks: StateStore, clock=time.time):
+        self.meters = meters
+        self.config = config
+        self.dedup = dedup
+        self.windows = windows
+        self.watermarks = watermarks
+        self.clock = clock
+        self._watermark: dict[int, int] = {}
+        self._open: dict[int, list[tuple[int, bytes]]] = {}
+
+    # ------------------------------------------------------------------ partitions and watermarks
+
+    def watermark(self, partition: int) -> int:
+        """Largest event time (epoch us) seen on ``partition``."""
+        mark = self._watermark.get(partition)
+        if mark is None:
+            raw = self.watermarks.get(b"%d" % partition)
+            mark = self._watermark[partition] = int(raw) if raw else 0
+            self._index_open_windows(partition)
+        return mark
+
+    def _index_open_windows(self, partition: int) -> None:
+        heap: list[tuple[int, bytes]] = []
+        for key, raw in self.windows.items():
+            state = WindowState.decode(raw)
+            if state.partition == partition and not state.closed:
+                heap.append((state.end, key))
+        heapq.heapify(heap)
+        self._open[partition] = heap
+
+    def forget(self, partitions: Iterable[int]) -> None:
+        """Drop in-memory state of partitions this worker no longer owns (after a rebalance)."""
+        for partition in partitions:
+            self._watermark.pop(partition, None)
+            self._open.pop(partition, None)
+
+    @property
+    def partitions(self) -> list[int]:
+        """Partitions whose state is loaded."""
+        return list(self._watermark)
+
+    # ------------------------------------------------------------------------------- processing
+
+    def process(self, records: Iterable[Record], out: Output) -> None:
+        """Apply a batch of usage records (in offset order per partition) to the state."""
+        now_s = self.clock()
+        now = datetime.fromtimestamp(now_s, UTC)
+        touched: set[int] = set()
+        for record in records:
+            try:
+                event = parse_usage(record.value, meters=self.meters, now=now)
+                if record.key is not None and record.key != event.subject.encode():
+                    raise ContractViolation("the Kafka key must be the customer id (subject)")
+            except ContractViolation as exc:
+                out.dead(record, exc.reason)
+                continue
+            out.counts["events_in"] += 1
+            touched.add(record.partition)
+            self._apply(event, record, now_s, out)
+        for partition in touched:
+            self._save_watermark(partition)
+            self.close_due(partition, self.watermark(partition), out)
+        self._save(out)
+        out.finish(now)
+
+    def close_idle(self, partitions: Iterable[int], out: Output) -> None:
+        """Close windows of idle ``partitions`` by the wall clock (their event time stopped moving)."""
+        now_s = self.clock()
+        for partition in partitions:
+            self.close_due(partition, max(self.watermark(partition), int(now_s * 1_000_000)), out)
+        self._save(out)
+        out.finish(datetime.fromtimestamp(now_s, UTC))
+
+    def _apply(self, event: UsageEvent, record: Record, now_s: float, out: Output) -> None:
+        key = event.id.encode()
+        raw = self.dedup.get(key)
+        seen = classify(DedupEntry.decode(raw) if raw else None, record.partition, record.offset, now_s)
+        if seen is Seen.DUPLICATE:
+            out.counts["duplicates"] += 1
+            return
+        if seen is Seen.NEW:
+            entry = entry_for(record.partition, record.offset, now_s, self.config.dedup_retention_s)
+            self.dedup.put(record.partition, key, entry.encode())
+        else:
+            out.counts["replayed"] += 1
+        merge(out.rows, usage_rows(event, record.partition, record.offset, self.meters))
+        meter = self.meters[event.type]
+        value = measured(meter, event.data.field(meter.value_field))
+        dimensions = event.data.dimensions
+        grouped = {name: dimensions.get(name, "") for name in meter.group_by}
+        gkey = group_key(dimensions, meter.group_by)
+        event_us = int(event.time.timestamp() * 1_000_000)
+        partition = record.partition
+        mark = self.watermark(partition)
+        grace = self.config.grace_s
+        late = correction = False
+        for seconds in self.config.sizes:
+            start, end = window_bounds(event_us, seconds)
+            wkey = window_key(event.subject, event.type, seconds, start, gkey)
+            state = out.windows.get(wkey)
+            if state is None:
+                stored = self.windows.get(wkey)
+                if stored is None and (end + self.config.window_retention_s) * 1_000_000 < mark:
+                    out.recompute.add((event.subject, event.type, seconds, start, gkey))
+                    correction = True
+                    continue
+                state = WindowState.decode(stored) if stored else WindowState.new(
+                    meter, event.subject, seconds, start, gkey, grouped, partition)
+            if state.closed or is_closed(end, mark, grace):
+                correction = True
+                state.closed = True
+            elif end * 1_000_000 <= mark:
+                late = True
+            if state.apply(value, record.offset, event_us, event.id) and not state.closed:
+                heapq.heappush(self._open.setdefault(partition, []), (end, wkey))
+            out.windows[wkey] = state
+        if correction:
+            out.counts["late_corrections"] += 1
+        elif late:
+            out.counts["late_in_grace"] += 1
+        if event_us > mark:
+            self._watermark[partition] = event_us
+
+    def _save_watermark(self, partition: int) -> None:
+        self.watermarks.put(partition, b"%d" % partition, b"%d" % self._watermark[partition])
+
+    def close_due(self, partition: int, watermark_us: int, out: Output) -> int:
+        """Close the open windows of ``partition`` past their grace at ``watermark_us``."""
+        heap = self._open.get(partition)
+        closed = 0
+        grace = self.config.grace_s
+        while heap and is_closed(heap[0][0], watermark_us, grace):
+            _, wkey = heapq.heappop(heap)
+            state = out.windows.get(wkey)
+            if state is None:
+                stored = self.windows.get(wkey)
+                state = WindowState.decode(stored) if stored else None
+            if state is None or state.closed:
+                continue
+            state.closed = True
+            out.windows[wkey] = state
+            closed += 1
+        out.counts["windows_closed"] += closed
+        return closed
+
+    def _save(self, out: Output) -> None:
+        for wkey, state in out.windows.items():
+            self.windows.put(state.partition, wkey, state.encode())
+
+    def open_windows(self, partition: int) -> int:
+        """Number of index entries of open windows of ``partition`` (may include closed ones)."""
+        return len(self._open.get(partition, ()))
+
+    # ------------------------------------------------------------------------------- retention
+
+    def purge(self, now_s: float | None = None) -> Counter:
+        """Delete expired idempotency keys and closed windows past their retention, for the loaded
+        partitions. Returns counts per kind."""
+        now_s = self.clock() if now_s is None else now_s
+        owned = set(self._watermark)
+        counts = Counter()
+        for key, raw in list(self.dedup.items()):
+            entry = DedupEntry.decode(raw)
+            if entry.partition in owned and entry.expired(now_s):
+                self.dedup.delete(entry.partition, key)
+                counts["dedup_keys_purged"] += 1
+        for key, raw in list(self.windows.items()):
+            state = WindowState.decode(raw)
+            if state.partition not in owned or not state.closed:
+                continue
+            if (state.end + self.config.window_retention_s) * 1_000_000 < self._watermark[state.partition]:
+                self.windows.delete(state.partition, key)
+                counts["windows_purged"] += 1
+        return counts
+
+
+class RecordProcessor:
+    """Validation of the business topics (customers, subscriptions, invoices, payments) and the
+    payment lifecycle tracker."""
+
+    def __init__(self, payments: StateStore, clock=time.time):
+        self.payments = payments
+        self.clock = clock
+
+    def process(self, records: Iterable[Record], out: Output) -> None:
+        """Validate ``records`` and derive warehouse rows and payment states."""
+        now = datetime.fromtimestamp(self.clock(), UTC)
+        changed: dict[bytes, PaymentState] = {}
+        partitions: dict[bytes, int] = {}
+        for record in records:
+            try:
+                model = parse_topic(record.topic, record.value)
+            except ContractViolation as exc:
+                out.dead(record, exc.reason)
+                continue
+            out.counts[f"{record.topic}_in"] += 1
+            merge(out.rows, rows_for(model, record.partition, record.offset))
+            if isinstance(model, PaymentTransaction):
+                key = model.id.encode()
+                state = changed.get(key)
+                if state is None:
+                    stored = self.payments.get(key)
+                    state = PaymentState.decode(stored) if stored else PaymentState.start(model)
+                applied, anomaly = state.apply(model)
+                if anomaly:
+                    out.counts["payment_anomalies"] += 1
+                if applied:
+                    out.counts["payment_transitions"] += 1
+                changed[key] = state
+                partitions[key] = record.partition
+        for key, state in changed.items():
+            self.payments.put(partitions[key], key, state.encode())
+        if changed:
+            out.rows.setdefault("payment_transactions", []).extend(s.row(now) for s in changed.values())
