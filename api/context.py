@@ -1,0 +1,31 @@
+"""What every request handler of one API worker shares: settings, keys, limits, producer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import Request
+
+from api.keys import KeyCache
+from api.producer import EventProducer
+from api.ratelimit import RateLimiter
+from api.recent import RecentIds
+from billing.meters import MeterSet
+from billing.settings import Settings
+
+
+@dataclass
+class ApiContext:
+    """Process-wide state of one API worker (``app.state.ctx``)."""
+
+    settings: Settings
+    keys: KeyCache
+    meters: MeterSet
+    limiter: RateLimiter
+    recent: RecentIds
+    producer: EventProducer | None = None
+
+
+def context(request: Request) -> ApiContext:
+    """The context of the app serving ``request``."""
+    return request.app.state.ctx

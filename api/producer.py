@@ -1,0 +1,129 @@
+"""The API's Kafka producer: acks=all, idempotent, and awaitable delivery reports.
+
+``send`` queues a list of records and returns, per record, ``None`` when the broker confirmed it
+(written to all in-sync replicas) or the error text. A background thread serves librdkafka's
+delivery callbacks and hands the results to the asyncio loop, so the event loop never blocks on
+the broker. Keys use the murmur2 partitioner, like the Java client, aiokafka and Faust, so every
+producer puts one customer's events on the same partition.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Sequence
+
+from confluent_kafka import KafkaError, KafkaException, Producer
+
+from billing.settings import Settings
+
+log = logging.getLogger("api.kafka")
+_quiet = logging.getLogger("api.kafka.client")
+_quiet.addHandler(logging.NullHandler())
+_quiet.propagate = False
+
+Record = tuple[bytes, bytes]
+"""(key, value)"""
+
+
+def producer_config(settings: Settings) -> dict:
+    """librdkafka settings of the API producer."""
+    return {
+        "bootstrap.servers": settings.kafka_bootstrap,
+        "acks": "all",
+        "enable.idempotence": True,
+        "partitioner": "murmur2_random",
+        "linger.ms": settings.api_linger_ms,
+        "compression.type": "lz4",
+        "message.timeout.ms": int(settings.api_delivery_timeout_s * 1000),
+        "queue.buffering.max.messages": 500_000,
+        "socket.timeout.ms": 5000,
+        "logger": _quiet,
+    }
+
+
+class _Pending:
+    """Delivery results of one ``send`` call."""
+
+    __slots__ = ("loop", "future", "errors", "remaining")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, size: int):
+        self.loop = loop
+        self.future: asyncio.Future = loop.create_future()
+        self.errors: list[str | None] = [None] * size
+        self.remaining = size
+
+    def callback(self, index: int):
+        def delivered(err: KafkaError | None, _msg) -> None:
+            if err is not None:
+                self.errors[index] = err.str()
+            self.remaining -= 1
+            if self.remaining == 0:
+                try:
+                    self.loop.call_soon_threadsafe(self._finish)
+                except RuntimeError:  # the loop is gone (shutdown flush)
+                    pass
+        return delivered
+
+    def _finish(self) -> None:
+        if not self.future.done():
+            self.future.set_result(self.errors)
+
+
+class EventProducer:
+    """One confluent-kafka producer per API worker plus its delivery-report thread."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self._producer = Producer(producer_config(settings))
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve_callbacks, name="api-kafka-poll", daemon=True)
+        self._thread.start()
+
+    def _serve_callbacks(self) -> None:
+        while not self._stop.is_set():
+            self._producer.poll(0.05)
+
+    async def send(self, topic: str, records: Sequence[Record]) -> list[str | None]:
+        """Produce ``records`` and wait for their delivery reports; per record None or an error."""
+        if not records:
+            return []
+        pending = _Pending(asyncio.get_running_loop(), len(records))
+        for index, (key, value) in enumerate(records):
+            await self._produce(topic, key, value, pending, index)
+        timeout = self.settings.api_delivery_timeout_s + 2.0
+        try:
+            return await asyncio.wait_for(asyncio.shield(pending.future), timeout)
+        except TimeoutError:
+            return [err or f"no delivery report within {timeout:.0f}s" for err in pending.errors]
+
+    async def _produce(self, topic: str, key: bytes, value: bytes, pending: _Pending, index: int) -> None:
+        while True:
+            try:
+                self._producer.produce(topic, value, key, on_delivery=pending.callback(index))
+                return
+            except BufferError:
+                await asyncio.sleep(0.005)
+            except KafkaException as exc:
+                pending.callback(index)(exc.args[0], None)
+                return
+
+    def ping(self, timeout: float = 2.0) -> bool:
+        """True when the cluster answers a metadata request for the usage topic."""
+        try:
+            metadata = self._producer.list_topics(self.settings.topic_usage, timeout=timeout)
+        except KafkaException:
+            return False
+        topic = metadata.topics.get(self.settings.topic_usage)
+        return topic is not None and topic.error is None
+
+    def close(self, timeout: float = 10.0) -> int:
+        """Flush outstanding messages and stop; returns how many were left undelivered."""
+        self._stop.set()
+        self._thread.join(timeout=2.0)
+        left = self._producer.flush(timeout)
+        if left:
+            log.warning("%d messages were not delivered before shutdown", left)
+        return left
+

@@ -1,0 +1,42 @@
+"""A bounded memory of recently accepted event ids, to short-circuit client retries.
+
+The stream worker is what guarantees exactly-once counting; this cache only saves a round trip
+to Kafka for a retry that hits the same API worker. Entries are keyed by (customer, event id) so
+one tenant's ids never shadow another's, and hold a digest of the accepted bytes so a reused id
+with a different payload can be told apart from a true retry.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+
+
+class RecentIds:
+    """LRU of (subject, id) -> payload digest, at most ``size`` entries (0 disables it)."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self._entries: OrderedDict[tuple[str, str], bytes] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, subject: str, event_id: str) -> bytes | None:
+        """Digest of the accepted payload with this id, or None."""
+        with self._lock:
+            digest = self._entries.get((subject, event_id))
+            if digest is not None:
+                self._entries.move_to_end((subject, event_id))
+            return digest
+
+    def remember(self, subject: str, event_id: str, digest: bytes) -> None:
+        """Record a delivered event."""
+        if not self.size:
+            return
+        with self._lock:
+            self._entries[(subject, event_id)] = digest
+            self._entries.move_to_end((subject, event_id))
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._entries)

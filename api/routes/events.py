@@ -1,0 +1,94 @@
+"""``POST /v1/events``: usage events in, Kafka out (see :mod:`api.ingest` for the semantics)."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+
+import orjson
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+
+from api.auth import authenticated
+from api.body import read_limited
+from api.context import ApiContext, context
+from api.ingest import ACCEPTED_MEDIA, Item, Status, check_media, decode, digest, forbidden_subjects, mark_repeats, summary, validate
+from api.keys import ApiKey
+from api.metrics import DELIVERY, EVENTS
+from api.problems import Problem
+
+router = APIRouter(tags=["usage ingest"])
+
+_EXAMPLE = {
+    "specversion": "1.0", "id": "evt-0001", "source": "my-service", "type": "api_calls",
+    "subject": "cust-42", "time": "2025-01-31T12:00:00Z", "data": {"quantity": 3, "region": "eu", "endpoint": "/v1/search"},
+}
+_RESULT = {"accepted": 1, "duplicate": 0, "rejected": 0, "failed": 0,
+           "items": [{"index": 0, "id": "evt-0001", "status": "accepted"}]}
+
+
+@router.post(
+    "/v1/events",
+    status_code=202,
+    summary="Ingest one usage event or a batch (CloudEvents)",
+    description=(
+        "Body: one CloudEvents usage event (`application/cloudevents+json` or `application/json`) or a JSON "
+        "array of them (`application/cloudevents-batch+json` or `application/json`). The event `id` is the "
+        "idempotency key. Valid items are accepted once Kafka confirmed them; invalid items are rejected with "
+        "a reason; an event for a customer the key may not write for makes the whole request 403."
+    ),
+    openapi_extra={"requestBody": {"required": True, "content": {
+        media: {"schema": {"type": "object"} if media.endswith("cloudevents+json") else {}, "example": _EXAMPLE}
+        for media in ACCEPTED_MEDIA}}},
+    responses={
+        202: {"description": "Per-item results; `accepted` events are durably in Kafka.",
+              "content": {"application/json": {"example": _RESULT}}},
+        400: {"description": "Malformed JSON or wrong shape."},
+        401: {"description": "Missing or unknown API key."},
+        403: {"description": "An event names a customer the key may not write for."},
+        413: {"description": "Body or batch too large."},
+        415: {"description": "Unsupported content type."},
+        422: {"description": "No event of the request is valid (per-item reasons)."},
+        429: {"description": "Rate limit exceeded (see Retry-After)."},
+        503: {"description": "Kafka did not confirm some events; resend the request (ids make it safe)."},
+    },
+)
+async def post_events(request: Request, key: ApiKey = Depends(authenticated)) -> Response:
+    ctx = context(request)
+    settings = ctx.settings
+    media = check_media(request.headers.get("content-type"))
+    documents = decode(await read_limited(request, settings.api_max_body_bytes), media, settings.api_max_batch_events)
+    items = validate(documents, {"meters": ctx.meters, "now": datetime.now(timezone.utc),
+                                 "future_tolerance": settings.usage_future_tolerance_s})
+    forbidden = forbidden_subjects(items, key)
+    if forbidden:
+        subjects = sorted(set(forbidden.values()))
+        raise Problem(403, f"key {key.key_id} may not write events for customer(s) {', '.join(subjects)}; nothing was written",
+                      kind="forbidden", forbidden=[{"index": i, "subject": s} for i, s in forbidden.items()])
+    mark_repeats(items, ctx.recent)
+    await _deliver(ctx, [item for item in items if item.status is None])
+    body = summary(items)
+    for status in Status:
+        if body[status]:
+            EVENTS.labels(status.value).inc(body[status])
+    if body["failed"]:
+        raise Problem(503, f"Kafka did not confirm {body['failed']} event(s); resend the request (event ids make it safe)",
+                      kind="delivery-failed", headers={"Retry-After": "1"}, **body)
+    if not body["accepted"] and not body["duplicate"]:
+        detail = items[0].reason if len(items) == 1 else f"none of the {len(items)} events is valid"
+        raise Problem(422, detail, kind="invalid-events", **body)
+    return Response(orjson.dumps(body), status_code=202, media_type="application/json")
+
+
+async def _deliver(ctx: ApiContext, items: list[Item]) -> None:
+    if not items:
+        return
+    started = time.perf_counter()
+    errors = await ctx.producer.send(ctx.settings.topic_usage, [(i.event.subject.encode(), i.payload) for i in items])
+    DELIVERY.observe(time.perf_counter() - started)
+    for item, error in zip(items, errors):
+        if error:
+            item.status, item.reason = Status.FAILED, f"Kafka delivery failed: {error}"
+        else:
+            item.status = Status.ACCEPTED
+            ctx.recent.remember(item.event.subject, item.event.id, digest(item.payload))
