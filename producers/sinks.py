@@ -48,7 +48,7 @@ def read_records(path: Path) -> Iterator[tuple[str, bytes, bytes]]:
 class KafkaSink:
     """Idempotent, batching, compressed producer; keys are customer ids."""
 
-    def __init__(self, bootstrap: str, topics: dict[str, str], connect_timeout_s: float = 8.0,
+    def __init__(self, bootstrap: str, topics: dict[str, str], connect_timeout_s: float = 5.0,
                  compression: str = "lz4"):
         self.topics = topics
         self.bootstrap = bootstrap
