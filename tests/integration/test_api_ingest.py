@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from billing.contracts import parse_usage, to_bytes
-from tests.integration.test_api_support import TopicTail, api, bearer, keys, usage_event  # noqa: F401
+from tests.integration.test_api_support import TopicTail, api, api_settings, bearer, keys, usage_event  # noqa: F401
 
 pytestmark = pytest.mark.integration
 

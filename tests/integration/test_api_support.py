@@ -74,16 +74,22 @@ class TopicTail:
 
 
 @pytest.fixture(scope="module")
-def api(kafka, warehouse, settings: Settings) -> Iterator[TestClient]:
+def api_settings(settings: Settings, tmp_path_factory) -> Settings:
+    """The test settings with a fresh state folder, so every module has its own key store."""
+    return settings.model_copy(update={"state_dir": tmp_path_factory.mktemp("api-state")})
+
+
+@pytest.fixture(scope="module")
+def api(kafka, warehouse, api_settings: Settings) -> Iterator[TestClient]:
     """The API app (real Kafka producer) behind a TestClient, for the module."""
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(api_settings)) as client:
         yield client
 
 
 @pytest.fixture(scope="module")
-def keys(settings: Settings) -> KeyStore:
-    """The key store the API of the test settings reads."""
-    return KeyStore(store_path(settings))
+def keys(api_settings: Settings) -> KeyStore:
+    """The key store the API reads."""
+    return KeyStore(store_path(api_settings))
 
 
 def bearer(token: str) -> dict[str, str]:

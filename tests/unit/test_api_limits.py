@@ -1,0 +1,86 @@
+"""Token buckets, the recent-id LRU, the API key store and problem documents."""
+
+from __future__ import annotations
+
+import pytest
+
+from api.keys import KeyCache, KeyStore, token_hash
+from api.problems import Problem
+from api.ratelimit import RateLimiter, TokenBucket
+from api.recent import RecentIds
+from billing.errors import ConfigError
+
+
+def test_bucket_allows_burst_then_waits_for_refill():
+    bucket = TokenBucket(rate=2, burst=3, now=0.0)
+    assert [bucket.take(0.0) for _ in range(3)] == [0.0, 0.0, 0.0]
+    assert bucket.take(0.0) == pytest.approx(0.5)
+    assert bucket.take(0.5) == 0.0
+    assert bucket.take(10.0) == 0.0 and bucket.tokens == pytest.approx(2.0)
+
+
+def test_limiter_is_per_key():
+    clock = [0.0]
+    limiter = RateLimiter(clock=lambda: clock[0])
+    assert limiter.acquire("a", 1, 1) == 0.0
+    assert limiter.acquire("a", 1, 1) > 0
+    assert limiter.acquire("b", 1, 1) == 0.0
+    clock[0] = 1.0
+    assert limiter.acquire("a", 1, 1) == 0.0
+
+
+def test_recent_ids_evicts_least_recently_used():
+    recent = RecentIds(2)
+    recent.remember("c", "1", b"x")
+    recent.remember("c", "2", b"y")
+    assert recent.get("c", "1") == b"x"
+    recent.remember("c", "3", b"z")
+    assert recent.get("c", "2") is None and recent.get("c", "1") == b"x" and len(recent) == 2
+
+
+def test_recent_ids_size_zero_remembers_nothing():
+    recent = RecentIds(0)
+    recent.remember("c", "1", b"x")
+    assert recent.get("c", "1") is None
+
+
+def test_key_store_keeps_only_hashes(tmp_path):
+    store = KeyStore(tmp_path / "keys.sqlite3")
+    key, token = store.create(["c1", "c2"], label="x")
+    assert token.startswith(f"bk_{key.key_id}_") and len(token) > 40
+    assert token.encode() not in (tmp_path / "keys.sqlite3").read_bytes()
+    assert token_hash(token).encode() in (tmp_path / "keys.sqlite3").read_bytes()
+    found = store.lookup(token)
+    assert found.tenants == {"c1", "c2"} and not found.admin and found.may_access("c1") and not found.may_access("c3")
+    assert store.lookup(token + "x") is None and store.lookup("nonsense") is None
+
+
+def test_revoked_keys_do_not_authenticate(tmp_path):
+    store = KeyStore(tmp_path / "keys.sqlite3")
+    key, token = store.create([], admin=True)
+    assert store.lookup(token).may_access("anyone")
+    assert store.revoke(key.key_id) and not store.revoke(key.key_id)
+    assert store.lookup(token) is None
+    assert [k.revoked_at is not None for k in store.list()] == [True]
+
+
+def test_key_needs_a_tenant_unless_admin(tmp_path):
+    with pytest.raises(ConfigError, match="--tenant"):
+        KeyStore(tmp_path / "k.sqlite3").create([" "])
+
+
+def test_key_cache_serves_repeated_lookups_from_memory(tmp_path):
+    store = KeyStore(tmp_path / "keys.sqlite3")
+    key, token = store.create(["c1"])
+    cache = KeyCache(store, ttl=60)
+    assert cache.get(token) == key
+    store.revoke(key.key_id)
+    assert cache.get(token) == key
+    assert KeyCache(store, ttl=60).get(token) is None
+
+
+def test_problem_document():
+    problem = Problem(429, "slow down", kind="rate-limited", headers={"Retry-After": "2"}, key="k")
+    assert problem.body("/v1/events") == {
+        "type": "https://billing.example/problems/rate-limited", "title": "Too Many Requests", "status": 429,
+        "detail": "slow down", "instance": "/v1/events", "key": "k"}
