@@ -134,7 +134,8 @@ def migrate(settings: Settings, directory: Path = SCHEMA_DIR, on_apply=None) -> 
 def is_local_endpoint(settings: Settings) -> bool:
     """True when the warehouse URL is the project's own chdb endpoint (not a ClickHouse server)."""
     try:
-        response = httpx.get(f"{settings.clickhouse_url.rstrip('/')}/ping", timeout=5)
+        response = httpx.get(settings.clickhouse_url, params={"query": "SELECT 1"}, timeout=5,
+                             auth=(settings.clickhouse_user, settings.clickhouse_password))
     except httpx.HTTPError:
         return False
     return response.headers.get("X-ClickHouse-Server-Display-Name") == LOCAL_ENDPOINT_NAME

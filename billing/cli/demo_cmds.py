@@ -1,0 +1,52 @@
+"""`billing demo`: the whole pipeline end to end on the local platform, step by step."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+
+import typer
+
+from billing.cli.app import app, console
+from billing.errors import BillingError
+
+
+def last_month_start(now: datetime) -> datetime:
+    """First instant of the calendar month before ``now`` (UTC)."""
+    first = now.astimezone(timezone.utc).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    return (first.replace(year=first.year - 1, month=12) if first.month == 1 else first.replace(month=first.month - 1))
+
+
+def demo_steps(customers: int, events: int, seed: int) -> list[tuple[str, list[str]]]:
+    """(title, billing arguments) of every demo step, in order."""
+    start = last_month_start(datetime.now(timezone.utc))
+    return [
+        ("start the local platform", ["up"]),
+        ("create the warehouse schema", ["warehouse", "migrate"]),
+        ("simulate last month's traffic with injected faults", [
+            "simulate", "--customers", str(customers), "--events", str(events), "--rate", "max",
+            "--start", start.date().isoformat(), "--days", "30", "--seed", str(seed),
+            "--duplicate-rate", "0.01", "--late-rate", "0.005", "--malformed-rate", "0.001",
+        ]),
+        ("show the platform", ["status"]),
+    ]
+
+
+@app.command()
+def demo(
+    customers: int = typer.Option(200, help="Simulated customers."),
+    events: int = typer.Option(300_000, help="Simulated usage events."),
+    seed: int = typer.Option(7, help="Random seed of the simulation."),
+) -> None:
+    """Start the platform and run the pipeline end to end (safe to re-run)."""
+    steps = demo_steps(customers, events, seed)
+    for number, (title, args) in enumerate(steps, start=1):
+        console.rule(f"[bold]{number}/{len(steps)} {title}[/]  [dim]billing {' '.join(args)}[/]")
+        started = time.monotonic()
+        result = subprocess.run([sys.executable, "-m", "billing", *args])
+        if result.returncode != 0:
+            raise BillingError(f"demo step {number} ({title}) failed; fix the error above and re-run `make demo`.")
+        console.print(f"[green]done[/] in {time.monotonic() - started:.1f}s")
+    console.rule("[bold green]demo complete")
