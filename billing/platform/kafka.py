@@ -28,7 +28,7 @@ from pathlib import Path
 import psutil
 
 from billing.errors import PlatformError
-from billing.platform.process import ManagedProcess
+from billing.platform.process import ManagedProcess, tail
 from billing.platform.service import Service
 from billing.platform.topics import admin_client, ensure_topics, partition_counts, topic_specs
 from billing.settings import Settings
@@ -216,6 +216,17 @@ def lock_holder(lock_file: Path) -> str | None:
     return "another process"
 
 
+def startup_failure(log_text: str) -> str | None:
+    """Why the latest start in a service log failed: Kafka's fatal exception or the JVM's complaint."""
+    section = log_text.rsplit(f"starting {KafkaService.name}\n", 1)[-1].splitlines()
+    for index, line in enumerate(section[:-1]):
+        if "Exiting Kafka due to fatal exception" in line:
+            return section[index + 1].strip()
+    if any(line.startswith("Error: Could not create the Java Virtual Machine") for line in section):
+        return section[0].strip()
+    return None
+
+
 class KafkaService(Service):
     """The local single-node KRaft broker (or an external cluster given by the bootstrap)."""
 
@@ -353,11 +364,22 @@ class KafkaService(Service):
             raise PlatformError(f"kafka: formatting {self.data} failed:\n{output}")
 
     def start(self) -> bool:
-        """Start the local broker; for an external cluster only check it and create the topics."""
-        if is_local(self.settings):
-            return super().start()
+        """Start the local broker (start-up failures name Kafka's reason); for an external cluster
+        only check it and create the topics."""
+        if not is_local(self.settings):
+            self.after_start()
+            return False
+        self.prepare()
+        proc = self.managed()
+        try:
+            started = proc.start(timeout=self.settings.start_timeout_s)
+        except PlatformError as exc:
+            reason = startup_failure(tail(proc.log_file, 200))
+            if reason:
+                raise PlatformError(f"kafka could not start: {reason} (log: {proc.log_file})") from exc
+            raise
         self.after_start()
-        return False
+        return started
 
     def stop(self) -> bool:
         """Stop the local broker (an external cluster is never stopped)."""

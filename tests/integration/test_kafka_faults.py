@@ -57,6 +57,13 @@ def test_broker_not_healthy_in_time_is_stopped(fault_settings: Settings) -> None
     assert port_owner("127.0.0.1", CONTROLLER_PORT) is None
 
 
+def test_jvm_refusing_to_start_is_explained(fault_settings: Settings) -> None:
+    svc = KafkaService(fault_settings.model_copy(update={"kafka_heap": "1q"}))
+    with pytest.raises(PlatformError, match="kafka could not start: Invalid maximum heap size: -Xmx1q"):
+        svc.start()
+    _assert_nothing_running(svc)
+
+
 def test_damaged_data_folder_starts_nothing(tmp_path, fault_settings: Settings) -> None:
     svc = KafkaService(fault_settings.model_copy(update={"state_dir": tmp_path}))
     (svc.data / "billing.usage-0").mkdir(parents=True)

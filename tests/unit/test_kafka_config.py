@@ -18,6 +18,7 @@ from billing.platform.kafka import (
     parse_java_major,
     render_log4j2,
     render_server_properties,
+    startup_failure,
 )
 from billing.settings import Settings
 
@@ -121,3 +122,23 @@ def test_local_broker_only_for_one_loopback_address(bootstrap: str, local: bool)
 def test_bad_bootstrap_is_a_clear_error() -> None:
     with pytest.raises(PlatformError, match="host:port"):
         broker_address(Settings(kafka_bootstrap="no-port"))
+
+
+def test_startup_failure_reads_only_the_latest_start() -> None:
+    log = (
+        "\n--- 2026-01-01T00:00:00Z starting kafka\n"
+        "[2026-01-01 00:00:01,000] ERROR Exiting Kafka due to fatal exception (kafka.Kafka$)\n"
+        "java.lang.RuntimeException: old problem\n"
+        "\n--- 2026-01-01T00:01:00Z starting kafka\n"
+        "[2026-01-01 00:01:01,000] ERROR Exiting Kafka due to fatal exception (kafka.Kafka$)\n"
+        "java.lang.RuntimeException: Stored node id 2 doesn't match previous node id 1\n"
+        "\tat kafka.Kafka.main(Kafka.scala)\n"
+    )
+    assert startup_failure(log) == "java.lang.RuntimeException: Stored node id 2 doesn't match previous node id 1"
+    assert startup_failure(log + "\n--- 2026-01-01T00:02:00Z starting kafka\n[x] WARN slow\n") is None
+
+
+def test_startup_failure_of_the_jvm_itself() -> None:
+    log = ("\n--- 2026-01-01T00:00:00Z starting kafka\nInvalid maximum heap size: -Xmx1q\n"
+           "Error: Could not create the Java Virtual Machine.\n")
+    assert startup_failure(log) == "Invalid maximum heap size: -Xmx1q"
