@@ -35,6 +35,7 @@ from billing.warehouse.sql import Statement, analyze
 DISPLAY_NAME = "billing-chdb"
 DEFAULT_SESSION_TIMEOUT_S = 60.0
 SHUTDOWN_GRACE_S = 15.0
+SESSION_REAP_INTERVAL_S = 5.0
 
 # URL parameters that steer the HTTP layer (or only the client) and are not engine settings.
 TRANSPORT_PARAMS = frozenset({
@@ -372,7 +373,7 @@ class Server(ThreadingHTTPServer):
 
 
 def _reap_sessions(engine: Engine, stop: threading.Event) -> None:
-    while not stop.wait(5.0):
+    while not stop.wait(SESSION_REAP_INTERVAL_S):
         engine.expire_sessions()
 
 

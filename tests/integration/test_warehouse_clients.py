@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import gzip
+import json
+import time
+import uuid
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -14,10 +17,12 @@ import clickhouse_connect
 import lz4.frame
 import pytest
 import sqlalchemy
+from backports import zstd
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import DatabaseError
 
 from billing.settings import Settings
+from billing.warehouse.server import SESSION_REAP_INTERVAL_S
 
 DB = "wh_test"
 EPOCH = datetime(2024, 1, 1, tzinfo=timezone.utc)
@@ -130,6 +135,7 @@ def test_sqlalchemy_dialect_inspects_tables(settings: Settings, admin: Client) -
     engine = sqlalchemy.create_engine(url)
     try:
         inspector = sqlalchemy.inspect(engine)
+        assert DB in inspector.get_schema_names()
         assert "inspected" in inspector.get_table_names(schema=DB)
         columns = {c["name"]: str(c["type"]) for c in inspector.get_columns("inspected", schema=DB)}
         assert list(columns) == ["id", "label"]
@@ -187,7 +193,7 @@ def test_wrong_password_is_rejected(settings: Settings) -> None:
 
 
 def test_sessions_keep_use_set_and_temporary_tables(settings: Settings) -> None:
-    session = {"session_id": "wh-test-session"}
+    session = {"session_id": f"wh-test-{uuid.uuid4()}"}
     assert _http(settings, session, f"USE {DB}".encode())[0] == 200
     assert _http(settings, session, b"SET max_threads = 1")[0] == 200
     assert _http(settings, session, b"CREATE TEMPORARY TABLE tmp (a Int8)")[0] == 200
@@ -207,12 +213,33 @@ def test_settings_and_database_params_apply_per_query(settings: Settings) -> Non
     assert _http(settings, ignored, b"SELECT 1")[2] == b"1\n"
 
 
-def test_compressed_response_when_asked(settings: Settings) -> None:
-    status, headers, body = _http(settings, {"enable_http_compression": "1"}, b"SELECT number FROM numbers(1000)",
-                                  {"Accept-Encoding": "gzip"})
-    assert status == 200 and headers["Content-Encoding"] == "gzip"
-    assert gzip.decompress(body).split() == [str(n).encode() for n in range(1000)]
-    assert "Content-Encoding" not in _http(settings, {}, b"SELECT 1", {"Accept-Encoding": "gzip"})[1]
+@pytest.mark.parametrize(("encoding", "decompress"), [
+    ("gzip", gzip.decompress), ("lz4", lz4.frame.decompress), ("zstd", zstd.decompress),
+])
+def test_compressed_response_when_asked(settings: Settings, encoding: str, decompress) -> None:
+    status, headers, body = _http(settings, {"enable_http_compression": "1"}, b"SELECT number FROM numbers(100000)",
+                                  {"Accept-Encoding": encoding})
+    assert status == 200 and headers["Content-Encoding"] == encoding
+    assert decompress(body).split() == [str(n).encode() for n in range(100000)]
+    assert "Content-Encoding" not in _http(settings, {}, b"SELECT 1", {"Accept-Encoding": encoding})[1]
+
+
+def test_formats_from_the_query_or_default_format(settings: Settings) -> None:
+    status, headers, body = _http(settings, {"default_format": "JSONCompact"}, b"SELECT 7 AS x")
+    assert headers["X-ClickHouse-Format"] == "JSONCompact" and json.loads(body)["data"] == [[7]]
+    status, headers, body = _http(settings, {"default_format": "JSONCompact"}, b"SELECT 7 AS x FORMAT CSVWithNames")
+    assert headers["X-ClickHouse-Format"] == "CSVWithNames" and body == b'"x"\n7\n'
+    status, headers, _ = _http(settings, {}, b"SELECT 1; SELECT 2")
+    assert headers["X-ClickHouse-Exception-Code"] == "62"
+
+
+def test_idle_sessions_expire(settings: Settings) -> None:
+    session = {"session_id": f"wh-short-{uuid.uuid4()}", "session_timeout": "1"}
+    assert _http(settings, session, b"CREATE TEMPORARY TABLE short_lived (a Int8)")[0] == 200
+    assert _http(settings, session, b"SELECT count() FROM short_lived")[0] == 200
+    time.sleep(1 + SESSION_REAP_INTERVAL_S + 1)  # idle past its timeout and one reaper pass (any request would touch it)
+    status, headers, _ = _http(settings, {"session_id": session["session_id"]}, b"SELECT count() FROM short_lived")
+    assert (status, headers["X-ClickHouse-Exception-Code"]) == (404, "60")
 
 
 def test_large_result_streams_in_order(admin: Client) -> None:

@@ -8,9 +8,11 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import clickhouse_connect
+import psutil
 import pytest
 
 from billing.platform.process import ManagedProcess
@@ -47,24 +49,33 @@ def _wait_healthy(url: str, proc: subprocess.Popen | None = None, timeout: float
     raise AssertionError(f"{url} did not become healthy")
 
 
-def test_data_survives_kill_9_and_restart(warehouse: WarehouseService, settings: Settings) -> None:
-    client = _client(settings)
+@pytest.fixture
+def private_warehouse(settings: Settings, tmp_path: Path) -> Iterator[WarehouseService]:
+    """A warehouse service of its own (state dir, port), so crashing it disturbs no other test."""
+    own = WarehouseService(settings.model_copy(update={
+        "state_dir": tmp_path / "state", "clickhouse_url": f"http://127.0.0.1:{_free_port()}",
+    }))
+    own.start()
+    yield own
+    own.stop()
+
+
+def test_data_survives_kill_9_and_restart(private_warehouse: WarehouseService) -> None:
+    client = _client(private_warehouse.settings)
     client.command("CREATE DATABASE IF NOT EXISTS wh_crash")
-    client.command("DROP TABLE IF EXISTS wh_crash.events")
     client.command("CREATE TABLE wh_crash.events (id UInt64, note String) ENGINE = MergeTree ORDER BY id")
     client.insert("wh_crash.events", [(i, f"n{i}") for i in range(25_000)])
     client.close()
-    managed: ManagedProcess = warehouse.managed()
+    managed: ManagedProcess = private_warehouse.managed()
     pid = managed.process().pid
     managed.kill()
-    assert not ping(warehouse.endpoint)
-    assert warehouse.start()
+    assert not ping(private_warehouse.endpoint) and not psutil.pid_exists(pid)
+    assert private_warehouse.start()
     assert managed.process().pid != pid
-    client = _client(settings)
+    client = _client(private_warehouse.settings)
     assert client.query("SELECT count(), sum(id), max(note) FROM wh_crash.events").result_rows == [
         (25_000, sum(range(25_000)), "n9999")
     ]
-    client.command("DROP DATABASE wh_crash")
     client.close()
 
 
