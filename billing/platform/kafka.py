@@ -35,7 +35,8 @@ from billing.settings import Settings
 
 POM = Path(__file__).with_name("kafka-pom.xml")
 MIN_JAVA = 17
-LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+LOOPBACK = {"127.0.0.1", "localhost"}
 # G1 with short pauses; start small and give idle heap back, so an idle local broker stays light.
 JVM_FLAGS = (
     "-Xms64m",
@@ -310,8 +311,12 @@ class KafkaService(Service):
         )
         if result.returncode != 0:
             shutil.rmtree(staging, ignore_errors=True)
-            output = "\n".join((result.stdout + result.stderr).strip().splitlines()[-15:])
-            raise PlatformError(f"kafka: Maven could not resolve Kafka {version} (see {POM}):\n{output}")
+            lines = ANSI.sub("", result.stdout + result.stderr).strip().splitlines() or ["no output"]
+            first_error = next((line for line in lines if line.startswith("[ERROR]")), lines[-1])
+            raise PlatformError(
+                f"kafka: Maven could not resolve Kafka {version} ({first_error.removeprefix('[ERROR]').strip()}); "
+                f"is Maven Central reachable? ({POM})\n" + "\n".join(lines[-15:])
+            )
         (staging / ".resolved").write_text(digest)
         shutil.rmtree(self.libs, ignore_errors=True)
         staging.rename(self.libs)
