@@ -28,7 +28,7 @@ from pathlib import Path
 import psutil
 
 from billing.errors import PlatformError
-from billing.platform.process import ManagedProcess, tail
+from billing.platform.process import ManagedProcess
 from billing.platform.service import Service
 from billing.platform.topics import admin_client, ensure_topics, partition_counts, topic_specs
 from billing.settings import Settings
@@ -217,6 +217,15 @@ def lock_holder(lock_file: Path) -> str | None:
     return "another process"
 
 
+def read_since(path: Path, offset: int, limit: int = 64 * 1024) -> str:
+    """Text appended to ``path`` after byte ``offset`` (its last ``limit`` bytes; '' if no file)."""
+    if not path.exists():
+        return ""
+    with path.open("rb") as fh:
+        fh.seek(max(offset, fh.seek(0, os.SEEK_END) - limit))
+        return fh.read().decode("utf-8", "replace")
+
+
 def startup_failure(log_text: str) -> str | None:
     """Why the latest start in a service log failed: Kafka's fatal exception or the JVM's complaint."""
     section = log_text.rsplit(f"starting {KafkaService.name}\n", 1)[-1].splitlines()
@@ -376,10 +385,11 @@ class KafkaService(Service):
             return False
         self.prepare()
         proc = self.managed()
+        log_offset = proc.log_file.stat().st_size if proc.log_file.exists() else 0
         try:
             started = proc.start(timeout=self.settings.start_timeout_s)
         except PlatformError as exc:
-            reason = startup_failure(tail(proc.log_file, 200))
+            reason = startup_failure(read_since(proc.log_file, log_offset))
             if reason:
                 raise PlatformError(f"kafka could not start: {reason} (log: {proc.log_file})") from exc
             raise

@@ -16,6 +16,7 @@ from billing.platform.kafka import (
     kafka_version,
     new_cluster_id,
     parse_java_major,
+    read_since,
     render_log4j2,
     render_server_properties,
     startup_failure,
@@ -142,3 +143,14 @@ def test_startup_failure_of_the_jvm_itself() -> None:
     log = ("\n--- 2026-01-01T00:00:00Z starting kafka\nInvalid maximum heap size: -Xmx1q\n"
            "Error: Could not create the Java Virtual Machine.\n")
     assert startup_failure(log) == "Invalid maximum heap size: -Xmx1q"
+
+
+def test_read_since_returns_only_the_new_text(tmp_path: Path) -> None:
+    log = tmp_path / "kafka.log"
+    assert read_since(log, 0) == ""
+    log.write_text("old start\n")
+    offset = log.stat().st_size
+    with log.open("a") as fh:
+        fh.write("new start\n")
+    assert read_since(log, offset) == "new start\n"
+    assert read_since(log, 0, limit=4) == "art\n"
