@@ -11,6 +11,7 @@ from billing.cli import simulate_cmds  # noqa: F401
 from billing.cli import topics_cmds  # noqa: F401
 from billing.cli import demo_cmds  # noqa: F401
 from billing.cli import api_cmds  # noqa: F401
+from billing.cli import dbt_cmds, report_cmds  # noqa: F401
 from billing.cli.app import Options, app, err_console
 from billing.errors import BillingError
 
