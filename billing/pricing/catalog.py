@@ -18,10 +18,12 @@ import yaml
 from pydantic import ValidationError
 
 from billing.errors import ConfigError
-from billing.pricing.plans import CHARGE_MODELS, Catalog, Coupon, Plan, TaxRule
+from billing.pricing.money import currency
+from billing.pricing.plans import CHARGE_MODELS, Catalog, Coupon, CurrencyVariants, Plan, TaxRule
 
 BUILTIN_DIR = Path(__file__).resolve().parent.parent / "plans"
-_SECTION_NOUNS = {"plans": "plan", "charges": "charge", "coupons": "coupon", "tax_rules": "tax rule", "tiers": "tier"}
+_SECTION_NOUNS = {"plans": "plan", "charges": "charge", "coupons": "coupon", "tax_rules": "tax rule", "tiers": "tier",
+                  "currency_variants": "currency variant"}
 
 
 class _DecimalLoader(yaml.SafeLoader):
@@ -35,11 +37,16 @@ _DecimalLoader.add_constructor(
 
 @dataclass
 class PlanCatalog:
-    """Plans, coupons and tax rules by id, merged from one or more files."""
+    """Plans, coupons and tax rules by id, merged from one or more files.
+
+    Plans are also indexed by (product, currency): :meth:`plan_for` is how a subscription's plan id
+    and a customer's currency select the plan to bill.
+    """
 
     plans: dict[str, Plan] = field(default_factory=dict)
     coupons: dict[str, Coupon] = field(default_factory=dict)
     tax_rules: list[TaxRule] = field(default_factory=list)
+    variants: list[tuple[CurrencyVariants, str]] = field(default_factory=list)
 
     def plan(self, plan_id: str) -> Plan:
         """The plan with ``plan_id``; unknown ids raise :class:`ConfigError`."""
@@ -48,6 +55,60 @@ class PlanCatalog:
         except KeyError:
             raise ConfigError(f"unknown plan {plan_id!r}; known: {', '.join(sorted(self.plans)) or 'none'}") from None
 
+    def plan_for(self, product: str, code: str) -> Plan:
+        """The plan billing subscriptions to ``product`` in currency ``code``.
+
+        Exactly the plan with that product (its ``product``, or its id) and currency; there is no
+        silent fallback to another currency. Unknown currencies and missing prices raise
+        :class:`ConfigError` naming what the catalog does offer.
+        """
+        money = currency(code)
+        offered = [plan for plan in self.plans.values() if plan.product_id == product]
+        if not offered:
+            products = sorted({plan.product_id for plan in self.plans.values()})
+            raise ConfigError(f"unknown plan {product!r}; the catalog sells: {', '.join(products) or 'nothing'}")
+        for plan in offered:
+            if plan.currency == money.code:
+                return plan
+        currencies = ", ".join(sorted(plan.currency for plan in offered))
+        raise ConfigError(
+            f"plan {product!r} has no {money.code} price (priced in {currencies}); add a plan with "
+            f"product: {product} and currency: {money.code}, or a currency_variants rate"
+        )
+
+    def add(self, catalog: Catalog, source: str) -> None:
+        """Merge ``catalog`` (read from ``source``); duplicate ids are errors."""
+        for plan in catalog.plans:
+            self._add_plan(plan, source)
+        for coupon in catalog.coupons:
+            if coupon.id in self.coupons:
+                raise ConfigError(f"{source}: coupon {coupon.id!r} is defined twice")
+            self.coupons[coupon.id] = coupon
+        known_rules = {rule.id for rule in self.tax_rules}
+        for rule in catalog.tax_rules:
+            if rule.id in known_rules:
+                raise ConfigError(f"{source}: tax rule {rule.id!r} is defined twice")
+            self.tax_rules.append(rule)
+        self.variants.extend((variant, source) for variant in catalog.currency_variants)
+
+    def derive_variants(self) -> None:
+        """Add the plans the ``currency_variants`` entries derive (once every file is merged)."""
+        pending, self.variants = self.variants, []
+        for variant, source in pending:
+            if variant.plan not in self.plans:
+                raise ConfigError(f"{source}: currency variants of unknown plan {variant.plan!r}")
+            base = self.plans[variant.plan]
+            for code, rate in variant.rates.items():
+                self._add_plan(base.converted(code, rate), source)
+
+    def _add_plan(self, plan: Plan, source: str) -> None:
+        if plan.id in self.plans:
+            raise ConfigError(f"{source}: plan {plan.id!r} is defined twice")
+        twin = next((p for p in self.plans.values() if p.product_id == plan.product_id and p.currency == plan.currency), None)
+        if twin is not None:
+            raise ConfigError(f"{source}: plan {plan.id!r} prices {plan.product_id!r} in {plan.currency}, as {twin.id!r} does already")
+        self.plans[plan.id] = plan
+
     def coupon(self, coupon_id: str) -> Coupon:
         """The coupon with ``coupon_id``; unknown ids raise :class:`ConfigError`."""
         try:
@@ -55,18 +116,6 @@ class PlanCatalog:
         except KeyError:
             raise ConfigError(f"unknown coupon {coupon_id!r}; known: {', '.join(sorted(self.coupons)) or 'none'}") from None
 
-    def add(self, catalog: Catalog, source: str) -> None:
-        """Merge ``catalog`` (read from ``source``); duplicate ids are errors."""
-        for kind, items, target in (("plan", catalog.plans, self.plans), ("coupon", catalog.coupons, self.coupons)):
-            for item in items:
-                if item.id in target:
-                    raise ConfigError(f"{source}: {kind} {item.id!r} is defined twice")
-                target[item.id] = item
-        known_rules = {rule.id for rule in self.tax_rules}
-        for rule in catalog.tax_rules:
-            if rule.id in known_rules:
-                raise ConfigError(f"{source}: tax rule {rule.id!r} is defined twice")
-            self.tax_rules.append(rule)
 
 
 def read_document(path: Path) -> Any:
@@ -86,7 +135,7 @@ def read_document(path: Path) -> Any:
 def parse_catalog(document: Any, source: str) -> Catalog:
     """Validate a parsed document; every problem is listed, located, in one :class:`ConfigError`."""
     if not isinstance(document, dict):
-        raise ConfigError(f"{source}: expected a mapping with plans, coupons and/or tax_rules at the top")
+        raise ConfigError(f"{source}: expected a mapping with plans, coupons and/or tax_rules (and currency_variants) at the top")
     try:
         return Catalog.model_validate(document)
     except ValidationError as exc:
@@ -99,6 +148,7 @@ def load_catalog(paths: Iterable[Path]) -> PlanCatalog:
     catalog = PlanCatalog()
     for path in _expand(paths):
         catalog.add(parse_catalog(read_document(path), str(path)), str(path))
+    catalog.derive_variants()
     return catalog
 
 

@@ -1,8 +1,14 @@
 """Plans, charges, coupons and tax rules as validated data.
 
-A catalog file (YAML or JSON) holds any of ``plans``, ``coupons`` and ``tax_rules``. Every model
-forbids unknown keys, so a typo (``unit_prise``) is an error, not a silently free charge.
-Percentages (``rate``, ``percent_off``) are written in percent: ``2.9`` means 2.9 %.
+A catalog file (YAML or JSON) holds any of ``plans``, ``currency_variants``, ``coupons`` and
+``tax_rules``. Every model forbids unknown keys, so a typo (``unit_prise``) is an error, not a
+silently free charge. Percentages (``rate``, ``percent_off``) are written in percent: ``2.9``
+means 2.9 %.
+
+A plan prices one *product* (the plan id subscriptions refer to, e.g. ``growth``) in one currency.
+A product is sold in several currencies by more plans with the same ``product``: written out by
+hand (``business_eur``) or derived by a ``currency_variants`` entry, which converts every price
+of a base plan at a fixed rate (exactly, no rounding: lines are rounded on the invoice).
 """
 
 from __future__ import annotations
@@ -152,10 +158,29 @@ def _known_currency(code: str) -> str:
         raise ValueError(str(exc)) from None
 
 
+MONEY_FIELDS = frozenset({"amount", "unit_price", "flat_fee", "package_price", "fixed_fee", "min_amount", "max_amount", "minimum_commitment"})
+"""Fields that hold a price in the plan's currency (every model names its money fields alike)."""
+
+
+def _convert(model: BaseModel, rate: Decimal) -> BaseModel:
+    """A copy of ``model`` with every money field (nested in charges and tiers too) times ``rate``."""
+    update = {}
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        if name in MONEY_FIELDS and value is not None:
+            update[name] = value * rate
+        elif isinstance(value, list) and value and isinstance(value[0], BaseModel):
+            update[name] = [_convert(item, rate) for item in value]
+    return model.model_copy(update=update)
+
+
 class Plan(_Model):
-    """A price plan: one currency, a billing interval and its charges."""
+    """A price plan: one product in one currency, a billing interval and its charges."""
 
     id: Id
+    product: Optional[Id] = Field(
+        default=None, description="Plan id subscriptions use (default: this plan's id); one plan per product and currency."
+    )
     name: str
     description: str = ""
     currency: str
@@ -184,6 +209,19 @@ class Plan(_Model):
     def money(self) -> Currency:
         """The plan's currency with its minor units."""
         return currency(self.currency)
+
+    @property
+    def product_id(self) -> str:
+        """The plan id subscriptions refer to."""
+        return self.product or self.id
+
+    def converted(self, code: str, rate: Decimal) -> "Plan":
+        """This plan in currency ``code``: every price times ``rate``, id ``<product>_<code>``."""
+        plan = _convert(self, rate)
+        return plan.model_copy(update={
+            "id": f"{self.product_id}_{code.lower()}", "product": self.product_id, "currency": code,
+            "description": f"{self.name} in {code}: {self.currency} prices x {rate}.",
+        })
 
     @property
     def meters(self) -> list[str]:
@@ -235,9 +273,22 @@ class TaxRule(_Model):
     rate: Percent
 
 
+class CurrencyVariants(_Model):
+    """Sell plan ``plan`` in more currencies: ``rates`` maps a currency to the price multiplier."""
+
+    plan: Id
+    rates: dict[str, Positive] = Field(min_length=1)
+
+    @field_validator("rates")
+    @classmethod
+    def _currencies(cls, rates: dict[str, Decimal]) -> dict[str, Decimal]:
+        return {_known_currency(code): rate for code, rate in rates.items()}
+
+
 class Catalog(_Model):
     """Everything one or more catalog files define."""
 
     plans: list[Plan] = Field(default_factory=list)
+    currency_variants: list[CurrencyVariants] = Field(default_factory=list)
     coupons: list[Coupon] = Field(default_factory=list)
     tax_rules: list[TaxRule] = Field(default_factory=list)
