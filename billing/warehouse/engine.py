@@ -97,9 +97,11 @@ class Engine:
         try:
             if database:
                 conn.query(f"USE `{database.replace('`', '``')}`", "TabSeparated")
-            ordered = sorted(settings.items(), key=lambda item: item[0] == "readonly")
-            for name, value in ordered:
-                conn.query(f"SET {name} = {_literal(value)}", "TabSeparated")
+            assignments = ", ".join(f"{name} = {_literal(value)}" for name, value in settings.items() if name != "readonly")
+            if assignments:
+                conn.query(f"SET {assignments}", "TabSeparated")
+            if "readonly" in settings:
+                conn.query(f"SET readonly = {_literal(settings['readonly'])}", "TabSeparated")
         except RuntimeError as exc:
             raise QueryError.from_engine(exc) from None
 

@@ -278,7 +278,8 @@ class Handler(BaseHTTPRequestHandler):
                 pass
 
     def _encoding(self, params: dict[str, str] | None) -> str | None:
-        if params and params.get("enable_http_compression") in ("1", "true"):
+        """The response encoding: what Accept-Encoding asks, unless enable_http_compression=0 (default 1)."""
+        if params is not None and params.get("enable_http_compression", "1") not in ("0", "false"):
             return choose_encoding(self.headers.get("Accept-Encoding"))
         return None
 

@@ -33,6 +33,11 @@ def _client(settings: Settings, **kwargs) -> Client:
     return clickhouse_connect.get_client(host=host, port=int(port), **kwargs)
 
 
+@pytest.fixture(autouse=True)
+def _endpoint(warehouse) -> None:
+    """Every test here talks to the running endpoint."""
+
+
 @pytest.fixture(scope="module")
 def admin(warehouse, settings: Settings) -> Iterator[Client]:
     client = _client(settings, compress="lz4")
@@ -182,6 +187,12 @@ def test_readonly_user_can_read_but_not_write(settings: Settings, admin: Client)
         with pytest.raises(DatabaseError) as info:
             attempt()
         assert info.value.code == 164
+    escape = {"user": settings.clickhouse_readonly_user, "password": settings.clickhouse_readonly_password,
+              "readonly": "0"}
+    status, headers, _ = _http(settings, escape, f"INSERT INTO {DB}.guarded VALUES (5)".encode())
+    assert headers["X-ClickHouse-Exception-Code"] == "164"
+    status, headers, _ = _http(settings, {"readonly": "1"}, f"INSERT INTO {DB}.guarded VALUES (6)".encode())
+    assert headers["X-ClickHouse-Exception-Code"] == "164"
     assert admin.query(f"SELECT sum(a) FROM {DB}.guarded").result_rows == [(3,)]
     reader.close()
 
@@ -221,7 +232,9 @@ def test_compressed_response_when_asked(settings: Settings, encoding: str, decom
                                   {"Accept-Encoding": encoding})
     assert status == 200 and headers["Content-Encoding"] == encoding
     assert decompress(body).split() == [str(n).encode() for n in range(100000)]
-    assert "Content-Encoding" not in _http(settings, {}, b"SELECT 1", {"Accept-Encoding": encoding})[1]
+    assert _http(settings, {}, b"SELECT 1", {"Accept-Encoding": encoding})[1]["Content-Encoding"] == encoding
+    assert "Content-Encoding" not in _http(settings, {"enable_http_compression": "0"}, b"SELECT 1",
+                                           {"Accept-Encoding": encoding})[1]
 
 
 def test_formats_from_the_query_or_default_format(settings: Settings) -> None:
