@@ -1,0 +1,181 @@
+"""Simulated data for the dbt marts and report tests, loaded into a scratch raw database.
+
+The simulator writes its records to a file; every record is parsed with the contracts and mapped
+with :mod:`billing.facts` (the stream worker's mapping), then inserted. The hourly usage rollups
+the stream worker would write are folded here with :class:`billing.meters.Accumulator`, and every
+window also gets a stale lower version holding a wrong value, so the marts must read the rollups
+replay-safely (FINAL) to pass. Invoices and payments keep every version the simulator sent.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from billing import facts
+from billing.clickhouse import client
+from billing.contracts import (
+    ContractViolation,
+    Customer,
+    Invoice,
+    PaymentTransaction,
+    SubscriptionEvent,
+    UsageEvent,
+    parse_topic,
+)
+from billing.meters import Accumulator, MeterSet, active_meters
+from billing.migrations import migrate
+from billing.settings import Settings
+from producers.simulator import SimulationConfig, Simulator
+from producers.sinks import FileSink, read_records
+
+UTC = timezone.utc
+START = datetime(2026, 6, 1, tzinfo=UTC)
+CONFIG = SimulationConfig(customers=120, rate=None, events=6000, start=START, days=30, seed=7,
+                          duplicate_rate=0.02, late_rate=0.01, malformed_rate=0.01)
+ROLLUP_COLUMNS = ("customer_id", "meter", "window_seconds", "window_start", "group_key", "dimensions", "aggregation",
+                  "value", "event_count", "version", "closed", "updated_at")
+
+
+@dataclass
+class SimulatedData:
+    """The parsed models the simulator sent (the source of every independent expectation)."""
+
+    manifest_dir: Path
+    customers: dict[str, Customer] = field(default_factory=dict)
+    subscriptions: list[SubscriptionEvent] = field(default_factory=list)
+    invoices: dict[str, Invoice] = field(default_factory=dict)  # latest version per id
+    payments: list[PaymentTransaction] = field(default_factory=list)
+    usage: dict[str, UsageEvent] = field(default_factory=dict)  # unique by event id
+
+    def payments_by_transaction(self) -> dict[str, list[PaymentTransaction]]:
+        """Events of each transaction, in sequence order."""
+        grouped: dict[str, list[PaymentTransaction]] = defaultdict(list)
+        for event in sorted(self.payments, key=lambda p: (p.id, p.sequence)):
+            grouped[event.id].append(event)
+        return dict(grouped)
+
+
+def simulate(workdir: Path) -> tuple[Path, Path]:
+    """Run the simulator into a file; returns (records file, manifest directory)."""
+    output, manifest = workdir / "records.tsv", workdir / "manifest"
+    Simulator(CONFIG, active_meters(), FileSink(output), manifest).run()
+    return output, manifest
+
+
+def rollup_rows(events: list[UsageEvent], meters: MeterSet, written_at: datetime) -> list[list]:
+    """Hourly rollups as the stream worker writes them: a stale wrong version 1, the true version 2."""
+    windows: dict[tuple, list[UsageEvent]] = defaultdict(list)
+    for event in events:
+        meter = meters[event.type]
+        hour = event.time.replace(minute=0, second=0, microsecond=0)
+        windows[(event.subject, event.type, hour, facts.group_key(event.data.dimensions, meter.group_by))].append(event)
+    rows = []
+    for (customer, meter_name, hour, key), window in sorted(windows.items()):
+        meter = meters[meter_name]
+        acc = Accumulator(meter.aggregation)
+        for event in sorted(window, key=lambda e: (e.time, e.id)):
+            acc.add(event.measured_value(meters))
+        dimensions = {name: window[0].data.dimensions.get(name, "") for name in meter.group_by}
+        base = [customer, meter_name, 3600, hour, key, dimensions, meter.aggregation.value]
+        rows.append(base + [acc.value() + 1000, len(window) + 1, 1, 1, written_at])
+        rows.append(base + [acc.value(), len(window), 2, 1, written_at + timedelta(seconds=1)])
+    return rows
+
+
+def load(settings: Settings, records: Path, manifest: Path) -> SimulatedData:
+    """Create the raw schema in ``settings.clickhouse_database`` and load the simulated records."""
+    migrate(settings)
+    data = SimulatedData(manifest)
+    rows: facts.Rows = {}
+    for offset, (topic, _key, value) in enumerate(read_records(records)):
+        try:
+            model = parse_topic(topic, value, now=datetime.now(UTC), future_tolerance=300)
+        except ContractViolation:
+            continue  # malformed on purpose: the stream worker sends these to dead letters
+        if isinstance(model, UsageEvent):
+            if model.id in data.usage:
+                continue  # duplicate on purpose: the stream worker's dedup drops it
+            data.usage[model.id] = model
+        elif isinstance(model, Customer):
+            data.customers[model.id] = model
+        elif isinstance(model, SubscriptionEvent):
+            data.subscriptions.append(model)
+        elif isinstance(model, Invoice):
+            data.invoices[model.id] = model
+        elif isinstance(model, PaymentTransaction):
+            data.payments.append(model)
+        facts.merge(rows, facts.rows_for(model, 0, offset))
+    ch = client(settings, database=settings.clickhouse_database)
+    for table, table_rows in rows.items():
+        ch.insert(table, table_rows, column_names=facts.COLUMNS[table])
+    written_at = max(e.time for e in data.usage.values()) + timedelta(hours=2)
+    ch.insert("usage_rollups", rollup_rows(list(data.usage.values()), active_meters(), written_at),
+              column_names=ROLLUP_COLUMNS)
+    return data
+
+
+@dataclass
+class BuiltMarts:
+    """A scratch raw database loaded with simulated data and the marts dbt built from it."""
+
+    settings: Settings
+    data: SimulatedData
+    build_output: str
+
+    def query(self, sql: str) -> list[tuple]:
+        """Rows of ``sql`` run in the marts database."""
+        ch = client(self.settings, database=self.settings.clickhouse_marts_database)
+        return [tuple(row) for row in ch.query(sql).result_rows]
+
+
+def billing_cli(settings: Settings, *args: str) -> subprocess.CompletedProcess:
+    """Run the `billing` CLI with ``settings``' databases and state folder."""
+    env = {**os.environ, "BILLING_CLICKHOUSE_URL": settings.clickhouse_url,
+           "BILLING_CLICKHOUSE_DATABASE": settings.clickhouse_database,
+           "BILLING_CLICKHOUSE_MARTS_DATABASE": settings.clickhouse_marts_database,
+           "BILLING_STATE_DIR": str(settings.state_dir), "COLUMNS": "200"}
+    command = [str(Path(sys.executable).with_name("billing")), *args]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
+
+
+def drop_databases(settings: Settings, *names: str) -> None:
+    """Drop scratch databases."""
+    ch = client(settings)
+    for name in names:
+        ch.command(f"DROP DATABASE IF EXISTS {name}")
+
+
+_BUILT: dict[str, BuiltMarts] = {}
+
+
+@pytest.fixture(scope="session")
+def marts(warehouse, settings: Settings, tmp_path_factory) -> Iterator[BuiltMarts]:
+    """Simulated data in a scratch raw database and the marts built once by `billing dbt build`.
+
+    Test modules import this fixture; the build is shared through a module-level cache."""
+    if "session" not in _BUILT:
+        workdir = tmp_path_factory.mktemp("marts")
+        suffix = uuid.uuid4().hex[:8]
+        scoped = settings.model_copy(update={"clickhouse_database": f"marts_raw_{suffix}",
+                                             "clickhouse_marts_database": f"marts_{suffix}",
+                                             "state_dir": workdir / "state"})
+        records, manifest = simulate(workdir)
+        data = load(scoped, records, manifest)
+        result = billing_cli(scoped, "dbt", "build")
+        assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-2000:]
+        _BUILT["session"] = BuiltMarts(scoped, data, result.stdout)
+    built = _BUILT["session"]
+    yield built
+    if not os.environ.get("BILLING_TEST_KEEP"):
+        drop_databases(settings, built.settings.clickhouse_database, built.settings.clickhouse_marts_database)

@@ -1,0 +1,150 @@
+"""The dbt marts built from simulated data: dbt build and every dbt test pass, and the marts hold
+exactly what the simulator sent (computed independently in Python from its records and manifest)."""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from decimal import Decimal
+
+from billing.clickhouse import client
+from billing.dbt_project import run_dbt
+from billing.pricing.catalog import builtin_catalog
+from producers.manifest import Manifest
+from tests.integration.marts_data import BuiltMarts, drop_databases, marts  # noqa: F401  (session fixture)
+
+
+def test_dbt_build_runs_every_model_and_test_without_error(marts: BuiltMarts) -> None:
+    summary = next(line for line in marts.build_output.splitlines() if "Done. PASS=" in line)
+    assert "ERROR=0" in summary and "WARN=0" in summary and "SKIP=0" in summary, summary
+    passed = int(summary.split("PASS=")[1].split()[0])
+    assert passed > 150, summary
+
+
+def test_hourly_usage_equals_the_manifest(marts: BuiltMarts) -> None:
+    manifest = Manifest.load(marts.data.manifest_dir)
+    expected = {(u.customer_id, u.meter, u.window_start): (u.value, u.events) for u in manifest.usage("hour")}
+    rows = marts.query(
+        "SELECT customer_id, meter, window_start, sum(value), sum(event_count) FROM fct_usage_hourly "
+        "GROUP BY customer_id, meter, window_start")
+    actual = {(c, m, w): (Decimal(v), e) for c, m, w, v, e in rows}
+    assert len(expected) > 1000
+    assert actual == expected
+
+
+def test_daily_usage_equals_the_manifest_including_daily_distinct_seats(marts: BuiltMarts) -> None:
+    manifest = Manifest.load(marts.data.manifest_dir)
+    expected = {(u.customer_id, u.meter, u.window_start.date()): (u.value, u.events) for u in manifest.usage("day")}
+    rows = marts.query(
+        "SELECT customer_id, meter, usage_date, sum(value), sum(event_count) FROM fct_usage_daily "
+        "GROUP BY customer_id, meter, usage_date")
+    actual = {(c, m, d): (Decimal(v), e) for c, m, d, v, e in rows}
+    seats = [k for k in expected if k[1] == "active_seats"]
+    assert seats and any(expected[k][0] < expected[k][1] for k in seats), "needs days where users repeat"
+    assert actual == expected
+
+
+def _transactions(marts: BuiltMarts) -> dict[str, dict]:
+    expected = {}
+    for tx_id, events in marts.data.payments_by_transaction().items():
+        succeeded = [e for e in events if e.status.value == "succeeded"]
+        refunded = sum((e.refunded_amount for e in events if e.refunded_amount is not None), Decimal(0))
+        expected[tx_id] = {
+            "status": events[-1].status.value,
+            "amount": events[0].amount,
+            "collected": events[0].amount if succeeded else Decimal(0),
+            "refunded": refunded,
+            "attempts": max(e.attempt for e in events),
+            "failures": sum(e.status.value == "failed" for e in events),
+            "disputed": any(e.status.value == "disputed" for e in events),
+            "path": ">".join(e.status.value for e in events),
+            "processing": (int((succeeded[0].completed_at - succeeded[0].initiated_at).total_seconds())
+                           if succeeded else None),
+        }
+    return expected
+
+
+def test_transaction_fact_folds_every_payment_event(marts: BuiltMarts) -> None:
+    rows = marts.query(
+        "SELECT transaction_id, status, amount, collected_amount, refunded_amount, attempts, failures, disputed, "
+        "status_path, processing_seconds FROM fct_transaction")
+    actual = {r[0]: {"status": r[1], "amount": r[2], "collected": r[3], "refunded": r[4], "attempts": r[5],
+                     "failures": r[6], "disputed": bool(r[7]), "path": r[8], "processing": r[9]} for r in rows}
+    expected = _transactions(marts)
+    assert any(t["failures"] for t in expected.values()) and any(t["attempts"] > 1 for t in expected.values())
+    assert actual == expected
+    manifest = {p["id"]: p for p in Manifest.load(marts.data.manifest_dir).payments()}
+    assert {tx: (a["status"], a["attempts"]) for tx, a in actual.items()} == {
+        tx: (p["final_status"], p["attempts"]) for tx, p in manifest.items()}
+
+
+def test_invoices_reconcile_with_the_simulated_invoices_and_payments(marts: BuiltMarts) -> None:
+    rows = marts.query("SELECT invoice_id, status, total, line_total, adjustment_total, amount_paid, paid_late "
+                       "FROM dim_customer_invoices")
+    collected = defaultdict(Decimal)
+    for tx in marts.data.payments_by_transaction().values():
+        if any(e.status.value == "succeeded" for e in tx):
+            collected[tx[0].invoice_id] += tx[0].amount
+    expected = {
+        inv.id: (inv.status.value, inv.total, sum((line.amount for line in inv.line_items), Decimal(0)),
+                 inv.discount_total, collected[inv.id],
+                 inv.paid_at is not None and inv.paid_at > inv.due_at)
+        for inv in marts.data.invoices.values()
+    }
+    assert {r[0]: (r[1], r[2], r[3], r[4], r[5], bool(r[6])) for r in rows} == expected
+    manifest = {i["id"]: (i["status"], Decimal(i["total"])) for i in Manifest.load(marts.data.manifest_dir).invoices()}
+    assert {inv_id: (e[0], e[1]) for inv_id, e in expected.items()} == manifest
+
+
+def test_lines_adjustments_and_shipping_match_the_invoices(marts: BuiltMarts) -> None:
+    invoices = marts.data.invoices.values()
+    lines = {(r[0], r[1]): (r[2], r[3]) for r in marts.query("SELECT invoice_id, line_no, kind, amount FROM fct_invoice_line")}
+    assert lines == {(inv.id, n): (line.kind.value, line.amount)
+                     for inv in invoices for n, line in enumerate(inv.line_items, start=1)}
+    adjustments = {r[0]: r[1] for r in marts.query("SELECT adjustment_id, amount FROM dim_revenue_adjustments")}
+    assert adjustments == {a.id: a.amount for inv in invoices for a in inv.adjustments}
+    shipped = {r[0]: (r[1], r[2]) for r in marts.query("SELECT invoice_id, carrier, cost FROM dim_product_logistics")}
+    assert shipped == {inv.id: (inv.shipping.carrier, inv.shipping.cost) for inv in invoices if inv.shipping}
+
+
+def test_customer_plan_and_date_dimensions(marts: BuiltMarts) -> None:
+    data = marts.data
+    customers = {r[0]: r[1:] for r in marts.query("SELECT customer_id, country, region, plan_id FROM dim_customer")}
+    latest = {}
+    for event in sorted(data.subscriptions, key=lambda e: e.sequence):
+        latest[event.customer_id] = event.plan_id
+    assert customers == {c.id: (c.country, c.region, latest.get(c.id)) for c in data.customers.values()}
+    plans = {r[0]: r[1] for r in marts.query("SELECT plan_id, in_catalog FROM dim_plan")}
+    catalog = set(builtin_catalog().plans)
+    assert {p for p, inside in plans.items() if inside} == catalog
+    assert {p for p, inside in plans.items() if not inside} == {e.plan_id for e in data.subscriptions} - catalog
+    (first, last, days), = marts.query("SELECT min(date_day), max(date_day), count() FROM dim_date")
+    assert days == (last - first).days + 1
+    assert first <= min(c.signup_time.date() for c in data.customers.values())
+
+
+def _copy_tables(marts: BuiltMarts, target: str, tables: list[str]) -> None:
+    ch = client(marts.settings)
+    source = marts.settings.clickhouse_marts_database
+    ch.command(f"CREATE DATABASE IF NOT EXISTS {target}")
+    for table in tables:
+        ch.command(f"CREATE TABLE {target}.{table} AS {source}.{table}")
+        ch.command(f"INSERT INTO {target}.{table} SELECT * FROM {source}.{table}")
+
+
+def test_a_broken_invoice_reconciliation_makes_dbt_test_fail(marts: BuiltMarts) -> None:
+    broken = marts.settings.model_copy(update={"clickhouse_marts_database": f"marts_broken_{uuid.uuid4().hex[:8]}"})
+    try:
+        _copy_tables(marts, broken.clickhouse_marts_database,
+                     ["fct_invoice_line", "dim_revenue_adjustments", "dim_customer_invoices"])
+        select = ["test", "--select", "invoice_totals_reconcile"]
+        assert run_dbt(broken, select, capture=True).returncode == 0
+        client(broken).command(
+            f"ALTER TABLE {broken.clickhouse_marts_database}.fct_invoice_line UPDATE amount = amount + 0.01 "
+            "WHERE line_no = 1 AND invoice_id = (SELECT min(invoice_id) FROM "
+            f"{broken.clickhouse_marts_database}.fct_invoice_line) SETTINGS mutations_sync = 1")
+        result = run_dbt(broken, select, capture=True)
+        assert result.returncode == 1, result.stdout[-3000:]
+        assert "FAIL 1 invoice_totals_reconcile" in result.stdout.replace("\x1b[31m", "").replace("\x1b[0m", "")
+    finally:
+        drop_databases(marts.settings, broken.clickhouse_marts_database)
