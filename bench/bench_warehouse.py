@@ -8,6 +8,7 @@ layer: serving, compression, the extra process hop.
 
 from __future__ import annotations
 
+import os
 import socket
 import statistics
 import subprocess
@@ -127,6 +128,7 @@ def _in_process(data_dir: Path, batches: list[list[list]]) -> dict[str, float]:
 def run() -> str:
     """Run both sides and return the Markdown section."""
     batches = _batches()
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="bench-warehouse-") as tmp:
         http = _endpoint(Path(tmp) / "endpoint", batches)
         local = _in_process(Path(tmp) / "inprocess", batches)
@@ -143,7 +145,8 @@ def run() -> str:
         f"Same client (clickhouse-connect) and data: {ROWS:,} usage rows inserted in batches of {BATCH:,}, then "
         f"{QUERY_RUNS} timed runs per query. *Endpoint* = `python -m billing.warehouse.server` over HTTP with lz4; "
         "*in-process* = clickhouse-connect's chdb backend in the benchmark process. Overhead = how many times "
-        "slower the endpoint is (1.00 = no HTTP cost).",
+        "slower the endpoint is (1.00 = no HTTP cost). Both sides share the machine with whatever else runs: "
+        f"1-minute load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after.",
         "",
         "| measure | endpoint (HTTP) | in-process chdb | HTTP overhead |",
         "|---|---:|---:|---:|",

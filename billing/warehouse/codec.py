@@ -72,7 +72,10 @@ def decode_stream(chunks: Iterable[bytes], encoding: str | None) -> Iterator[byt
         while chunk:
             if decoder is None:
                 decoder = factory()
-            out = decoder.decompress(chunk)
+            try:
+                out = decoder.decompress(chunk)
+            except Exception as exc:  # each library has its own error type (RuntimeError, ZstdError, zlib.error)
+                raise ValueError(f"Corrupt {name} body: {exc}") from None
             if out:
                 yield out
             if decoder.eof:

@@ -219,7 +219,10 @@ class Handler(BaseHTTPRequestHandler):
     def _execute(self, request: Request, user: User, statement: Statement, sql: str, data_head: bytes) -> None:
         engine = self.server.app.engine
         params = request.params
-        timeout = float(params.get("session_timeout") or DEFAULT_SESSION_TIMEOUT_S)
+        try:
+            timeout = float(params.get("session_timeout") or DEFAULT_SESSION_TIMEOUT_S)
+        except ValueError:
+            raise QueryError.make(BAD_ARGUMENTS, f"Invalid session timeout: '{params['session_timeout']}'") from None
         with engine.connection(user, params.get("session_id"), timeout) as conn:
             engine.prepare(conn, params.get("database"), request.settings)
             if request.method == "GET" and statement.keyword and _mutates(conn, sql):

@@ -120,6 +120,14 @@ def test_several_lz4_frames_in_one_body_are_all_inserted(settings: Settings, adm
     assert admin.query(f"SELECT count(), uniqExact(id) FROM {DB}.frames").result_rows == [(5000, 5000)]
 
 
+def test_corrupt_compressed_body_is_a_clear_error(settings: Settings) -> None:
+    body = b"\x04\x22\x4d\x18" + b"\xff" * 64
+    status, headers, text = _http(settings, {"query": "SELECT 1"}, body, {"Content-Encoding": "lz4"})
+    assert (status, headers["X-ClickHouse-Exception-Code"]) == (500, "271")
+    assert b"Corrupt lz4 body" in text
+    assert _http(settings, {"query": "SELECT 1"})[2] == b"1\n"
+
+
 def test_inline_insert_data_in_the_body(settings: Settings, admin: Client) -> None:
     admin.command(f"CREATE TABLE IF NOT EXISTS {DB}.kv (k String, v Int64) ENGINE = MergeTree ORDER BY k")
     body = f"INSERT INTO {DB}.kv FORMAT CSV\n\"a, 'x'\",1\nb,2\n".encode()

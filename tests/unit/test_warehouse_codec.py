@@ -50,6 +50,15 @@ def test_truncated_frame_is_an_error() -> None:
         list(decode_stream([body[:-5]], "lz4"))
 
 
+@pytest.mark.parametrize("encoding", sorted(COMPRESSORS))
+def test_corrupt_bodies_are_value_errors(encoding: str) -> None:
+    body = bytearray(COMPRESSORS[encoding](bytes(range(256)) * 50))
+    body[len(body) // 2] ^= 0xFF
+    body[4:8] = b"\xff\xff\xff\xff"
+    with pytest.raises(ValueError):
+        list(decode_stream([bytes(body)], encoding))
+
+
 def test_unknown_encoding_is_rejected() -> None:
     with pytest.raises(UnsupportedEncoding):
         list(decode_stream([b"x"], "compress"))
