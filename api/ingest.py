@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
@@ -62,26 +63,19 @@ def media_type(content_type: str | None) -> str:
     return (content_type or "").split(";", 1)[0].strip().lower()
 
 
+_INEXACT = re.compile(rb"[0-9][.eE]|[0-9]{19}")
+
+
 def loads_exact(raw: bytes) -> Any:
-    """Parse JSON; non-integer numbers become Decimal. orjson reads first; the standard library
-    re-reads documents with fractions (exact Decimals) or that orjson refuses (integers > 64 bit)."""
-    try:
-        document = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return json.loads(raw, parse_float=Decimal)
-    if _has_float(document):
-        document = json.loads(raw, parse_float=Decimal)
-    return document
-
-
-def _has_float(value: Any) -> bool:
-    if isinstance(value, float):
-        return True
-    if isinstance(value, dict):
-        return any(_has_float(v) for v in value.values())
-    if isinstance(value, list):
-        return any(_has_float(v) for v in value)
-    return False
+    """Parse JSON; non-integer numbers become Decimal, big integers stay exact. orjson (which reads
+    fractions and integers beyond 64 bits as binary floats) reads documents that cannot hold either
+    (no digit followed by ``.``/``e``, no run of 19 digits); the standard library reads the others."""
+    if _INEXACT.search(raw) is None:
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(raw, parse_float=Decimal)
 
 
 def check_media(content_type: str | None) -> str:

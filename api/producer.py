@@ -90,24 +90,22 @@ class EventProducer:
         if not records:
             return []
         pending = _Pending(asyncio.get_running_loop(), len(records))
+        produce = self._producer.produce
         for index, (key, value) in enumerate(records):
-            await self._produce(topic, key, value, pending, index)
+            while True:
+                try:
+                    produce(topic, value, key, on_delivery=pending.callback(index))
+                    break
+                except BufferError:  # local queue full: let the poll thread drain it
+                    await asyncio.sleep(0.005)
+                except KafkaException as exc:
+                    pending.callback(index)(exc.args[0], None)
+                    break
         timeout = self.settings.api_delivery_timeout_s + 2.0
         try:
             return await asyncio.wait_for(asyncio.shield(pending.future), timeout)
         except TimeoutError:
             return [err or f"no delivery report within {timeout:.0f}s" for err in pending.errors]
-
-    async def _produce(self, topic: str, key: bytes, value: bytes, pending: _Pending, index: int) -> None:
-        while True:
-            try:
-                self._producer.produce(topic, value, key, on_delivery=pending.callback(index))
-                return
-            except BufferError:
-                await asyncio.sleep(0.005)
-            except KafkaException as exc:
-                pending.callback(index)(exc.args[0], None)
-                return
 
     def ping(self, timeout: float = 2.0) -> bool:
         """True when the cluster answers a metadata request for the usage topic."""
