@@ -8,16 +8,20 @@ from clickhouse_connect.driver.exceptions import DatabaseError
 
 from billing.cli import plan_cmds, platform_cmds, schema_cmds, warehouse_cmds  # noqa: F401  (register commands)
 from billing.cli import simulate_cmds  # noqa: F401
+from billing.cli import worker_cmds  # noqa: F401
 from billing.cli import topics_cmds  # noqa: F401
 from billing.cli import demo_cmds  # noqa: F401
 from billing.cli import api_cmds  # noqa: F401
 from billing.cli import dbt_cmds, report_cmds  # noqa: F401
+from billing.cli import superset_cmds  # noqa: F401
 from billing.cli.app import Options, app, err_console
 from billing.errors import BillingError
 
 
-def one_line(exc: Exception) -> str:
-    """The user-facing line of an error (ClickHouse errors: their DB::Exception text)."""
+def message(exc: Exception) -> str:
+    """What the user sees: our own errors as written; ClickHouse errors as their DB::Exception line."""
+    if isinstance(exc, BillingError):
+        return str(exc)
     lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()] or [repr(exc)]
     return next((line for line in lines if "DB::Exception" in line), lines[0])
 
@@ -29,7 +33,7 @@ def main() -> None:
     except (BillingError, DatabaseError) as exc:
         if Options.debug or "--debug" in sys.argv:
             raise
-        err_console.print(f"[bold red]error:[/] {one_line(exc)}", highlight=False, soft_wrap=True)
+        err_console.print(f"[bold red]error:[/] {message(exc)}", highlight=False, soft_wrap=True)
         sys.exit(getattr(exc, "exit_code", 1))
     except KeyboardInterrupt:
         err_console.print("[yellow]interrupted[/]")

@@ -9,10 +9,11 @@ from billing.settings import Settings
 
 def services(settings: Settings) -> list[Service]:
     """Services in start order (stopped in reverse)."""
+    from api.service import ApiService
     from billing.platform.kafka import KafkaService
     from billing.platform.warehouse import WarehouseService
 
-    return [WarehouseService(settings), KafkaService(settings)]
+    return [WarehouseService(settings), KafkaService(settings), ApiService(settings)]
 
 
 def select(settings: Settings, names: list[str] | None) -> list[Service]:
