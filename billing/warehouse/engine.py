@@ -53,13 +53,39 @@ def check_data_dir(path: Path) -> None:
 
 @dataclass
 class Session:
-    """An HTTP session: its own chdb connection, used by one request at a time."""
+    """A chdb connection with what was last applied to it; an HTTP session keeps one for many requests.
+
+    ``database`` and ``settings`` remember the last ``USE``/``SET`` the endpoint ran, so a client
+    that sends the same parameters on every request (clickhouse-connect does) costs no extra queries.
+    """
 
     conn: object
-    user: str
-    timeout_s: float
+    timeout_s: float = 0.0
     lock: threading.Lock = field(default_factory=threading.Lock)
     last_used: float = field(default_factory=time.monotonic)
+    database: str | None = None
+    settings: dict[str, str] | None = None
+
+    def prepare(self, database: str | None, settings: Mapping[str, str]) -> None:
+        """Apply the request's database and settings (``readonly`` last, since it locks the others)."""
+        try:
+            if database and database != self.database:
+                self.conn.query(f"USE `{database.replace('`', '``')}`", "TabSeparated")
+                self.database = database
+            if settings and settings != self.settings:
+                assignments = ", ".join(f"{k} = {_literal(v)}" for k, v in settings.items() if k != "readonly")
+                if assignments:
+                    self.conn.query(f"SET {assignments}", "TabSeparated")
+                if "readonly" in settings:
+                    self.conn.query(f"SET readonly = {_literal(settings['readonly'])}", "TabSeparated")
+                self.settings = dict(settings)
+        except RuntimeError as exc:
+            raise QueryError.from_engine(exc) from None
+
+    def forget(self) -> None:
+        """The client ran its own USE or SET: re-apply the request parameters next time."""
+        self.database = None
+        self.settings = None
 
 
 class Engine:
@@ -91,40 +117,26 @@ class Engine:
             conn.query("SET readonly = 2", "TabSeparated")
         return conn
 
-    @staticmethod
-    def prepare(conn, database: str | None, settings: Mapping[str, str]) -> None:
-        """Apply the request's database and settings (``readonly`` last, since it locks the others)."""
-        try:
-            if database:
-                conn.query(f"USE `{database.replace('`', '``')}`", "TabSeparated")
-            assignments = ", ".join(f"{name} = {_literal(value)}" for name, value in settings.items() if name != "readonly")
-            if assignments:
-                conn.query(f"SET {assignments}", "TabSeparated")
-            if "readonly" in settings:
-                conn.query(f"SET readonly = {_literal(settings['readonly'])}", "TabSeparated")
-        except RuntimeError as exc:
-            raise QueryError.from_engine(exc) from None
-
     @contextmanager
-    def connection(self, user: User, session_id: str | None, session_timeout_s: float) -> Iterator[object]:
+    def connection(self, user: User, session_id: str | None, session_timeout_s: float) -> Iterator[Session]:
         """A connection for one request: the session's (locked for the request) or a fresh one."""
         if not session_id:
-            conn = self._open(user)
+            once = Session(self._open(user))
             try:
-                yield conn
+                yield once
             finally:
-                conn.close()
+                once.conn.close()
             return
         key = (user.name, session_id)
         with self._lock:
             session = self._sessions.get(key)
             if session is None:
-                session = self._sessions[key] = Session(self._open(user), user.name, session_timeout_s)
+                session = self._sessions[key] = Session(self._open(user), session_timeout_s)
         if not session.lock.acquire(timeout=SESSION_WAIT_S):
             raise QueryError.make(SESSION_IS_LOCKED, f"Session {session_id} is locked by a concurrent client")
         try:
             session.timeout_s = session_timeout_s
-            yield session.conn
+            yield session
         finally:
             session.last_used = time.monotonic()
             session.lock.release()

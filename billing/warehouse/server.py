@@ -223,8 +223,11 @@ class Handler(BaseHTTPRequestHandler):
             timeout = float(params.get("session_timeout") or DEFAULT_SESSION_TIMEOUT_S)
         except ValueError:
             raise QueryError.make(BAD_ARGUMENTS, f"Invalid session timeout: '{params['session_timeout']}'") from None
-        with engine.connection(user, params.get("session_id"), timeout) as conn:
-            engine.prepare(conn, params.get("database"), request.settings)
+        with engine.connection(user, params.get("session_id"), timeout) as session:
+            session.prepare(params.get("database"), request.settings)
+            if statement.keyword in ("USE", "SET"):
+                session.forget()
+            conn = session.conn
             if request.method == "GET" and statement.keyword and _mutates(conn, sql):
                 raise QueryError.make(
                     READONLY, "Cannot execute query in readonly mode. For queries over HTTP, method GET implies "
