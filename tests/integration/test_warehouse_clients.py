@@ -222,6 +222,15 @@ def test_sessions_keep_use_set_and_temporary_tables(settings: Settings) -> None:
     assert _http(settings, {}, b"SELECT count() FROM tmp")[0] == 404
 
 
+def test_request_parameters_win_over_the_sessions_own_use_and_set(settings: Settings) -> None:
+    session = {"session_id": f"wh-params-{uuid.uuid4()}", "database": DB, "max_threads": "3"}
+    query = b"SELECT currentDatabase(), getSetting('max_threads')"
+    assert _http(settings, session, query)[2] == f"{DB}\t3\n".encode()
+    assert _http(settings, session, b"USE default")[0] == 200
+    assert _http(settings, session, b"SET max_threads = 1")[0] == 200
+    assert _http(settings, session, query)[2] == f"{DB}\t3\n".encode()
+
+
 def test_settings_and_database_params_apply_per_query(settings: Settings) -> None:
     body = _http(settings, {"database": DB, "max_threads": "3"}, b"SELECT currentDatabase(), getSetting('max_threads')")[2]
     assert body == f"{DB}\t3\n".encode()
