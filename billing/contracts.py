@@ -188,6 +188,11 @@ class Customer(Contract):
     segment: Segment
     signup_time: UtcDatetime
     updated_at: UtcDatetime
+    tax_region: str | None = Field(
+        default=None, min_length=1, max_length=32,
+        description="State or province for regional tax rules (e.g. CA, QC); absent = country-level taxes only.",
+    )
+    tax_exempt: bool = Field(default=False, description="No tax is charged (e.g. reverse-charge B2B).")
 
 
 class BillingInterval(StrEnum):
@@ -299,6 +304,7 @@ class LineKind(StrEnum):
     SHIPPING = "shipping"
     PRORATION = "proration"
     COMMITMENT = "commitment"  # minimum-commitment true-up
+    CORRECTION = "correction"  # late usage of an earlier, finalized invoice (charge ``<code>@<YYYY-MM>``)
 
 
 class BreakdownStep(BaseModel):

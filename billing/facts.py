@@ -28,7 +28,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "usage_events": ("event_id", "customer_id", "meter", "event_time", "quantity", "value", "dimensions",
                      "group_key", "source", "kafka_partition", "kafka_offset"),
     "customers": ("customer_id", "company_name", "email", "country", "region", "currency", "segment",
-                  "signup_time", "updated_at"),
+                  "signup_time", "updated_at", "tax_region", "tax_exempt"),
     "subscription_events": ("event_id", "subscription_id", "customer_id", "type", "sequence", "plan_id",
                             "previous_plan_id", "billing_interval", "status", "start_time", "end_time",
                             "effective_time", "event_time"),
@@ -72,7 +72,7 @@ def usage_rows(event: UsageEvent, partition: int = 0, offset: int = 0, meters: M
 
 def customer_rows(c: Customer) -> Rows:
     return {"customers": [[c.id, c.company_name, c.email, c.country, c.region, c.currency, c.segment.value,
-                           c.signup_time, c.updated_at]]}
+                           c.signup_time, c.updated_at, c.tax_region, int(c.tax_exempt)]]}
 
 
 def subscription_rows(e: SubscriptionEvent) -> Rows:

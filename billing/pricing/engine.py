@@ -7,7 +7,8 @@
    half-up to the currency's minor unit, each with the steps that computed it;
 2. a plan's ``minimum_commitment`` (prorated like flat fees) adds a true-up line when the
    segment's charges fall short of it;
-3. coupons discount the subtotal, taxes apply to what is left, prepaid credits pay the total.
+3. corrections (already priced lines, e.g. late usage of an earlier invoice) join the subtotal;
+4. coupons discount the subtotal, taxes apply to what is left, prepaid credits pay the total.
 
 Nothing here reads clocks, files or networks: the same inputs always give the same invoice.
 """
@@ -127,8 +128,11 @@ def price_invoice(
     coupons: Iterable[CouponGrant] = (),
     credit_balance: Decimal = ZERO,
     tax_rules: Iterable[TaxRule] = (),
+    corrections: Sequence[Line] = (),
 ) -> PricedInvoice:
-    """Price one customer's billing period (see the module docstring for the order of steps)."""
+    """Price one customer's billing period (see the module docstring for the order of steps).
+
+    ``corrections`` are lines priced elsewhere, in the invoice currency and already rounded."""
     if not segments:
         raise ConfigError("an invoice needs at least one plan segment")
     money = segments[0].plan.money
@@ -136,6 +140,7 @@ def price_invoice(
     if mixed:
         raise ConfigError(f"plans of one invoice must share a currency: {money.code} and {', '.join(sorted(mixed))}")
     lines = [line for segment in segments for line in price_segment(period, segment)]
+    lines.extend(corrections)
     subtotal = sum((line.amount for line in lines), ZERO)
     discounts = apply_coupons(coupons, subtotal, money)
     taxable = subtotal - sum((d.amount for d in discounts), ZERO)

@@ -17,7 +17,7 @@ from billing.pricing.charges import Step
 from billing.pricing.engine import Line, PricedInvoice
 
 NINE_PLACES = Decimal("1e-9")
-_KINDS = {"flat": LineKind.SUBSCRIPTION, "minimum_commitment": LineKind.COMMITMENT}
+_KINDS = {"flat": LineKind.SUBSCRIPTION, "minimum_commitment": LineKind.COMMITMENT, "correction": LineKind.CORRECTION}
 
 
 def to_invoice(

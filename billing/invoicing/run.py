@@ -1,0 +1,251 @@
+"""The invoice run, previews and lifecycle commands, against the warehouse and the invoices topic.
+
+``run_period`` bills every subscription billable in a closed month:
+
+1. read customers and subscription events, derive each customer's plan spans
+   (:mod:`~billing.invoicing.timeline`) and pick the catalog plan of each span (product x customer
+   currency); any unknown plan or currency fails the run before anything is written;
+2. leave finalized, paid and void invoices of the period alone (immutable), recompute the rest;
+3. record the spans, read the usage of every span from the hourly rollups in one query
+   (:mod:`~billing.invoicing.usage`), price;
+4. re-price the customer's finalized invoices of the previous ``invoice_correction_months``
+   months with their recorded spans and current usage; differences become correction lines;
+5. publish new and changed invoices to the invoices topic, then write them to the warehouse.
+
+A re-run writes nothing for invoices whose content did not change, and never a second invoice
+for a customer and period (ids are deterministic).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Optional
+
+from billing.clickhouse import client
+from billing.contracts import Invoice, InvoiceStatus, LineKind
+from billing.errors import ConfigError
+from billing.invoicing import compose
+from billing.invoicing.errors import NoSubscription, UnknownCustomer, UnknownInvoice
+from billing.invoicing.lifecycle import transition
+from billing.invoicing.periods import closed_period, invoice_id, label
+from billing.invoicing.publish import publish
+from billing.invoicing.store import SpanRow, Store
+from billing.invoicing.timeline import PlanSpan, plan_spans
+from billing.invoicing.usage import quantities, span_stats
+from billing.meters import MeterSet, active_meters
+from billing.pricing import PlanCatalog, PricedInvoice, Segment, price_invoice
+from billing.pricing.engine import Line
+from billing.pricing.catalog import configured_catalog
+from billing.pricing.proration import Period, month_period
+from billing.settings import Settings
+
+Progress = Callable[[str, int, int], None]
+"""``progress(stage, done, total)``: called as the run advances."""
+
+
+def _quiet(_stage: str, _done: int, _total: int) -> None:
+    return None
+
+
+def _millis(moment: datetime) -> datetime:
+    """``moment`` at the warehouse's millisecond precision (so a written time reads back equal)."""
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+
+
+@dataclass
+class RunSummary:
+    """What an invoice run did."""
+
+    period: Period
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    frozen: int = 0
+    finalized: int = 0
+    corrections: int = 0
+    not_billable: int = 0
+    totals: dict[str, Decimal] = field(default_factory=dict)
+    invoices: list[Invoice] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class Preview:
+    """The running total of a customer's open period."""
+
+    customer: compose.BillingCustomer
+    period: Period
+    until: datetime
+    priced: PricedInvoice
+    invoice: Invoice
+
+
+class Invoicing:
+    """Invoice operations on the warehouse and topic named by ``settings``."""
+
+    def __init__(self, settings: Settings, *, catalog: Optional[PlanCatalog] = None, meters: Optional[MeterSet] = None):
+        self.settings = settings
+        self.catalog = catalog or configured_catalog()
+        self.meters = meters or active_meters()
+        self.store = Store(client(settings), settings.clickhouse_database)
+
+    # ------------------------------------------------------------------------- the run
+
+    def run_period(self, period_text: str, *, now: datetime, finalize: bool = False,
+                   progress: Progress = _quiet) -> RunSummary:
+        """Bill the closed month ``period_text`` (``YYYY-MM``); see the module docstring."""
+        started = time.perf_counter()
+        now = _millis(now)
+        period = closed_period(period_text, now)
+        summary = RunSummary(period)
+        progress("reading subscriptions", 0, 1)
+        changes = self.store.subscription_changes(before=period.end)
+        customers = self.store.customers()
+        spans: dict[str, list[PlanSpan]] = {}
+        for customer_id in sorted(changes):
+            found = plan_spans(changes[customer_id], period)
+            if found:
+                spans[customer_id] = found
+            else:
+                summary.not_billable += 1
+        unknown = sorted(set(spans) - set(customers))
+        if unknown:
+            raise UnknownCustomer(f"{len(unknown)} subscribed customer(s) are not in the customers table, e.g. {unknown[0]}; "
+                                  "load the customers topic first")
+        ids = {customer_id: invoice_id(customer_id, period) for customer_id in spans}
+        statuses = self.store.statuses(list(ids.values()))
+        todo = [c for c in spans if statuses.get(ids[c], InvoiceStatus.DRAFT) is InvoiceStatus.DRAFT]
+        summary.frozen = len(spans) - len(todo)
+        plans = {c: self._plans(customers[c], spans[c]) for c in todo}
+        progress("reading usage", 0, 1)
+        run_at = now
+        self.store.write_spans(
+            (SpanRow(ids[c], number, c, span, plan_id, customers[c].currency, period.start)
+             for c in todo for number, (span, plan_id) in enumerate(zip(spans[c], plans[c], strict=True))),
+            computed_at=run_at,
+        )
+        usage = self.store.span_usage(
+            f"SELECT customer_id, invoice_id, span_no, span_start, span_end FROM {self.store.db}.invoice_spans "
+            "WHERE period_start = {start:DateTime64(3, 'UTC')} AND computed_at = {run_at:DateTime64(3, 'UTC')}",
+            period.start, period.end, {"start": period.start, "run_at": run_at},
+        )
+        corrections = self._corrections(todo, period, progress)
+        existing = [ids[c] for c in todo if ids[c] in statuses]
+        drafts = {inv.id: inv for inv in self.store.invoices(ids=existing)} if existing else {}
+        new_versions: list[Invoice] = []
+        for done, customer_id in enumerate(todo, start=1):
+            customer = customers[customer_id]
+            span_usage = [quantities(usage.get((ids[customer_id], n), {}), self.meters) for n in range(len(spans[customer_id]))]
+            priced = compose.price(period, customer, spans[customer_id], span_usage, self.catalog,
+                                   corrections.get(customer_id, ()))
+            invoice = compose.draft(priced, invoice_id=ids[customer_id], customer_id=customer_id,
+                                    subscription_id=spans[customer_id][0].subscription_id, now=run_at)
+            previous = drafts.get(invoice.id)
+            if previous is not None and compose.same_content(previous, invoice):
+                invoice = previous
+                summary.unchanged += 1
+            else:
+                summary.updated += previous is not None
+                summary.created += previous is None
+            if finalize:
+                invoice = transition(invoice, InvoiceStatus.FINALIZED, run_at, self.settings.invoice_due_days)
+                summary.finalized += 1
+            if invoice is not previous:
+                new_versions.append(invoice)
+            summary.corrections += sum(1 for line in invoice.line_items if line.kind is LineKind.CORRECTION)
+            summary.invoices.append(invoice)
+            if done % 500 == 0 or done == len(todo):
+                progress("pricing", done, len(todo))
+        totals: Counter = Counter()
+        for invoice in summary.invoices:
+            totals[invoice.currency] += invoice.total
+        summary.totals = dict(sorted(totals.items()))
+        progress("publishing", 0, len(new_versions))
+        publish(self.settings, new_versions)
+        progress("writing", 0, len(new_versions))
+        self.store.forget_spans(list(drafts), before=run_at)
+        self.store.forget_lines([inv.id for inv in new_versions if inv.id in drafts])
+        self.store.write_invoices(new_versions)
+        progress("done", len(new_versions), len(new_versions))
+        summary.seconds = time.perf_counter() - started
+        return summary
+
+    def _plans(self, customer: compose.BillingCustomer, spans: Sequence[PlanSpan]) -> list[str]:
+        try:
+            return [self.catalog.plan_for(span.plan_id, customer.currency).id for span in spans]
+        except ConfigError as exc:
+            raise ConfigError(f"customer {customer.id}: {exc}; nothing was written") from None
+
+    def _corrections(self, customer_ids: Sequence[str], period: Period, progress: Progress) -> dict[str, list[Line]]:
+        """Correction lines per customer for late usage of their finalized invoices of earlier months."""
+        months = self.settings.invoice_correction_months
+        if not months or not customer_ids:
+            return {}
+        progress("checking earlier invoices", 0, 1)
+        since = period.start
+        for _ in range(months):
+            since = month_period(since - timedelta(seconds=1)).start
+        history = [inv for inv in self.store.invoices(since=since, customers=customer_ids) if inv.status is not InvoiceStatus.VOID]
+        earlier = [inv for inv in history
+                   if inv.period_start < period.start and inv.status in (InvoiceStatus.FINALIZED, InvoiceStatus.PAID)
+                   and inv.id == invoice_id(inv.customer_id, Period(inv.period_start, inv.period_end))]
+        if not earlier:
+            return {}
+        recorded = self.store.recorded_spans([inv.id for inv in earlier])
+        usage = self.store.recorded_span_usage([inv.id for inv in earlier], Period(since, period.start))
+        other_lines = defaultdict(list)
+        for inv in history:
+            if inv.period_start != period.start:
+                other_lines[inv.customer_id].append(inv)
+        found: dict[str, list[Line]] = defaultdict(list)
+        for inv in earlier:
+            spans = recorded.get(inv.id)
+            if not spans:
+                continue
+            q = Period(inv.period_start, inv.period_end)
+            segments = [Segment(self.catalog.plan(plan_id), span.period, quantities(usage.get((inv.id, number), {}), self.meters))
+                        for number, span, plan_id in spans]
+            repriced = price_invoice(q, segments)
+            lines = list(inv.line_items) + [line for other in other_lines[inv.customer_id] if other.id != inv.id
+                                            for line in other.line_items if line.kind is LineKind.CORRECTION]
+            found[inv.customer_id].extend(compose.corrections(repriced, compose.billed_by_charge(lines, q), inv.id))
+        return found
+
+    # ------------------------------------------------------------------- single invoices
+
+    def preview(self, customer_id: str, *, now: datetime) -> Preview:
+        """The running total of ``customer_id``'s current month, accrued up to ``now``."""
+        customer = self.store.customers([customer_id]).get(customer_id)
+        if customer is None:
+            raise UnknownCustomer(f"no customer {customer_id!r} in the warehouse")
+        period = month_period(now)
+        elapsed = Period(period.start, max(now, period.start + timedelta(seconds=1)))
+        changes = self.store.subscription_changes(before=elapsed.end, customer=customer_id).get(customer_id, [])
+        spans = plan_spans(changes, elapsed)
+        if not spans:
+            raise NoSubscription(f"customer {customer_id} has no billable subscription in {label(period)} "
+                                 "(none, still trialing, or canceled)")
+        stats = span_stats(self.store.hourly(customer_id, elapsed), spans)
+        priced = compose.price(period, customer, spans, [quantities(s, self.meters) for s in stats], self.catalog)
+        invoice = compose.draft(priced, invoice_id=invoice_id(customer_id, period), customer_id=customer_id,
+                                subscription_id=spans[0].subscription_id, now=now)
+        return Preview(customer, period, elapsed.end, priced, invoice)
+
+    def get(self, invoice_id_: str) -> Invoice:
+        """The latest version of one invoice."""
+        found = self.store.invoices(ids=[invoice_id_])
+        if not found:
+            raise UnknownInvoice(f"no invoice {invoice_id_!r} in the warehouse; see `billing invoice list`")
+        return found[0]
+
+    def change_status(self, invoice_id_: str, target: InvoiceStatus, *, now: datetime) -> Invoice:
+        """Finalize, pay or void one invoice: publish the new version, then record it."""
+        invoice = transition(self.get(invoice_id_), target, _millis(now), self.settings.invoice_due_days)
+        publish(self.settings, [invoice])
+        self.store.write_invoices([invoice])
+        return invoice

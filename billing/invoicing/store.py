@@ -1,0 +1,260 @@
+"""Warehouse reads and writes of the invoice run (ClickHouse, through clickhouse-connect).
+
+Reads use FINAL (the latest version of every id). Writes go through :mod:`billing.facts`, the
+one contract -> rows mapping. A draft that is recomputed has its old lines, adjustments and spans
+deleted first (a shorter draft must not keep stale rows); finalized invoices are never rewritten
+except as new status versions with the same lines.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Optional
+
+import orjson
+from clickhouse_connect.driver.client import Client
+
+from billing import facts
+from billing.contracts import Adjustment, AdjustmentKind, BreakdownStep, Invoice, InvoiceStatus, LineItem, LineKind
+from billing.invoicing.compose import BillingCustomer
+from billing.invoicing.timeline import PlanSpan, SubscriptionChange
+from billing.invoicing.usage import HourStats
+from billing.pricing.money import MINOR_UNITS, currency
+from billing.pricing.proration import Period
+
+SPAN_COLUMNS = ("invoice_id", "span_no", "customer_id", "subscription_id", "product_id", "plan_id", "currency",
+                "period_start", "span_start", "span_end", "computed_at")
+_CHUNK = 5000
+
+
+@dataclass(frozen=True, slots=True)
+class SpanRow:
+    """One span to record: the invoice it belongs to, its number, and the catalog plan priced."""
+
+    invoice_id: str
+    span_no: int
+    customer_id: str
+    span: PlanSpan
+    plan_id: str
+    currency: str
+    period_start: datetime
+
+
+class Store:
+    """The invoicing tables of one database."""
+
+    def __init__(self, ch: Client, database: str):
+        self.ch = ch
+        self.db = database
+
+    # ---------------------------------------------------------------------------- reads
+
+    def customers(self, ids: Optional[Sequence[str]] = None) -> dict[str, BillingCustomer]:
+        """Latest state of the customers (all, or ``ids``)."""
+        where, params = ("WHERE customer_id IN {ids:Array(String)}", {"ids": list(ids)}) if ids is not None else ("", {})
+        rows = self.ch.query(
+            f"SELECT customer_id, currency, country, tax_region, tax_exempt FROM {self.db}.customers FINAL {where}",
+            parameters=params,
+        ).result_rows
+        return {r[0]: BillingCustomer(r[0], r[1], r[2] or None, r[3], bool(r[4])) for r in rows}
+
+    def subscription_changes(self, before: datetime, customer: Optional[str] = None) -> dict[str, list[SubscriptionChange]]:
+        """Every subscription event effective before ``before``, per customer."""
+        where = "AND customer_id = {customer:String}" if customer else ""
+        rows = self.ch.query(
+            f"SELECT customer_id, subscription_id, sequence, plan_id, status, start_time, end_time, effective_time "
+            f"FROM {self.db}.subscription_events FINAL WHERE effective_time < {{before:DateTime64(3, 'UTC')}} {where}",
+            parameters={"before": before, "customer": customer},
+        ).result_rows
+        changes: dict[str, list[SubscriptionChange]] = defaultdict(list)
+        for customer_id, *fields in rows:
+            changes[customer_id].append(SubscriptionChange(*fields))
+        return changes
+
+    def statuses(self, ids: Sequence[str]) -> dict[str, InvoiceStatus]:
+        """Current status of the invoices among ``ids`` that exist."""
+        rows = self.ch.query(
+            f"SELECT invoice_id, status FROM {self.db}.invoices FINAL WHERE invoice_id IN {{ids:Array(String)}}",
+            parameters={"ids": list(ids)},
+        ).result_rows
+        return {r[0]: InvoiceStatus(r[1]) for r in rows}
+
+    def span_usage(self, spans_sql: str, low: datetime, high: datetime, params: dict) -> dict[tuple[str, int], dict[str, HourStats]]:
+        """Hour statistics per (invoice id, span number) and meter, for the spans selected by ``spans_sql``.
+
+        ``spans_sql`` yields ``customer_id, invoice_id, span_no, span_start, span_end``; ``low`` and
+        ``high`` bound the hour windows read (the earliest span start and the latest span end).
+        """
+        rows = self.ch.query(
+            f"""
+            SELECT s.invoice_id, s.span_no, r.meter, sum(r.value), max(r.value), argMax(r.value, r.window_start)
+            FROM (
+                SELECT customer_id, meter, window_start, value FROM {self.db}.usage_rollups FINAL
+                WHERE window_seconds = 3600
+                  AND window_start >= {{low:DateTime64(3, 'UTC')}} AND window_start < {{high:DateTime64(3, 'UTC')}}
+            ) AS r
+            INNER JOIN ({spans_sql}) AS s ON r.customer_id = s.customer_id
+            WHERE r.window_start >= s.span_start AND r.window_start < s.span_end
+            GROUP BY s.invoice_id, s.span_no, r.meter
+            """,
+            parameters={**params, "low": low, "high": high},
+        ).result_rows
+        usage: dict[tuple[str, int], dict[str, HourStats]] = defaultdict(dict)
+        for invoice_id, span_no, meter, total, peak, latest in rows:
+            usage[(invoice_id, span_no)][meter] = HourStats(_trim(total), _trim(peak), _trim(latest))
+        return usage
+
+    def recorded_span_usage(self, invoice_ids: Sequence[str], period: Period) -> dict[tuple[str, int], dict[str, HourStats]]:
+        """Hour statistics of the spans recorded for ``invoice_ids`` (all within ``period``)."""
+        spans = (f"SELECT customer_id, invoice_id, span_no, span_start, span_end FROM {self.db}.invoice_spans FINAL "
+                 "WHERE invoice_id IN {ids:Array(String)}")
+        return self.span_usage(spans, period.start, period.end, {"ids": list(invoice_ids)})
+
+    def recorded_spans(self, invoice_ids: Sequence[str]) -> dict[str, list[tuple[int, PlanSpan, str]]]:
+        """``invoice id -> [(span number, span, catalog plan id), ...]`` as recorded by the run."""
+        out: dict[str, list[tuple[int, PlanSpan, str]]] = defaultdict(list)
+        for chunk in _chunks(list(invoice_ids)):
+            rows = self.ch.query(
+                f"SELECT invoice_id, span_no, subscription_id, product_id, span_start, span_end, plan_id "
+                f"FROM {self.db}.invoice_spans FINAL WHERE invoice_id IN {{ids:Array(String)}} ORDER BY invoice_id, span_no",
+                parameters={"ids": chunk},
+            ).result_rows
+            for invoice_id, number, subscription_id, product_id, start, end, plan_id in rows:
+                out[invoice_id].append((number, PlanSpan(subscription_id, product_id, start, end), plan_id))
+        return out
+
+    def hourly(self, customer_id: str, period: Period) -> list[tuple[str, datetime, Decimal]]:
+        """``(meter, window_start, value)`` of one customer's hour windows in ``period``."""
+        rows = self.ch.query(
+            f"SELECT meter, window_start, value FROM {self.db}.usage_rollups FINAL WHERE customer_id = {{c:String}} "
+            "AND window_seconds = 3600 AND window_start >= {low:DateTime64(3, 'UTC')} AND window_start < {high:DateTime64(3, 'UTC')}",
+            parameters={"c": customer_id, "low": period.start, "high": period.end},
+        ).result_rows
+        return [(meter, start, _trim(value)) for meter, start, value in rows]
+
+    def invoices(self, *, ids: Optional[Sequence[str]] = None, customer: Optional[str] = None,
+                 customers: Optional[Sequence[str]] = None, period: Optional[Period] = None,
+                 status: Optional[InvoiceStatus] = None, since: Optional[datetime] = None, lines: bool = True) -> list[Invoice]:
+        """Invoices (latest version) matching every filter given, ordered by customer and period."""
+        conditions, params = [], {}
+        if ids is not None:
+            conditions.append("invoice_id IN {ids:Array(String)}")
+            params["ids"] = list(ids)
+        if customers is not None:
+            conditions.append("customer_id IN {customers:Array(String)}")
+            params["customers"] = list(customers)
+        if customer is not None:
+            conditions.append("customer_id = {customer:String}")
+            params["customer"] = customer
+        if period is not None:
+            conditions.append("period_start = {start:DateTime64(3, 'UTC')}")
+            params["start"] = period.start
+        if since is not None:
+            conditions.append("period_start >= {since:DateTime64(3, 'UTC')}")
+            params["since"] = since
+        where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+        heads = self.ch.query(
+            f"SELECT {', '.join(facts.COLUMNS['invoices'])} FROM {self.db}.invoices FINAL {where} "
+            "ORDER BY customer_id, period_start, invoice_id",
+            parameters=params,
+        ).result_rows
+        if status is not None:
+            heads = [h for h in heads if h[11] == status.value]
+        found = [h[0] for h in heads]
+        items = self._lines(found) if lines and found else {}
+        adjustments = self._adjustments(found) if lines and found else {}
+        return [_invoice(h, items.get(h[0], ()), adjustments.get(h[0], ())) for h in heads]
+
+    def _lines(self, ids: list[str]) -> dict[str, list[LineItem]]:
+        out: dict[str, list[LineItem]] = defaultdict(list)
+        for chunk in _chunks(ids):
+            rows = self.ch.query(
+                f"SELECT invoice_id, currency, kind, charge, meter, description, quantity, unit_price, amount, breakdown "
+                f"FROM {self.db}.invoice_lines FINAL WHERE invoice_id IN {{ids:Array(String)}} ORDER BY invoice_id, line_no",
+                parameters={"ids": chunk},
+            ).result_rows
+            for invoice_id, code, kind, charge, meter, description, quantity, unit_price, amount, breakdown in rows:
+                out[invoice_id].append(LineItem(
+                    kind=LineKind(kind), charge=charge, meter=meter, description=description, quantity=_trim(quantity),
+                    unit_price=_trim(unit_price), amount=_money(amount, code),
+                    breakdown=tuple(BreakdownStep.model_validate(step) for step in orjson.loads(breakdown)),
+                ))
+        return out
+
+    def _adjustments(self, ids: list[str]) -> dict[str, list[Adjustment]]:
+        out: dict[str, list[Adjustment]] = defaultdict(list)
+        for chunk in _chunks(ids):
+            rows = self.ch.query(
+                f"SELECT invoice_id, currency, adjustment_id, kind, code, description, percent_off, amount "
+                f"FROM {self.db}.invoice_adjustments FINAL WHERE invoice_id IN {{ids:Array(String)}} "
+                "ORDER BY invoice_id, adjustment_id",
+                parameters={"ids": chunk},
+            ).result_rows
+            for invoice_id, code, adjustment_id, kind, coupon, description, percent_off, amount in rows:
+                out[invoice_id].append(Adjustment(
+                    id=adjustment_id, kind=AdjustmentKind(kind), code=coupon, description=description,
+                    percent_off=None if percent_off is None else _trim(percent_off), amount=_money(amount, code),
+                ))
+        return out
+
+    # --------------------------------------------------------------------------- writes
+
+    def write_spans(self, rows: Iterable[SpanRow], computed_at: datetime) -> None:
+        """Record the spans each invoice prices."""
+        data = [[r.invoice_id, r.span_no, r.customer_id, r.span.subscription_id, r.span.plan_id, r.plan_id, r.currency,
+                 r.period_start, r.span.start, r.span.end, computed_at] for r in rows]
+        if data:
+            self.ch.insert(f"{self.db}.invoice_spans", data, column_names=SPAN_COLUMNS)
+
+    def forget_lines(self, invoice_ids: Sequence[str]) -> None:
+        """Delete the lines and adjustments of drafts about to be rewritten."""
+        for table in ("invoice_lines", "invoice_adjustments"):
+            for chunk in _chunks(list(invoice_ids)):
+                self.ch.command(f"DELETE FROM {self.db}.{table} WHERE invoice_id IN {{ids:Array(String)}}",
+                                parameters={"ids": chunk})
+
+    def forget_spans(self, invoice_ids: Sequence[str], before: datetime) -> None:
+        """Delete spans of recomputed drafts recorded before ``before`` (by an earlier run)."""
+        for chunk in _chunks(list(invoice_ids)):
+            self.ch.command(f"DELETE FROM {self.db}.invoice_spans WHERE invoice_id IN {{ids:Array(String)}} "
+                            "AND computed_at < {before:DateTime64(3, 'UTC')}", parameters={"ids": chunk, "before": before})
+
+    def write_invoices(self, invoices: Iterable[Invoice]) -> None:
+        """Insert invoices with their lines and adjustments (via :func:`billing.facts.invoice_rows`)."""
+        rows: facts.Rows = {}
+        for invoice in invoices:
+            facts.merge(rows, facts.invoice_rows(invoice))
+        for table, data in rows.items():
+            if data:
+                self.ch.insert(f"{self.db}.{table}", data, column_names=facts.COLUMNS[table])
+
+
+def _invoice(head: tuple, lines: Sequence[LineItem], adjustments: Sequence[Adjustment]) -> Invoice:
+    (invoice_id, customer_id, subscription_id, period_start, period_end, code, subtotal, discount_total, tax_rate, tax,
+     total, status, issued_at, due_at, paid_at, voided_at, event_time) = head
+    return Invoice(
+        id=invoice_id, customer_id=customer_id, subscription_id=subscription_id, period_start=period_start,
+        period_end=period_end, currency=code, line_items=tuple(lines), subtotal=_money(subtotal, code),
+        adjustments=tuple(adjustments), discount_total=_money(discount_total, code), tax_rate=_trim(tax_rate),
+        tax=_money(tax, code), total=_money(total, code), status=InvoiceStatus(status), issued_at=issued_at,
+        due_at=due_at, paid_at=paid_at, voided_at=voided_at, event_time=event_time,
+    )
+
+
+def _money(value: Decimal, code: str) -> Decimal:
+    """A stored amount with its currency's decimals (amounts are stored rounded, with 9 decimals)."""
+    return currency(code).round(value) if code in MINOR_UNITS else _trim(value)
+
+
+def _trim(value: Decimal) -> Decimal:
+    """``12.500000000 -> 12.5`` without switching to exponent notation."""
+    return Decimal(format(value.normalize(), "f"))
+
+
+def _chunks(items: list[str]) -> Iterable[list[str]]:
+    for start in range(0, len(items), _CHUNK):
+        yield items[start:start + _CHUNK]

@@ -1,0 +1,101 @@
+"""Which plan a customer was billable on, when: subscription events -> plan spans of a period.
+
+Rules (documented in the README's invoicing section):
+
+- a subscription's state at time ``t`` is its last event (by effective time, then sequence) with
+  ``effective_time <= t``; nothing is billed before the first event or ``start_time``;
+- ``active`` and ``past_due`` are billable; ``trialing`` is not (trials are free);
+- ``canceled`` keeps the billability it had and ends at the event's ``end_time`` (service runs to
+  the end of the paid cycle); nothing is billed after ``end_time``;
+- a ``plan_changed`` event switches the plan at its effective time: the period gets one span per
+  plan, and flat fees are prorated by the second over each span (usage is never prorated).
+
+Consecutive intervals on the same plan of the same subscription merge into one span.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from itertools import pairwise
+from typing import Optional
+
+from billing.pricing.proration import Period
+
+BILLABLE = frozenset({"active", "past_due"})
+NOT_BILLABLE = frozenset({"trialing"})
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionChange:
+    """The fields of a subscription event the timeline needs."""
+
+    subscription_id: str
+    sequence: int
+    plan_id: str
+    status: str
+    start_time: datetime
+    end_time: Optional[datetime]
+    effective_time: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PlanSpan:
+    """A subscription billable on ``plan_id`` (a product id) during ``[start, end)``."""
+
+    subscription_id: str
+    plan_id: str
+    start: datetime
+    end: datetime
+
+    @property
+    def period(self) -> Period:
+        return Period(self.start, self.end)
+
+
+def plan_spans(changes: Iterable[SubscriptionChange], period: Period) -> list[PlanSpan]:
+    """The billable plan spans of ``period``, ordered by start, from all of a customer's subscriptions."""
+    by_subscription: dict[str, list[SubscriptionChange]] = defaultdict(list)
+    for change in changes:
+        by_subscription[change.subscription_id].append(change)
+    spans: list[PlanSpan] = []
+    for subscription_id in sorted(by_subscription):
+        spans.extend(_subscription_spans(by_subscription[subscription_id], period))
+    return sorted(spans, key=lambda span: (span.start, span.subscription_id))
+
+
+def _subscription_spans(changes: list[SubscriptionChange], period: Period) -> list[PlanSpan]:
+    changes = sorted(changes, key=lambda c: (c.effective_time, c.sequence))
+    moments = {period.start, period.end}
+    for change in changes:
+        moments.update(t for t in (change.effective_time, change.start_time, change.end_time) if t is not None)
+    cuts = sorted(t for t in moments if period.start <= t <= period.end)
+    spans: list[PlanSpan] = []
+    for low, high in pairwise(cuts):
+        state, billable = _state_at(changes, low)
+        if state is None or not billable or low < state.start_time:
+            continue
+        if state.end_time is not None and low >= state.end_time:
+            continue
+        last = spans[-1] if spans else None
+        if last is not None and last.plan_id == state.plan_id and last.end == low:
+            spans[-1] = PlanSpan(last.subscription_id, last.plan_id, last.start, high)
+        else:
+            spans.append(PlanSpan(state.subscription_id, state.plan_id, low, high))
+    return spans
+
+
+def _state_at(changes: list[SubscriptionChange], moment: datetime) -> tuple[Optional[SubscriptionChange], bool]:
+    """The last change effective at ``moment`` and whether the subscription is billable then."""
+    state, billable = None, False
+    for change in changes:
+        if change.effective_time > moment:
+            break
+        state = change
+        if change.status in BILLABLE:
+            billable = True
+        elif change.status in NOT_BILLABLE:
+            billable = False
+    return state, billable
