@@ -98,6 +98,9 @@ class Settings(BaseSettings):
     )
     invoice_company_email: str = Field(default="billing@acme.example", description="Billing contact on invoices.")
     invoice_due_days: int = Field(default=14, ge=0, description="Days between issue date and due date.")
+    invoice_correction_months: int = Field(
+        default=3, ge=0, description="How many earlier months `billing invoice run` re-checks for late usage (0 = off)."
+    )
 
     # Timeouts
     start_timeout_s: float = Field(default=60.0, description="How long `billing up` waits per service.")
