@@ -30,7 +30,7 @@ from billing.contracts import (
     parse_topic,
     parse_usage,
 )
-from billing.facts import Rows, dead_letter_rows, group_key, merge, rows_for, usage_rows
+from billing.facts import COLUMNS, Rows, dead_letter_rows, merge, rows_for, usage_rows
 from billing.meters import MeterSet
 from streams.dedup import DedupEntry, Seen, classify, entry_for
 from streams.payments import PaymentState
@@ -39,6 +39,8 @@ from streams.windows import WindowState, is_closed, measured, window_bounds, win
 UTC = timezone.utc
 DAY_S = 86_400
 
+USAGE_DIMENSIONS = COLUMNS["usage_events"].index("dimensions")
+USAGE_GROUP_KEY = COLUMNS["usage_events"].index("group_key")
 ROLLUP_COLUMNS = ("customer_id", "meter", "window_seconds", "window_start", "group_key", "dimensions", "aggregation",
                   "value", "event_count", "version", "closed", "updated_at")
 """Columns of ``usage_rollups`` in the order of :func:`rollup_row`."""
@@ -99,7 +101,7 @@ class Output:
         self.counts["dead_letters"] += 1
 
     def finish(self, now: datetime) -> None:
-        """Add the rows of every window changed in this batch."""
+        """Add the rows of every window changed in this batch (once, before writing)."""
         if self.windows:
             self.rows.setdefault("usage_rollups", []).extend(rollup_row(s, now) for s in self.windows.values())
 
@@ -134,6 +136,7 @@ class UsageProcessor:
         self.clock = clock
         self._watermark: dict[int, int] = {}
         self._open: dict[int, list[tuple[int, bytes]]] = {}
+        self._live: dict[bytes, WindowState] = {}  # open windows, kept decoded
 
     # ------------------------------------------------------------------ partitions and watermarks
 
@@ -152,14 +155,17 @@ class UsageProcessor:
             state = WindowState.decode(raw)
             if state.partition == partition and not state.closed:
                 heap.append((state.end, key))
+                self._live[key] = state
         heapq.heapify(heap)
         self._open[partition] = heap
 
     def forget(self, partitions: Iterable[int]) -> None:
         """Drop in-memory state of partitions this worker no longer owns (after a rebalance)."""
-        for partition in partitions:
+        gone = set(partitions)
+        for partition in gone:
             self._watermark.pop(partition, None)
             self._open.pop(partition, None)
+        self._live = {key: state for key, state in self._live.items() if state.partition not in gone}
 
     @property
     def partitions(self) -> list[int]:
@@ -169,7 +175,8 @@ class UsageProcessor:
     # ------------------------------------------------------------------------------- processing
 
     def process(self, records: Iterable[Record], out: Output) -> None:
-        """Apply a batch of usage records (in offset order per partition) to the state."""
+        """Apply a batch of usage records (in offset order per partition) to the state; the caller
+        adds the window rows with :meth:`Output.finish`."""
         now_s = self.clock()
         now = datetime.fromtimestamp(now_s, UTC)
         touched: set[int] = set()
@@ -188,7 +195,6 @@ class UsageProcessor:
             self._save_watermark(partition)
             self.close_due(partition, self.watermark(partition), out)
         self._save(out)
-        out.finish(now)
 
     def close_idle(self, partitions: Iterable[int], out: Output) -> None:
         """Close windows of idle ``partitions`` by the wall clock (their event time stopped moving)."""
@@ -196,7 +202,6 @@ class UsageProcessor:
         for partition in partitions:
             self.close_due(partition, max(self.watermark(partition), int(now_s * 1_000_000)), out)
         self._save(out)
-        out.finish(datetime.fromtimestamp(now_s, UTC))
 
     def _apply(self, event: UsageEvent, record: Record, now_s: float, out: Output) -> None:
         key = event.id.encode()
@@ -210,12 +215,11 @@ class UsageProcessor:
             self.dedup.put(record.partition, key, entry.encode())
         else:
             out.counts["replayed"] += 1
-        merge(out.rows, usage_rows(event, record.partition, record.offset, self.meters))
+        row = usage_rows(event, record.partition, record.offset, self.meters)["usage_events"][0]
+        out.rows.setdefault("usage_events", []).append(row)
         meter = self.meters[event.type]
         value = measured(meter, event.data.field(meter.value_field))
-        dimensions = event.data.dimensions
-        grouped = {name: dimensions.get(name, "") for name in meter.group_by}
-        gkey = group_key(dimensions, meter.group_by)
+        grouped, gkey = row[USAGE_DIMENSIONS], row[USAGE_GROUP_KEY]
         event_us = int(event.time.timestamp() * 1_000_000)
         partition = record.partition
         mark = self.watermark(partition)
@@ -224,22 +228,25 @@ class UsageProcessor:
         for seconds in self.config.sizes:
             start, end = window_bounds(event_us, seconds)
             wkey = window_key(event.subject, event.type, seconds, start, gkey)
-            state = out.windows.get(wkey)
+            state = out.windows.get(wkey) or self._live.get(wkey)
             if state is None:
                 stored = self.windows.get(wkey)
-                if stored is None and (end + self.config.window_retention_s) * 1_000_000 < mark:
+                if stored is not None:
+                    state = WindowState.decode(stored)
+                elif (end + self.config.window_retention_s) * 1_000_000 < mark:
                     out.recompute.add((event.subject, event.type, seconds, start, gkey))
                     correction = True
                     continue
-                state = WindowState.decode(stored) if stored else WindowState.new(
-                    meter, event.subject, seconds, start, gkey, grouped, partition)
+                else:
+                    state = WindowState.new(meter, event.subject, seconds, start, gkey, grouped, partition)
+                    heapq.heappush(self._open.setdefault(partition, []), (end, wkey))
+                    self._live[wkey] = state
             if state.closed or is_closed(end, mark, grace):
                 correction = True
-                state.closed = True
+                self._close(wkey, state)
             elif end * 1_000_000 <= mark:
                 late = True
-            if state.apply(value, record.offset, event_us, event.id) and not state.closed:
-                heapq.heappush(self._open.setdefault(partition, []), (end, wkey))
+            state.apply(value, record.offset, event_us, event.id)
             out.windows[wkey] = state
         if correction:
             out.counts["late_corrections"] += 1
@@ -258,17 +265,21 @@ class UsageProcessor:
         grace = self.config.grace_s
         while heap and is_closed(heap[0][0], watermark_us, grace):
             _, wkey = heapq.heappop(heap)
-            state = out.windows.get(wkey)
+            state = out.windows.get(wkey) or self._live.get(wkey)
             if state is None:
                 stored = self.windows.get(wkey)
                 state = WindowState.decode(stored) if stored else None
             if state is None or state.closed:
                 continue
-            state.closed = True
+            self._close(wkey, state)
             out.windows[wkey] = state
             closed += 1
         out.counts["windows_closed"] += closed
         return closed
+
+    def _close(self, wkey: bytes, state: WindowState) -> None:
+        state.closed = True
+        self._live.pop(wkey, None)
 
     def _save(self, out: Output) -> None:
         for wkey, state in out.windows.items():

@@ -1,0 +1,338 @@
+"""The Faust app of `billing worker`: agents, RocksDB tables, timers and the web endpoint.
+
+Two agents consume batches (``noack_take``: by size and by time) and acknowledge a batch only
+after its rows are stored in the warehouse, so Faust never commits an offset past data that is
+not in the warehouse (at-least-once; the state is fenced so replays change nothing):
+
+- ``usage``: validation -> dead letters, dedup, minute/hour windows, closing, corrections;
+- ``records``: customers, subscriptions, invoices and payments -> raw facts, payment lifecycles.
+
+Tables (``rocksdb://`` store through rocksdict, changelog-backed, partitioned like the topics):
+``dedup`` (idempotency keys), ``windows`` (window states), ``watermarks`` and ``payments``.
+Faust picks the partition of a table write from the "current event"; a batch spans partitions, so
+writes are made with the current event set to an event of the partition that owns the key.
+
+Faust's own windowed tables are not used: they have no grace period or watermark and close
+windows only when a later event arrives. Windows here are plain keys, closed by a per-partition
+event-time watermark minus the grace period, and by the wall clock when a partition goes idle.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import weakref
+from collections import defaultdict
+from datetime import datetime, timezone
+from pathlib import Path
+
+import faust
+from confluent_kafka import Producer
+from faust.streams import _current_event
+from faust.types import TP
+
+from billing.clickhouse import client as make_client
+from billing.contracts import to_bytes
+from billing.meters import active_meters
+from billing.settings import Settings
+from streams.metrics import WorkerMetrics
+from streams.pipeline import Output, Record, RecordProcessor, UsageProcessor, WindowConfig
+from streams.sink import SinkStopped, WarehouseSink
+
+log = logging.getLogger("billing.worker")
+UTC = timezone.utc
+DAY_S = 86_400
+IDLE_CHECK_S = 5.0
+ROCKSDB_OPTIONS = {
+    "write_buffer_size": 8 << 20,
+    "max_write_buffer_number": 2,
+    "block_cache_size": 16 << 20,
+    "max_open_files": 256,
+}
+"""Per partition database; keeps the resident memory of a worker small."""
+
+
+class PartitionTable:
+    """A Faust table as a :class:`~streams.pipeline.StateStore`.
+
+    Writes go to the local RocksDB store of the given partition at once; their changelog messages
+    are produced together by :meth:`flush` with librdkafka (Faust's own path awaits one message per
+    event-loop iteration, which capped a worker at about a thousand table writes per second). The
+    worker flushes the tables before it stores and acknowledges a batch, so a committed source offset
+    never precedes the changelog of the state it produced. Delivered offsets are recorded as the
+    store's persisted offsets, so recovery reads only the changelog this store has not seen.
+    """
+
+    def __init__(self, table: faust.Table, anchors: dict[int, faust.types.EventT], producer: Producer):
+        self.table = table
+        self.anchors = anchors
+        self.producer = producer
+        self.pending: dict[bytes, tuple[int, bytes | None]] = {}
+        self.persisted: dict[int, int] = {}
+
+    def get(self, key: bytes) -> bytes | None:
+        return self.table.data.get(key)
+
+    def put(self, partition: int, key: bytes, value: bytes) -> None:
+        enter_partition(self.anchors[partition])
+        self.table.data[key] = value
+        self.pending[key] = (partition, value)
+
+    def delete(self, partition: int, key: bytes) -> None:
+        enter_partition(self.anchors[partition])
+        self.table.data.pop(key, None)
+        self.pending[key] = (partition, None)
+
+    def items(self):
+        return iter(list(self.table.data.items()))
+
+    def produce(self) -> int:
+        """Hand the changelog messages of the writes since the last call to the producer."""
+        pending, self.pending = self.pending, {}
+        name = self.table.changelog_topic.get_topic_name()
+        for key, (partition, value) in pending.items():
+            self.producer.produce(name, value, key, partition=partition, on_delivery=self._delivered)
+        return len(pending)
+
+    def _delivered(self, error, message) -> None:
+        if error is None:
+            partition = message.partition()
+            self.persisted[partition] = max(self.persisted.get(partition, -1), message.offset())
+
+    def record_persisted(self) -> None:
+        """Remember the delivered changelog offsets in the local store (after a flush)."""
+        persisted, self.persisted = self.persisted, {}
+        name = self.table.changelog_topic.get_topic_name()
+        for partition, offset in persisted.items():
+            self.table.data.set_persisted_offset(TP(name, partition), offset)
+
+
+def enter_partition(event: faust.types.EventT) -> None:
+    """Make ``event`` the current event, so table reads and writes use its partition."""
+    _current_event.set(weakref.ref(event))
+
+
+class StreamRuntime:
+    """State, processors, sink and metrics of one worker process, wired into a Faust app."""
+
+    def __init__(self, settings: Settings, name: str, web_port: int, data_dir: Path):
+        self.settings = settings
+        self.name = name
+        self.topics = settings.topics()
+        self.app = faust.App(
+            settings.worker_app_id,
+            broker=[f"kafka://{host}" for host in settings.kafka_bootstrap.split(",")],
+            store="rocksdb://",
+            datadir=str(data_dir),
+            web_enabled=True,
+            web_host="127.0.0.1",
+            web_bind="127.0.0.1",
+            web_port=web_port,
+            topic_partitions=settings.kafka_partitions,
+            topic_replication_factor=settings.kafka_replication,
+            processing_guarantee="at_least_once",
+            consumer_auto_offset_reset="earliest",
+            broker_commit_interval=1.0,
+            table_standby_replicas=0,
+            producer_acks=-1,
+            producer_linger=0.02,
+            producer_max_batch_size=1 << 20,
+            producer_compression_type="lz4",
+            broker_max_poll_records=settings.worker_batch_size,
+            stream_buffer_maxsize=max(4096, settings.worker_batch_size * 2),
+            key_serializer="raw",
+            value_serializer="raw",
+        )
+        self.meters = active_meters()
+        self.metrics = WorkerMetrics(name)
+        self.lock = asyncio.Lock()
+        self.anchors: dict[int, faust.types.EventT] = {}
+        self.last_seen: dict[int, float] = {}
+        self.positions: dict[tuple[str, int], int] = {}
+        self.stopping = False
+        self.sink = WarehouseSink(settings, self.meters, stopping=lambda: self.stopping,
+                                  on_retry=lambda exc: self.metrics.add({"sink_retries": 1}))
+        self.changelog = Producer({
+            "bootstrap.servers": settings.kafka_bootstrap, "enable.idempotence": True, "acks": "all",
+            "linger.ms": 5, "compression.type": "lz4", "batch.num.messages": 100_000,
+            "queue.buffering.max.messages": 2_000_000, "logger": log,
+        })
+        self._declare()
+
+    # --------------------------------------------------------------------------------- wiring
+
+    def _table(self, name: str) -> PartitionTable:
+        table = self.app.Table(name, partitions=self.settings.kafka_partitions, key_type=bytes, value_type=bytes,
+                               options=dict(ROCKSDB_OPTIONS))
+        return PartitionTable(table, self.anchors, self.changelog)
+
+    def _declare(self) -> None:
+        app, s = self.app, self.settings
+        self.dedup, self.windows = self._table("dedup"), self._table("windows")
+        self.watermarks, self.payments = self._table("watermarks"), self._table("payments")
+        self.usage = UsageProcessor(
+            self.meters,
+            WindowConfig(tuple(s.worker_windows_s), s.worker_grace_s, s.worker_window_retention_days * DAY_S,
+                         s.worker_dedup_retention_days * DAY_S),
+            self.dedup, self.windows, self.watermarks,
+        )
+        self.records = RecordProcessor(self.payments)
+        self.logical = {kafka: logical for logical, kafka in self.topics.items()}
+        raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
+        self.dead_letter_topic = app.topic(self.topics["dead_letters"], **raw)
+        usage_topic = app.topic(self.topics["usage"], **raw)
+        record_topics = app.topic(*(self.topics[t] for t in ("customers", "subscriptions", "invoices", "payments")),
+                                  **raw)
+
+        @app.agent(usage_topic, name="usage")
+        async def usage(stream):
+            async for events in stream.noack_take(s.worker_batch_size, within=s.worker_batch_interval_s):
+                await self._handle(stream, events, self.usage.process)
+
+        @app.agent(record_topics, name="records")
+        async def records(stream):
+            async for events in stream.noack_take(s.worker_batch_size, within=s.worker_batch_interval_s):
+                await self._handle(stream, events, self.records.process)
+
+        app.timer(IDLE_CHECK_S)(self._close_idle)
+        app.timer(s.worker_purge_interval_s)(self._purge)
+        app.timer(s.worker_metrics_interval_s)(self._report)
+
+        @app.page("/metrics")
+        async def metrics(view, request):
+            return view.bytes(self.metrics.prometheus(), content_type="text/plain; version=0.0.4")
+
+        @app.page("/stats")
+        async def stats(view, request):
+            return view.json(self.stats())
+
+        @app.page("/health")
+        async def health(view, request):
+            return view.json({"status": "ok", "worker": self.name})
+
+        app.on_partitions_revoked.connect(self._on_revoked)
+        app.on_before_shutdown.connect(self._on_shutdown)
+
+    # ------------------------------------------------------------------------------ processing
+
+    async def _handle(self, stream, events, process) -> None:
+        """Process one batch, store its rows, publish its dead letters, then acknowledge it."""
+        async with self.lock:
+            by_partition: dict[int, list] = defaultdict(list)
+            for event in events:
+                by_partition[event.message.partition].append(event)
+            out = Output()
+            now = time.monotonic()
+            for partition, group in by_partition.items():
+                self.anchors[partition] = group[-1]
+                self.last_seen[partition] = now
+                enter_partition(group[-1])
+                process([self._record(e) for e in group], out)
+            await self._flush_tables()
+            await self._store(out)
+        for event in events:
+            message = event.message
+            self.positions[(message.topic, message.partition)] = message.offset + 1
+            await stream.ack(event)
+
+    def _record(self, event) -> Record:
+        m = event.message
+        return Record(self.logical[m.topic], m.topic, m.partition, m.offset, m.key, m.value, int(m.timestamp * 1000))
+
+    async def _flush_tables(self) -> None:
+        """Produce the changelog of every table write so far and wait until Kafka has it."""
+        tables = (self.dedup, self.windows, self.watermarks, self.payments)
+        if sum(table.produce() for table in tables):
+            await asyncio.to_thread(self._flush_changelog)
+            for table in tables:
+                table.record_persisted()
+
+    def _flush_changelog(self) -> None:
+        while self.changelog.flush(30.0):
+            log.warning("changelog not acknowledged by Kafka yet; waiting")
+
+    async def _store(self, out: Output) -> None:
+        out.finish(datetime.now(UTC))
+        started = time.monotonic()
+        try:
+            written = await asyncio.to_thread(self.sink.write, out)
+        except SinkStopped:
+            log.warning("stopping with a batch not stored; it will be processed again")
+            raise
+        self.metrics.sink_latency.observe(time.monotonic() - started)
+        for letter in out.dead_letters:
+            await self.dead_letter_topic.send(value=to_bytes(letter))
+        out.counts["rows_written"] += written
+        out.counts["rollups_written"] += len(out.rows.get("usage_rollups", ()))
+        self.metrics.add(out.counts)
+
+    async def _close_idle(self) -> None:
+        idle_after = self.settings.worker_idle_close_s
+        now = time.monotonic()
+        idle = [p for p in self.usage.partitions
+                if p in self.anchors and now - self.last_seen.get(p, now) >= idle_after and self.usage.open_windows(p)]
+        if not idle:
+            return
+        async with self.lock:
+            out = Output()
+            for partition in idle:
+                enter_partition(self.anchors[partition])
+                self.usage.close_idle([partition], out)
+            if out.windows:
+                await self._flush_tables()
+                await self._store(out)
+
+    async def _purge(self) -> None:
+        async with self.lock:
+            counts = self.usage.purge()
+            await self._flush_tables()
+        self.metrics.add(counts)
+        if counts:
+            log.info("purged %s", dict(counts))
+
+    def _on_revoked(self, sender, revoked, **kwargs) -> None:
+        partitions = {tp.partition for tp in revoked}
+        self.usage.forget(partitions)
+        for partition in partitions:
+            self.anchors.pop(partition, None)
+            self.last_seen.pop(partition, None)
+        for tp in revoked:
+            self.positions.pop((tp.topic, tp.partition), None)
+
+    async def _on_shutdown(self, sender, **kwargs) -> None:
+        self.stopping = True
+
+    # ------------------------------------------------------------------------------- reporting
+
+    def lag(self) -> int:
+        """Records in the assigned partitions not processed (acknowledged) yet."""
+        consumer = self.app.consumer
+        total = 0
+        for tp in consumer.assignment():
+            if tp.topic in self.logical:
+                highwater = consumer.highwater(tp)
+                if highwater is not None:
+                    total += max(0, highwater - self.positions.get((tp.topic, tp.partition), 0))
+        return total
+
+    async def _report(self) -> None:
+        self.metrics.update_rate()
+        try:
+            self.metrics.set("consumer_lag", self.lag())
+        except Exception:  # the consumer is not assigned yet
+            pass
+        self.metrics.set("open_windows", sum(self.usage.open_windows(p) for p in self.usage.partitions))
+        rows = self.metrics.rows()
+        try:
+            await asyncio.to_thread(self._write_metrics, rows)
+        except Exception as exc:  # metrics are best effort; the data path retries on its own
+            log.warning("cannot write pipeline_metrics: %s", exc)
+
+    def _write_metrics(self, rows: list[list]) -> None:
+        make_client(self.settings).insert(f"{self.settings.clickhouse_database}.pipeline_metrics", rows,
+                                          column_names=["time", "worker", "metric", "value"])
+
+    def stats(self) -> dict:
+        """Counters, gauges and identity of this worker (the `/stats` page)."""
+        return {"worker": self.name, "partitions": sorted(self.usage.partitions), **self.metrics.snapshot()}

@@ -1,0 +1,92 @@
+"""The worker's ClickHouse sink: one batch of rows at a time, retried until it is stored.
+
+Raw facts are written before the state derived from them (rollups, payment states) and before
+windows are recomputed from them. Every table is a ReplacingMergeTree keyed by the row's identity
+(rollups and payment states carry versions), so writing a batch twice after a crash changes
+nothing. A failing warehouse makes :meth:`WarehouseSink.write` retry with exponential backoff; the
+caller acknowledges the batch's source records only after it returns, so consumption stalls
+instead of losing data.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from clickhouse_connect.driver.client import Client
+
+from billing.clickhouse import client as make_client
+from billing.facts import COLUMNS
+from billing.meters import MeterSet
+from billing.reconcile import recompute_rows
+from billing.settings import Settings
+from streams import payments
+from streams.pipeline import ROLLUP_COLUMNS, Output
+
+log = logging.getLogger("billing.worker.sink")
+
+FACT_TABLES = tuple(COLUMNS)
+DERIVED_COLUMNS = {"usage_rollups": ROLLUP_COLUMNS, "payment_transactions": payments.COLUMNS}
+
+
+class SinkStopped(Exception):
+    """The worker is stopping while the warehouse is still failing; the batch stays unacknowledged."""
+
+
+class WarehouseSink:
+    """Writes :class:`~streams.pipeline.Output` rows to the warehouse, retrying with backoff."""
+
+    def __init__(self, settings: Settings, meters: MeterSet, stopping: Callable[[], bool] = lambda: False,
+                 on_retry: Callable[[Exception], None] = lambda exc: None):
+        self.settings = settings
+        self.meters = meters
+        self.database = settings.clickhouse_database
+        self.stopping = stopping
+        self.on_retry = on_retry
+        self._client: Client | None = None
+        self._contexts: dict[str, object] = {}
+
+    def write(self, out: Output) -> int:
+        """Store every row of ``out`` (blocking); returns the number of rows written."""
+        written = 0
+        for table in FACT_TABLES:
+            written += self._insert(table, COLUMNS[table], out.rows.get(table))
+        if out.recompute:
+            rows = self._retry(lambda ch: recompute_rows(ch, self.settings, self.meters, out.recompute))
+            out.rows.setdefault("usage_rollups", []).extend(rows)
+        for table, columns in DERIVED_COLUMNS.items():
+            written += self._insert(table, columns, out.rows.get(table))
+        return written
+
+    def _insert(self, table: str, columns: tuple[str, ...], rows: list | None) -> int:
+        if not rows:
+            return 0
+
+        def insert(ch: Client) -> None:
+            context = self._contexts.get(table)
+            if context is None:
+                context = self._contexts[table] = ch.create_insert_context(
+                    table, column_names=list(columns), database=self.database)
+            context.data = rows
+            ch.insert(context=context)
+
+        self._retry(insert)
+        return len(rows)
+
+    def _retry(self, action):
+        delay = 0.2
+        while True:
+            try:
+                if self._client is None:
+                    self._client = make_client(self.settings)
+                return action(self._client)
+            except Exception as exc:  # any warehouse failure: keep the batch and try again
+                if self.stopping():
+                    raise SinkStopped(str(exc)) from exc
+                log.warning("warehouse write failed (%s: %s); retrying in %.1fs", type(exc).__name__, exc, delay)
+                self.on_retry(exc)
+                self._client = None
+                self._contexts.clear()
+                time.sleep(delay)
+                delay = min(delay * 2, self.settings.worker_sink_max_backoff_s)

@@ -1,0 +1,25 @@
+"""Start one stream worker process (the body of `billing worker`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import faust
+
+from billing.migrations import migrate
+from billing.settings import Settings
+from streams.app import StreamRuntime
+
+
+def worker_dir(settings: Settings, name: str) -> Path:
+    """Local state (RocksDB tables) of the worker called ``name``."""
+    return settings.state_dir / "worker" / name
+
+
+def run_worker(settings: Settings, name: str, web_port: int, loglevel: str = "warning") -> None:
+    """Apply pending warehouse migrations, then run the Faust worker until it is stopped (SIGTERM/SIGINT)."""
+    migrate(settings)
+    data_dir = worker_dir(settings, name)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    runtime = StreamRuntime(settings, name, web_port, data_dir)
+    faust.Worker(runtime.app, loglevel=loglevel, quiet=True).execute_from_commandline()
