@@ -8,6 +8,7 @@ from clickhouse_connect.driver.exceptions import DatabaseError
 
 from billing.cli import plan_cmds, platform_cmds, schema_cmds, warehouse_cmds  # noqa: F401  (register commands)
 from billing.cli import simulate_cmds  # noqa: F401
+from billing.cli import invoice_cmds  # noqa: F401
 from billing.cli import worker_cmds  # noqa: F401
 from billing.cli import topics_cmds  # noqa: F401
 from billing.cli import demo_cmds  # noqa: F401

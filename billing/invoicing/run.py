@@ -236,6 +236,20 @@ class Invoicing:
                                 subscription_id=spans[0].subscription_id, now=now)
         return Preview(customer, period, elapsed.end, priced, invoice)
 
+    def billed_usage(self, period: Period) -> list[tuple[str, datetime, datetime, dict[str, Decimal]]]:
+        """Billed quantity per customer and meter of the period's invoices (summed over their spans)."""
+        invoices = [inv for inv in self.store.invoices(period=period)
+                    if inv.id == invoice_id(inv.customer_id, period)]
+        usage = self.store.recorded_span_usage([inv.id for inv in invoices], period) if invoices else {}
+        rows = []
+        for inv in invoices:
+            totals: Counter = Counter()
+            for (owner, _number), stats in usage.items():
+                if owner == inv.id:
+                    totals.update(quantities(stats, self.meters))
+            rows.append((inv.customer_id, period.start, period.end, dict(totals)))
+        return rows
+
     def get(self, invoice_id_: str) -> Invoice:
         """The latest version of one invoice."""
         found = self.store.invoices(ids=[invoice_id_])

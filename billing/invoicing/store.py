@@ -21,6 +21,7 @@ from clickhouse_connect.driver.client import Client
 from billing import facts
 from billing.contracts import Adjustment, AdjustmentKind, BreakdownStep, Invoice, InvoiceStatus, LineItem, LineKind
 from billing.invoicing.compose import BillingCustomer
+from billing.invoicing.pdf import BillTo
 from billing.invoicing.timeline import PlanSpan, SubscriptionChange
 from billing.invoicing.usage import HourStats
 from billing.pricing.money import MINOR_UNITS, currency
@@ -61,6 +62,17 @@ class Store:
             parameters=params,
         ).result_rows
         return {r[0]: BillingCustomer(r[0], r[1], r[2] or None, r[3], bool(r[4])) for r in rows}
+
+    def party(self, customer_id: str) -> Optional[BillTo]:
+        """The bill-to block of a customer for PDFs (None when unknown)."""
+        rows = self.ch.query(
+            f"SELECT company_name, email, country, tax_region FROM {self.db}.customers FINAL WHERE customer_id = {{c:String}}",
+            parameters={"c": customer_id},
+        ).result_rows
+        if not rows:
+            return None
+        name, email, country, tax_region = rows[0]
+        return BillTo(name, customer_id, email, (f"Country: {country}" + (f", {tax_region}" if tax_region else ""),))
 
     def subscription_changes(self, before: datetime, customer: Optional[str] = None) -> dict[str, list[SubscriptionChange]]:
         """Every subscription event effective before ``before``, per customer."""
@@ -138,7 +150,7 @@ class Store:
 
     def invoices(self, *, ids: Optional[Sequence[str]] = None, customer: Optional[str] = None,
                  customers: Optional[Sequence[str]] = None, period: Optional[Period] = None,
-                 status: Optional[InvoiceStatus] = None, since: Optional[datetime] = None, lines: bool = True) -> list[Invoice]:
+                 status: Optional[InvoiceStatus] = None, since: Optional[datetime] = None) -> list[Invoice]:
         """Invoices (latest version) matching every filter given, ordered by customer and period."""
         conditions, params = [], {}
         if ids is not None:
@@ -165,8 +177,8 @@ class Store:
         if status is not None:
             heads = [h for h in heads if h[11] == status.value]
         found = [h[0] for h in heads]
-        items = self._lines(found) if lines and found else {}
-        adjustments = self._adjustments(found) if lines and found else {}
+        items = self._lines(found) if found else {}
+        adjustments = self._adjustments(found) if found else {}
         return [_invoice(h, items.get(h[0], ()), adjustments.get(h[0], ())) for h in heads]
 
     def _lines(self, ids: list[str]) -> dict[str, list[LineItem]]:

@@ -1,0 +1,175 @@
+"""`billing invoice run | preview | finalize | pay | void | list | pdf | export`: invoicing from the warehouse."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from billing.cli.app import app, console
+from billing.contracts import Invoice, InvoiceStatus
+from billing.errors import ConfigError
+from billing.invoicing.errors import UnknownCustomer
+from billing.invoicing.export import write_invoices_csv, write_usage_csv
+from billing.invoicing.pdf import render_pdf
+from billing.invoicing.periods import label, parse_period
+from billing.invoicing.run import Invoicing, RunSummary
+from billing.pricing.money import currency
+from billing.settings import get_settings
+
+invoice_app = typer.Typer(help="Invoices from the warehouse: run a month, preview, lifecycle, PDFs, exports.",
+                          no_args_is_help=True)
+app.add_typer(invoice_app, name="invoice")
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _invoicing() -> Invoicing:
+    return Invoicing(get_settings())
+
+
+@invoice_app.command()
+def run(
+    period: str = typer.Option(..., "--period", "-p", help="Closed month to bill, YYYY-MM."),
+    finalize: bool = typer.Option(False, "--finalize", help="Finalize the invoices right away (default: drafts)."),
+) -> None:
+    """Bill every subscription of a closed month from the usage rollups (idempotent; finalized invoices never change)."""
+    invoicing = _invoicing()
+    columns = [TextColumn("[bold]{task.description:<26}"), BarColumn(), TextColumn("{task.completed:,.0f}/{task.total:,.0f}"),
+               TimeElapsedColumn()]
+    with Progress(*columns, console=console, transient=True) as bar:
+        task = bar.add_task("starting", total=1)
+
+        def progress(stage: str, done: int, total: int) -> None:
+            bar.update(task, description=stage, completed=done, total=max(total, 1))
+
+        summary = invoicing.run_period(period, now=_now(), finalize=finalize, progress=progress)
+    _print_summary(summary)
+
+
+def _print_summary(summary: RunSummary) -> None:
+    table = Table(title=f"invoice run {label(summary.period)}", show_header=False)
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    for what, count in (
+        ("new invoices", summary.created), ("drafts recomputed (changed)", summary.updated),
+        ("drafts unchanged", summary.unchanged), ("finalized by this run", summary.finalized),
+        ("left alone (finalized, paid or void)", summary.frozen), ("correction lines (late usage)", summary.corrections),
+        ("subscriptions not billable this month", summary.not_billable),
+    ):
+        table.add_row(what, f"{count:,}")
+    console.print(table)
+    if summary.totals:
+        totals = Table("currency", "invoices", "total", title="totals of the invoices computed")
+        counts: dict[str, int] = {}
+        for invoice in summary.invoices:
+            counts[invoice.currency] = counts.get(invoice.currency, 0) + 1
+        for code, total in summary.totals.items():
+            totals.add_row(code, f"{counts[code]:,}", currency(code).format(total))
+        console.print(totals)
+    console.print(f"done in {summary.seconds:.1f}s")
+
+
+@invoice_app.command()
+def preview(customer: str = typer.Option(..., "--customer", "-c", help="Customer id.")) -> None:
+    """Running total of a customer's current month (accrued up to now), with lines and tier breakdown."""
+    result = _invoicing().preview(customer, now=_now())
+    money = result.priced.currency
+    title = (f"{customer} · {result.period.start:%d %b %Y} – {result.until:%d %b %Y %H:%M} UTC "
+             f"(open period, accrued so far)")
+    table = Table("line / step", "units", "unit price", "flat fee", "amount", title=title)
+    for line in result.priced.lines:
+        table.add_row(f"[bold]{line.description}[/] [dim]{line.plan_id}[/]", f"{line.quantity:,}", "", "",
+                      f"[bold]{money.format(line.amount)}[/]")
+        for step in line.steps:
+            table.add_row(f"[dim]  {step.description}[/]", f"[dim]{step.units:,}", f"[dim]{step.unit_price}",
+                          f"[dim]{step.flat_fee or ''}", f"[dim]{step.amount:,}")
+    console.print(table)
+    console.print(f"subtotal        {money.format(result.priced.subtotal)}")
+    for tax in result.priced.taxes:
+        console.print(f"{tax.name} {tax.rate}%".ljust(16) + money.format(tax.amount))
+    console.print(f"[bold]running total   {money.format(result.priced.total)}[/]")
+
+
+def _transition(invoice_id: str, target: InvoiceStatus) -> None:
+    invoice = _invoicing().change_status(invoice_id, target, now=_now())
+    console.print(f"invoice {invoice.id} is {invoice.status.value} "
+                  f"({currency(invoice.currency).format(invoice.total)}, published and recorded)")
+
+
+@invoice_app.command()
+def finalize(invoice_id: str = typer.Argument(..., help="Invoice id.")) -> None:
+    """Issue a draft invoice: it gets issue and due dates and never changes again."""
+    _transition(invoice_id, InvoiceStatus.FINALIZED)
+
+
+@invoice_app.command()
+def pay(invoice_id: str = typer.Argument(..., help="Invoice id.")) -> None:
+    """Mark a finalized invoice as paid."""
+    _transition(invoice_id, InvoiceStatus.PAID)
+
+
+@invoice_app.command()
+def void(invoice_id: str = typer.Argument(..., help="Invoice id.")) -> None:
+    """Void a draft or finalized (unpaid) invoice."""
+    _transition(invoice_id, InvoiceStatus.VOID)
+
+
+@invoice_app.command("list")
+def list_invoices(
+    customer: Optional[str] = typer.Option(None, "--customer", "-c", help="Only this customer."),
+    period: Optional[str] = typer.Option(None, "--period", "-p", help="Only this month, YYYY-MM."),
+    status: Optional[InvoiceStatus] = typer.Option(None, "--status", "-s", help="Only this status."),
+) -> None:
+    """List invoices (latest version of each)."""
+    invoices = _invoicing().store.invoices(customer=customer, period=parse_period(period) if period else None, status=status)
+    table = Table("invoice", "customer", "period", "status", "lines", "total", title=f"{len(invoices):,} invoice(s)")
+    for invoice in invoices:
+        table.add_row(invoice.id, invoice.customer_id, f"{invoice.period_start:%Y-%m-%d} – {_last_day(invoice):%Y-%m-%d}",
+                      invoice.status.value, str(len(invoice.line_items)), currency(invoice.currency).format(invoice.total))
+    console.print(table)
+
+
+def _last_day(invoice: Invoice) -> datetime:
+    return invoice.period_end - timedelta(seconds=1)
+
+
+@invoice_app.command()
+def pdf(
+    invoice_id: str = typer.Argument(..., help="Invoice id."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="PDF file (default: <invoice id>.pdf)."),
+) -> None:
+    """Render an invoice as a PDF."""
+    invoicing = _invoicing()
+    invoice = invoicing.get(invoice_id)
+    party = invoicing.store.party(invoice.customer_id)
+    if party is None:
+        raise UnknownCustomer(f"invoice {invoice_id} belongs to {invoice.customer_id}, who is not in the customers table")
+    path = render_pdf(invoice, party, out or Path(f"{invoice.id}.pdf"))
+    console.print(f"PDF written to {path}")
+
+
+@invoice_app.command()
+def export(
+    period: str = typer.Option(..., "--period", "-p", help="Month, YYYY-MM."),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder for invoices-<period>.csv and usage-<period>.csv."),
+) -> None:
+    """Export a month's invoices (one row per line) and billed usage per customer and meter as CSV."""
+    month = parse_period(period)
+    invoicing = _invoicing()
+    invoices = invoicing.store.invoices(period=month)
+    if not invoices:
+        raise ConfigError(f"no invoices for {period}; run `billing invoice run --period {period}` first")
+    out.mkdir(parents=True, exist_ok=True)
+    invoices_path, usage_path = out / f"invoices-{period}.csv", out / f"usage-{period}.csv"
+    with invoices_path.open("w", newline="") as handle:
+        lines = write_invoices_csv(invoices, handle)
+    with usage_path.open("w", newline="") as handle:
+        usage = write_usage_csv(invoicing.billed_usage(month), handle)
+    console.print(f"{invoices_path}: {len(invoices):,} invoices, {lines:,} lines; {usage_path}: {usage:,} rows")
