@@ -77,4 +77,8 @@ class WarehouseService(Service):
         return super().stop() if is_local(self.settings) else False
 
     def details(self) -> str:
-        return f"data {self.data_dir}" if is_local(self.settings) else "external ClickHouse server"
+        """Size of the local data directory (or that the server is external)."""
+        if not is_local(self.settings):
+            return "external ClickHouse server"
+        size = sum(f.stat().st_size for f in self.data_dir.rglob("*") if f.is_file())
+        return f"chdb, {size / 2**20:.0f} MiB data"

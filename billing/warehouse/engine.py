@@ -10,6 +10,10 @@ connection, so ``USE``/``SET``/temporary tables persist until the session expire
 from __future__ import annotations
 
 import fcntl
+import os
+import re
+import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -49,6 +53,34 @@ def check_data_dir(path: Path) -> None:
                 "stop it (`billing down warehouse`) or use another state dir."
             ) from None
         fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _open_engine(data_dir: Path) -> object:
+    """The first connection, which starts the engine; a failure becomes one line with the engine's reason.
+
+    The engine reports start-up problems (a corrupt metadata file, ...) on the process's stderr
+    and raises a generic error, so stderr is captured while it starts (and replayed on success).
+    """
+    with tempfile.TemporaryFile() as captured:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        os.dup2(captured.fileno(), 2)
+        try:
+            conn = _chdb.connect(str(data_dir))
+            failure = None
+        except RuntimeError as exc:
+            failure = exc
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        captured.seek(0)
+        output = captured.read().decode("utf-8", "replace")
+    if failure is None:
+        sys.stderr.write(output)
+        return conn
+    reasons = re.findall(r"Code: \d+\. DB::Exception: .*?\(\w+\)", output, re.S)
+    reason = " ".join((reasons[0] if reasons else str(failure)).split())
+    raise PlatformError(f"warehouse cannot open data directory {data_dir}: {reason}")
 
 
 @dataclass
@@ -94,10 +126,7 @@ class Engine:
     def __init__(self, data_dir: Path):
         self.data_dir = data_dir
         check_data_dir(data_dir)
-        try:
-            self._keeper = _chdb.connect(str(data_dir))
-        except RuntimeError as exc:
-            raise PlatformError(f"warehouse cannot open data directory {data_dir}: {exc}") from None
+        self._keeper = _open_engine(data_dir)
         names = self._keeper.query("SELECT name FROM system.settings", "TabSeparated").bytes()
         self.setting_names = frozenset(names.decode().split())
         self.timezone = self._keeper.query("SELECT timezone()", "TabSeparated").bytes().decode().strip()

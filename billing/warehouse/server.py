@@ -428,7 +428,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         serve(args.data_dir.resolve(), args.host, args.port, users)
     except BillingError as exc:
-        print(f"warehouse: {exc}", file=sys.stderr, flush=True)
+        print(exc, file=sys.stderr, flush=True)
         return 1
     return 0
 

@@ -138,3 +138,22 @@ def test_an_external_server_is_never_started_locally(settings: Settings, url: st
     external = WarehouseService(settings.model_copy(update={"clickhouse_url": url}))
     assert external.start() is False and external.stop() is False
     assert external.endpoint == url
+
+
+def test_a_corrupt_data_dir_fails_with_one_line_naming_the_file(tmp_path: Path) -> None:
+    port = _free_port()
+    proc = _server(tmp_path / "data", port)
+    try:
+        _wait_healthy(f"http://127.0.0.1:{port}", proc)
+        client = clickhouse_connect.get_client(host="127.0.0.1", port=port)
+        client.command("CREATE TABLE broken (a UInt8) ENGINE = MergeTree ORDER BY a")
+        client.close()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    [metadata] = (tmp_path / "data").rglob("broken.sql")
+    metadata.write_text("garbage (((")
+    proc = _server(tmp_path / "data", _free_port())
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 1 and len(out.strip().splitlines()) == 1, out
+    assert "cannot open data directory" in out and "broken.sql" in out
