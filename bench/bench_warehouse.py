@@ -16,6 +16,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -27,6 +28,8 @@ from billing.settings import REPO_ROOT
 ROWS = 1_000_000
 BATCH = 100_000
 QUERY_RUNS = 40
+PARALLEL = 4
+PARALLEL_RUNS = 10
 CUSTOMERS = 1000
 METERS = ("api_calls", "storage_gb", "egress_gb", "seats")
 DDL = (
@@ -56,7 +59,7 @@ def _batches() -> list[list[list]]:
     return out
 
 
-def _measure(client, batches: list[list[list]]) -> dict[str, float]:
+def _measure(client, batches: list[list[list]], connect: Callable[[], object]) -> dict[str, float]:
     client.command("DROP TABLE IF EXISTS usage")
     client.command(DDL)
     names = ["event_id", "customer", "meter", "quantity", "ts"]
@@ -80,7 +83,20 @@ def _measure(client, batches: list[list[list]]) -> dict[str, float]:
 
     group_by = latencies(lambda: client.query(GROUP_BY).result_rows)
     point = latencies(lambda: client.query("SELECT 1").result_rows)
+    clients = [connect() for _ in range(PARALLEL)]
+
+    def worker(own) -> None:
+        for _ in range(PARALLEL_RUNS):
+            own.query(GROUP_BY).result_rows
+
+    began = time.perf_counter()
+    with ThreadPoolExecutor(PARALLEL) as pool:
+        list(pool.map(worker, clients))
+    parallel_qps = PARALLEL * PARALLEL_RUNS / (time.perf_counter() - began)
+    for own in clients:
+        own.close()
     return {
+        "parallel_qps": parallel_qps,
         "insert_rows_s": ROWS / insert_s,
         "group_p50": statistics.median(group_by),
         "group_p95": group_by[int(len(group_by) * 0.95) - 1],
@@ -107,9 +123,12 @@ def _endpoint(data_dir: Path, batches: list[list[list]]) -> dict[str, float]:
             if time.monotonic() > deadline or server.poll() is not None:
                 raise RuntimeError("the warehouse endpoint did not start")
             time.sleep(0.2)
-        client = clickhouse_connect.get_client(host="127.0.0.1", port=port, compress="lz4")
+        def connect():
+            return clickhouse_connect.get_client(host="127.0.0.1", port=port, compress="lz4")
+
+        client = connect()
         try:
-            return _measure(client, batches)
+            return _measure(client, batches, connect)
         finally:
             client.close()
     finally:
@@ -118,9 +137,12 @@ def _endpoint(data_dir: Path, batches: list[list[list]]) -> dict[str, float]:
 
 
 def _in_process(data_dir: Path, batches: list[list[list]]) -> dict[str, float]:
-    client = clickhouse_connect.get_client(interface="chdb", path=str(data_dir))
+    def connect():
+        return clickhouse_connect.get_client(interface="chdb", path=str(data_dir))
+
+    client = connect()
     try:
-        return _measure(client, batches)
+        return _measure(client, batches, connect)
     finally:
         client.close()
 
@@ -138,6 +160,7 @@ def run() -> str:
         ("GROUP BY 4k groups over 1M rows, p95 ms", "group_p95", "{:.1f}", lambda h, i: h / i),
         ("`SELECT 1` round trip, p50 ms", "point_p50", "{:.2f}", lambda h, i: h / i),
         ("`SELECT 1` round trip, p95 ms", "point_p95", "{:.2f}", lambda h, i: h / i),
+        (f"GROUP BY with {PARALLEL} clients in parallel, queries/s", "parallel_qps", "{:.1f}", lambda h, i: i / h),
     ]
     lines = [
         "## warehouse: ClickHouse HTTP endpoint vs chdb in-process",

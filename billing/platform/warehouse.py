@@ -11,6 +11,7 @@ from __future__ import annotations
 import sys
 import urllib.error
 import urllib.request
+from pathlib import Path
 from urllib.parse import urlparse
 
 from billing.platform.process import ManagedProcess
@@ -50,7 +51,7 @@ class WarehouseService(Service):
         return self.settings.clickhouse_url
 
     @property
-    def data_dir(self):
+    def data_dir(self) -> Path:
         return self.settings.state_dir / "clickhouse"
 
     def managed(self) -> ManagedProcess:
