@@ -211,6 +211,8 @@ class Handler(BaseHTTPRequestHandler):
             except QueryError as error:
                 self.close_connection = self.close_connection or not request.body.eof
                 self._send_error(error, request.base_headers())
+            except ConnectionError:
+                self.close_connection = True  # the client went away; its query is cancelled
             except (BadRequestBody, ValueError, EOFError) as exc:
                 self.close_connection = True
                 code = CANNOT_DECOMPRESS if not isinstance(exc, BadRequestBody) else BAD_ARGUMENTS
