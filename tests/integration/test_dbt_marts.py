@@ -3,15 +3,19 @@ exactly what the simulator sent (computed independently in Python from its recor
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections import defaultdict
+from datetime import timedelta
 from decimal import Decimal
 
+from billing import facts
 from billing.clickhouse import client
+from billing.contracts import PaymentStatus
 from billing.dbt_project import run_dbt
 from billing.pricing.catalog import builtin_catalog
 from producers.manifest import Manifest
-from tests.integration.marts_data import BuiltMarts, drop_databases, marts  # noqa: F401  (session fixture)
+from tests.integration.marts_data import BuiltMarts, billing_cli, drop_databases, marts  # noqa: F401  (session fixture)
 
 
 def test_dbt_build_runs_every_model_and_test_without_error(marts: BuiltMarts) -> None:
@@ -148,3 +152,74 @@ def test_a_broken_invoice_reconciliation_makes_dbt_test_fail(marts: BuiltMarts) 
         assert "FAIL 1 invoice_totals_reconcile" in result.stdout.replace("\x1b[31m", "").replace("\x1b[0m", "")
     finally:
         drop_databases(marts.settings, broken.clickhouse_marts_database)
+
+
+def test_incremental_runs_apply_late_rollup_versions_and_new_payment_events(marts: BuiltMarts) -> None:
+    suffix = uuid.uuid4().hex[:8]
+    copy = marts.settings.model_copy(update={"clickhouse_database": f"marts_raw_inc_{suffix}",
+                                             "clickhouse_marts_database": f"marts_inc_{suffix}"})
+    ch = client(marts.settings)
+    raw, source_marts = marts.settings.clickhouse_database, marts.settings.clickhouse_marts_database
+    try:
+        ch.command(f"CREATE DATABASE {copy.clickhouse_database}")
+        for (table,) in ch.query(f"SELECT name FROM system.tables WHERE database = '{raw}'").result_rows:
+            ch.command(f"CREATE TABLE {copy.clickhouse_database}.{table} AS {raw}.{table}")
+            ch.command(f"INSERT INTO {copy.clickhouse_database}.{table} SELECT * FROM {raw}.{table}")
+        _copy_tables(marts, copy.clickhouse_marts_database, [name for (name,) in ch.query(
+            f"SELECT name FROM system.tables WHERE database = '{source_marts}' AND engine LIKE '%MergeTree'").result_rows])
+        window = ch.query(
+            f"SELECT customer_id, window_start, group_key, value, event_count, updated_at FROM {raw}.usage_rollups FINAL "
+            "WHERE meter = 'api_calls' ORDER BY value DESC LIMIT 1").result_rows[0]
+        customer, start, key, value, events, written = window
+        ch.insert(f"{copy.clickhouse_database}.usage_rollups",
+                  [[customer, "api_calls", 3600, start, key, {}, "SUM", value + 5, events + 1, 3, 1,
+                    written + timedelta(hours=1)]],
+                  column_names=["customer_id", "meter", "window_seconds", "window_start", "group_key", "dimensions",
+                                "aggregation", "value", "event_count", "version", "closed", "updated_at"])
+        tx = next(t for t in marts.data.payments_by_transaction().values()
+                  if t[-1].status.value == "succeeded" and t[-1].method.value == "card")
+        last = tx[-1]
+        refund = last.model_copy(update={"event_id": f"{last.id}-refund", "status": PaymentStatus.REFUNDED,
+                                         "sequence": last.sequence + 1, "refunded_amount": last.amount,
+                                         "completed_at": last.completed_at + timedelta(days=3),
+                                         "event_time": max(p.event_time for p in marts.data.payments)
+                                         + timedelta(minutes=5)})
+        ch.insert(f"{copy.clickhouse_database}.payment_events", facts.payment_rows(refund)["payment_events"],
+                  column_names=facts.COLUMNS["payment_events"])
+        result = run_dbt(copy, ["run", "--select", "+fct_usage_hourly", "+fct_usage_daily", "+fct_transaction"],
+                         capture=True)
+        assert result.returncode == 0, result.stdout[-3000:]
+        compiled = copy.state_dir / "dbt" / "target" / "compiled" / "billing" / "models" / "marts"
+        for model in ("fct_usage_hourly", "fct_usage_daily", "fct_transaction"):
+            assert "interval 6 hour" in (compiled / f"{model}.sql").read_text(), f"{model} did not run incrementally"
+        inc = client(copy, database=copy.clickhouse_marts_database)
+        hourly = inc.query("SELECT value, event_count FROM fct_usage_hourly WHERE customer_id = {c:String} "
+                           "AND meter = 'api_calls' AND window_start = {w:DateTime} AND group_key = {k:String}",
+                           parameters={"c": customer, "w": start, "k": key}).result_rows
+        assert hourly == [(value + 5, events + 1)]
+        day_total = "SELECT sum(value) FROM {db}.fct_usage_daily WHERE customer_id = {c:String} AND meter = 'api_calls' " \
+                    "AND usage_date = toDate({w:DateTime})"
+        before = ch.query(day_total.replace("{db}", source_marts), parameters={"c": customer, "w": start}).result_rows
+        after = inc.query(day_total.replace("{db}", copy.clickhouse_marts_database),
+                          parameters={"c": customer, "w": start}).result_rows
+        assert after[0][0] == before[0][0] + 5
+        assert inc.query("SELECT status, refunded_amount, net_amount FROM fct_transaction WHERE transaction_id = "
+                         "{t:String}", parameters={"t": last.id}).result_rows == [("refunded", last.amount, 0)]
+        counts = "SELECT (SELECT count() FROM {db}.fct_transaction), (SELECT count() FROM {db}.fct_usage_hourly)"
+        assert inc.query(counts.replace("{db}", copy.clickhouse_marts_database)).result_rows == \
+            ch.query(counts.replace("{db}", source_marts)).result_rows
+        test = run_dbt(copy, ["test", "--select", "fct_usage_hourly", "fct_usage_daily", "fct_transaction"],
+                       capture=True)
+        assert test.returncode == 0, test.stdout[-3000:]
+    finally:
+        drop_databases(marts.settings, copy.clickhouse_database, copy.clickhouse_marts_database)
+
+
+def test_dbt_docs_generate_documents_every_model(marts: BuiltMarts) -> None:
+    result = billing_cli(marts.settings, "dbt", "docs")
+    assert result.returncode == 0, result.stdout[-3000:]
+    catalog = json.loads((marts.settings.state_dir / "dbt" / "target" / "catalog.json").read_text())
+    manifest = json.loads((marts.settings.state_dir / "dbt" / "target" / "manifest.json").read_text())
+    models = [n for n in manifest["nodes"].values() if n["resource_type"] == "model"]
+    assert len(models) > 40 and all(n["description"] for n in models)
+    assert {f"model.billing.{n}" for n in ("fct_transaction", "dim_customer", "fct_usage_daily")} <= set(catalog["nodes"])
