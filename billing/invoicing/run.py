@@ -40,7 +40,7 @@ from billing.invoicing.usage import quantities, span_stats
 from billing.meters import MeterSet, active_meters
 from billing.pricing import PlanCatalog, PricedInvoice, Segment, price_invoice
 from billing.pricing.engine import Line
-from billing.pricing.catalog import configured_catalog
+from billing.pricing.catalog import builtin_catalog, load_catalog
 from billing.pricing.proration import Period, month_period
 from billing.settings import Settings
 
@@ -90,7 +90,7 @@ class Invoicing:
 
     def __init__(self, settings: Settings, *, catalog: Optional[PlanCatalog] = None, meters: Optional[MeterSet] = None):
         self.settings = settings
-        self.catalog = catalog or configured_catalog()
+        self.catalog = catalog or (load_catalog([settings.plans_dir]) if settings.plans_dir else builtin_catalog())
         self.meters = meters or active_meters()
         self.store = Store(client(settings), settings.clickhouse_database)
 

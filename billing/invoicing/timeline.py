@@ -10,14 +10,16 @@ Rules (documented in the README's invoicing section):
 - a ``plan_changed`` event switches the plan at its effective time: the period gets one span per
   plan, and flat fees are prorated by the second over each span (usage is never prorated).
 
-Consecutive intervals on the same plan of the same subscription merge into one span.
+Consecutive intervals on the same plan of the same subscription merge into one span. Event times
+are truncated to the whole second (proration is by the second), so the spans of a continuous
+subscription always add up to the whole period.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from itertools import pairwise
 from typing import Optional
@@ -66,8 +68,16 @@ def plan_spans(changes: Iterable[SubscriptionChange], period: Period) -> list[Pl
     return sorted(spans, key=lambda span: (span.start, span.subscription_id))
 
 
+def _second(moment: Optional[datetime]) -> Optional[datetime]:
+    return None if moment is None else moment.replace(microsecond=0)
+
+
 def _subscription_spans(changes: list[SubscriptionChange], period: Period) -> list[PlanSpan]:
-    changes = sorted(changes, key=lambda c: (c.effective_time, c.sequence))
+    changes = sorted(
+        (replace(c, start_time=_second(c.start_time), end_time=_second(c.end_time), effective_time=_second(c.effective_time))
+         for c in changes),
+        key=lambda c: (c.effective_time, c.sequence),
+    )
     moments = {period.start, period.end}
     for change in changes:
         moments.update(t for t in (change.effective_time, change.start_time, change.end_time) if t is not None)

@@ -67,3 +67,8 @@ def add_usage(ch, database: str, customer_id: str, meter: str, window_start: dat
     meters = active_meters()
     row = rollup_rows([UsageTotal(customer_id, meter, window_start, value, 1)], meters, version)
     ch.insert(f"{database}.usage_rollups", row, column_names=ROLLUP_COLUMNS)
+
+
+def count(ch, database: str, table: str, where: str = "1") -> int:
+    """Rows of ``table`` (all versions, no FINAL) matching ``where``."""
+    return ch.query(f"SELECT count() FROM {database}.{table} WHERE {where}").result_rows[0][0]

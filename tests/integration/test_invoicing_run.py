@@ -1,0 +1,221 @@
+"""`billing invoice run` against the real warehouse and broker, on a simulated month.
+
+Expected values are recomputed here from the simulator's records and ground-truth manifest, not
+from the invoicing code's spans or SQL.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+
+import pytest
+
+from billing import facts
+from billing.contracts import InvoiceStatus, LineKind
+from billing.errors import ConfigError
+from billing.invoicing.errors import InvalidTransition, NoSubscription, PeriodError, UnknownCustomer, UnknownInvoice
+from billing.invoicing.run import Invoicing
+from billing.pricing import BillTo, Period, Segment, builtin_catalog, price_invoice
+from tests.integration.invoicing_data import SEPTEMBER, add_usage, business_records, count
+from tests.integration.invoicing_fixtures import simulated, world  # noqa: F401  (fixtures)
+
+UTC = timezone.utc
+OCTOBER = datetime(2026, 10, 1, tzinfo=UTC)
+MID_OCTOBER, MID_NOVEMBER, DECEMBER_2 = (datetime(2026, 10, 15, tzinfo=UTC), datetime(2026, 11, 15, tzinfo=UTC),
+                                         datetime(2026, 12, 2, tzinfo=UTC))
+SEPT = Period(SEPTEMBER, OCTOBER)
+CATALOG = builtin_catalog()
+PEAK_METERS = {"active_seats"}
+
+
+def timelines(world):
+    """customer -> its subscription events, and customer -> Customer, from the simulator's records."""
+    customers, events = business_records(world.records)
+    by_customer = defaultdict(list)
+    for event in events:
+        by_customer[event.customer_id].append(event)
+    return {c.id: c for c in customers}, by_customer
+
+
+def manifest_usage(world, customer_id: str, start: datetime, end: datetime) -> dict[str, Decimal]:
+    """Billed quantity per meter from the manifest's hours in [start, end): sums, peaks for seats."""
+    usage: dict[str, Decimal] = {}
+    for total in world.manifest.usage("hour"):
+        if total.customer_id == customer_id and start <= total.window_start < end:
+            if total.meter in PEAK_METERS:
+                usage[total.meter] = max(usage.get(total.meter, Decimal(0)), total.value)
+            else:
+                usage[total.meter] = usage.get(total.meter, Decimal(0)) + total.value
+    return usage
+
+
+def usage_lines(invoice) -> dict[str, Decimal]:
+    return {line.meter: line.quantity for line in invoice.line_items if line.kind is LineKind.USAGE}
+
+
+def test_run_bills_every_subscription_and_reconciles_with_the_manifest(world):
+    summary = Invoicing(world.settings).run_period("2026-09", now=MID_OCTOBER)
+    customers, events = timelines(world)
+    invoices = {inv.customer_id: inv for inv in summary.invoices}
+    assert summary.created == len(invoices) == 30 and summary.not_billable == 0
+    assert count(world.ch, world.db, "invoices") == 30
+
+    steady = [c for c, evs in events.items() if all(e.effective_time < SEPTEMBER and e.end_time is None for e in evs)
+              and max(evs, key=lambda e: e.sequence).status.value in ("active", "past_due")]
+    assert len(steady) >= 20
+    for customer_id in steady:
+        customer, plan_id = customers[customer_id], max(events[customer_id], key=lambda e: e.sequence).plan_id
+        usage = manifest_usage(world, customer_id, SEPTEMBER, OCTOBER)
+        plan = CATALOG.plan_for(plan_id, customer.currency)
+        invoice = invoices[customer_id]
+        billed = usage_lines(invoice)
+        assert billed == {meter: usage.get(meter, Decimal(0)) for meter in billed}, customer_id
+        assert set(billed) == {charge.meter for charge in plan.charges if hasattr(charge, "meter")}
+        expected = price_invoice(SEPT, [Segment(plan, SEPT, usage)], bill_to=BillTo(customer.country),
+                                 tax_rules=CATALOG.tax_rules)
+        assert (invoice.currency, invoice.subtotal, invoice.tax, invoice.total) == (
+            customer.currency, expected.subtotal, expected.tax_total, expected.total), customer_id
+
+    changed = [c for c, evs in events.items() if any(e.type.value == "plan_changed" and e.effective_time >= SEPTEMBER for e in evs)
+               and not any(e.end_time for e in evs)]
+    assert changed
+    checked = 0
+    for customer_id in changed:
+        change = next(e for e in events[customer_id] if e.type.value == "plan_changed")
+        invoice = invoices[customer_id]
+        fees = [line for line in invoice.line_items if line.kind is LineKind.SUBSCRIPTION]
+        assert [line.charge.split(".")[0] for line in fees] == [
+            CATALOG.plan_for(change.previous_plan_id, invoice.currency).id, CATALOG.plan_for(change.plan_id, invoice.currency).id]
+        switched = change.effective_time.replace(microsecond=0)  # spans start on whole seconds
+        before = Decimal(int((switched - SEPTEMBER).total_seconds())) / Decimal(int((OCTOBER - SEPTEMBER).total_seconds()))
+        assert fees[0].breakdown[0].quantity == before and fees[0].breakdown[0].quantity + fees[1].breakdown[0].quantity == 1
+        both = set(CATALOG.plan(fees[0].charge.split(".")[0]).meters) & set(CATALOG.plan(fees[1].charge.split(".")[0]).meters)
+        sums = defaultdict(Decimal)
+        for line in invoice.line_items:
+            if line.kind is LineKind.USAGE and line.meter in both - PEAK_METERS:
+                sums[line.meter] += line.quantity
+        month = manifest_usage(world, customer_id, SEPTEMBER, OCTOBER)
+        assert all(sums[m] == month.get(m, Decimal(0)) for m in sums), customer_id  # both plans together bill the month
+        checked += len(sums)
+    assert checked
+
+    canceled = [c for c, evs in events.items() if any(e.end_time and SEPTEMBER < e.end_time < OCTOBER for e in evs)]
+    assert canceled
+    for customer_id in canceled:
+        end = next(e.end_time for e in events[customer_id] if e.end_time)
+        invoice = invoices[customer_id]
+        expected = manifest_usage(world, customer_id, SEPTEMBER, end)
+        assert usage_lines(invoice) == {m: expected.get(m, Decimal(0)) for m in usage_lines(invoice)}
+        fee = next(line for line in invoice.line_items if line.kind is LineKind.SUBSCRIPTION)
+        assert fee.breakdown[0].quantity == Decimal(int((end - SEPTEMBER).total_seconds())) / Decimal(30 * 86400)
+
+
+def test_rerun_creates_no_duplicates_and_never_changes_finalized_invoices(world):
+    invoicing = Invoicing(world.settings)
+    invoicing.run_period("2026-09", now=MID_OCTOBER)
+    again = invoicing.run_period("2026-09", now=MID_OCTOBER + timedelta(hours=1))
+    assert (again.created, again.updated, again.unchanged) == (0, 0, 30)
+    assert count(world.ch, world.db, "invoices") == 30  # unchanged drafts are not even rewritten
+
+    final = invoicing.run_period("2026-09", now=MID_OCTOBER + timedelta(hours=2), finalize=True)
+    assert final.finalized == 30
+    before = invoicing.store.invoices(period=SEPT)
+    assert {inv.status for inv in before} == {InvoiceStatus.FINALIZED}
+    lines_before = count(world.ch, world.db, "invoice_lines")
+
+    customer = before[0].customer_id
+    add_usage(world.ch, world.db, customer, "api_calls", SEPTEMBER + timedelta(days=3, hours=5), Decimal(777_777), version=2)
+    rerun = invoicing.run_period("2026-09", now=MID_OCTOBER + timedelta(hours=3), finalize=True)
+    assert (rerun.frozen, rerun.created, rerun.updated, rerun.finalized) == (30, 0, 0, 0)
+    assert invoicing.store.invoices(period=SEPT) == before
+    assert count(world.ch, world.db, "invoices") == 60 and count(world.ch, world.db, "invoice_lines") == lines_before
+    assert world.ch.query(f"SELECT uniqExact(invoice_id) FROM {world.db}.invoices").result_rows[0][0] == 30
+
+
+def test_late_usage_becomes_a_correction_on_the_next_invoice(world):
+    invoicing = Invoicing(world.settings)
+    september = {inv.customer_id: inv for inv in invoicing.run_period("2026-09", now=MID_OCTOBER, finalize=True).invoices}
+    customers, events = timelines(world)
+    customer_id = next(c for c, evs in sorted(events.items()) if all(e.effective_time < SEPTEMBER and e.end_time is None for e in evs)
+                       and max(evs, key=lambda e: e.sequence).plan_id in ("starter", "growth"))
+    hour = SEPTEMBER + timedelta(days=9, hours=12)
+    old = world.manifest.usage_totals("hour").get((customer_id, "api_calls", hour), Decimal(0))
+    late = Decimal(2_500_000)
+    add_usage(world.ch, world.db, customer_id, "api_calls", hour, old + late, version=2)
+
+    october = {inv.customer_id: inv for inv in invoicing.run_period("2026-10", now=MID_NOVEMBER).invoices}
+    assert invoicing.store.invoices(period=SEPT) == sorted(september.values(), key=lambda i: i.customer_id)
+    corrections = [line for line in october[customer_id].line_items if line.kind is LineKind.CORRECTION]
+    plan = CATALOG.plan_for(max(events[customer_id], key=lambda e: e.sequence).plan_id, customers[customer_id].currency)
+    assert [(c.charge, c.meter, c.quantity) for c in corrections] == [(f"{plan.id}.api_calls@2026-09", "api_calls", late)]
+    usage = manifest_usage(world, customer_id, SEPTEMBER, OCTOBER)
+    repriced = price_invoice(SEPT, [Segment(plan, SEPT, {**usage, "api_calls": usage.get("api_calls", Decimal(0)) + late})])
+    billed = sum(line.amount for line in september[customer_id].line_items)
+    assert corrections[0].amount == repriced.subtotal - billed != 0
+    assert all(not any(line.kind is LineKind.CORRECTION for line in inv.line_items)
+               for c, inv in october.items() if c != customer_id)
+
+    rerun = invoicing.run_period("2026-10", now=MID_NOVEMBER + timedelta(hours=1), finalize=True)
+    again = next(inv for inv in rerun.invoices if inv.customer_id == customer_id)
+    assert [line for line in again.line_items if line.kind is LineKind.CORRECTION] == corrections
+    november = invoicing.run_period("2026-11", now=DECEMBER_2)
+    assert november.corrections == 0
+
+
+def test_bad_input_is_one_clear_error_and_writes_nothing(world):
+    invoicing = Invoicing(world.settings)
+    with pytest.raises(PeriodError, match="in the future"):
+        invoicing.run_period("2027-02", now=MID_OCTOBER)
+    with pytest.raises(PeriodError, match="still open .*`billing invoice preview"):
+        invoicing.run_period("2026-10", now=MID_OCTOBER)
+    with pytest.raises(PeriodError, match="not a month"):
+        invoicing.run_period("Sept", now=MID_OCTOBER)
+
+    customers, _ = timelines(world)
+    odd = next(iter(customers.values()))
+    moved = odd.model_copy(update={"currency": "XXX", "updated_at": odd.updated_at + timedelta(days=1)})
+    rows = facts.customer_rows(moved)["customers"]
+    world.ch.insert(f"{world.db}.customers", rows, column_names=facts.COLUMNS["customers"])
+    with pytest.raises(ConfigError, match=f"customer {odd.id}: unknown currency 'XXX'.*nothing was written"):
+        invoicing.run_period("2026-09", now=MID_OCTOBER)
+    assert count(world.ch, world.db, "invoices") == count(world.ch, world.db, "invoice_spans") == 0
+    world.ch.insert(f"{world.db}.customers", facts.customer_rows(odd.model_copy(update={"updated_at": moved.updated_at + timedelta(days=1)}))["customers"],
+                    column_names=facts.COLUMNS["customers"])
+
+    lonely = odd.model_copy(update={"id": "cus-lonely"})
+    world.ch.insert(f"{world.db}.customers", facts.customer_rows(lonely)["customers"], column_names=facts.COLUMNS["customers"])
+    with pytest.raises(NoSubscription, match="cus-lonely has no billable subscription"):
+        invoicing.preview("cus-lonely", now=MID_OCTOBER)
+    with pytest.raises(UnknownCustomer, match="no customer 'cus-nobody'"):
+        invoicing.preview("cus-nobody", now=MID_OCTOBER)
+    with pytest.raises(UnknownInvoice, match="no invoice 'inv-nope'"):
+        invoicing.change_status("inv-nope", InvoiceStatus.FINALIZED, now=MID_OCTOBER)
+
+    drafts = invoicing.run_period("2026-09", now=MID_OCTOBER).invoices
+    target = drafts[0].id
+    with pytest.raises(InvalidTransition, match="cannot pay .* it is draft; finalize it first"):
+        invoicing.change_status(target, InvoiceStatus.PAID, now=MID_OCTOBER)
+    invoicing.change_status(target, InvoiceStatus.VOID, now=MID_OCTOBER + timedelta(minutes=1))
+    versions = count(world.ch, world.db, "invoices", f"invoice_id = '{target}'")
+    with pytest.raises(InvalidTransition, match="cannot finalize .* it is void"):
+        invoicing.change_status(target, InvoiceStatus.FINALIZED, now=MID_OCTOBER + timedelta(minutes=2))
+    assert count(world.ch, world.db, "invoices", f"invoice_id = '{target}'") == versions == 2
+    assert invoicing.get(target).status is InvoiceStatus.VOID
+    rerun = invoicing.run_period("2026-09", now=MID_OCTOBER + timedelta(minutes=3))
+    assert rerun.frozen == 1 and invoicing.get(target).status is InvoiceStatus.VOID
+
+
+def test_preview_shows_the_running_total_of_the_open_month(world):
+    invoicing = Invoicing(world.settings)
+    customers, events = timelines(world)
+    customer_id = next(c for c, evs in sorted(events.items()) if all(e.effective_time < SEPTEMBER and e.end_time is None for e in evs))
+    now = SEPTEMBER + timedelta(days=12, hours=6, minutes=30)
+    preview = invoicing.preview(customer_id, now=now)
+    usage = manifest_usage(world, customer_id, SEPTEMBER, now)
+    assert {line.meter: line.quantity for line in preview.priced.lines if line.meter} == {
+        m: usage.get(m, Decimal(0)) for m in {line.meter for line in preview.priced.lines if line.meter}}
+    fee = next(line for line in preview.priced.lines if line.model == "flat")
+    assert fee.fraction == Decimal(int((now - SEPTEMBER).total_seconds())) / Decimal(30 * 86400)
+    assert preview.invoice.status is InvoiceStatus.DRAFT and count(world.ch, world.db, "invoices") == 0
