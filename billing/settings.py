@@ -65,6 +65,19 @@ class Settings(BaseSettings):
     clickhouse_readonly_user: str = Field(default="dashboards", description="Read-only user.")
     clickhouse_readonly_password: str = "dashboards"
 
+    # Superset (dashboards)
+    superset_host: str = Field(default="127.0.0.1", description="Address Superset listens on.")
+    superset_port: int = Field(default=8088, description="Port of the Superset web server.")
+    superset_admin_user: str = Field(default="admin", description="Superset admin login (local default).")
+    superset_admin_password: str = Field(default="admin", description="Superset admin password (local default).")
+    superset_venv: Path = Field(
+        default=REPO_ROOT / ".state" / "superset-venv",
+        description="Superset's own virtualenv (its pins conflict with the pipeline's); shared by all state dirs.",
+    )
+    superset_workers: int = Field(default=1, ge=1, description="Gunicorn worker processes of Superset.")
+    superset_threads: int = Field(default=4, ge=1, description="Threads per Superset worker.")
+    superset_start_timeout_s: float = Field(default=180.0, gt=0, description="How long Superset may take to start.")
+
     # Usage contracts
     meters_file: Path | None = Field(
         default=None, description="YAML file defining the meters (default: the five built-in meters)."

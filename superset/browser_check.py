@@ -1,0 +1,118 @@
+"""Open Superset dashboards in headless Chromium the way a person would and report every chart.
+
+Runs with the Superset virtualenv's Python (Playwright lives there) and Debian's chromium (no
+browser download). Reads a JSON job on stdin::
+
+    {"url": ..., "username": ..., "password": ..., "chromium": "/usr/bin/chromium",
+     "screenshots": "<folder>", "dashboards": [{"id": 1, "title": ..., "slug": ..., "charts": [{"id": 7, "name": ...}]}]}
+
+logs in through the login form, opens each dashboard, waits until every chart's data request has
+answered and its spinner is gone, and prints one JSON report: per chart the row count of its data
+response, whether it drew something, any error text, and per dashboard a full-page screenshot.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from playwright.sync_api import Page, Response, sync_playwright
+
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
+DRAWN = "canvas, svg, table, .header-line, .superset-legacy-chart-big-number, [data-test='big-number']"
+ERRORS = "[data-test='error-tooltip'], .alert-danger, [role='alert'], .ant-alert-error"
+LOAD_TIMEOUT_S = 90.0
+
+
+def chart_ids(body: dict) -> list[int]:
+    """Slice ids a /api/v1/chart/data request is for."""
+    form = body.get("form_data") or {}
+    return [form["slice_id"]] if form.get("slice_id") else []
+
+
+def log_in(page: Page, url: str, username: str, password: str) -> None:
+    page.goto(f"{url}/login/", wait_until="domcontentloaded")
+    page.fill("[data-test='username-input']", username)
+    page.fill("[data-test='password-input']", password)
+    page.click("[data-test='login-button']")
+    page.wait_for_url(lambda u: "/login" not in u, timeout=60_000, wait_until="commit")
+
+
+def open_dashboard(page: Page, url: str, board: dict, folder: Path) -> dict:
+    """Open one dashboard and describe each chart."""
+    answers: dict[int, dict] = {}
+
+    def on_response(response: Response) -> None:
+        if "/api/v1/chart/data" not in response.url or response.request.method != "POST":
+            return
+        ids = chart_ids(json.loads(response.request.post_data or "{}"))
+        try:
+            payload = response.json()
+        except Exception as exc:  # a non-JSON answer is itself the finding
+            payload = {"message": f"unreadable response: {exc}"}
+        results = payload.get("result") or []
+        errors = [r.get("error") for r in results if r.get("error")] + ([payload["message"]] if "message" in payload else [])
+        for chart in ids:
+            answers[chart] = {"status": response.status, "rows": sum(int(r.get("rowcount") or 0) for r in results),
+                              "errors": errors}
+
+    page.on("response", on_response)
+    page.goto(f"{url}/superset/dashboard/{board['slug'] or board['id']}/", wait_until="domcontentloaded")
+    wanted = {c["id"] for c in board["charts"]}
+    deadline = time.monotonic() + LOAD_TIMEOUT_S
+    while time.monotonic() < deadline:
+        spinning = page.locator("[data-test='chart-grid-component'] [data-test='loading-indicator'], "
+                                "[data-test='chart-grid-component'] .loading").count()
+        if wanted <= answers.keys() and not spinning:
+            break
+        page.wait_for_timeout(500)
+    page.wait_for_timeout(1500)  # let the last animations finish drawing before the screenshot
+    shot = folder / f"{board['slug'] or board['id']}.png"
+    page.screenshot(path=str(shot), full_page=True)
+    page.remove_listener("response", on_response)
+    charts = []
+    for chart in board["charts"]:
+        slot = page.locator(f"[data-test-chart-id='{chart['id']}']")
+        answer = answers.get(chart["id"])
+        drawn = slot.locator(DRAWN).count() if slot.count() else 0
+        error_text = slot.locator(ERRORS).all_inner_texts() if slot.count() else []
+        problem = ""
+        if not slot.count():
+            problem = "not on the page"
+        elif answer is None:
+            problem = "no data request answered"
+        elif answer["status"] != 200 or answer["errors"]:
+            problem = f"HTTP {answer['status']}: {'; '.join(map(str, answer['errors']))[:300]}"
+        elif answer["rows"] == 0:
+            problem = "no rows"
+        elif error_text:
+            problem = "; ".join(t.strip() for t in error_text if t.strip())[:300] or "error shown"
+        elif not drawn:
+            problem = "nothing drawn"
+        charts.append({"id": chart["id"], "name": chart["name"], "rows": answer["rows"] if answer else 0,
+                       "drawn": drawn, "problem": problem})
+    return {"title": board["title"], "slug": board["slug"], "screenshot": str(shot), "charts": charts}
+
+
+def main() -> None:
+    job = json.load(sys.stdin)
+    folder = Path(job["screenshots"])
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="superset-check-") as profile, sync_playwright() as pw:
+        context = pw.chromium.launch_persistent_context(
+            profile, executable_path=job["chromium"], headless=True, args=CHROMIUM_FLAGS,
+            viewport={"width": 1600, "height": 1000}, device_scale_factor=1,
+        )
+        page = context.new_page()
+        log_in(page, job["url"], job["username"], job["password"])
+        report = [open_dashboard(page, job["url"], board, folder) for board in job["dashboards"]]
+        context.close()
+    json.dump(report, sys.stdout)
+
+
+if __name__ == "__main__":
+    main()
