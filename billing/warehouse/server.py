@@ -239,7 +239,8 @@ class Handler(BaseHTTPRequestHandler):
                 self._insert(request, conn, statement, sql, data_head)
             elif statement.returns_rows:
                 fmt = statement.output_format or params.get("default_format") or "TabSeparated"
-                self._select(request, conn, sql, fmt, stream=statement.keyword in STREAMED_STATEMENTS)
+                stream = statement.keyword in STREAMED_STATEMENTS and params.get("wait_end_of_query") != "1"
+                self._select(request, conn, sql, fmt, stream=stream)
             else:
                 result = _run(conn.query, sql, "TabSeparated", params=request.bind)
                 headers = request.base_headers() + [("X-ClickHouse-Summary", summary(

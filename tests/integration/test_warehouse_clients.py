@@ -278,6 +278,12 @@ def test_large_result_streams_in_order(admin: Client) -> None:
     assert len(column) == 1_000_000 and column[0] == 0 and column[-1] == 999_999
 
 
+def test_wait_end_of_query_turns_a_late_error_into_an_error_status(settings: Settings) -> None:
+    query = b"SELECT throwIf(number = 200000, 'late') FROM numbers(300000)"
+    status, headers, body = _http(settings, {"wait_end_of_query": "1"}, query)
+    assert (status, headers["X-ClickHouse-Exception-Code"]) == (500, "395") and body.startswith(b"Code: 395.")
+
+
 def test_error_in_the_middle_of_a_stream_reaches_the_client(admin: Client) -> None:
     with pytest.raises(Exception) as info:
         admin.query("SELECT throwIf(number = 200000, 'boom in the middle') FROM numbers(300000)").result_rows
