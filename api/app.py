@@ -12,18 +12,26 @@ from api import problems
 from api.context import ApiContext
 from api.keys import KeyCache, KeyStore, store_path
 from api.metrics import MetricsMiddleware
+from api.previews import Previews
 from api.producer import EventProducer
 from api.ratelimit import RateLimiter
 from api.recent import RecentIds
-from api.routes import events, health
+from api.routes import customers, events, health, invoices, subscriptions, usage
+from api.warehouse import Warehouse
 from billing.meters import active_meters
+from billing.pricing.catalog import configured_catalog
 from billing.settings import Settings, get_settings
 
 DESCRIPTION = """\
-Usage ingest and billing queries of the metering pipeline.
+Usage ingest, billing queries and customer management of the metering pipeline.
 
-Authenticate with `Authorization: Bearer <key>` (create keys with `billing apikey create`).
+Authenticate with `Authorization: Bearer <key>` (create keys with `billing apikey create`). Admin keys
+reach everything; a tenant key reads only the customers it was created for (403 otherwise).
 Errors are RFC 7807 problem documents (`application/problem+json`).
+
+Reads come from the warehouse (503 while it is down). Writes of customers and subscriptions are
+event-sourced: the API publishes the event to Kafka (acks=all) and answers 202 with it; reads show
+it once the stream worker has stored it.
 """
 
 
@@ -36,6 +44,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         meters=active_meters(),
         limiter=RateLimiter(),
         recent=RecentIds(settings.api_recent_ids),
+        warehouse=Warehouse(settings),
+        previews=Previews(settings),
+        catalog=configured_catalog(),
     )
 
     @asynccontextmanager
@@ -45,12 +56,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             ctx.producer.close()
+            ctx.warehouse.close()
 
     app = FastAPI(title="Billing API", version="1", description=DESCRIPTION, lifespan=lifespan,
                   default_response_class=ORJSONResponse)
     app.state.ctx = ctx
     problems.install(app)
     app.add_middleware(MetricsMiddleware)
-    for module in (events, health):
+    for module in (events, usage, invoices, customers, subscriptions, health):
         app.include_router(module.router)
     return app

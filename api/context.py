@@ -1,4 +1,4 @@
-"""What every request handler of one API worker shares: settings, keys, limits, producer."""
+"""What every request handler of one API worker shares: settings, keys, limits, producer, warehouse."""
 
 from __future__ import annotations
 
@@ -7,10 +7,13 @@ from dataclasses import dataclass
 from fastapi import Request
 
 from api.keys import KeyCache
+from api.previews import Previews
 from api.producer import EventProducer
 from api.ratelimit import RateLimiter
 from api.recent import RecentIds
+from api.warehouse import Warehouse
 from billing.meters import MeterSet
+from billing.pricing import PlanCatalog
 from billing.settings import Settings
 
 
@@ -23,6 +26,9 @@ class ApiContext:
     meters: MeterSet
     limiter: RateLimiter
     recent: RecentIds
+    warehouse: Warehouse
+    previews: Previews
+    catalog: PlanCatalog
     producer: EventProducer | None = None
 
 

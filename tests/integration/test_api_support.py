@@ -1,12 +1,15 @@
 """Shared fixtures and helpers of the API integration tests (no tests of its own): the real app on
-the test broker, API keys, a topic tail that reads back what the API produced."""
+the test broker, API keys, a topic tail that reads back what the API produced, and scratch
+warehouse databases and topics per test module."""
 
 from __future__ import annotations
 
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
+from decimal import Decimal
 
 import pytest
 from confluent_kafka import Consumer, TopicPartition
@@ -14,7 +17,15 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.keys import KeyStore, store_path
+from billing import facts
+from billing.clickhouse import client
+from billing.contracts import Contract
+from billing.migrations import migrate
+from billing.platform.topics import admin_client, ensure_topics, topic_specs
 from billing.settings import Settings
+
+ROLLUP_COLUMNS = ("customer_id", "meter", "window_seconds", "window_start", "group_key", "dimensions", "aggregation",
+                  "value", "event_count", "version", "closed", "updated_at")
 
 
 def usage_event(subject: str, **overrides) -> dict:
@@ -71,6 +82,49 @@ class TopicTail:
 
     def close(self) -> None:
         self.consumer.close()
+
+
+@contextmanager
+def scratch_settings(settings: Settings, tmp_path_factory) -> Iterator[Settings]:
+    """``settings`` with a fresh state folder, a migrated scratch database and scratch topics (all
+    removed afterwards), so a module's writes and reads touch nothing shared."""
+    tag = uuid.uuid4().hex[:10]
+    scoped = settings.model_copy(update={
+        "state_dir": tmp_path_factory.mktemp("api-state"),
+        "clickhouse_database": f"api_{tag}",
+        **{f"topic_{logical}": f"tests-api-{tag}.{logical}" for logical in settings.topics()},
+    })
+    migrate(scoped)
+    admin = admin_client(scoped.kafka_bootstrap)
+    ensure_topics(admin, list(topic_specs(scoped).values()))
+    try:
+        yield scoped
+    finally:
+        _remove(settings, scoped, admin)
+
+
+def _remove(settings: Settings, scoped: Settings, admin) -> None:
+    for future in admin.delete_topics(list(scoped.topics().values()), operation_timeout=30).values():
+        future.result()
+    client(settings).command(f"DROP DATABASE IF EXISTS {scoped.clickhouse_database}")
+
+
+def insert(settings: Settings, *models: Contract) -> None:
+    """Write ``models`` into the warehouse tables of ``settings`` (as the stream worker would)."""
+    rows: facts.Rows = {}
+    for model in models:
+        facts.merge(rows, facts.rows_for(model))
+    ch = client(settings)
+    for table, data in rows.items():
+        ch.insert(f"{settings.clickhouse_database}.{table}", data, column_names=facts.COLUMNS[table])
+
+
+def insert_rollups(settings: Settings, rows: list[tuple]) -> None:
+    """Write ``usage_rollups`` windows: ``(customer, meter, seconds, start, dimensions, aggregation, value,
+    events, version)`` each (``group_key`` is derived from the dimensions)."""
+    data = [[customer, meter, seconds, start, facts.group_key(dims, list(dims)), dims, aggregation, Decimal(value),
+             events, version, 1, start] for customer, meter, seconds, start, dims, aggregation, value, events, version in rows]
+    client(settings).insert(f"{settings.clickhouse_database}.usage_rollups", data, column_names=ROLLUP_COLUMNS)
 
 
 @pytest.fixture(scope="module")

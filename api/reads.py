@@ -1,0 +1,111 @@
+"""Warehouse queries of the read endpoints. Every function takes ``(client, database, ...)`` and
+is run through :meth:`api.warehouse.Warehouse.read` (in the threadpool, failures as 503).
+
+Tables are ReplacingMergeTrees, read with FINAL: the latest version of every customer, invoice
+and rollup window counts. A subscription's state is its event with the highest sequence.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Optional
+
+from clickhouse_connect.driver.client import Client
+
+from billing import facts
+from billing.contracts import Customer, Invoice, InvoiceStatus, SubscriptionEvent
+from billing.invoicing.store import Store
+from billing.pricing.proration import Period
+
+_CUSTOMER = ", ".join(facts.COLUMNS["customers"])
+_SUBSCRIPTION = ", ".join(facts.COLUMNS["subscription_events"])
+_T = "DateTime('UTC')"
+
+
+def _customer(row: tuple) -> Customer:
+    (customer_id, company_name, email, country, region, code, segment, signup_time, updated_at,
+     tax_region, tax_exempt) = row
+    return Customer(id=customer_id, company_name=company_name, email=email, country=country, region=region,
+                    currency=code, segment=segment, signup_time=signup_time, updated_at=updated_at,
+                    tax_region=tax_region, tax_exempt=bool(tax_exempt))
+
+
+def customer(ch: Client, db: str, customer_id: str) -> Optional[Customer]:
+    """The latest state of one customer, or None."""
+    rows = ch.query(f"SELECT {_CUSTOMER} FROM {db}.customers FINAL WHERE customer_id = {{id:String}}",
+                    parameters={"id": customer_id}).result_rows
+    return _customer(rows[0]) if rows else None
+
+
+def customer_exists(ch: Client, db: str, customer_id: str) -> bool:
+    """True when the warehouse has the customer."""
+    return bool(ch.query(f"SELECT 1 FROM {db}.customers WHERE customer_id = {{id:String}} LIMIT 1",
+                         parameters={"id": customer_id}).result_rows)
+
+
+def customers_after(ch: Client, db: str, after: str, limit: int) -> list[Customer]:
+    """Up to ``limit`` customers with ids greater than ``after``, by id."""
+    rows = ch.query(f"SELECT {_CUSTOMER} FROM {db}.customers FINAL WHERE customer_id > {{after:String}} "
+                    "ORDER BY customer_id LIMIT {limit:UInt32}", parameters={"after": after, "limit": limit}).result_rows
+    return [_customer(row) for row in rows]
+
+
+def _subscription(row: tuple) -> SubscriptionEvent:
+    return SubscriptionEvent(**dict(zip(facts.COLUMNS["subscription_events"], row)))
+
+
+def subscription(ch: Client, db: str, subscription_id: str) -> Optional[SubscriptionEvent]:
+    """The latest event (current state) of one subscription, or None."""
+    rows = ch.query(f"SELECT {_SUBSCRIPTION} FROM {db}.subscription_events FINAL "
+                    "WHERE subscription_id = {id:String} ORDER BY sequence DESC LIMIT 1",
+                    parameters={"id": subscription_id}).result_rows
+    return _subscription(rows[0]) if rows else None
+
+
+def subscriptions_of(ch: Client, db: str, customer_id: str) -> list[SubscriptionEvent]:
+    """The latest event of each of a customer's subscriptions, by subscription id."""
+    rows = ch.query(f"SELECT {_SUBSCRIPTION} FROM {db}.subscription_events FINAL WHERE customer_id = {{c:String}} "
+                    "ORDER BY subscription_id, sequence DESC LIMIT 1 BY subscription_id",
+                    parameters={"c": customer_id}).result_rows
+    return [_subscription(row) for row in rows]
+
+
+def invoices_of(ch: Client, db: str, customer_id: str, status: Optional[InvoiceStatus],
+                period: Optional[Period]) -> list[Invoice]:
+    """A customer's invoices (latest versions), oldest period first."""
+    return Store(ch, db).invoices(customer=customer_id, status=status, period=period)
+
+
+def invoice(ch: Client, db: str, invoice_id: str) -> Optional[Invoice]:
+    """The latest version of one invoice, with lines and adjustments, or None."""
+    found = Store(ch, db).invoices(ids=[invoice_id])
+    return found[0] if found else None
+
+
+def rollup_windows(ch: Client, db: str, customer_id: str, meter: Optional[str], seconds: int,
+                   start: datetime, end: datetime) -> list[tuple]:
+    """``(meter, group_key, dimensions, aggregation, window_start, value, events)`` of the customer's
+    windows of ``seconds`` starting in ``[start, end)``, by meter, group and time."""
+    return ch.query(
+        f"SELECT meter, group_key, dimensions, aggregation, window_start, value, event_count "
+        f"FROM {db}.usage_rollups FINAL WHERE customer_id = {{c:String}} AND window_seconds = {{w:UInt32}} "
+        f"AND window_start >= {{start:{_T}}} AND window_start < {{end:{_T}}} "
+        + ("AND meter = {m:String} " if meter else "")
+        + "ORDER BY meter, group_key, window_start",
+        parameters={"c": customer_id, "w": seconds, "start": start, "end": end, "m": meter},
+    ).result_rows
+
+
+def hourly_by_day(ch: Client, db: str, customer_id: str, meter: Optional[str],
+                  start: datetime, end: datetime) -> list[tuple]:
+    """``(meter, group_key, dimensions, aggregation, day, sum, peak, last, events)`` of the customer's
+    hour windows starting in ``[start, end)``, per meter, group and UTC day."""
+    return ch.query(
+        f"SELECT meter, group_key, any(dimensions), any(aggregation), toStartOfDay(window_start) AS day, "
+        f"sum(value), max(value), argMax(value, window_start), sum(event_count) "
+        f"FROM {db}.usage_rollups FINAL WHERE customer_id = {{c:String}} AND window_seconds = 3600 "
+        f"AND window_start >= {{start:{_T}}} AND window_start < {{end:{_T}}} "
+        + ("AND meter = {m:String} " if meter else "")
+        + "GROUP BY meter, group_key, day ORDER BY meter, group_key, day",
+        parameters={"c": customer_id, "start": start, "end": end, "m": meter},
+    ).result_rows
