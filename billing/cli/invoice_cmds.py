@@ -160,7 +160,7 @@ def export(
     period: str = typer.Option(..., "--period", "-p", help="Month, YYYY-MM."),
     out: Path = typer.Option(..., "--out", "-o", help="Folder for invoices-<period>.csv and usage-<period>.csv."),
 ) -> None:
-    """Export a month's invoices (one row per line) and billed usage per customer and meter as CSV."""
+    """Export a month's invoices (one row per line) and usage per customer and meter (billable time only) as CSV."""
     month = parse_period(period)
     invoicing = _invoicing()
     invoices = invoicing.store.invoices(period=month)
@@ -171,5 +171,5 @@ def export(
     with invoices_path.open("w", newline="") as handle:
         lines = write_invoices_csv(invoices, handle)
     with usage_path.open("w", newline="") as handle:
-        usage = write_usage_csv(invoicing.billed_usage(month), handle)
+        usage = write_usage_csv(invoicing.period_usage(month), handle)
     console.print(f"{invoices_path}: {len(invoices):,} invoices, {lines:,} lines; {usage_path}: {usage:,} rows")

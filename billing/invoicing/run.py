@@ -236,8 +236,9 @@ class Invoicing:
                                 subscription_id=spans[0].subscription_id, now=now)
         return Preview(customer, period, elapsed.end, priced, invoice)
 
-    def billed_usage(self, period: Period) -> list[tuple[str, datetime, datetime, dict[str, Decimal]]]:
-        """Billed quantity per customer and meter of the period's invoices (summed over their spans)."""
+    def period_usage(self, period: Period) -> list[tuple[str, datetime, datetime, dict[str, Decimal]]]:
+        """Usage per customer and meter in the billable spans of the period's invoices (summed over spans;
+        every meter, also those the customer's plan does not charge)."""
         invoices = [inv for inv in self.store.invoices(period=period)
                     if inv.id == invoice_id(inv.customer_id, period)]
         usage = self.store.recorded_span_usage([inv.id for inv in invoices], period) if invoices else {}

@@ -1,0 +1,118 @@
+"""Invoices leave the warehouse as topic messages, PDFs and CSV files, through the CLI too."""
+
+from __future__ import annotations
+
+import csv
+import uuid
+from datetime import datetime, timezone
+from decimal import Decimal
+
+import pytest
+from confluent_kafka import Consumer, TopicPartition
+from pypdf import PdfReader
+from typer.testing import CliRunner
+
+from billing.cli import invoice_cmds  # noqa: F401  (registers the commands)
+from billing.cli.app import app
+from billing.contracts import Invoice, InvoiceStatus, parse_topic
+from billing.invoicing.errors import PeriodError
+from billing.invoicing.pdf import render_pdf
+from billing.invoicing.run import Invoicing
+from billing.pricing.money import currency
+from billing.settings import get_settings
+from tests.integration.invoicing_fixtures import simulated, world  # noqa: F401  (fixtures)
+
+MID_OCTOBER = datetime(2026, 10, 15, tzinfo=timezone.utc)
+runner = CliRunner()
+
+
+def consume_all(settings, topic: str) -> list[tuple[bytes, Invoice]]:
+    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": f"t-{uuid.uuid4().hex}",
+                         "enable.auto.commit": False})
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions}
+        consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
+        messages, done = [], {p for p, end in ends.items() if end == 0}
+        while len(done) < len(partitions):
+            message = consumer.poll(10)
+            assert message is not None, "the topic ended before its high watermark"
+            assert message.error() is None, message.error()
+            messages.append((message.key(), parse_topic("invoices", message.value())))
+            if message.offset() + 1 >= ends[message.partition()]:
+                done.add(message.partition())
+        return messages
+    finally:
+        consumer.close()
+
+
+def test_published_invoices_match_the_warehouse(world):
+    invoicing = Invoicing(world.settings)
+    invoicing.run_period("2026-09", now=MID_OCTOBER)
+    invoicing.run_period("2026-09", now=MID_OCTOBER.replace(hour=1), finalize=True)
+    first = invoicing.store.invoices()[0]
+    invoicing.change_status(first.id, InvoiceStatus.PAID, now=MID_OCTOBER.replace(hour=2))
+    messages = consume_all(world.settings, world.settings.topic_invoices)
+    assert len(messages) == 30 + 30 + 1
+    assert all(key == invoice.customer_id.encode() for key, invoice in messages)
+    latest: dict[str, Invoice] = {}
+    for _key, invoice in messages:
+        if invoice.id not in latest or invoice.event_time > latest[invoice.id].event_time:
+            latest[invoice.id] = invoice
+    stored = {inv.id: inv for inv in invoicing.store.invoices()}
+    assert latest == stored
+    assert latest[first.id].status is InvoiceStatus.PAID
+
+
+def test_pdfs_show_the_lines_and_totals(world, tmp_path):
+    invoicing = Invoicing(world.settings)
+    invoices = invoicing.run_period("2026-09", now=MID_OCTOBER, finalize=True).invoices
+    for invoice in invoices[:4]:
+        path = render_pdf(invoice, invoicing.store.party(invoice.customer_id), tmp_path / f"{invoice.id}.pdf")
+        text = "\n".join(page.extract_text() for page in PdfReader(str(path)).pages)
+        money = currency(invoice.currency)
+        assert invoice.id in text and f"Total due ({invoice.currency})" in text
+        assert f"{invoice.total:,.{money.minor_units}f}" in text and f"{invoice.subtotal:,.{money.minor_units}f}" in text
+        assert all(line.description in text for line in invoice.line_items)
+
+
+@pytest.fixture()
+def cli_env(world, monkeypatch):
+    monkeypatch.setenv("BILLING_CLICKHOUSE_DATABASE", world.db)
+    monkeypatch.setenv("BILLING_TOPIC_INVOICES", world.settings.topic_invoices)
+    get_settings.cache_clear()
+    yield world
+    get_settings.cache_clear()
+
+
+def test_cli_run_list_pay_pdf_export(cli_env, tmp_path):
+    world = cli_env
+    result = runner.invoke(app, ["invoice", "run", "--period", "2026-09", "--finalize"], terminal_width=160)
+    assert result.exit_code == 0, result.output
+    assert "new invoices" in result.output and "finalized by this run" in result.output
+    listed = runner.invoke(app, ["invoice", "list", "--period", "2026-09", "--status", "finalized"], terminal_width=240)
+    assert "30 invoice(s)" in listed.output
+    invoice = Invoicing(world.settings).store.invoices()[0]
+    paid = runner.invoke(app, ["invoice", "pay", invoice.id])
+    assert paid.exit_code == 0 and f"invoice {invoice.id} is paid" in paid.output
+    again = runner.invoke(app, ["invoice", "pay", invoice.id])
+    assert "it is paid; only finalized invoices can be paid" in str(again.exception)
+    pdf = runner.invoke(app, ["invoice", "pdf", invoice.id, "-o", str(tmp_path / "x.pdf")])
+    assert pdf.exit_code == 0 and (tmp_path / "x.pdf").read_bytes().startswith(b"%PDF")
+
+    exported = runner.invoke(app, ["invoice", "export", "--period", "2026-09", "--out", str(tmp_path / "csv")])
+    assert exported.exit_code == 0, exported.output
+    with (tmp_path / "csv" / "invoices-2026-09.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert len({row["invoice_id"] for row in rows}) == 30
+    stored = {inv.id: inv for inv in Invoicing(world.settings).store.invoices()}
+    assert all(Decimal(row["total"]) == stored[row["invoice_id"]].total for row in rows)
+    with (tmp_path / "csv" / "usage-2026-09.csv").open() as handle:
+        usage = list(csv.DictReader(handle))
+    exported_calls = {row["customer_id"]: Decimal(row["quantity"]) for row in usage if row["meter"] == "api_calls"}
+    one_plan = [inv for inv in stored.values() if sum(line.kind.value == "subscription" for line in inv.line_items) == 1]
+    billed_calls = {inv.customer_id: line.quantity for inv in one_plan for line in inv.line_items if line.meter == "api_calls"}
+    assert billed_calls and all(exported_calls.get(c, Decimal(0)) == q for c, q in billed_calls.items())
+
+    future = runner.invoke(app, ["invoice", "run", "--period", "2099-01"])
+    assert isinstance(future.exception, PeriodError)
