@@ -97,6 +97,7 @@ class Session:
     last_used: float = field(default_factory=time.monotonic)
     database: str | None = None
     settings: dict[str, str] | None = None
+    closed: bool = False
 
     def prepare(self, database: str | None, settings: Mapping[str, str]) -> None:
         """Apply the request's database and settings (``readonly`` last, since it locks the others)."""
@@ -157,12 +158,16 @@ class Engine:
                 once.conn.close()
             return
         key = (user.name, session_id)
-        with self._lock:
-            session = self._sessions.get(key)
-            if session is None:
-                session = self._sessions[key] = Session(self._open(user), session_timeout_s)
-        if not session.lock.acquire(timeout=SESSION_WAIT_S):
-            raise QueryError.make(SESSION_IS_LOCKED, f"Session {session_id} is locked by a concurrent client")
+        while True:
+            with self._lock:
+                session = self._sessions.get(key)
+                if session is None:
+                    session = self._sessions[key] = Session(self._open(user), session_timeout_s)
+            if not session.lock.acquire(timeout=SESSION_WAIT_S):
+                raise QueryError.make(SESSION_IS_LOCKED, f"Session {session_id} is locked by a concurrent client")
+            if not session.closed:
+                break
+            session.lock.release()  # expired while we waited for it: start a new one
         try:
             session.timeout_s = session_timeout_s
             yield session
@@ -179,12 +184,10 @@ class Engine:
                 if now - session.last_used > session.timeout_s and session.lock.acquire(blocking=False):
                     del self._sessions[key]
                     session.conn.close()
+                    session.closed = True
+                    session.lock.release()
                     closed += 1
         return closed
-
-    def session_count(self) -> int:
-        with self._lock:
-            return len(self._sessions)
 
     def close(self) -> None:
         """Close every session, then the keeper connection (which stops the engine cleanly)."""
