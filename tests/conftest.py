@@ -19,6 +19,7 @@ TEST_ENV = {
     "BILLING_KAFKA_BOOTSTRAP": "127.0.0.1:19092",
     "BILLING_KAFKA_CONTROLLER_PORT": "19093",
     "BILLING_CLICKHOUSE_URL": "http://127.0.0.1:18123",
+    "BILLING_SUPERSET_PORT": "18088",
 }
 for _key, _value in TEST_ENV.items():
     os.environ.setdefault(_key, _value)

@@ -1,8 +1,8 @@
 """Check every dashboard of the running Superset in a real headless Chromium.
 
 The browser work runs in Superset's virtualenv (``superset/browser_check.py`` with Playwright)
-against Debian's ``chromium``; Playwright never downloads a browser. Chromium is installed with
-``scripts/ensure-system.sh`` when missing.
+against Debian's ``chromium``; Playwright never downloads a browser. Chromium (and CJK fonts) are
+installed with ``scripts/ensure-system.sh`` when missing.
 """
 
 from __future__ import annotations
@@ -18,19 +18,18 @@ from billing.platform.superset import SUPERSET_DIR, SupersetService
 from billing.settings import REPO_ROOT
 
 CHROMIUM = "chromium"
+# Debian packages of the browser check: the browser, and CJK fonts for customer names in screenshots.
+PACKAGES = ("chromium", "fonts-noto-cjk")
 
 
 def ensure_chromium() -> str:
-    """Path of the chromium binary, installing Debian's package when it is missing."""
-    found = shutil.which(CHROMIUM)
-    if found:
-        return found
-    env = {**os.environ, "BILLING_EXTRA_APT_PACKAGES": CHROMIUM}
+    """Path of the chromium binary; installs the missing Debian packages (idempotent, needs root or sudo)."""
+    env = {**os.environ, "BILLING_EXTRA_APT_PACKAGES": " ".join(PACKAGES)}
     done = subprocess.run(["bash", str(REPO_ROOT / "scripts" / "ensure-system.sh")], env=env,
                           capture_output=True, text=True)
     found = shutil.which(CHROMIUM)
     if done.returncode != 0 or not found:
-        raise PlatformError(f"chromium is not installed and could not be installed (apt-get install chromium): "
+        raise PlatformError(f"could not install {' '.join(PACKAGES)} with apt-get: "
                             f"{(done.stderr or done.stdout).strip()[-500:]}")
     return found
 

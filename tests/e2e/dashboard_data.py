@@ -1,7 +1,8 @@
 """Recent simulated traffic loaded into the warehouse the way the stream worker stores it.
 
-The simulator writes 75 days of history ending now (so "last hour" charts have data) to a file;
-each record is parsed with the contracts and mapped with :mod:`billing.facts`. Duplicates are
+The simulator writes 75 days of history and, with the same seed (so the same customers), a denser
+last hour as the live stream; live usage ids get a prefix, since the same seed repeats ids. Each
+record is parsed with the contracts and mapped with :mod:`billing.facts`. Duplicates are
 dropped, malformed records become dead letters and events behind the watermark (the latest event
 time seen) by more than a grace period count as late corrections, as the worker does. The worker's other outputs
 are derived from the same events: minute and hour usage rollups (:class:`billing.meters.Accumulator`)
@@ -29,6 +30,8 @@ ROLLUP_COLUMNS = ("customer_id", "meter", "window_seconds", "window_start", "gro
                   "value", "event_count", "version", "closed", "updated_at")
 METRIC_COLUMNS = ("time", "worker", "metric", "value")
 WORKER = "e2e-worker"
+CUSTOMERS, SEED = 80, 11
+LIVE_PREFIX = "live-"
 LATE_AFTER = timedelta(minutes=5)
 
 
@@ -43,14 +46,17 @@ class Loaded:
     rows: Counter
 
 
-def simulate(workdir: Path, now: datetime, days: int = 75) -> Path:
-    """Run the simulator over the ``days`` before ``now`` into a file; returns the file."""
-    output = workdir / "records.tsv"
+def simulate(workdir: Path, now: datetime, days: int = 75) -> tuple[Path, Path]:
+    """Run the simulator into files: ``days`` of history before the last hour, and the last hour live."""
+    history, live = workdir / "history.tsv", workdir / "live.tsv"
     start = (now - timedelta(days=days)).replace(minute=0, second=0, microsecond=0)
-    config = SimulationConfig(customers=80, rate=None, events=20_000, start=start, days=days, seed=11,
-                              duplicate_rate=0.02, late_rate=0.01, malformed_rate=0.005)
-    Simulator(config, active_meters(), FileSink(output), workdir / "manifest").run()
-    return output
+    faults = {"duplicate_rate": 0.02, "late_rate": 0.01, "malformed_rate": 0.005}
+    Simulator(SimulationConfig(customers=CUSTOMERS, rate=None, events=20_000, start=start, days=days, seed=SEED, **faults),
+              active_meters(), FileSink(history), workdir / "history-manifest").run()
+    Simulator(SimulationConfig(customers=CUSTOMERS, rate=None, events=1_500, start=now - timedelta(hours=1),
+                               days=1 / 24, seed=SEED, **faults),
+              active_meters(), FileSink(live), workdir / "live-manifest").run()
+    return history, live
 
 
 def rollup_rows(events: list[UsageEvent], meters: MeterSet, window_seconds: int, written_at: datetime) -> list[list]:
@@ -93,7 +99,7 @@ def metric_rows(loaded: Loaded, now: datetime) -> list[list]:
     return rows
 
 
-def load(settings: Settings, records: Path, now: datetime) -> Loaded:
+def load(settings: Settings, files: tuple[Path, Path], now: datetime) -> Loaded:
     """Create the raw schema and load the simulated records, rollups and worker metrics."""
     migrate(settings)
     meters = active_meters()
@@ -101,7 +107,11 @@ def load(settings: Settings, records: Path, now: datetime) -> Loaded:
     loaded = Loaded([], [], [], [], Counter())
     watermark = datetime.min.replace(tzinfo=UTC)
     rows: facts.Rows = {}
-    for offset, (topic, key, value) in enumerate(read_records(records)):
+    history, live = files
+    records = [(path, offset, topic, key, value) for path in (history, live)
+               for offset, (topic, key, value) in enumerate(read_records(path))
+               if path == history or topic == "usage"]
+    for path, offset, topic, key, value in records:
         try:
             model = parse_topic(topic, value, now=now, future_tolerance=300)
         except ContractViolation as exc:
@@ -111,6 +121,8 @@ def load(settings: Settings, records: Path, now: datetime) -> Loaded:
             facts.merge(rows, facts.rows_for(letter))
             continue
         if isinstance(model, UsageEvent):
+            if path == live:
+                model = model.model_copy(update={"id": LIVE_PREFIX + model.id})
             if model.id in usage:
                 loaded.duplicates.append(model.time)
                 continue
