@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from decimal import Decimal
 
 import pytest
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from fastapi.testclient import TestClient
 
 from api.app import create_app
@@ -43,6 +43,9 @@ def usage_event(subject: str, **overrides) -> dict:
     return event
 
 
+_ELECTING = (KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE, KafkaError.UNKNOWN_TOPIC_OR_PART)
+
+
 class TopicTail:
     """Reads everything appended to a topic after the tail was opened.
 
@@ -57,13 +60,23 @@ class TopicTail:
             "bootstrap.servers": settings.kafka_bootstrap,
             "group.id": f"tests-api-{uuid.uuid4().hex}",
             "enable.auto.commit": False,
+            "fetch.wait.max.ms": 10,  # short fetches, so watermark queries are not queued behind them
         })
         self.positions = self._end_offsets()
         self.consumer.assign([TopicPartition(topic, p, offset) for p, offset in self.positions.items()])
 
-    def _end_offsets(self) -> dict[int, int]:
-        partitions = self.consumer.list_topics(self.topic, timeout=10).topics[self.topic].partitions
-        return {p: self.consumer.get_watermark_offsets(TopicPartition(self.topic, p), timeout=10)[1] for p in partitions}
+    def _end_offsets(self, timeout: float = 30.0) -> dict[int, int]:
+        """End offset per partition; retries while a new topic's partitions still elect leaders."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                partitions = self.consumer.list_topics(self.topic, timeout=10).topics[self.topic].partitions
+                return {p: self.consumer.get_watermark_offsets(TopicPartition(self.topic, p), timeout=10)[1]
+                        for p in partitions}
+            except KafkaException as exc:
+                if exc.args[0].code() not in _ELECTING or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
 
     def drain(self, timeout: float = 30.0) -> list:
         """Every message appended since the last drain (or the opening), in partition order."""
