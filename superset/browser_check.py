@@ -4,7 +4,8 @@ Runs with the Superset virtualenv's Python (Playwright lives there) and Debian's
 browser download). Reads a JSON job on stdin::
 
     {"url": ..., "username": ..., "password": ..., "chromium": "/usr/bin/chromium",
-     "screenshots": "<folder>", "dashboards": [{"id": 1, "title": ..., "slug": ..., "charts": [{"id": 7, "name": ...}]}]}
+     "screenshots": "<folder>", "dashboards": [{"id": 1, "title": ..., "slug": ..., "query": "native_filters=...",
+                                                "charts": [{"id": 7, "name": ...}]}]}
 
 logs in through the login form, opens each dashboard, waits until every chart's data request has
 answered and its spinner is gone, and prints one JSON report: per chart the row count of its data
@@ -61,7 +62,8 @@ def open_dashboard(page: Page, url: str, board: dict, folder: Path) -> dict:
                               "errors": errors}
 
     page.on("response", on_response)
-    page.goto(f"{url}/superset/dashboard/{board['slug'] or board['id']}/", wait_until="domcontentloaded")
+    query = f"?{board['query']}" if board.get("query") else ""
+    page.goto(f"{url}/superset/dashboard/{board['slug'] or board['id']}/{query}", wait_until="domcontentloaded")
     wanted = {c["id"] for c in board["charts"]}
     deadline = time.monotonic() + LOAD_TIMEOUT_S
     while time.monotonic() < deadline:

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from billing.cli.app import app, console
-from billing.errors import BillingError
+from billing.errors import BillingError, ConfigError
 from billing.platform.superset import SupersetService
 from billing.platform.superset_assets import ASSETS_DIR, unbundle
 from billing.settings import get_settings
@@ -58,14 +58,22 @@ def export(
 def check(
     screenshots: Optional[Path] = typer.Option(None, "--screenshots", help="Folder for one PNG per dashboard "
                                                "(default: <state>/superset/screenshots)."),
+    filters: Optional[list[str]] = typer.Option(None, "--filter", help="Preselect a native filter, e.g. "
+                                                "--filter Region=EMEA (repeatable; values joined by commas)."),
 ) -> None:
     """Open every dashboard in headless Chromium and verify each chart rendered data without error."""
     from billing.platform.superset_check import check_dashboards
 
+    select = {}
+    for text in filters or []:
+        name, sep, values = text.partition("=")
+        if not sep or not name.strip() or not values.strip():
+            raise ConfigError(f"--filter must look like NAME=VALUE[,VALUE] (got {text!r})")
+        select[name.strip()] = [v.strip() for v in values.split(",") if v.strip()]
     svc = _service()
     folder = screenshots or svc.home / "screenshots"
     with console.status("opening dashboards in Chromium…"):
-        report = check_dashboards(svc, folder)
+        report = check_dashboards(svc, folder, select=select)
     table = Table(title=f"Superset dashboards at {svc.endpoint}")
     for column in ("dashboard", "charts", "rendered", "problems", "screenshot"):
         table.add_column(column)

@@ -77,6 +77,11 @@ class SupersetClient:
         """Charts of one dashboard (id, slice_name, form_data)."""
         return self.get(f"/api/v1/dashboard/{dashboard}/charts")["result"]
 
+    def native_filters(self, dashboard: int | str) -> list[dict]:
+        """The native filter definitions of one dashboard."""
+        metadata = json.loads(self.get(f"/api/v1/dashboard/{dashboard}")["result"]["json_metadata"] or "{}")
+        return metadata.get("native_filter_configuration", [])
+
     def database_id(self, name: str) -> int:
         """Id of the database connection called ``name``."""
         query = f"(filters:!((col:database_name,opr:eq,value:'{name}')))"

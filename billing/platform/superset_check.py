@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
+from urllib.parse import quote
 
 from billing.errors import PlatformError
 from billing.platform.superset import SUPERSET_DIR, SupersetService
@@ -34,19 +35,41 @@ def ensure_chromium() -> str:
     return found
 
 
-def check_dashboards(svc: SupersetService, screenshots: Path, timeout_s: float = 600.0) -> list[dict]:
+def _rison(text: str) -> str:
+    return "'" + text.replace("!", "!!").replace("'", "!'") + "'"
+
+
+def _filter_query(native_filters: list[dict], select: dict[str, list[str]]) -> str:
+    """URL query preselecting the named native select filters (Superset's rison ``native_filters``)."""
+    states = []
+    for spec in native_filters:
+        values = select.get(spec["name"])
+        if not values or spec["filterType"] != "filter_select":
+            continue
+        column, items = spec["targets"][0]["column"]["name"], ",".join(_rison(v) for v in values)
+        states.append(f"{_rison(spec['id'])}:(id:{_rison(spec['id'])},extraFormData:(filters:!((col:{_rison(column)},"
+                      f"op:IN,val:!({items})))),filterState:(value:!({items})),ownState:())")
+    return "native_filters=" + quote("(" + ",".join(states) + ")", safe="") if states else ""
+
+
+def check_dashboards(svc: SupersetService, screenshots: Path, select: dict[str, list[str]] | None = None,
+                     timeout_s: float = 600.0) -> list[dict]:
     """Open each dashboard, screenshot it into ``screenshots`` and report every chart.
 
-    Returns ``[{"title", "slug", "screenshot", "charts": [{"id", "name", "rows", "drawn", "problem"}]}]``;
-    ``problem`` is empty for a chart that answered rows and drew them without error.
+    ``select`` preselects native filters by name (``{"Region": ["EMEA"]}``) on the dashboards that
+    have them; the others are opened unfiltered. Returns ``[{"title", "slug", "screenshot", "charts":
+    [{"id", "name", "rows", "drawn", "problem"}]}]``; ``problem`` is empty for a chart that answered
+    rows and drew them without error.
     """
     chromium = ensure_chromium()
+    boards = []
     with svc.client() as api:
-        boards = [
-            {"id": b["id"], "title": b["dashboard_title"], "slug": b["slug"],
-             "charts": [{"id": c["id"], "name": c["slice_name"]} for c in api.dashboard_charts(b["id"])]}
-            for b in sorted(api.dashboards(), key=lambda b: b["dashboard_title"])
-        ]
+        for board in sorted(api.dashboards(), key=lambda b: b["dashboard_title"]):
+            charts = [{"id": c["id"], "name": c["slice_name"]} for c in api.dashboard_charts(board["id"])]
+            entry = {"id": board["id"], "title": board["dashboard_title"], "slug": board["slug"], "charts": charts}
+            if select:
+                entry["query"] = _filter_query(api.native_filters(board["id"]), select)
+            boards.append(entry)
     s = svc.settings
     job = {"url": svc.endpoint, "username": s.superset_admin_user, "password": s.superset_admin_password,
            "chromium": chromium, "screenshots": str(screenshots), "dashboards": boards}

@@ -11,10 +11,11 @@ import json
 
 import pytest
 
+from billing.clickhouse import client
 from billing.platform.superset import SupersetService
 from billing.platform.superset_assets import ASSETS_DIR, asset_files
 from billing.platform.superset_check import check_dashboards
-from billing.settings import REPO_ROOT
+from billing.settings import REPO_ROOT, Settings
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -58,3 +59,17 @@ def test_business_dashboards_have_native_filters(superset: SupersetService) -> N
             assert filters["Date range"]["filterType"] == "filter_time"
             columns = {f["targets"][0]["column"]["name"] for n, f in filters.items() if n != "Date range"}
             assert columns == {"region", "plan_id", "company_name"}
+
+
+def test_a_native_filter_narrows_every_business_dashboard(superset: SupersetService, settings: Settings,
+                                                         tmp_path) -> None:
+    region = client(settings).query(
+        f"SELECT region FROM {settings.clickhouse_marts_database}.dim_customer_invoices "
+        "GROUP BY region ORDER BY count() DESC LIMIT 1").result_rows[0][0]
+    report = {b["title"]: b for b in check_dashboards(superset, tmp_path, select={"Region": [region]})}
+
+    for title in BUSINESS:
+        failures = {c["name"]: c["problem"] for c in report[title]["charts"] if c["problem"]}
+        assert not failures, f"{title} filtered to {region}: {failures}"
+    by_region = next(c for c in report["Revenue"]["charts"] if c["name"] == "Revenue by region")
+    assert by_region["rows"] == 1
