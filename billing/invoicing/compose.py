@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from typing import Optional
 
@@ -82,14 +82,15 @@ def charge_code(line: Line) -> str:
 def billed_by_charge(invoice_lines: Iterable[LineItem], period: Period) -> dict[str, Billed]:
     """What was billed for ``period``'s charges: its invoice's lines plus corrections of it on later invoices.
 
-    ``invoice_lines`` are lines of any invoices of the customer; lines of kind ``correction`` count
+    ``invoice_lines`` are :class:`LineItem` or stored line rows (anything with kind, charge, meter,
+    quantity and amount) of the customer's invoices; lines of kind ``correction`` count
     for the period their charge code names, every other line for its own invoice's period (the
     caller passes the period's own invoice lines and the correction lines of other invoices).
     """
     suffix = CORRECTION_MARK + label(period)
     billed: dict[str, Billed] = defaultdict(Billed)
     for item in invoice_lines:
-        if item.kind is LineKind.CORRECTION:
+        if item.kind == LineKind.CORRECTION:
             if not item.charge.endswith(suffix):
                 continue
             code = item.charge.removesuffix(suffix)
@@ -131,14 +132,3 @@ def draft(priced: PricedInvoice, *, invoice_id: str, customer_id: str, subscript
     invoice = to_invoice(priced, invoice_id=invoice_id, customer_id=customer_id, subscription_id=subscription_id,
                          issued_at=now, due_at=now, status=InvoiceStatus.DRAFT)
     return invoice.model_copy(update={"issued_at": None, "due_at": None})
-
-
-def same_content(a: Invoice, b: Invoice) -> bool:
-    """True when two versions of an invoice bill the same things (times and status aside)."""
-    ignored = {"event_time", "issued_at", "due_at", "paid_at", "voided_at", "status"}
-    return a.model_dump(exclude=ignored) == b.model_dump(exclude=ignored)
-
-
-def due_date(issued_at: datetime, days: int) -> datetime:
-    """When an invoice issued at ``issued_at`` is due."""
-    return issued_at + timedelta(days=days)

@@ -34,7 +34,7 @@ from billing.invoicing.errors import NoSubscription, UnknownCustomer, UnknownInv
 from billing.invoicing.lifecycle import transition
 from billing.invoicing.periods import closed_period, invoice_id, label
 from billing.invoicing.publish import publish
-from billing.invoicing.store import SpanRow, Store
+from billing.invoicing.store import MS, SpanRow, Store, content_key, epoch_ms
 from billing.invoicing.timeline import PlanSpan, plan_spans
 from billing.invoicing.usage import quantities, span_stats
 from billing.meters import MeterSet, active_meters
@@ -130,14 +130,14 @@ class Invoicing:
             computed_at=run_at,
         )
         usage = self.store.span_usage(
-            f"SELECT customer_id, invoice_id, span_no, span_start, span_end FROM {self.store.db}.invoice_spans "
-            "WHERE period_start = {start:DateTime64(3, 'UTC')} AND computed_at = {run_at:DateTime64(3, 'UTC')}",
-            period.start, period.end, {"start": period.start, "run_at": run_at},
+            f"SELECT customer_id, invoice_id, span_no, span_start, span_end FROM {self.store.db}.invoice_spans FINAL "
+            f"WHERE period_start = {MS.format('start')} AND computed_at = {MS.format('run_at')}",
+            period.start, period.end, {"start": epoch_ms(period.start), "run_at": epoch_ms(run_at)},
         )
         corrections = self._corrections(todo, period, progress)
-        existing = [ids[c] for c in todo if ids[c] in statuses]
-        drafts = {inv.id: inv for inv in self.store.invoices(ids=existing)} if existing else {}
+        drafts = self.store.draft_contents(period)
         new_versions: list[Invoice] = []
+        stale: list[str] = []  # drafts whose lines change: their old lines are deleted before the rewrite
         for done, customer_id in enumerate(todo, start=1):
             customer = customers[customer_id]
             span_usage = [quantities(usage.get((ids[customer_id], n), {}), self.meters) for n in range(len(spans[customer_id]))]
@@ -146,16 +146,16 @@ class Invoicing:
             invoice = compose.draft(priced, invoice_id=ids[customer_id], customer_id=customer_id,
                                     subscription_id=spans[customer_id][0].subscription_id, now=run_at)
             previous = drafts.get(invoice.id)
-            if previous is not None and compose.same_content(previous, invoice):
-                invoice = previous
-                summary.unchanged += 1
-            else:
-                summary.updated += previous is not None
-                summary.created += previous is None
+            unchanged = previous is not None and previous == content_key(invoice)
+            summary.unchanged += unchanged
+            if previous is not None and not unchanged:
+                summary.updated += 1
+                stale.append(invoice.id)
+            summary.created += previous is None
             if finalize:
                 invoice = transition(invoice, InvoiceStatus.FINALIZED, run_at, self.settings.invoice_due_days)
                 summary.finalized += 1
-            if invoice is not previous:
+            if finalize or not unchanged:
                 new_versions.append(invoice)
             summary.corrections += sum(1 for line in invoice.line_items if line.kind is LineKind.CORRECTION)
             summary.invoices.append(invoice)
@@ -169,7 +169,7 @@ class Invoicing:
         publish(self.settings, new_versions)
         progress("writing", 0, len(new_versions))
         self.store.forget_spans(list(drafts), before=run_at)
-        self.store.forget_lines([inv.id for inv in new_versions if inv.id in drafts])
+        self.store.forget_lines(stale)
         self.store.write_invoices(new_versions)
         progress("done", len(new_versions), len(new_versions))
         summary.seconds = time.perf_counter() - started
@@ -190,30 +190,32 @@ class Invoicing:
         since = period.start
         for _ in range(months):
             since = month_period(since - timedelta(seconds=1)).start
-        history = [inv for inv in self.store.invoices(since=since, customers=customer_ids) if inv.status is not InvoiceStatus.VOID]
-        earlier = [inv for inv in history
-                   if inv.period_start < period.start and inv.status in (InvoiceStatus.FINALIZED, InvoiceStatus.PAID)
-                   and inv.id == invoice_id(inv.customer_id, Period(inv.period_start, inv.period_end))]
+        wanted = set(customer_ids)
+        history = [h for h in self.store.heads(since) if h.customer_id in wanted and h.status is not InvoiceStatus.VOID]
+        earlier = [h for h in history
+                   if h.period_start < period.start and h.status in (InvoiceStatus.FINALIZED, InvoiceStatus.PAID)
+                   and h.id == invoice_id(h.customer_id, Period(h.period_start, h.period_end))]
         if not earlier:
             return {}
-        recorded = self.store.recorded_spans([inv.id for inv in earlier])
-        usage = self.store.recorded_span_usage([inv.id for inv in earlier], Period(since, period.start))
-        other_lines = defaultdict(list)
-        for inv in history:
-            if inv.period_start != period.start:
-                other_lines[inv.customer_id].append(inv)
+        recorded = self.store.recorded_spans([h.id for h in earlier])
+        usage = self.store.recorded_span_usage([h.id for h in earlier], Period(since, period.start))
+        lines = self.store.line_rows(since)
+        later_corrections: dict[str, list] = defaultdict(list)
+        for head in history:
+            if head.period_start != period.start:
+                later_corrections[head.customer_id].extend(
+                    (head.id, line) for line in lines.get(head.id, ()) if line.kind == LineKind.CORRECTION)
         found: dict[str, list[Line]] = defaultdict(list)
-        for inv in earlier:
-            spans = recorded.get(inv.id)
+        for head in earlier:
+            spans = recorded.get(head.id)
             if not spans:
                 continue
-            q = Period(inv.period_start, inv.period_end)
-            segments = [Segment(self.catalog.plan(plan_id), span.period, quantities(usage.get((inv.id, number), {}), self.meters))
+            q = Period(head.period_start, head.period_end)
+            segments = [Segment(self.catalog.plan(plan_id), span.period, quantities(usage.get((head.id, number), {}), self.meters))
                         for number, span, plan_id in spans]
             repriced = price_invoice(q, segments)
-            lines = list(inv.line_items) + [line for other in other_lines[inv.customer_id] if other.id != inv.id
-                                            for line in other.line_items if line.kind is LineKind.CORRECTION]
-            found[inv.customer_id].extend(compose.corrections(repriced, compose.billed_by_charge(lines, q), inv.id))
+            billed = list(lines.get(head.id, ())) + [line for owner, line in later_corrections[head.customer_id] if owner != head.id]
+            found[head.customer_id].extend(compose.corrections(repriced, compose.billed_by_charge(billed, q), head.id))
         return found
 
     # ------------------------------------------------------------------- single invoices

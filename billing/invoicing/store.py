@@ -1,7 +1,8 @@
 """Warehouse reads and writes of the invoice run (ClickHouse, through clickhouse-connect).
 
 Reads use FINAL (the latest version of every id). Writes go through :mod:`billing.facts`, the
-one contract -> rows mapping. A draft that is recomputed has its old lines, adjustments and spans
+one contract -> rows mapping. Parameters are bound client-side into the query body (lists of ids
+in chunks, times as epoch milliseconds): URL-bound parameters would limit how many ids fit. A draft that is recomputed has its old lines, adjustments and spans
 deleted first (a shorter draft must not keep stale rows); finalized invoices are never rewritten
 except as new status versions with the same lines.
 """
@@ -11,9 +12,9 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
-from typing import Optional
+from typing import NamedTuple, Optional
 
 import orjson
 from clickhouse_connect.driver.client import Client
@@ -27,9 +28,51 @@ from billing.invoicing.usage import HourStats
 from billing.pricing.money import MINOR_UNITS, currency
 from billing.pricing.proration import Period
 
+MS = "fromUnixTimestamp64Milli(%({})s, 'UTC')"
+"""SQL of a time parameter passed as epoch milliseconds: ``MS.format('start')``."""
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 SPAN_COLUMNS = ("invoice_id", "span_no", "customer_id", "subscription_id", "product_id", "plan_id", "currency",
                 "period_start", "span_start", "span_end", "computed_at")
-_CHUNK = 5000
+_CHUNK = 1000
+
+
+class InvoiceHead(NamedTuple):
+    """The identity and status of a stored invoice (latest version)."""
+
+    id: str
+    customer_id: str
+    period_start: datetime
+    period_end: datetime
+    status: InvoiceStatus
+
+
+class LineRow(NamedTuple):
+    """A stored invoice line as the warehouse holds it (no contract validation: fast to compare)."""
+
+    kind: str
+    charge: str
+    meter: Optional[str]
+    description: str
+    quantity: Decimal
+    unit_price: Decimal
+    amount: Decimal
+    breakdown: str
+
+
+_HEAD = ("subscription_id", "period_start", "period_end", "currency", "subtotal", "discount_total", "tax_rate", "tax", "total")
+_ADJUSTMENT = ("adjustment_id", "kind", "code", "description", "percent_off", "amount")
+
+
+def content_key(invoice: Invoice) -> tuple:
+    """What an invoice bills, as comparable values of its warehouse rows (times and status aside)."""
+    rows = facts.invoice_rows(invoice)
+    return _key(dict(zip(facts.COLUMNS["invoices"], rows["invoices"][0])),
+                [LineRow(*(dict(zip(facts.COLUMNS["invoice_lines"], r))[f] for f in LineRow._fields)) for r in rows["invoice_lines"]],
+                [tuple(dict(zip(facts.COLUMNS["invoice_adjustments"], r))[f] for f in _ADJUSTMENT) for r in rows["invoice_adjustments"]])
+
+
+def _key(head: dict, lines: Sequence[LineRow], adjustments: Sequence[tuple]) -> tuple:
+    return tuple(head[f] for f in _HEAD), tuple(lines), tuple(sorted(adjustments))
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +99,7 @@ class Store:
 
     def customers(self, ids: Optional[Sequence[str]] = None) -> dict[str, BillingCustomer]:
         """Latest state of the customers (all, or ``ids``)."""
-        where, params = ("WHERE customer_id IN {ids:Array(String)}", {"ids": list(ids)}) if ids is not None else ("", {})
+        where, params = ("WHERE customer_id IN %(ids)s", {"ids": list(ids)}) if ids is not None else ("", {})
         rows = self.ch.query(
             f"SELECT customer_id, currency, country, tax_region, tax_exempt FROM {self.db}.customers FINAL {where}",
             parameters=params,
@@ -66,7 +109,7 @@ class Store:
     def party(self, customer_id: str) -> Optional[BillTo]:
         """The bill-to block of a customer for PDFs (None when unknown)."""
         rows = self.ch.query(
-            f"SELECT company_name, email, country, tax_region FROM {self.db}.customers FINAL WHERE customer_id = {{c:String}}",
+            f"SELECT company_name, email, country, tax_region FROM {self.db}.customers FINAL WHERE customer_id = %(c)s",
             parameters={"c": customer_id},
         ).result_rows
         if not rows:
@@ -76,11 +119,11 @@ class Store:
 
     def subscription_changes(self, before: datetime, customer: Optional[str] = None) -> dict[str, list[SubscriptionChange]]:
         """Every subscription event effective before ``before``, per customer."""
-        where = "AND customer_id = {customer:String}" if customer else ""
+        where = "AND customer_id = %(customer)s" if customer else ""
         rows = self.ch.query(
             f"SELECT customer_id, subscription_id, sequence, plan_id, status, start_time, end_time, effective_time "
-            f"FROM {self.db}.subscription_events FINAL WHERE effective_time < {{before:DateTime64(3, 'UTC')}} {where}",
-            parameters={"before": before, "customer": customer},
+            f"FROM {self.db}.subscription_events FINAL WHERE effective_time < {MS.format('before')} {where}",
+            parameters={"before": epoch_ms(before), "customer": customer},
         ).result_rows
         changes: dict[str, list[SubscriptionChange]] = defaultdict(list)
         for customer_id, *fields in rows:
@@ -89,50 +132,55 @@ class Store:
 
     def statuses(self, ids: Sequence[str]) -> dict[str, InvoiceStatus]:
         """Current status of the invoices among ``ids`` that exist."""
-        rows = self.ch.query(
-            f"SELECT invoice_id, status FROM {self.db}.invoices FINAL WHERE invoice_id IN {{ids:Array(String)}}",
-            parameters={"ids": list(ids)},
-        ).result_rows
+        rows = [row for chunk in _chunks(ids) for row in self.ch.query(
+            f"SELECT invoice_id, status FROM {self.db}.invoices FINAL WHERE invoice_id IN %(ids)s", parameters={"ids": chunk},
+        ).result_rows]
         return {r[0]: InvoiceStatus(r[1]) for r in rows}
 
     def span_usage(self, spans_sql: str, low: datetime, high: datetime, params: dict) -> dict[tuple[str, int], dict[str, HourStats]]:
         """Hour statistics per (invoice id, span number) and meter, for the spans selected by ``spans_sql``.
+
+        Decimals travel as ClickHouse's shortest text (``52831``, not ``52831.000000000``), which is
+        also how invoice lines show them.
 
         ``spans_sql`` yields ``customer_id, invoice_id, span_no, span_start, span_end``; ``low`` and
         ``high`` bound the hour windows read (the earliest span start and the latest span end).
         """
         rows = self.ch.query(
             f"""
-            SELECT s.invoice_id, s.span_no, r.meter, sum(r.value), max(r.value), argMax(r.value, r.window_start)
+            SELECT s.invoice_id, s.span_no, r.meter,
+                   toString(sum(r.value)), toString(max(r.value)), toString(argMax(r.value, r.window_start))
             FROM (
                 SELECT customer_id, meter, window_start, value FROM {self.db}.usage_rollups FINAL
-                WHERE window_seconds = 3600
-                  AND window_start >= {{low:DateTime64(3, 'UTC')}} AND window_start < {{high:DateTime64(3, 'UTC')}}
+                WHERE window_seconds = 3600 AND window_start >= {MS.format('low')} AND window_start < {MS.format('high')}
             ) AS r
             INNER JOIN ({spans_sql}) AS s ON r.customer_id = s.customer_id
             WHERE r.window_start >= s.span_start AND r.window_start < s.span_end
             GROUP BY s.invoice_id, s.span_no, r.meter
             """,
-            parameters={**params, "low": low, "high": high},
+            parameters={**params, "low": epoch_ms(low), "high": epoch_ms(high)},
         ).result_rows
         usage: dict[tuple[str, int], dict[str, HourStats]] = defaultdict(dict)
         for invoice_id, span_no, meter, total, peak, latest in rows:
-            usage[(invoice_id, span_no)][meter] = HourStats(_trim(total), _trim(peak), _trim(latest))
+            usage[(invoice_id, span_no)][meter] = HourStats(Decimal(total), Decimal(peak), Decimal(latest))
         return usage
 
     def recorded_span_usage(self, invoice_ids: Sequence[str], period: Period) -> dict[tuple[str, int], dict[str, HourStats]]:
         """Hour statistics of the spans recorded for ``invoice_ids`` (all within ``period``)."""
         spans = (f"SELECT customer_id, invoice_id, span_no, span_start, span_end FROM {self.db}.invoice_spans FINAL "
-                 "WHERE invoice_id IN {ids:Array(String)}")
-        return self.span_usage(spans, period.start, period.end, {"ids": list(invoice_ids)})
+                 "WHERE invoice_id IN %(ids)s")
+        usage: dict[tuple[str, int], dict[str, HourStats]] = {}
+        for chunk in _chunks(invoice_ids):
+            usage.update(self.span_usage(spans, period.start, period.end, {"ids": chunk}))
+        return usage
 
     def recorded_spans(self, invoice_ids: Sequence[str]) -> dict[str, list[tuple[int, PlanSpan, str]]]:
         """``invoice id -> [(span number, span, catalog plan id), ...]`` as recorded by the run."""
         out: dict[str, list[tuple[int, PlanSpan, str]]] = defaultdict(list)
-        for chunk in _chunks(list(invoice_ids)):
+        for chunk in _chunks(invoice_ids):
             rows = self.ch.query(
                 f"SELECT invoice_id, span_no, subscription_id, product_id, span_start, span_end, plan_id "
-                f"FROM {self.db}.invoice_spans FINAL WHERE invoice_id IN {{ids:Array(String)}} ORDER BY invoice_id, span_no",
+                f"FROM {self.db}.invoice_spans FINAL WHERE invoice_id IN %(ids)s ORDER BY invoice_id, span_no",
                 parameters={"ids": chunk},
             ).result_rows
             for invoice_id, number, subscription_id, product_id, start, end, plan_id in rows:
@@ -142,38 +190,73 @@ class Store:
     def hourly(self, customer_id: str, period: Period) -> list[tuple[str, datetime, Decimal]]:
         """``(meter, window_start, value)`` of one customer's hour windows in ``period``."""
         rows = self.ch.query(
-            f"SELECT meter, window_start, value FROM {self.db}.usage_rollups FINAL WHERE customer_id = {{c:String}} "
-            "AND window_seconds = 3600 AND window_start >= {low:DateTime64(3, 'UTC')} AND window_start < {high:DateTime64(3, 'UTC')}",
-            parameters={"c": customer_id, "low": period.start, "high": period.end},
+            f"SELECT meter, window_start, value FROM {self.db}.usage_rollups FINAL WHERE customer_id = %(c)s "
+            f"AND window_seconds = 3600 AND window_start >= {MS.format('low')} AND window_start < {MS.format('high')}",
+            parameters={"c": customer_id, "low": epoch_ms(period.start), "high": epoch_ms(period.end)},
         ).result_rows
         return [(meter, start, _trim(value)) for meter, start, value in rows]
 
+    def heads(self, since: datetime) -> list[InvoiceHead]:
+        """Identity and status of every invoice whose period starts at or after ``since``."""
+        rows = self.ch.query(
+            f"SELECT invoice_id, customer_id, period_start, period_end, status FROM {self.db}.invoices FINAL "
+            f"WHERE period_start >= {MS.format('since')}", parameters={"since": epoch_ms(since)},
+        ).result_rows
+        return [InvoiceHead(i, c, start, end, InvoiceStatus(status)) for i, c, start, end, status in rows]
+
+    def line_rows(self, since: datetime, until: Optional[datetime] = None) -> dict[str, list[LineRow]]:
+        """Stored lines of the invoices whose period starts in ``[since, until)``, per invoice, in order."""
+        bound = f"AND period_start < {MS.format('until')}" if until is not None else ""
+        rows = self.ch.query(
+            f"SELECT invoice_id, {', '.join(LineRow._fields)} FROM {self.db}.invoice_lines FINAL "
+            f"WHERE period_start >= {MS.format('since')} {bound} ORDER BY invoice_id, line_no",
+            parameters={"since": epoch_ms(since), "until": epoch_ms(until) if until is not None else None},
+        ).result_rows
+        out: dict[str, list[LineRow]] = defaultdict(list)
+        for invoice_id, *fields in rows:
+            out[invoice_id].append(LineRow(*fields))
+        return out
+
+    def draft_contents(self, period: Period) -> dict[str, tuple]:
+        """:func:`content_key` of every draft of ``period``, read straight from the rows."""
+        start = {"start": epoch_ms(period.start)}
+        heads = self.ch.query(
+            f"SELECT invoice_id, status, {', '.join(_HEAD)} FROM {self.db}.invoices FINAL "
+            f"WHERE period_start = {MS.format('start')}", parameters=start,
+        ).result_rows
+        drafts = {row[0]: dict(zip(_HEAD, row[2:])) for row in heads if row[1] == InvoiceStatus.DRAFT.value}
+        if not drafts:
+            return {}
+        lines = self.line_rows(period.start, period.end)
+        adjustments: dict[str, list[tuple]] = defaultdict(list)
+        for invoice_id, *fields in self.ch.query(
+            f"SELECT invoice_id, {', '.join(_ADJUSTMENT)} FROM {self.db}.invoice_adjustments FINAL "
+            f"WHERE period_start = {MS.format('start')}", parameters=start,
+        ).result_rows:
+            adjustments[invoice_id].append(tuple(fields))
+        return {i: _key(head, lines.get(i, ()), adjustments.get(i, ())) for i, head in drafts.items()}
+
     def invoices(self, *, ids: Optional[Sequence[str]] = None, customer: Optional[str] = None,
-                 customers: Optional[Sequence[str]] = None, period: Optional[Period] = None,
-                 status: Optional[InvoiceStatus] = None, since: Optional[datetime] = None) -> list[Invoice]:
+                 period: Optional[Period] = None, status: Optional[InvoiceStatus] = None,
+                 since: Optional[datetime] = None) -> list[Invoice]:
         """Invoices (latest version) matching every filter given, ordered by customer and period."""
         conditions, params = [], {}
-        if ids is not None:
-            conditions.append("invoice_id IN {ids:Array(String)}")
-            params["ids"] = list(ids)
-        if customers is not None:
-            conditions.append("customer_id IN {customers:Array(String)}")
-            params["customers"] = list(customers)
         if customer is not None:
-            conditions.append("customer_id = {customer:String}")
+            conditions.append("customer_id = %(customer)s")
             params["customer"] = customer
         if period is not None:
-            conditions.append("period_start = {start:DateTime64(3, 'UTC')}")
-            params["start"] = period.start
+            conditions.append(f"period_start = {MS.format('start')}")
+            params["start"] = epoch_ms(period.start)
         if since is not None:
-            conditions.append("period_start >= {since:DateTime64(3, 'UTC')}")
-            params["since"] = since
-        where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
-        heads = self.ch.query(
-            f"SELECT {', '.join(facts.COLUMNS['invoices'])} FROM {self.db}.invoices FINAL {where} "
-            "ORDER BY customer_id, period_start, invoice_id",
-            parameters=params,
-        ).result_rows
+            conditions.append(f"period_start >= {MS.format('since')}")
+            params["since"] = epoch_ms(since)
+        if ids is not None:
+            conditions.append("invoice_id IN %(ids)s")
+        query = (f"SELECT {', '.join(facts.COLUMNS['invoices'])} FROM {self.db}.invoices FINAL "
+                 f"{'WHERE ' + ' AND '.join(conditions) if conditions else ''}")
+        batches = [{**params, "ids": chunk} for chunk in _chunks(ids)] if ids is not None else [params]
+        heads = sorted((row for batch in batches for row in self.ch.query(query, parameters=batch).result_rows),
+                       key=lambda h: (h[1], h[3], h[0]))
         if status is not None:
             heads = [h for h in heads if h[11] == status.value]
         found = [h[0] for h in heads]
@@ -186,7 +269,7 @@ class Store:
         for chunk in _chunks(ids):
             rows = self.ch.query(
                 f"SELECT invoice_id, currency, kind, charge, meter, description, quantity, unit_price, amount, breakdown "
-                f"FROM {self.db}.invoice_lines FINAL WHERE invoice_id IN {{ids:Array(String)}} ORDER BY invoice_id, line_no",
+                f"FROM {self.db}.invoice_lines FINAL WHERE invoice_id IN %(ids)s ORDER BY invoice_id, line_no",
                 parameters={"ids": chunk},
             ).result_rows
             for invoice_id, code, kind, charge, meter, description, quantity, unit_price, amount, breakdown in rows:
@@ -202,7 +285,7 @@ class Store:
         for chunk in _chunks(ids):
             rows = self.ch.query(
                 f"SELECT invoice_id, currency, adjustment_id, kind, code, description, percent_off, amount "
-                f"FROM {self.db}.invoice_adjustments FINAL WHERE invoice_id IN {{ids:Array(String)}} "
+                f"FROM {self.db}.invoice_adjustments FINAL WHERE invoice_id IN %(ids)s "
                 "ORDER BY invoice_id, adjustment_id",
                 parameters={"ids": chunk},
             ).result_rows
@@ -225,15 +308,14 @@ class Store:
     def forget_lines(self, invoice_ids: Sequence[str]) -> None:
         """Delete the lines and adjustments of drafts about to be rewritten."""
         for table in ("invoice_lines", "invoice_adjustments"):
-            for chunk in _chunks(list(invoice_ids)):
-                self.ch.command(f"DELETE FROM {self.db}.{table} WHERE invoice_id IN {{ids:Array(String)}}",
-                                parameters={"ids": chunk})
+            for chunk in _chunks(invoice_ids):
+                self.ch.command(f"DELETE FROM {self.db}.{table} WHERE invoice_id IN %(ids)s", parameters={"ids": chunk})
 
     def forget_spans(self, invoice_ids: Sequence[str], before: datetime) -> None:
         """Delete spans of recomputed drafts recorded before ``before`` (by an earlier run)."""
-        for chunk in _chunks(list(invoice_ids)):
-            self.ch.command(f"DELETE FROM {self.db}.invoice_spans WHERE invoice_id IN {{ids:Array(String)}} "
-                            "AND computed_at < {before:DateTime64(3, 'UTC')}", parameters={"ids": chunk, "before": before})
+        for chunk in _chunks(invoice_ids):
+            self.ch.command(f"DELETE FROM {self.db}.invoice_spans WHERE invoice_id IN %(ids)s "
+                            f"AND computed_at < {MS.format('before')}", parameters={"ids": chunk, "before": epoch_ms(before)})
 
     def write_invoices(self, invoices: Iterable[Invoice]) -> None:
         """Insert invoices with their lines and adjustments (via :func:`billing.facts.invoice_rows`)."""
@@ -267,6 +349,12 @@ def _trim(value: Decimal) -> Decimal:
     return Decimal(format(value.normalize(), "f"))
 
 
-def _chunks(items: list[str]) -> Iterable[list[str]]:
+def _chunks(items: Sequence[str]) -> Iterable[list[str]]:
+    items = list(items)
     for start in range(0, len(items), _CHUNK):
         yield items[start:start + _CHUNK]
+
+
+def epoch_ms(moment: datetime) -> int:
+    """Epoch milliseconds of an aware datetime (the warehouse keeps milliseconds), for :data:`MS`."""
+    return (moment - EPOCH) // timedelta(milliseconds=1)

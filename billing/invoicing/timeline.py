@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from itertools import pairwise
 from typing import Optional
@@ -73,39 +73,27 @@ def _second(moment: Optional[datetime]) -> Optional[datetime]:
 
 
 def _subscription_spans(changes: list[SubscriptionChange], period: Period) -> list[PlanSpan]:
-    changes = sorted(
-        (replace(c, start_time=_second(c.start_time), end_time=_second(c.end_time), effective_time=_second(c.effective_time))
-         for c in changes),
-        key=lambda c: (c.effective_time, c.sequence),
-    )
+    """One sweep over the change points in the period, carrying the state and billability forward."""
+    timeline = sorted(((_second(c.effective_time), c.sequence, _second(c.start_time), _second(c.end_time), c) for c in changes),
+                      key=lambda item: (item[0], item[1]))
     moments = {period.start, period.end}
-    for change in changes:
-        moments.update(t for t in (change.effective_time, change.start_time, change.end_time) if t is not None)
-    cuts = sorted(t for t in moments if period.start <= t <= period.end)
+    for effective, _, started, ended, _ in timeline:
+        moments.update(t for t in (effective, started, ended) if t is not None and period.start < t < period.end)
+    cuts = sorted(moments)
     spans: list[PlanSpan] = []
+    position, state, billable = 0, None, False
     for low, high in pairwise(cuts):
-        state, billable = _state_at(changes, low)
-        if state is None or not billable or low < state.start_time:
+        while position < len(timeline) and timeline[position][0] <= low:
+            state = timeline[position]
+            status = state[4].status
+            billable = True if status in BILLABLE else False if status in NOT_BILLABLE else billable
+            position += 1
+        if state is None or not billable or low < state[2] or (state[3] is not None and low >= state[3]):
             continue
-        if state.end_time is not None and low >= state.end_time:
-            continue
+        change = state[4]
         last = spans[-1] if spans else None
-        if last is not None and last.plan_id == state.plan_id and last.end == low:
+        if last is not None and last.plan_id == change.plan_id and last.end == low:
             spans[-1] = PlanSpan(last.subscription_id, last.plan_id, last.start, high)
         else:
-            spans.append(PlanSpan(state.subscription_id, state.plan_id, low, high))
+            spans.append(PlanSpan(change.subscription_id, change.plan_id, low, high))
     return spans
-
-
-def _state_at(changes: list[SubscriptionChange], moment: datetime) -> tuple[Optional[SubscriptionChange], bool]:
-    """The last change effective at ``moment`` and whether the subscription is billable then."""
-    state, billable = None, False
-    for change in changes:
-        if change.effective_time > moment:
-            break
-        state = change
-        if change.status in BILLABLE:
-            billable = True
-        elif change.status in NOT_BILLABLE:
-            billable = False
-    return state, billable

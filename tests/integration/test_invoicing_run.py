@@ -119,6 +119,17 @@ def test_rerun_creates_no_duplicates_and_never_changes_finalized_invoices(world)
     assert (again.created, again.updated, again.unchanged) == (0, 0, 30)
     assert count(world.ch, world.db, "invoices") == 30  # unchanged drafts are not even rewritten
 
+    drafts = {inv.customer_id: inv for inv in invoicing.store.invoices(period=SEPT)}
+    grower = next(inv for inv in drafts.values() if any(line.kind is LineKind.COMMITMENT for line in inv.line_items))
+    add_usage(world.ch, world.db, grower.customer_id, "api_calls", SEPTEMBER + timedelta(days=2), Decimal(9_000_000), version=2)
+    changed = invoicing.run_period("2026-09", now=MID_OCTOBER + timedelta(minutes=90))
+    assert (changed.updated, changed.unchanged) == (1, 29)
+    shrunk = invoicing.get(grower.id)
+    assert len(shrunk.line_items) == len(grower.line_items) - 1  # the commitment true-up is gone...
+    assert not any(line.kind is LineKind.COMMITMENT for line in shrunk.line_items)
+    assert count(world.ch, world.db, "invoice_lines", f"invoice_id = '{grower.id}'") == len(shrunk.line_items)  # ...not left behind
+    assert count(world.ch, world.db, "invoice_spans", f"invoice_id = '{grower.id}'") == 1
+
     final = invoicing.run_period("2026-09", now=MID_OCTOBER + timedelta(hours=2), finalize=True)
     assert final.finalized == 30
     before = invoicing.store.invoices(period=SEPT)
@@ -130,7 +141,7 @@ def test_rerun_creates_no_duplicates_and_never_changes_finalized_invoices(world)
     rerun = invoicing.run_period("2026-09", now=MID_OCTOBER + timedelta(hours=3), finalize=True)
     assert (rerun.frozen, rerun.created, rerun.updated, rerun.finalized) == (30, 0, 0, 0)
     assert invoicing.store.invoices(period=SEPT) == before
-    assert count(world.ch, world.db, "invoices") == 60 and count(world.ch, world.db, "invoice_lines") == lines_before
+    assert count(world.ch, world.db, "invoices") == 61 and count(world.ch, world.db, "invoice_lines") == lines_before
     assert world.ch.query(f"SELECT uniqExact(invoice_id) FROM {world.db}.invoices").result_rows[0][0] == 30
 
 
