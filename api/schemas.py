@@ -6,12 +6,12 @@ Write bodies reuse the field definitions (types, patterns, limits) of the event 
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model, model_validator
 
 from billing.contracts import (
     BillingInterval,
@@ -26,6 +26,17 @@ from billing.contracts import (
 from billing.meters import Aggregation
 
 _STRICT = ConfigDict(extra="forbid")
+STORABLE = (datetime(1900, 1, 1, tzinfo=timezone.utc), datetime(2299, 12, 31, tzinfo=timezone.utc))
+
+
+def _storable(value: datetime) -> datetime:
+    if not STORABLE[0] <= value <= STORABLE[1]:
+        raise ValueError(f"must lie between {STORABLE[0]:%Y-%m-%d} and {STORABLE[1]:%Y-%m-%d} (the warehouse's time range)")
+    return value
+
+
+WriteTime = Annotated[UtcDatetime, AfterValidator(_storable)]
+"""A timezone-aware time of a write, within what the warehouse stores (DateTime64)."""
 
 
 def _fields(model: type[BaseModel], names: tuple[str, ...]) -> dict[str, Any]:
@@ -41,7 +52,7 @@ CustomerBody = create_model(
     "CustomerBody",
     __config__=ConfigDict(extra="forbid", json_schema_extra={"examples": [_CUSTOMER_EXAMPLE]}),
     __doc__="A customer's attributes (PUT replaces them all; `signup_time` defaults to the stored one, or now).",
-    signup_time=(UtcDatetime | None, Field(default=None, description="When the customer signed up.")),
+    signup_time=(WriteTime | None, Field(default=None, description="When the customer signed up.")),
     **_fields(Customer, _CUSTOMER_FIELDS),
 )
 
@@ -77,7 +88,7 @@ class SubscriptionCreate(BaseModel):
     plan_id: Id = Field(description="A product of the plan catalog, priced in the customer's currency.")
     billing_interval: BillingInterval = BillingInterval.MONTH
     status: Literal[SubscriptionStatus.ACTIVE, SubscriptionStatus.TRIALING] = SubscriptionStatus.ACTIVE
-    start_time: UtcDatetime | None = Field(default=None, description="Start of service (default: now).")
+    start_time: WriteTime | None = Field(default=None, description="Start of service (default: now).")
     subscription_id: Id | None = Field(default=None, description="Default: a new random id.")
 
 
@@ -92,8 +103,8 @@ class SubscriptionChange(BaseModel):
 
     plan_id: Id | None = Field(default=None, description="Switch to this plan (prorated from `effective_time`).")
     status: SubscriptionStatus | None = Field(default=None, description="New status; `canceled` ends the subscription.")
-    effective_time: UtcDatetime | None = Field(default=None, description="When the change applies (default: now).")
-    end_time: UtcDatetime | None = Field(
+    effective_time: WriteTime | None = Field(default=None, description="When the change applies (default: now).")
+    end_time: WriteTime | None = Field(
         default=None, description="Only with status `canceled`: end of service (default: `effective_time`).")
 
     @model_validator(mode="after")

@@ -42,6 +42,7 @@ READ_ERRORS = {
 }
 WRITE_ERRORS = {
     **AUTH_ERRORS,
+    400: problem("The body is not JSON."),
     403: problem("Writes need an admin key."),
     503: problem("Kafka did not confirm the event, or the warehouse (read to validate the write) is down; retry."),
 }

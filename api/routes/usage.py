@@ -16,7 +16,7 @@ from api.context import context
 from api.keys import ApiKey
 from api.lookup import readable_customer
 from api.problems import Problem
-from api.routes.responses import READ_ERRORS, CustomerId
+from api.routes.responses import READ_ERRORS, CustomerId, problem
 from api.schemas import Usage, UsagePoint, UsageSeries, Window
 from billing.invoicing.usage import HourStats, quantity
 from billing.meters import Aggregation, MeterSet, window_start
@@ -26,6 +26,7 @@ router = APIRouter(tags=["usage"])
 SECONDS = {Window.MINUTE: 60, Window.HOUR: 3600, Window.DAY: 86400}
 DEFAULT_SPAN = {Window.MINUTE: timedelta(hours=1), Window.HOUR: timedelta(days=1), Window.DAY: timedelta(days=30)}
 MAX_SPAN = {Window.MINUTE: timedelta(days=2), Window.HOUR: timedelta(days=93), Window.DAY: timedelta(days=732)}
+EARLIEST, LATEST = datetime(1970, 1, 1, tzinfo=timezone.utc), datetime(2106, 1, 1, tzinfo=timezone.utc)
 DAY_RULE = ("from the day's hour windows, as invoices bill a period: SUM and COUNT meters add the hours; "
             "UNIQUE_COUNT and MAX meters take the peak hour (distinct counts of hours cannot be added); "
             "LATEST meters take the last hour with usage")
@@ -33,6 +34,10 @@ DAY_RULE = ("from the day's hour windows, as invoices bill a period: SUM and COU
 
 def time_range(window: Window, start: Optional[datetime], end: Optional[datetime], now: datetime) -> tuple[datetime, datetime]:
     """``[start, end)`` of a usage query: defaults, ``start`` rounded down to its window, limits (400)."""
+    for moment, name in ((start, "from"), (end, "to")):
+        if moment is not None and not EARLIEST <= moment <= LATEST:
+            raise Problem(400, f"`{name}` must lie between {EARLIEST:%Y-%m-%d} and {LATEST:%Y-%m-%d} (the warehouse's "
+                               "time range)", kind="invalid-range")
     end = (end or now).astimezone(timezone.utc)
     start = (start.astimezone(timezone.utc) if start else end - DEFAULT_SPAN[window])
     start = window_start(start, SECONDS[window])
@@ -78,7 +83,7 @@ def series(rows: Iterable[tuple], meters: MeterSet, day: bool) -> list[UsageSeri
         "`from` = 1 hour (minute), 1 day (hour) or 30 days (day) earlier; at most 2, 93 or 732 days per query. "
         "Usage appears once the stream worker has closed or updated its windows."
     ),
-    responses={**READ_ERRORS, 400: {"description": "Bad time range."}},
+    responses={**READ_ERRORS, 400: problem("Bad time range: `from` not before `to`, too long, or outside 1970-2105.")},
 )
 async def get_usage(
     request: Request,
