@@ -64,8 +64,14 @@ class CustomerCreate(CustomerBody):
     id: Id
 
 
+_STORED_CUSTOMER = {"schema_version": 1, "id": "cust-globex", **_CUSTOMER_EXAMPLE, "tax_region": None, "tax_exempt": False,
+                    "signup_time": "2026-01-05T09:00:00Z", "updated_at": "2026-03-02T10:11:12.345000Z"}
+
+
 class CustomerPage(BaseModel):
     """One page of customers ordered by id; pass ``next_after`` as ``after`` for the next page."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"items": [_STORED_CUSTOMER], "next_after": "cust-globex"}]})
 
     items: list[Customer]
     next_after: str | None = Field(description="Id to pass as `after` for the next page; null on the last page.")
@@ -73,6 +79,8 @@ class CustomerPage(BaseModel):
 
 class WriteAccepted(BaseModel):
     """A write the API published; it becomes visible to reads once the stream worker has stored it."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"topic": "billing.customers", "event": _STORED_CUSTOMER}]})
 
     topic: str = Field(description="Kafka topic the event was published to (acks=all).")
     event: dict[str, Any] = Field(description="The published event, exactly as on the topic.")
@@ -127,6 +135,11 @@ class SubscriptionChange(BaseModel):
 class Subscription(BaseModel):
     """Current state of a subscription: its latest event (highest sequence)."""
 
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "subscription_id": "sub-7", "customer_id": "cust-globex", "plan_id": "growth", "billing_interval": "month",
+        "status": "active", "start_time": "2026-01-05T09:00:00Z", "end_time": None, "sequence": 2,
+        "last_change": "plan_changed", "changed_at": "2026-03-15T00:00:00Z"}]})
+
     subscription_id: str
     customer_id: str
     plan_id: str
@@ -170,6 +183,17 @@ class UsageSeries(BaseModel):
 
 
 class Usage(BaseModel):
+    """Usage of one customer: one series per meter and dimension group."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "customer_id": "cust-globex", "window": "hour", "start": "2026-09-10T10:00:00Z", "end": "2026-09-10T12:00:00Z",
+        "day_rule": None, "series": [
+            {"meter": "api_calls", "unit": "calls", "aggregation": "SUM", "dimensions": {"region": "eu", "endpoint": "/v1/search"},
+             "points": [{"window_start": "2026-09-10T10:00:00Z", "value": "1250", "events": 410},
+                        {"window_start": "2026-09-10T11:00:00Z", "value": "980", "events": 377}]},
+            {"meter": "active_seats", "unit": "seats", "aggregation": "UNIQUE_COUNT", "dimensions": {},
+             "points": [{"window_start": "2026-09-10T10:00:00Z", "value": "14", "events": 96}]}]}]})
+
     customer_id: str
     window: Window
     start: datetime = Field(description="`from`, rounded down to the start of its window.")
