@@ -197,8 +197,8 @@ class Invoicing:
                    and h.id == invoice_id(h.customer_id, Period(h.period_start, h.period_end))]
         if not earlier:
             return {}
-        recorded = self.store.recorded_spans([h.id for h in earlier])
-        usage = self.store.recorded_span_usage([h.id for h in earlier], Period(since, period.start))
+        recorded = self.store.recorded_spans(Period(since, period.start))
+        usage = self.store.recorded_span_usage(Period(since, period.start))
         lines = self.store.line_rows(since)
         later_corrections: dict[str, list] = defaultdict(list)
         for head in history:
@@ -243,7 +243,7 @@ class Invoicing:
         every meter, also those the customer's plan does not charge)."""
         invoices = [inv for inv in self.store.invoices(period=period)
                     if inv.id == invoice_id(inv.customer_id, period)]
-        usage = self.store.recorded_span_usage([inv.id for inv in invoices], period) if invoices else {}
+        usage = self.store.recorded_span_usage(period) if invoices else {}
         rows = []
         for inv in invoices:
             totals: Counter = Counter()

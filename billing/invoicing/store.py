@@ -165,26 +165,25 @@ class Store:
             usage[(invoice_id, span_no)][meter] = HourStats(Decimal(total), Decimal(peak), Decimal(latest))
         return usage
 
-    def recorded_span_usage(self, invoice_ids: Sequence[str], period: Period) -> dict[tuple[str, int], dict[str, HourStats]]:
-        """Hour statistics of the spans recorded for ``invoice_ids`` (all within ``period``)."""
+    def recorded_span_usage(self, periods: Period) -> dict[tuple[str, int], dict[str, HourStats]]:
+        """Hour statistics of the spans recorded for the invoices whose period starts within ``periods``."""
         spans = (f"SELECT customer_id, invoice_id, span_no, span_start, span_end FROM {self.db}.invoice_spans FINAL "
-                 "WHERE invoice_id IN %(ids)s")
-        usage: dict[tuple[str, int], dict[str, HourStats]] = {}
-        for chunk in _chunks(invoice_ids):
-            usage.update(self.span_usage(spans, period.start, period.end, {"ids": chunk}))
-        return usage
+                 f"WHERE period_start >= {MS.format('since')} AND period_start < {MS.format('until')}")
+        return self.span_usage(spans, periods.start, periods.end,
+                               {"since": epoch_ms(periods.start), "until": epoch_ms(periods.end)})
 
-    def recorded_spans(self, invoice_ids: Sequence[str]) -> dict[str, list[tuple[int, PlanSpan, str]]]:
-        """``invoice id -> [(span number, span, catalog plan id), ...]`` as recorded by the run."""
+    def recorded_spans(self, periods: Period) -> dict[str, list[tuple[int, PlanSpan, str]]]:
+        """``invoice id -> [(span number, span, catalog plan id), ...]`` recorded for the invoices whose
+        period starts within ``periods``."""
+        rows = self.ch.query(
+            f"SELECT invoice_id, span_no, subscription_id, product_id, span_start, span_end, plan_id "
+            f"FROM {self.db}.invoice_spans FINAL WHERE period_start >= {MS.format('since')} "
+            f"AND period_start < {MS.format('until')} ORDER BY invoice_id, span_no",
+            parameters={"since": epoch_ms(periods.start), "until": epoch_ms(periods.end)},
+        ).result_rows
         out: dict[str, list[tuple[int, PlanSpan, str]]] = defaultdict(list)
-        for chunk in _chunks(invoice_ids):
-            rows = self.ch.query(
-                f"SELECT invoice_id, span_no, subscription_id, product_id, span_start, span_end, plan_id "
-                f"FROM {self.db}.invoice_spans FINAL WHERE invoice_id IN %(ids)s ORDER BY invoice_id, span_no",
-                parameters={"ids": chunk},
-            ).result_rows
-            for invoice_id, number, subscription_id, product_id, start, end, plan_id in rows:
-                out[invoice_id].append((number, PlanSpan(subscription_id, product_id, start, end), plan_id))
+        for invoice_id, number, subscription_id, product_id, start, end, plan_id in rows:
+            out[invoice_id].append((number, PlanSpan(subscription_id, product_id, start, end), plan_id))
         return out
 
     def hourly(self, customer_id: str, period: Period) -> list[tuple[str, datetime, Decimal]]:
