@@ -230,3 +230,18 @@ def test_preview_shows_the_running_total_of_the_open_month(world):
     fee = next(line for line in preview.priced.lines if line.model == "flat")
     assert fee.fraction == Decimal(int((now - SEPTEMBER).total_seconds())) / Decimal(30 * 86400)
     assert preview.invoice.status is InvoiceStatus.DRAFT and count(world.ch, world.db, "invoices") == 0
+
+
+def test_tax_region_and_exemption_come_from_the_customer(world):
+    customers, events = timelines(world)
+    steady = [c for c, evs in sorted(events.items()) if all(e.effective_time < SEPTEMBER and e.end_time is None for e in evs)]
+    us = next(customers[c] for c in steady if customers[c].country == "US")
+    eu = next(customers[c] for c in steady if customers[c].country in ("DE", "FR", "NL", "ES"))
+    later = timedelta(days=400)
+    for changed in (us.model_copy(update={"tax_region": "NY", "updated_at": us.updated_at + later}),
+                    eu.model_copy(update={"tax_exempt": True, "updated_at": eu.updated_at + later})):
+        world.ch.insert(f"{world.db}.customers", facts.customer_rows(changed)["customers"], column_names=facts.COLUMNS["customers"])
+    invoices = {inv.customer_id: inv for inv in Invoicing(world.settings).run_period("2026-09", now=MID_OCTOBER).invoices}
+    assert invoices[us.id].tax_rate == Decimal("0.04") and invoices[us.id].tax == (invoices[us.id].subtotal * Decimal("0.04")).quantize(Decimal("0.01"), rounding="ROUND_HALF_UP")
+    assert invoices[eu.id].tax == 0 and invoices[eu.id].total == invoices[eu.id].subtotal
+    assert any(inv.tax > 0 for c, inv in invoices.items() if customers[c].country in ("DE", "FR", "NL", "ES") and c != eu.id)
