@@ -13,6 +13,7 @@ COUNTERS = {
     "events_in": "Valid usage events consumed (replays included).",
     "duplicates": "Usage events whose idempotency key was already applied (never counted).",
     "replayed": "Usage events re-read after a restart (fenced by offset, never double counted).",
+    "fenced": "Replayed usage events already in their windows (source offset fencing).",
     "late_in_grace": "Usage events behind the watermark but within their window's grace period.",
     "late_corrections": "Usage events after their window closed: applied as a correction (new version).",
     "dead_letters": "Records that failed validation, sent to the dead-letter topic.",

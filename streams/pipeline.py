@@ -224,7 +224,7 @@ class UsageProcessor:
         partition = record.partition
         mark = self.watermark(partition)
         grace = self.config.grace_s
-        late = correction = False
+        late = correction = fenced = False
         for seconds in self.config.sizes:
             start, end = window_bounds(event_us, seconds)
             wkey = window_key(event.subject, event.type, seconds, start, gkey)
@@ -246,8 +246,11 @@ class UsageProcessor:
                 self._close(wkey, state)
             elif end * 1_000_000 <= mark:
                 late = True
-            state.apply(value, record.offset, event_us, event.id)
+            if not state.apply(value, record.offset, event_us, event.id):
+                fenced = True
             out.windows[wkey] = state
+        if fenced:
+            out.counts["fenced"] += 1
         if correction:
             out.counts["late_corrections"] += 1
         elif late:
