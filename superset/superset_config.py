@@ -6,6 +6,8 @@ written here:
 - ``SUPERSET_SECRET_KEY``: generated on first start and kept in ``<state>/superset/secret_key``
   (or set by the operator); Superset refuses to start without it.
 - ``SUPERSET_HOME``: folder of the SQLite metadata database (``<state>/superset``).
+- ``BILLING_CLICKHOUSE_DATABASE`` / ``BILLING_CLICKHOUSE_MARTS_DATABASE``: the raw and marts
+  databases, which dataset SQL names as ``{{ raw_database }}`` and ``{{ marts_database }}``.
 """
 
 import os
@@ -24,6 +26,13 @@ FEATURE_FLAGS = {
     "DASHBOARD_VIRTUALIZATION": False,
     "ALERT_REPORTS": False,
     "THUMBNAILS": False,
+    # Dataset SQL names its databases through the two values below, so the same YAML serves any
+    # configured database names.
+    "ENABLE_TEMPLATE_PROCESSING": True,
+}
+JINJA_CONTEXT_ADDONS = {
+    "raw_database": os.environ.get("BILLING_CLICKHOUSE_DATABASE") or "billing",
+    "marts_database": os.environ.get("BILLING_CLICKHOUSE_MARTS_DATABASE") or "billing_marts",
 }
 
 # Dashboards read a near-real-time warehouse: no result cache, short metadata cache.

@@ -111,6 +111,8 @@ class SupersetService(Service):
             "SUPERSET_CONFIG_PATH": str(CONFIG),
             "SUPERSET_HOME": str(self.home),
             "SUPERSET_SECRET_KEY": self.secret_key(),
+            "BILLING_CLICKHOUSE_DATABASE": self.settings.clickhouse_database,
+            "BILLING_CLICKHOUSE_MARTS_DATABASE": self.settings.clickhouse_marts_database,
             "FLASK_APP": "superset",
             "PYTHONUNBUFFERED": "1",
             "TZ": "UTC",

@@ -29,6 +29,23 @@ _ROOT = "billing_assets"
 _ID_SUFFIX = re.compile(r"_\d+\.yaml$")
 
 
+class _Dumper(yaml.SafeDumper):
+    """YAML with multi-line text (dataset SQL) as literal blocks, so diffs of the assets read well."""
+
+
+def _text(dumper: yaml.SafeDumper, text: str) -> yaml.Node:
+    style = "|" if "\n" in text else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", text, style=style)
+
+
+_Dumper.add_representer(str, _text)
+
+
+def dump(config: dict) -> str:
+    """YAML text of one asset (keys in Superset's order)."""
+    return yaml.dump(config, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=120)
+
+
 def warehouse_uri(settings: Settings, password: str = MASK) -> str:
     """SQLAlchemy URI (clickhouse-connect's ``clickhousedb`` dialect) of the read-only user."""
     host, port, secure = endpoint(settings)
@@ -56,7 +73,7 @@ def bundle(settings: Settings, assets_dir: Path = ASSETS_DIR) -> tuple[bytes, di
     for name in [n for n in files if n.startswith("databases/")]:
         config = yaml.safe_load(files[name])
         config["sqlalchemy_uri"] = warehouse_uri(settings)
-        files[name] = yaml.safe_dump(config, sort_keys=False, allow_unicode=True)
+        files[name] = dump(config)
         passwords[name] = settings.clickhouse_readonly_password
     metadata = {"version": "1.0.0", "type": "assets",
                 "timestamp": datetime.now(timezone.utc).isoformat()}
@@ -83,8 +100,10 @@ def unbundle(export: bytes, assets_dir: Path = ASSETS_DIR) -> list[str]:
             name = _stable_name("/".join(parts), written)
             written[name] = archive.read(info).decode("utf-8")
     for name, text in written.items():
+        config = yaml.safe_load(text)
         if name.startswith("databases/"):
-            written[name] = _keep_uri(assets_dir / name, text)
+            config = _keep_uri(assets_dir / name, config)
+        written[name] = dump(config)
     for kind in KINDS:
         for stale in (assets_dir / kind).rglob("*.yaml") if (assets_dir / kind).exists() else ():
             if stale.relative_to(assets_dir).as_posix() not in written:
@@ -102,9 +121,7 @@ def _stable_name(name: str, taken: dict[str, str]) -> str:
     return name if stable in taken else stable
 
 
-def _keep_uri(existing: Path, text: str) -> str:
-    if not existing.exists():
-        return text
-    config = yaml.safe_load(text)
-    config["sqlalchemy_uri"] = yaml.safe_load(existing.read_text(encoding="utf-8"))["sqlalchemy_uri"]
-    return yaml.safe_dump(config, sort_keys=False, allow_unicode=True)
+def _keep_uri(existing: Path, config: dict) -> dict:
+    if existing.exists():
+        config["sqlalchemy_uri"] = yaml.safe_load(existing.read_text(encoding="utf-8"))["sqlalchemy_uri"]
+    return config

@@ -98,3 +98,12 @@ def test_secret_key_is_generated_once_private_and_never_a_default(tmp_path, monk
     monkeypatch.setenv("SUPERSET_SECRET_KEY", "from-the-operator")
     assert svc.environment()["SUPERSET_SECRET_KEY"] == "from-the-operator"
 
+
+
+def test_dataset_sql_names_databases_only_through_the_configured_macros() -> None:
+    hard_coded = re.compile(r"\b(?:from|join)\s+(\w+)\.\w+", re.IGNORECASE)
+    for name, text in asset_files().items():
+        if name.startswith("datasets/"):
+            sql = yaml.safe_load(text)["sql"]
+            assert not hard_coded.findall(sql), f"{name} names a database literally"
+            assert re.search(r"\b(?:from|join)\s+\{\{ (raw|marts)_database \}\}\.\w+", sql), name
