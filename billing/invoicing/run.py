@@ -100,8 +100,8 @@ class Invoicing:
                    progress: Progress = _quiet) -> RunSummary:
         """Bill the closed month ``period_text`` (``YYYY-MM``); see the module docstring."""
         started = time.perf_counter()
-        now = _millis(now)
-        period = closed_period(period_text, now)
+        run_at = _millis(now)
+        period = closed_period(period_text, run_at)
         summary = RunSummary(period)
         progress("reading subscriptions", 0, 1)
         changes = self.store.subscription_changes(before=period.end)
@@ -118,12 +118,11 @@ class Invoicing:
             raise UnknownCustomer(f"{len(unknown)} subscribed customer(s) are not in the customers table, e.g. {unknown[0]}; "
                                   "load the customers topic first")
         ids = {customer_id: invoice_id(customer_id, period) for customer_id in spans}
-        statuses = self.store.statuses(list(ids.values()))
+        statuses = self.store.statuses(period)
         todo = [c for c in spans if statuses.get(ids[c], InvoiceStatus.DRAFT) is InvoiceStatus.DRAFT]
         summary.frozen = len(spans) - len(todo)
         plans = {c: self._plans(customers[c], spans[c]) for c in todo}
         progress("reading usage", 0, 1)
-        run_at = now
         self.store.write_spans(
             (SpanRow(ids[c], number, c, span, plan_id, customers[c].currency, period.start)
              for c in todo for number, (span, plan_id) in enumerate(zip(spans[c], plans[c], strict=True))),

@@ -130,11 +130,12 @@ class Store:
             changes[customer_id].append(SubscriptionChange(*fields))
         return changes
 
-    def statuses(self, ids: Sequence[str]) -> dict[str, InvoiceStatus]:
-        """Current status of the invoices among ``ids`` that exist."""
-        rows = [row for chunk in _chunks(ids) for row in self.ch.query(
-            f"SELECT invoice_id, status FROM {self.db}.invoices FINAL WHERE invoice_id IN %(ids)s", parameters={"ids": chunk},
-        ).result_rows]
+    def statuses(self, period: Period) -> dict[str, InvoiceStatus]:
+        """Current status of every invoice of ``period``."""
+        rows = self.ch.query(
+            f"SELECT invoice_id, status FROM {self.db}.invoices FINAL WHERE period_start = {MS.format('start')}",
+            parameters={"start": epoch_ms(period.start)},
+        ).result_rows
         return {r[0]: InvoiceStatus(r[1]) for r in rows}
 
     def span_usage(self, spans_sql: str, low: datetime, high: datetime, params: dict) -> dict[tuple[str, int], dict[str, HourStats]]:

@@ -175,7 +175,11 @@ def test_late_usage_becomes_a_correction_on_the_next_invoice(world):
     assert november.corrections == 0
 
 
-def test_bad_input_is_one_clear_error_and_writes_nothing(world):
+def test_bad_input_is_one_clear_error_and_writes_nothing(world, tmp_path):
+    bad_plans = tmp_path / "plans.yaml"
+    bad_plans.write_text("plans:\n  - {id: starter, name: S, currency: USD, charges: [{id: fee, model: flat, amount: 1O}]}\n")
+    with pytest.raises(ConfigError, match="plans.yaml: plan 'starter' > charge 'fee' > amount"):
+        Invoicing(world.settings.model_copy(update={"plans_dir": bad_plans}))
     invoicing = Invoicing(world.settings)
     with pytest.raises(PeriodError, match="in the future"):
         invoicing.run_period("2027-02", now=MID_OCTOBER)
