@@ -70,6 +70,9 @@ class Settings(BaseSettings):
     superset_port: int = Field(default=8088, description="Port of the Superset web server.")
     superset_admin_user: str = Field(default="admin", description="Superset admin login (local default).")
     superset_admin_password: str = Field(default="admin", description="Superset admin password (local default).")
+    superset_secret_key: str | None = Field(
+        default=None, description="Superset's SECRET_KEY (default: generated once into <state>/superset/secret_key)."
+    )
     superset_venv: Path = Field(
         default=REPO_ROOT / ".state" / "superset-venv",
         description="Superset's own virtualenv (its pins conflict with the pipeline's); shared by all state dirs.",

@@ -3,8 +3,8 @@
 `billing superset up` starts Superset with this file and the environment below; nothing secret is
 written here:
 
-- ``SUPERSET_SECRET_KEY``: generated on first start and kept in ``<state>/superset/secret_key``
-  (or set by the operator); Superset refuses to start without it.
+- ``SUPERSET_SECRET_KEY``: ``BILLING_SUPERSET_SECRET_KEY``, else generated on first start and kept
+  in ``<state>/superset/secret_key``; Superset refuses to start without it.
 - ``SUPERSET_HOME``: folder of the SQLite metadata database (``<state>/superset``).
 - ``BILLING_CLICKHOUSE_DATABASE`` / ``BILLING_CLICKHOUSE_MARTS_DATABASE``: the raw and marts
   databases, which dataset SQL names as ``{{ raw_database }}`` and ``{{ marts_database }}``.

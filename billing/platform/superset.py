@@ -93,10 +93,9 @@ class SupersetService(Service):
         return True
 
     def secret_key(self) -> str:
-        """The operator's SUPERSET_SECRET_KEY, else one generated on first use and kept in the state dir."""
-        given = os.environ.get("SUPERSET_SECRET_KEY")
-        if given:
-            return given
+        """BILLING_SUPERSET_SECRET_KEY, else a key generated on first use and kept in the state dir."""
+        if self.settings.superset_secret_key:
+            return self.settings.superset_secret_key
         path = self.home / "secret_key"
         if not path.exists():
             self.home.mkdir(parents=True, exist_ok=True)

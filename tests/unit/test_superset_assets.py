@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import io
+import os
 import re
+import socket
+import subprocess
+import sys
 import zipfile
 
 import pytest
@@ -87,17 +91,15 @@ def test_requirements_are_all_exact_pins() -> None:
     assert int(pins["clickhouse-connect"].split(".")[0]) >= 1  # the [clickhouse] extra would pin < 1.0
 
 
-def test_secret_key_is_generated_once_private_and_never_a_default(tmp_path, monkeypatch) -> None:
-    monkeypatch.delenv("SUPERSET_SECRET_KEY", raising=False)
+def test_secret_key_is_generated_once_private_and_never_a_default(tmp_path) -> None:
     svc = SupersetService(settings(state_dir=tmp_path))
     key = svc.secret_key()
     assert len(key) >= 40
     assert svc.secret_key() == key
     assert (svc.home / "secret_key").stat().st_mode & 0o077 == 0
     assert SupersetService(settings(state_dir=tmp_path / "other")).secret_key() != key
-    monkeypatch.setenv("SUPERSET_SECRET_KEY", "from-the-operator")
-    assert svc.environment()["SUPERSET_SECRET_KEY"] == "from-the-operator"
-
+    given = SupersetService(settings(state_dir=tmp_path, superset_secret_key="from-the-operator"))
+    assert given.environment()["SUPERSET_SECRET_KEY"] == "from-the-operator"
 
 
 def test_dataset_sql_names_databases_only_through_the_configured_macros() -> None:
@@ -107,3 +109,16 @@ def test_dataset_sql_names_databases_only_through_the_configured_macros() -> Non
             sql = yaml.safe_load(text)["sql"]
             assert not hard_coded.findall(sql), f"{name} names a database literally"
             assert re.search(r"\b(?:from|join)\s+\{\{ (raw|marts)_database \}\}\.\w+", sql), name
+
+
+def test_cli_reports_a_stopped_superset_in_one_line(tmp_path) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**os.environ, "BILLING_SUPERSET_PORT": str(port), "BILLING_STATE_DIR": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-m", "billing", "superset", "export", "--to", str(tmp_path / "out")],
+                          env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert done.stderr.strip().startswith("error: cannot reach Superset at http://127.0.0.1:")
+    assert "billing superset up" in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "out").exists()
