@@ -81,9 +81,9 @@ def preview(customer: str = typer.Option(..., "--customer", "-c", help="Customer
     """Running total of a customer's current month (accrued up to now), with lines and tier breakdown."""
     result = _invoicing().preview(customer, now=_now())
     money = result.priced.currency
-    title = (f"{customer} · {result.period.start:%d %b %Y} – {result.until:%d %b %Y %H:%M} UTC "
-             f"(open period, accrued so far)")
-    table = Table("line / step", "units", "unit price", "flat fee", "amount", title=title)
+    console.print(f"[bold]{customer}[/] · {result.period.start:%d %b %Y} – {result.until:%d %b %Y %H:%M} UTC "
+                  "(open period, accrued so far)")
+    table = Table("line / step", "units", "unit price", "flat fee", "amount")
     for line in result.priced.lines:
         table.add_row(f"[bold]{line.description}[/] [dim]{line.plan_id}[/]", f"{line.quantity:,}", "", "",
                       f"[bold]{money.format(line.amount)}[/]")

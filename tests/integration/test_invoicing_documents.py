@@ -20,6 +20,7 @@ from billing.invoicing.pdf import render_pdf
 from billing.invoicing.run import Invoicing
 from billing.pricing.money import currency
 from billing.settings import get_settings
+from tests.integration.invoicing_data import business_records
 from tests.integration.invoicing_fixtures import simulated, world  # noqa: F401  (fixtures)
 
 MID_OCTOBER = datetime(2026, 10, 15, tzinfo=timezone.utc)
@@ -116,3 +117,9 @@ def test_cli_run_list_pay_pdf_export(cli_env, tmp_path):
 
     future = runner.invoke(app, ["invoice", "run", "--period", "2099-01"])
     assert isinstance(future.exception, PeriodError)
+    _, events = business_records(world.records)
+    subscribed = next(e.customer_id for e in events if not any(o.customer_id == e.customer_id and o.end_time for o in events))
+    preview = runner.invoke(app, ["invoice", "preview", "--customer", subscribed], terminal_width=200)
+    assert preview.exit_code == 0, preview.output
+    shown = " ".join(preview.output.split())
+    assert f"{subscribed} · 01 " in shown and "(open period, accrued so far)" in shown and "running total" in shown
