@@ -227,3 +227,17 @@ def test_crash_at_any_point_and_replay_gives_the_exact_totals(seed, data):
         if w.seconds == 60:
             minutes[window_start(datetime.fromtimestamp(w.start, UTC), 3600)] += w.value()
     assert hours == dict(truth) and dict(minutes) == dict(truth)
+
+
+def test_purge_forgets_expired_keys_and_old_closed_windows_only():
+    now = [T0.timestamp()]
+    stores = (DictStore(), DictStore(), DictStore())
+    proc = processor(stores, clock=lambda: now[0])
+    run(proc, [usage_record(0, "a", "api_calls", T0, {"quantity": "1", "region": "eu"})])
+    now[0] += 10 * 86_400
+    run(proc, [usage_record(1, "b", "api_calls", T0 + timedelta(days=10), {"quantity": "1", "region": "eu"})])
+    assert proc.purge(now[0]) == Counter({"windows_purged": 2})  # day-0 windows: closed and past retention
+    assert proc.purge(now[0] + 32 * 86_400 - 10 * 86_400) == Counter({"dedup_keys_purged": 1})
+    assert set(stores[0]) == {b"b"}
+    assert run(proc, [usage_record(2, "a", "api_calls", T0 + timedelta(days=10), {"quantity": "1", "region": "eu"})]
+               ).counts["duplicates"] == 0  # a forgotten key is new again
