@@ -186,7 +186,7 @@ def test_incremental_runs_apply_late_rollup_versions_and_new_payment_events(mart
                                          + timedelta(minutes=5)})
         ch.insert(f"{copy.clickhouse_database}.payment_events", facts.payment_rows(refund)["payment_events"],
                   column_names=facts.COLUMNS["payment_events"])
-        result = run_dbt(copy, ["run", "--select", "+fct_usage_hourly", "+fct_usage_daily", "+fct_transaction"],
+        result = run_dbt(copy, ["run", "--select", "+fct_usage_hourly+", "+fct_usage_daily", "+fct_transaction"],
                          capture=True)
         assert result.returncode == 0, result.stdout[-3000:]
         compiled = copy.state_dir / "dbt" / "target" / "compiled" / "billing" / "models" / "marts"

@@ -22,6 +22,7 @@ payments as (
 select
     i.invoice_id as invoice_id,
     i.customer_id as customer_id,
+    c.company_name as company_name,
     c.country as country,
     c.region as region,
     i.subscription_id as subscription_id,

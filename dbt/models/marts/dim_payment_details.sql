@@ -16,5 +16,7 @@ select
     toDayOfWeek(a.initiated_at) as initiated_weekday,
     a.settled_at as settled_at,
     a.processing_seconds as processing_seconds,
-    a.attempt > 1 as is_retry
+    a.attempt > 1 as is_retry,
+    t.succeeded as transaction_succeeded
 from {{ ref('int_payment_attempts') }} as a
+inner join {{ ref('int_payment_transactions') }} as t on t.transaction_id = a.transaction_id

@@ -4,7 +4,7 @@
     unique_key='customer_id, meter, window_start, group_key',
     engine='MergeTree()',
     partition_by='toYYYYMM(window_start)',
-    order_by='(meter, window_start, customer_id, group_key)'
+    order_by='(customer_id, meter, window_start, group_key)'
 ) }}
 -- Usage per customer x meter x hour x group of dimensions: the latest version of each rollup.
 -- Incremental: windows rewritten since the last load (minus a lookback) replace their old rows.

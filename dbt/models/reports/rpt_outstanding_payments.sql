@@ -3,7 +3,7 @@ with (select max(last_event_at) from {{ ref('fct_transaction') }}) as as_of
 select
     i.invoice_id as invoice_id,
     i.customer_id as customer_id,
-    c.company_name as company_name,
+    i.company_name as company_name,
     i.currency as currency,
     i.total as total,
     i.due_at as due_at,
@@ -11,5 +11,4 @@ select
     i.due_at < as_of as overdue,
     if(overdue, dateDiff('day', i.due_at, as_of), 0) as days_overdue
 from {{ ref('dim_customer_invoices') }} as i
-inner join {{ ref('dim_customer') }} as c on c.customer_id = i.customer_id
 where i.is_outstanding

@@ -3,9 +3,8 @@ select
     a.failure_reason as failure_reason,
     count() as failed_attempts,
     uniqExact(a.transaction_id) as transactions,
-    uniqExactIf(a.transaction_id, t.succeeded) as recovered_transactions,
+    uniqExactIf(a.transaction_id, a.transaction_succeeded) as recovered_transactions,
     uniqExact(a.customer_id) as customers
 from {{ ref('dim_payment_details') }} as a
-inner join {{ ref('fct_transaction') }} as t on t.transaction_id = a.transaction_id
 where a.outcome = 'failed'
 group by failure_reason
