@@ -6,7 +6,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from fastapi.responses import ORJSONResponse
 
 from api import problems
 from api.context import ApiContext
@@ -58,8 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             ctx.producer.close()
             ctx.warehouse.close()
 
-    app = FastAPI(title="Billing API", version="1", description=DESCRIPTION, lifespan=lifespan,
-                  default_response_class=ORJSONResponse)
+    app = FastAPI(title="Billing API", version="1", description=DESCRIPTION, lifespan=lifespan)
     app.state.ctx = ctx
     problems.install(app)
     app.add_middleware(MetricsMiddleware)
