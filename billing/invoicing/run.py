@@ -26,6 +26,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Optional
 
+from billing import facts
 from billing.clickhouse import client
 from billing.contracts import Invoice, InvoiceStatus, LineKind
 from billing.errors import ConfigError
@@ -136,6 +137,7 @@ class Invoicing:
         corrections = self._corrections(todo, period, progress)
         drafts = self.store.draft_contents(period)
         new_versions: list[Invoice] = []
+        new_rows: list[facts.Rows] = []
         stale: list[str] = []  # drafts whose lines change: their old lines are deleted before the rewrite
         for done, customer_id in enumerate(todo, start=1):
             customer = customers[customer_id]
@@ -144,18 +146,20 @@ class Invoicing:
                                    corrections.get(customer_id, ()))
             invoice = compose.draft(priced, invoice_id=ids[customer_id], customer_id=customer_id,
                                     subscription_id=spans[customer_id][0].subscription_id, now=run_at)
+            if finalize:
+                invoice = transition(invoice, InvoiceStatus.FINALIZED, run_at, self.settings.invoice_due_days)
+                summary.finalized += 1
+            rows = facts.invoice_rows(invoice)
             previous = drafts.get(invoice.id)
-            unchanged = previous is not None and previous == content_key(invoice)
+            unchanged = previous is not None and previous == content_key(rows)
             summary.unchanged += unchanged
             if previous is not None and not unchanged:
                 summary.updated += 1
                 stale.append(invoice.id)
             summary.created += previous is None
-            if finalize:
-                invoice = transition(invoice, InvoiceStatus.FINALIZED, run_at, self.settings.invoice_due_days)
-                summary.finalized += 1
             if finalize or not unchanged:
                 new_versions.append(invoice)
+                new_rows.append(rows)
             summary.corrections += sum(1 for line in invoice.line_items if line.kind is LineKind.CORRECTION)
             summary.invoices.append(invoice)
             if done % 500 == 0 or done == len(todo):
@@ -169,7 +173,7 @@ class Invoicing:
         progress("writing", 0, len(new_versions))
         self.store.forget_spans(list(drafts), before=run_at)
         self.store.forget_lines(stale)
-        self.store.write_invoices(new_versions)
+        self.store.write_rows(new_rows)
         progress("done", len(new_versions), len(new_versions))
         summary.seconds = time.perf_counter() - started
         return summary

@@ -63,16 +63,17 @@ _HEAD = ("subscription_id", "period_start", "period_end", "currency", "subtotal"
 _ADJUSTMENT = ("adjustment_id", "kind", "code", "description", "percent_off", "amount")
 
 
-def content_key(invoice: Invoice) -> tuple:
-    """What an invoice bills, as comparable values of its warehouse rows (times and status aside)."""
-    rows = facts.invoice_rows(invoice)
-    return _key(dict(zip(facts.COLUMNS["invoices"], rows["invoices"][0])),
-                [LineRow(*(dict(zip(facts.COLUMNS["invoice_lines"], r))[f] for f in LineRow._fields)) for r in rows["invoice_lines"]],
-                [tuple(dict(zip(facts.COLUMNS["invoice_adjustments"], r))[f] for f in _ADJUSTMENT) for r in rows["invoice_adjustments"]])
+_HEAD_AT = tuple(facts.COLUMNS["invoices"].index(name) for name in _HEAD)
+_LINE_AT = tuple(facts.COLUMNS["invoice_lines"].index(name) for name in LineRow._fields)
+_ADJUSTMENT_AT = tuple(facts.COLUMNS["invoice_adjustments"].index(name) for name in _ADJUSTMENT)
 
 
-def _key(head: dict, lines: Sequence[LineRow], adjustments: Sequence[tuple]) -> tuple:
-    return tuple(head[f] for f in _HEAD), tuple(lines), tuple(sorted(adjustments))
+def content_key(rows: facts.Rows) -> tuple:
+    """What the invoice in ``rows`` (:func:`billing.facts.invoice_rows`) bills, as comparable values
+    (times and status aside): equal keys mean a re-run would write the same lines and amounts."""
+    return (tuple(rows["invoices"][0][i] for i in _HEAD_AT),
+            tuple(LineRow(*(row[i] for i in _LINE_AT)) for row in rows["invoice_lines"]),
+            tuple(sorted(tuple(row[i] for i in _ADJUSTMENT_AT) for row in rows["invoice_adjustments"])))
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,7 +225,7 @@ class Store:
             f"SELECT invoice_id, status, {', '.join(_HEAD)} FROM {self.db}.invoices FINAL "
             f"WHERE period_start = {MS.format('start')}", parameters=start,
         ).result_rows
-        drafts = {row[0]: dict(zip(_HEAD, row[2:])) for row in heads if row[1] == InvoiceStatus.DRAFT.value}
+        drafts = {row[0]: tuple(row[2:]) for row in heads if row[1] == InvoiceStatus.DRAFT.value}
         if not drafts:
             return {}
         lines = self.line_rows(period.start, period.end)
@@ -234,7 +235,7 @@ class Store:
             f"WHERE period_start = {MS.format('start')}", parameters=start,
         ).result_rows:
             adjustments[invoice_id].append(tuple(fields))
-        return {i: _key(head, lines.get(i, ()), adjustments.get(i, ())) for i, head in drafts.items()}
+        return {i: (head, tuple(lines.get(i, ())), tuple(sorted(adjustments.get(i, ())))) for i, head in drafts.items()}
 
     def invoices(self, *, ids: Optional[Sequence[str]] = None, customer: Optional[str] = None,
                  period: Optional[Period] = None, status: Optional[InvoiceStatus] = None,
@@ -319,9 +320,13 @@ class Store:
 
     def write_invoices(self, invoices: Iterable[Invoice]) -> None:
         """Insert invoices with their lines and adjustments (via :func:`billing.facts.invoice_rows`)."""
+        self.write_rows(facts.invoice_rows(invoice) for invoice in invoices)
+
+    def write_rows(self, per_invoice: Iterable[facts.Rows]) -> None:
+        """Insert the rows :func:`billing.facts.invoice_rows` made of invoices."""
         rows: facts.Rows = {}
-        for invoice in invoices:
-            facts.merge(rows, facts.invoice_rows(invoice))
+        for one in per_invoice:
+            facts.merge(rows, one)
         for table, data in rows.items():
             if data:
                 self.ch.insert(f"{self.db}.{table}", data, column_names=facts.COLUMNS[table])
