@@ -18,7 +18,7 @@ from api.recent import RecentIds
 from api.routes import customers, events, health, invoices, subscriptions, usage
 from api.warehouse import Warehouse
 from billing.meters import active_meters
-from billing.pricing.catalog import configured_catalog
+from billing.pricing.catalog import builtin_catalog, load_catalog
 from billing.settings import Settings, get_settings
 
 DESCRIPTION = """\
@@ -45,7 +45,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         recent=RecentIds(settings.api_recent_ids),
         warehouse=Warehouse(settings),
         previews=Previews(settings),
-        catalog=configured_catalog(),
+        catalog=load_catalog([settings.plans_dir]) if settings.plans_dir else builtin_catalog(),
     )
 
     @asynccontextmanager
