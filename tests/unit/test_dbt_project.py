@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import csv
+import socket
 from pathlib import Path
 
 import pytest
 import yaml
 
 from billing import report
-from billing.dbt_project import PLAN_COLUMNS, PLAN_SEED, PROJECT_DIR, dbt_env, plan_rows, write_plan_seed
-from billing.errors import ConfigError
+from billing.dbt_project import (
+    PLAN_COLUMNS, PLAN_SEED, PROJECT_DIR, check_warehouse, dbt_env, plan_rows, write_plan_seed,
+)
+from billing.errors import ConfigError, ServiceUnavailable
 from billing.pricing.catalog import builtin_catalog
 from billing.settings import Settings
 
@@ -97,3 +100,12 @@ def test_a_report_model_without_question_meta_is_an_error(tmp_path: Path) -> Non
     (tmp_path / "rpt_x.yml").write_text("version: 2\nmodels:\n  - name: rpt_x\n    description: x\n")
     with pytest.raises(ConfigError, match="meta.question"):
         report.questions(tmp_path)
+
+
+def test_a_down_warehouse_is_one_clear_error(tmp_path: Path) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    settings = Settings(clickhouse_url=f"http://127.0.0.1:{port}", state_dir=tmp_path)
+    with pytest.raises(ServiceUnavailable, match=f"cannot reach ClickHouse at http://127.0.0.1:{port}.*billing up"):
+        check_warehouse(settings)
