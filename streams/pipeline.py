@@ -15,12 +15,15 @@ the same state and the same rows.
 from __future__ import annotations
 
 import heapq
+import logging
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Protocol
+
+import orjson
 
 from billing.contracts import (
     ContractViolation,
@@ -38,6 +41,7 @@ from streams.windows import WindowState, is_closed, measured, window_bounds, win
 
 UTC = timezone.utc
 DAY_S = 86_400
+log = logging.getLogger("billing.worker")
 
 USAGE_DIMENSIONS = COLUMNS["usage_events"].index("dimensions")
 USAGE_GROUP_KEY = COLUMNS["usage_events"].index("group_key")
@@ -135,6 +139,7 @@ class UsageProcessor:
         self.watermarks = watermarks
         self.clock = clock
         self._watermark: dict[int, int] = {}
+        self._next_offset: dict[int, int | None] = {}  # after the last record read, per partition
         self._open: dict[int, list[tuple[int, bytes]]] = {}
         self._live: dict[bytes, WindowState] = {}  # open windows, kept decoded
 
@@ -145,7 +150,8 @@ class UsageProcessor:
         mark = self._watermark.get(partition)
         if mark is None:
             raw = self.watermarks.get(b"%d" % partition)
-            mark = self._watermark[partition] = int(raw) if raw else 0
+            mark, self._next_offset[partition] = orjson.loads(raw) if raw else (0, None)
+            self._watermark[partition] = mark
             self._index_open_windows(partition)
         return mark
 
@@ -164,6 +170,7 @@ class UsageProcessor:
         gone = set(partitions)
         for partition in gone:
             self._watermark.pop(partition, None)
+            self._next_offset.pop(partition, None)
             self._open.pop(partition, None)
         self._live = {key: state for key, state in self._live.items() if state.partition not in gone}
 
@@ -181,6 +188,9 @@ class UsageProcessor:
         now = datetime.fromtimestamp(now_s, UTC)
         touched: set[int] = set()
         for record in records:
+            self.watermark(record.partition)
+            touched.add(record.partition)
+            self._check_offset(record, out)
             try:
                 event = parse_usage(record.value, meters=self.meters, now=now)
                 if record.key is not None and record.key != event.subject.encode():
@@ -189,7 +199,6 @@ class UsageProcessor:
                 out.dead(record, exc.reason)
                 continue
             out.counts["events_in"] += 1
-            touched.add(record.partition)
             self._apply(event, record, now_s, out)
         for partition in touched:
             self._save_watermark(partition)
@@ -259,7 +268,19 @@ class UsageProcessor:
             self._watermark[partition] = event_us
 
     def _save_watermark(self, partition: int) -> None:
-        self.watermarks.put(partition, b"%d" % partition, b"%d" % self._watermark[partition])
+        value = orjson.dumps([self._watermark[partition], self._next_offset[partition]])
+        self.watermarks.put(partition, b"%d" % partition, value)
+
+    def _check_offset(self, record: Record, out: Output) -> None:
+        """Count records the consumer skipped: offsets of a partition must follow each other (the
+        project's producers are not transactional, so its topics have no offset gaps)."""
+        expected = self._next_offset.get(record.partition)
+        if expected is not None and record.offset > expected:
+            out.counts["offset_gaps"] += record.offset - expected
+            log.error("partition %d: offsets %d..%d were skipped by the consumer", record.partition, expected,
+                      record.offset - 1)
+        if expected is None or record.offset >= expected:
+            self._next_offset[record.partition] = record.offset + 1
 
     def close_due(self, partition: int, watermark_us: int, out: Output) -> int:
         """Close the open windows of ``partition`` past their grace at ``watermark_us``."""

@@ -241,3 +241,12 @@ def test_purge_forgets_expired_keys_and_old_closed_windows_only():
     assert set(stores[0]) == {b"b"}
     assert run(proc, [usage_record(2, "a", "api_calls", T0 + timedelta(days=10), {"quantity": "1", "region": "eu"})]
                ).counts["duplicates"] == 0  # a forgotten key is new again
+
+
+def test_skipped_source_offsets_are_counted():
+    proc = processor()
+    run(proc, [usage_record(0, "a", "api_calls", T0, {"quantity": "1", "region": "eu"})])
+    out = run(proc, [usage_record(3, "b", "api_calls", T0, {"quantity": "1", "region": "eu"}),
+                     usage_record(4, "c", "api_calls", T0, {"quantity": "1", "region": "eu"})])
+    assert out.counts["offset_gaps"] == 2
+    assert run(proc, [usage_record(4, "c", "api_calls", T0, {"quantity": "1", "region": "eu"})]).counts["offset_gaps"] == 0
