@@ -93,6 +93,14 @@ def _breakdown(step: Step) -> BreakdownStep:
 
 
 def _nine(value: Decimal) -> Decimal:
-    """At most 9 decimals (the contract's money precision), trailing zeros kept as they are."""
+    """At most 9 decimals (the contract's money precision), trailing zeros kept as they are.
+
+    Rounding first and reading the exponent only when nothing was rounded away avoids building the
+    digit tuple of long fractions (a prorated fee has 28 digits); large values take the plain path.
+    """
+    if value.is_finite() and value.adjusted() < 15:
+        rounded = value.quantize(NINE_PLACES, rounding=ROUND_HALF_UP)
+        if rounded != value:
+            return rounded
     exponent = value.as_tuple().exponent
     return value.quantize(NINE_PLACES, rounding=ROUND_HALF_UP) if isinstance(exponent, int) and exponent < -9 else value
