@@ -10,6 +10,7 @@ from billing.cli import plan_cmds, platform_cmds, schema_cmds, warehouse_cmds  #
 from billing.cli import simulate_cmds  # noqa: F401
 from billing.cli import invoice_cmds  # noqa: F401
 from billing.cli import worker_cmds  # noqa: F401
+from billing.cli import reconcile_cmds  # noqa: F401
 from billing.cli import topics_cmds  # noqa: F401
 from billing.cli import demo_cmds  # noqa: F401
 from billing.cli import api_cmds  # noqa: F401
