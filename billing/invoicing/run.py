@@ -40,8 +40,8 @@ from billing.invoicing.timeline import PlanSpan, plan_spans
 from billing.invoicing.usage import quantities, span_stats
 from billing.meters import MeterSet, active_meters
 from billing.pricing import PlanCatalog, PricedInvoice, Segment, price_invoice
-from billing.pricing.engine import Line
 from billing.pricing.catalog import builtin_catalog, load_catalog
+from billing.pricing.engine import Line
 from billing.pricing.proration import Period, month_period
 from billing.settings import Settings
 
