@@ -231,8 +231,12 @@ class StreamRuntime:
                 process([self._record(e) for e in group], out)
             await self._flush_tables()
             await self._store(out)
+            for partition, offset in out.rewind.items():
+                await self.app.consumer.seek(TP(events[0].message.topic, partition), offset)
         for event in events:
             message = event.message
+            if message.offset >= out.hold.get(message.partition, message.offset + 1):
+                continue
             self.positions[(message.topic, message.partition)] = message.offset + 1
             await stream.ack(event)
 

@@ -17,7 +17,7 @@ COUNTERS = {
     "late_in_grace": "Usage events behind the watermark but within their window's grace period.",
     "late_corrections": "Usage events after their window closed: applied as a correction (new version).",
     "dead_letters": "Records that failed validation, sent to the dead-letter topic.",
-    "offset_gaps": "Source records the consumer skipped (never expected; each one is logged as an error).",
+    "offset_gaps": "Times the consumer skipped source records; the partition was rewound (logged as errors).",
     "windows_closed": "Windows closed after their grace period.",
     "rollups_written": "Rollup rows (full window values) written to the warehouse.",
     "rows_written": "Rows written to the warehouse (all tables).",

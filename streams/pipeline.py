@@ -94,6 +94,8 @@ class Output:
     recompute: set[tuple[str, str, int, int, str]] = field(default_factory=set)
     counts: Counter = field(default_factory=Counter)
     windows: dict[bytes, WindowState] = field(default_factory=dict)
+    rewind: dict[int, int] = field(default_factory=dict)  # partition -> offset to seek the consumer to
+    hold: dict[int, int] = field(default_factory=dict)  # partition -> first offset not applied (not to ack)
 
     def dead(self, record: Record, reason: str) -> None:
         """Dead-letter ``record``. Its time is the record's own timestamp, so a replay rewrites the
@@ -140,6 +142,7 @@ class UsageProcessor:
         self.clock = clock
         self._watermark: dict[int, int] = {}
         self._next_offset: dict[int, int | None] = {}  # after the last record read, per partition
+        self._rewinding: dict[int, int] = {}  # partition -> skipped offset the consumer was rewound to
         self._open: dict[int, list[tuple[int, bytes]]] = {}
         self._live: dict[bytes, WindowState] = {}  # open windows, kept decoded
 
@@ -171,6 +174,7 @@ class UsageProcessor:
         for partition in gone:
             self._watermark.pop(partition, None)
             self._next_offset.pop(partition, None)
+            self._rewinding.pop(partition, None)
             self._open.pop(partition, None)
         self._live = {key: state for key, state in self._live.items() if state.partition not in gone}
 
@@ -190,7 +194,8 @@ class UsageProcessor:
         for record in records:
             self.watermark(record.partition)
             touched.add(record.partition)
-            self._check_offset(record, out)
+            if not self._in_sequence(record, out):
+                continue
             try:
                 event = parse_usage(record.value, meters=self.meters, now=now)
                 if record.key is not None and record.key != event.subject.encode():
@@ -271,16 +276,31 @@ class UsageProcessor:
         value = orjson.dumps([self._watermark[partition], self._next_offset[partition]])
         self.watermarks.put(partition, b"%d" % partition, value)
 
-    def _check_offset(self, record: Record, out: Output) -> None:
-        """Count records the consumer skipped: offsets of a partition must follow each other (the
-        project's producers are not transactional, so its topics have no offset gaps)."""
-        expected = self._next_offset.get(record.partition)
-        if expected is not None and record.offset > expected:
-            out.counts["offset_gaps"] += record.offset - expected
-            log.error("partition %d: offsets %d..%d were skipped by the consumer", record.partition, expected,
-                      record.offset - 1)
-        if expected is None or record.offset >= expected:
-            self._next_offset[record.partition] = record.offset + 1
+    def _in_sequence(self, record: Record, out: Output) -> bool:
+        """False for a record that must not be applied yet because an earlier offset of its partition
+        was skipped by the consumer. The project's producers are not transactional, so its topics
+        have no offset gaps; a gap means the consumer lost records (seen with faust-streaming around
+        rebalances). Offset fencing needs every partition in order, so the records after the gap are
+        held back (not applied, not acknowledged) and the partition is rewound to the gap."""
+        partition, offset = record.partition, record.offset
+        waiting = self._rewinding.get(partition)
+        if waiting is not None:
+            if offset > waiting:
+                out.hold[partition] = min(out.hold.get(partition, offset), offset)
+                return False
+            if offset == waiting:
+                del self._rewinding[partition]
+        expected = self._next_offset.get(partition)
+        if expected is not None and offset > expected:
+            out.counts["offset_gaps"] += 1
+            log.error("partition %d: the consumer skipped offsets %d..%d; rewinding", partition, expected, offset - 1)
+            self._rewinding[partition] = expected
+            out.rewind[partition] = expected
+            out.hold[partition] = offset
+            return False
+        if expected is None or offset >= expected:
+            self._next_offset[partition] = offset + 1
+        return True
 
     def close_due(self, partition: int, watermark_us: int, out: Output) -> int:
         """Close the open windows of ``partition`` past their grace at ``watermark_us``."""

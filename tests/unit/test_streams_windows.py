@@ -243,10 +243,15 @@ def test_purge_forgets_expired_keys_and_old_closed_windows_only():
                ).counts["duplicates"] == 0  # a forgotten key is new again
 
 
-def test_skipped_source_offsets_are_counted():
+def test_records_after_a_skipped_offset_are_held_back_until_the_gap_is_reread():
     proc = processor()
     run(proc, [usage_record(0, "a", "api_calls", T0, {"quantity": "1", "region": "eu"})])
-    out = run(proc, [usage_record(3, "b", "api_calls", T0, {"quantity": "1", "region": "eu"}),
-                     usage_record(4, "c", "api_calls", T0, {"quantity": "1", "region": "eu"})])
-    assert out.counts["offset_gaps"] == 2
-    assert run(proc, [usage_record(4, "c", "api_calls", T0, {"quantity": "1", "region": "eu"})]).counts["offset_gaps"] == 0
+    gap = run(proc, [usage_record(3, "d", "api_calls", T0, {"quantity": "1", "region": "eu"}),
+                     usage_record(4, "e", "api_calls", T0, {"quantity": "1", "region": "eu"})])
+    assert gap.counts["offset_gaps"] == 1 and gap.rewind == {0: 1} and gap.hold == {0: 3}
+    assert "usage_events" not in gap.rows
+    stale = run(proc, [usage_record(4, "e", "api_calls", T0, {"quantity": "1", "region": "eu"})])
+    assert stale.hold == {0: 4} and not stale.rewind and stale.counts["offset_gaps"] == 0
+    reread = run(proc, [usage_record(n, x, "api_calls", T0, {"quantity": "1", "region": "eu"})
+                        for n, x in ((1, "b"), (2, "c"), (3, "d"), (4, "e"))])
+    assert not reread.hold and rollups(reread)[("c1", "api_calls", 3600, T0, "region=eu")][:2] == (Decimal(5), 5)

@@ -1,0 +1,65 @@
+"""The worker as a managed service (`billing status` details, Prometheus metrics, pipeline_metrics),
+and two workers sharing the partitions of one consumer group."""
+
+from __future__ import annotations
+
+import urllib.request
+
+import pytest
+
+from streams.service import WorkerService, fetch_stats
+from tests.integration.streams_harness import (
+    caught_up,
+    differences,
+    env_of,
+    free_port,
+    hourly_totals,
+    isolated,
+    query,
+    simulate,
+    wait_for,
+    worker_process,
+)
+
+
+def test_worker_service_reports_health_counters_and_prometheus_metrics(kafka, warehouse, settings, tmp_path,
+                                                                        monkeypatch):
+    mine = isolated(settings, "service", worker_metrics_interval_s=1.0)
+    for name, value in env_of(mine).items():
+        monkeypatch.setenv(name, value)
+    service = WorkerService(mine)
+    assert service.start()
+    try:
+        manifest = simulate(mine, tmp_path / "manifest", events=5_000, customers=10)
+        assert wait_for(caught_up(mine, manifest), timeout=120)
+        status = service.status()
+        assert status.healthy and "dedup hits" in status.details
+        stats = fetch_stats(mine.worker_web_port)
+        assert stats["duplicates"] == manifest.summary["usage"]["duplicates"]
+        assert stats["dead_letters"] == manifest.summary["usage"]["malformed"]
+        with urllib.request.urlopen(service.endpoint, timeout=5) as response:
+            exposition = response.read().decode()
+        assert "billing_worker_events_in_total" in exposition and "billing_worker_sink_latency_seconds" in exposition
+        assert wait_for(lambda: query(mine, "SELECT count() FROM {db}.pipeline_metrics WHERE metric = 'duplicates' "
+                                            f"AND value = {stats['duplicates']}")[0][0] > 0, timeout=30)
+    finally:
+        assert service.stop()
+    assert not service.status().running
+
+
+@pytest.mark.slow
+def test_two_workers_share_the_partitions_and_totals_stay_exact(kafka, warehouse, settings, tmp_path):
+    mine = isolated(settings, "scale")
+    first, second = worker_process(mine, "a"), worker_process(mine, "b", web_port=free_port())
+    first.start(timeout=90)
+    second.start(timeout=90)
+    try:
+        manifest = simulate(mine, tmp_path / "manifest", events=40_000, customers=40, days=2)
+        wait_for(caught_up(mine, manifest), timeout=300, interval=2.0)
+        owners = [fetch_stats(port)["partitions"] for port in (mine.worker_web_port,
+                                                                 int(second.argv[second.argv.index("--web-port") + 1]))]
+    finally:
+        first.stop()
+        second.stop()
+    assert all(owners) and sorted(owners[0] + owners[1]) == list(range(mine.kafka_partitions))
+    assert differences(manifest.usage_totals("hour"), hourly_totals(mine)) == []
