@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from typing import BinaryIO
 
@@ -59,6 +60,12 @@ class Rechunker:
             else:
                 buffer += chunk
         return buffer
+
+    def unread(self, data: bytes) -> None:
+        """Put ``data`` back in front of the chunks not read yet."""
+        if data:
+            self._chunks = itertools.chain([data], self._chunks)
+            self.eof = False
 
     def rest(self) -> Iterator[bytes]:
         """The remaining chunks, batched to about 1 MiB (fewer engine calls for small frames)."""

@@ -2,8 +2,9 @@
 
 ``python -m billing.warehouse.server --data-dir DIR --host H --port P`` owns the data directory
 and answers like a ClickHouse server: ``GET /ping``, ``GET /?query=``, ``POST /`` with SQL (or
-INSERT data) in the body, sessions, query parameters, settings as URL parameters, compressed
-request and response bodies, ClickHouse error codes and headers, basic and X-ClickHouse auth.
+INSERT data) in the body, sessions, query parameters, settings as URL parameters or form fields
+(:mod:`billing.warehouse.form`), compressed request and response bodies, ClickHouse error codes
+and headers, basic and X-ClickHouse auth.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from billing.warehouse.body import CHUNK, BadRequestBody, Rechunker, iter_body
 from billing.warehouse.codec import UnsupportedEncoding, choose_encoding, decode_stream, encoder
 from billing.warehouse.engine import Engine
 from billing.warehouse.errors import BAD_ARGUMENTS, CANNOT_DECOMPRESS, READONLY, SYNTAX_ERROR, QueryError
+from billing.warehouse.form import read_form
 from billing.warehouse.sql import Statement, analyze
 
 DISPLAY_NAME = "billing-chdb"
@@ -116,14 +118,23 @@ class Request:
 
     def __init__(self, handler: Handler, params: dict[str, str], body: Iterator[bytes], method: str):
         self.handler = handler
-        self.params = params
         self.method = method
-        self.query_id = params.get("query_id") or str(uuid.uuid4())
         self.started = time.perf_counter()
         self.body = Rechunker(body)
         self.body.eof = method == "GET"
+        self._use(params, str(uuid.uuid4()))
+
+    def _use(self, params: dict[str, str], query_id: str) -> None:
+        self.params = params
+        self.query_id = params.get("query_id") or query_id
         self.settings = {k: v for k, v in params.items() if k not in TRANSPORT_PARAMS and not k.startswith("param_")}
         self.bind = {k[6:]: v for k, v in params.items() if k.startswith("param_")}
+
+    def read_form(self, content_type: str | None) -> None:
+        """Take parameters from a form body (a form field wins over the URL parameter of the same name)."""
+        fields = read_form(content_type, self.params, self.body)
+        if fields is not None:
+            self._use({**self.params, **fields}, self.query_id)
 
     def read_statement(self) -> tuple[Statement, str, bytes]:
         """Analyse the SQL at the start of the request: (statement, sql to run, inline data head)."""
@@ -204,7 +215,9 @@ class Handler(BaseHTTPRequestHandler):
         with app.request():
             request = Request(self, params, body, method)
             try:
-                user = app.users.authenticate(*credentials(self.headers, params))
+                if method == "POST":
+                    request.read_form(self.headers.get("Content-Type"))
+                user = app.users.authenticate(*credentials(self.headers, request.params))
                 app.engine.check_settings(request.settings)
                 statement, sql, data_head = request.read_statement()
                 self._execute(request, user, statement, sql, data_head)
