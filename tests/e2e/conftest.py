@@ -1,4 +1,10 @@
-"""Session fixtures of the dashboard tests: recent data in the warehouse, marts built, Superset up."""
+"""Session fixtures of the dashboard tests: the whole pipeline, then Superset.
+
+Simulated traffic (75 days of history, then the last hour live) goes through the real broker and
+the real stream worker into a raw database of this session's own; dbt builds the marts into a
+marts database of its own, and Superset registers that warehouse through the read-only user.
+Other tests' data never reaches these dashboards, and theirs never sees this one.
+"""
 
 from __future__ import annotations
 
@@ -6,31 +12,96 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 
+from billing.clickhouse import client
+from billing.meters import active_meters
 from billing.platform.service import Service
 from billing.platform.superset import SupersetService
 from billing.settings import REPO_ROOT, Settings
-from tests.e2e.dashboard_data import Loaded, load, simulate
+from producers.manifest import Manifest
+from producers.simulator import SimulationConfig, Simulator
+from producers.sinks import KafkaSink
+from tests.integration.streams_harness import env_of, isolated, wait_for, worker_process
+
+UTC = timezone.utc
+CUSTOMERS, HISTORY_DAYS, HISTORY_EVENTS, LIVE_EVENTS = 80, 75, 20_000, 1_500
+FAULTS = {"duplicate_rate": 0.02, "late_rate": 0.01, "malformed_rate": 0.005}
+
+
+def send(settings: Settings, manifest: Path, *, seed: int, customers: int, events: int, start: datetime,
+         days: float) -> Manifest:
+    """Simulate ``days`` from ``start`` into the session's topics; returns the manifest."""
+    config = SimulationConfig(customers=customers, rate=None, events=events, start=start, days=days, seed=seed,
+                              **FAULTS)
+    Simulator(config, active_meters(), KafkaSink(settings.kafka_bootstrap, settings.topics()), manifest).run()
+    return Manifest.load(manifest)
+
+
+def stored(settings: Settings, manifests: list[Manifest]):
+    """Check that every unique valid usage event, payment event and dead letter is in the warehouse."""
+    usage = sum(m.summary["usage"]["unique_valid"] for m in manifests)
+    malformed = sum(m.summary["usage"]["malformed"] for m in manifests)
+    payments = sum(m.summary["records"].get("payments", 0) for m in manifests)
+    db = settings.clickhouse_database
+    ch = client(settings)
+
+    def check() -> bool:
+        counts = ch.query(f"SELECT (SELECT count() FROM {db}.usage_events FINAL), "
+                          f"(SELECT count() FROM {db}.payment_events FINAL), "
+                          f"(SELECT count() FROM {db}.dead_letters FINAL)").result_rows[0]
+        return counts[0] == usage and counts[1] == payments and counts[2] >= malformed
+
+    return check
+
+
+def snapshot_after(settings: Settings, moment: datetime):
+    """Check that the worker wrote a pipeline_metrics snapshot after ``moment`` (counters final)."""
+    ch = client(settings)
+
+    def check() -> bool:
+        latest = ch.query(f"SELECT max(time) FROM {settings.clickhouse_database}.pipeline_metrics").result_rows[0][0]
+        return latest is not None and latest > moment
+
+    return check
 
 
 @pytest.fixture(scope="session")
-def marts(warehouse: Service, settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Loaded:
-    """Simulated traffic of the last 75 days loaded as the worker stores it, marts built by dbt."""
-    now = datetime.now(timezone.utc)
-    loaded = load(settings, simulate(tmp_path_factory.mktemp("simulated"), now), now)
-    build = subprocess.run([sys.executable, "-m", "billing", "dbt", "build"], cwd=REPO_ROOT,
+def pipeline(settings: Settings, warehouse: Service, kafka: Service,
+             tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """Settings of this session's topics and databases, after the traffic went through and dbt built the marts."""
+    mine = isolated(settings, "dash", worker_metrics_interval_s=2.0)
+    mine = mine.model_copy(update={"clickhouse_marts_database": f"{mine.clickhouse_database}_marts"})
+    folder = tmp_path_factory.mktemp("simulated")
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    live_start = now - timedelta(hours=1)
+    worker = worker_process(mine, "dash")
+    worker.start(timeout=120)
+    try:
+        manifests = [
+            send(mine, folder / "history", seed=11, customers=CUSTOMERS, events=HISTORY_EVENTS,
+                 start=live_start - timedelta(days=HISTORY_DAYS), days=HISTORY_DAYS),
+            send(mine, folder / "live", seed=12, customers=CUSTOMERS // 2, events=LIVE_EVENTS,
+                 start=live_start, days=1 / 24),
+        ]
+        assert wait_for(stored(mine, manifests), timeout=300), f"the worker did not store everything; see {worker.log_file}"
+        assert wait_for(snapshot_after(mine, datetime.now(UTC)), timeout=60), "the worker wrote no final metrics"
+    finally:
+        worker.stop()
+    env = {**os.environ, **env_of(mine), "BILLING_CLICKHOUSE_MARTS_DATABASE": mine.clickhouse_marts_database}
+    build = subprocess.run([sys.executable, "-m", "billing", "dbt", "build"], cwd=REPO_ROOT, env=env,
                            capture_output=True, text=True, timeout=900)
     assert build.returncode == 0, f"billing dbt build failed:\n{build.stdout[-3000:]}\n{build.stderr[-2000:]}"
-    return loaded
+    return mine
 
 
 @pytest.fixture(scope="session")
-def superset(settings: Settings, marts: Loaded) -> Iterator[SupersetService]:
-    """Superset on the test port with the project's dashboards imported (installed once per machine)."""
-    svc = SupersetService(settings)
+def superset(pipeline: Settings) -> Iterator[SupersetService]:
+    """Superset on the test port, reading this session's marts, with the project's dashboards imported."""
+    svc = SupersetService(pipeline)
     started = svc.start()
     yield svc
     if started and not os.environ.get("BILLING_TEST_KEEP"):

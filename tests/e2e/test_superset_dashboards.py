@@ -15,7 +15,7 @@ from billing.clickhouse import client
 from billing.platform.superset import SupersetService
 from billing.platform.superset_assets import ASSETS_DIR, asset_files
 from billing.platform.superset_check import check_dashboards
-from billing.settings import REPO_ROOT, Settings
+from billing.settings import REPO_ROOT
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -61,8 +61,8 @@ def test_business_dashboards_have_native_filters(superset: SupersetService) -> N
             assert columns == {"region", "plan_id", "company_name"}
 
 
-def test_a_native_filter_narrows_every_business_dashboard(superset: SupersetService, settings: Settings,
-                                                         tmp_path) -> None:
+def test_a_native_filter_narrows_every_business_dashboard(superset: SupersetService, tmp_path) -> None:
+    settings = superset.settings
     region = client(settings).query(
         f"SELECT region FROM {settings.clickhouse_marts_database}.dim_customer_invoices "
         "GROUP BY region ORDER BY count() DESC LIMIT 1").result_rows[0][0]
