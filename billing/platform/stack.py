@@ -12,8 +12,9 @@ def services(settings: Settings) -> list[Service]:
     from api.service import ApiService
     from billing.platform.kafka import KafkaService
     from billing.platform.warehouse import WarehouseService
+    from streams.service import WorkerService
 
-    return [WarehouseService(settings), KafkaService(settings), ApiService(settings)]
+    return [WarehouseService(settings), KafkaService(settings), WorkerService(settings), ApiService(settings)]
 
 
 def select(settings: Settings, names: list[str] | None) -> list[Service]:

@@ -14,6 +14,7 @@ import urllib.request
 from pathlib import Path
 from urllib.parse import urlparse
 
+from billing.migrations import migrate
 from billing.platform.process import ManagedProcess
 from billing.platform.service import Service
 from billing.settings import REPO_ROOT, Settings
@@ -70,8 +71,15 @@ class WarehouseService(Service):
         )
 
     def start(self) -> bool:
-        """Start the local endpoint; an external server is used as it is."""
-        return super().start() if is_local(self.settings) else False
+        """Start the local endpoint (an external server is only migrated)."""
+        if is_local(self.settings):
+            return super().start()
+        self.after_start()
+        return False
+
+    def after_start(self) -> None:
+        """Apply pending schema migrations, so the workers find their tables."""
+        migrate(self.settings)
 
     def stop(self) -> bool:
         """Stop the local endpoint (an external server is never stopped)."""

@@ -24,7 +24,7 @@ def free_port() -> int:
 
 @pytest.fixture()
 def env():
-    ports = [free_port() for _ in range(4)]
+    ports = [free_port() for _ in range(5)]
     return {
         **os.environ,
         "BILLING_STATE_DIR": str(STATE),
@@ -32,6 +32,7 @@ def env():
         "BILLING_KAFKA_CONTROLLER_PORT": str(ports[1]),
         "BILLING_CLICKHOUSE_URL": f"http://127.0.0.1:{ports[2]}",
         "BILLING_API_PORT": str(ports[3]),
+        "BILLING_WORKER_WEB_PORT": str(ports[4]),
     }
 
 
