@@ -11,6 +11,7 @@ import typer
 
 from billing.cli.app import app, console
 from billing.errors import BillingError
+from producers.customers import customer_id
 
 
 def last_month_start(now: datetime) -> datetime:
@@ -19,17 +20,28 @@ def last_month_start(now: datetime) -> datetime:
     return (first.replace(year=first.year - 1, month=12) if first.month == 1 else first.replace(month=first.month - 1))
 
 
-def demo_steps(customers: int, events: int, seed: int) -> list[tuple[str, list[str]]]:
-    """(title, billing arguments) of every demo step, in order."""
-    start = last_month_start(datetime.now(timezone.utc))
+def demo_steps(customers: int, events: int, seed: int, now: datetime | None = None) -> list[tuple[str, list[str]]]:
+    """(title, billing arguments) of every demo step, in order.
+
+    The simulated history runs from the start of last month until ``now``: last month is fully
+    invoiced by the simulated billing history, and the open month shows up in the invoice preview.
+    """
+    now = now or datetime.now(timezone.utc)
+    start = last_month_start(now)
+    days = (now - start).total_seconds() / 86400
     return [
-        ("start the local platform", ["up"]),
-        ("create the warehouse schema", ["warehouse", "migrate"]),
-        ("simulate last month's traffic with injected faults", [
+        ("start the platform (warehouse, Kafka, stream worker, API)", ["up"]),
+        ("simulate since last month, with duplicates, late and malformed events", [
             "simulate", "--customers", str(customers), "--events", str(events), "--rate", "max",
-            "--start", start.date().isoformat(), "--days", "30", "--seed", str(seed),
+            "--start", start.isoformat(), "--days", f"{days:.4f}", "--seed", str(seed),
             "--duplicate-rate", "0.01", "--late-rate", "0.005", "--malformed-rate", "0.001",
         ]),
+        ("wait until the stream worker has stored everything", ["lag", "--wait", "1200"]),
+        ("reconcile rollups with the raw facts", ["reconcile"]),
+        ("build and test the marts", ["dbt", "build"]),
+        ("answer the finance and operations questions", ["report", "--limit", "3"]),
+        ("preview the open invoice of a customer", ["invoice", "preview", "--customer", customer_id(seed, 1)]),
+        ("start the dashboards", ["superset", "up"]),
         ("show the platform", ["status"]),
     ]
 

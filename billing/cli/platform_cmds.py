@@ -9,6 +9,7 @@ from rich.table import Table
 
 from billing.cli.app import app, console
 from billing.platform import stack
+from billing.platform.lag import group_lag, wait_caught_up
 from billing.settings import get_settings
 
 ServiceArg = typer.Argument(None, help="Services to act on (default: all).", show_default=False)
@@ -47,3 +48,20 @@ def _print_status() -> bool:
         table.add_row(row.name, state, str(row.pid or "-"), row.endpoint, row.details)
     console.print(table)
     return all(row.healthy for row in rows)
+
+
+@app.command()
+def lag(
+    wait: Optional[float] = typer.Option(
+        None, "--wait", help="Wait up to this many seconds until the workers have processed everything."
+    ),
+) -> None:
+    """Show the stream workers' consumer lag per topic (read from Kafka)."""
+    settings = get_settings()
+    if wait is not None:
+        with console.status("waiting for the workers…") as spinner:
+            wait_caught_up(settings, wait, on_poll=lambda total: spinner.update(f"waiting for the workers: lag {total:,}"))
+    table = Table("topic", "lag")
+    for topic, records in group_lag(settings).items():
+        table.add_row(topic, f"{records:,}")
+    console.print(table)
