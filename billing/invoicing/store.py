@@ -1,8 +1,9 @@
 """Warehouse reads and writes of the invoice run (ClickHouse, through clickhouse-connect).
 
 Reads use FINAL (the latest version of every id). Writes go through :mod:`billing.facts`, the
-one contract -> rows mapping. Parameters are bound client-side into the query body (lists of ids
-in chunks, times as epoch milliseconds): URL-bound parameters would limit how many ids fit. A draft that is recomputed has its old lines, adjustments and spans
+one contract -> rows mapping. Parameters are bound server-side (``{name:Type}``; times as epoch
+milliseconds); a list of ids is one ``Array(String)`` parameter, which clickhouse-connect sends in
+a form body when it is too long for the URL. A draft that is recomputed has its old lines, adjustments and spans
 deleted first (a shorter draft must not keep stale rows); finalized invoices are never rewritten
 except as new status versions with the same lines.
 """
@@ -28,12 +29,11 @@ from billing.invoicing.usage import HourStats
 from billing.pricing.money import MINOR_UNITS, currency
 from billing.pricing.proration import Period
 
-MS = "fromUnixTimestamp64Milli(%({})s, 'UTC')"
+MS = "fromUnixTimestamp64Milli({{{}:Int64}}, 'UTC')"
 """SQL of a time parameter passed as epoch milliseconds: ``MS.format('start')``."""
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 SPAN_COLUMNS = ("invoice_id", "span_no", "customer_id", "subscription_id", "product_id", "plan_id", "currency",
                 "period_start", "span_start", "span_end", "computed_at")
-_CHUNK = 1000
 
 
 class InvoiceHead(NamedTuple):
@@ -100,7 +100,7 @@ class Store:
 
     def customers(self, ids: Optional[Sequence[str]] = None) -> dict[str, BillingCustomer]:
         """Latest state of the customers (all, or ``ids``)."""
-        where, params = ("WHERE customer_id IN %(ids)s", {"ids": list(ids)}) if ids is not None else ("", {})
+        where, params = ("WHERE customer_id IN {ids:Array(String)}", {"ids": list(ids)}) if ids is not None else ("", {})
         rows = self.ch.query(
             f"SELECT customer_id, currency, country, tax_region, tax_exempt FROM {self.db}.customers FINAL {where}",
             parameters=params,
@@ -110,7 +110,7 @@ class Store:
     def party(self, customer_id: str) -> Optional[BillTo]:
         """The bill-to block of a customer for PDFs (None when unknown)."""
         rows = self.ch.query(
-            f"SELECT company_name, email, country, tax_region FROM {self.db}.customers FINAL WHERE customer_id = %(c)s",
+            f"SELECT company_name, email, country, tax_region FROM {self.db}.customers FINAL WHERE customer_id = {{c:String}}",
             parameters={"c": customer_id},
         ).result_rows
         if not rows:
@@ -120,7 +120,7 @@ class Store:
 
     def subscription_changes(self, before: datetime, customer: Optional[str] = None) -> dict[str, list[SubscriptionChange]]:
         """Every subscription event effective before ``before``, per customer."""
-        where = "AND customer_id = %(customer)s" if customer else ""
+        where = "AND customer_id = {customer:String}" if customer else ""
         rows = self.ch.query(
             f"SELECT customer_id, subscription_id, sequence, plan_id, status, start_time, end_time, effective_time "
             f"FROM {self.db}.subscription_events FINAL WHERE effective_time < {MS.format('before')} {where}",
@@ -191,7 +191,7 @@ class Store:
     def hourly(self, customer_id: str, period: Period) -> list[tuple[str, datetime, Decimal]]:
         """``(meter, window_start, value)`` of one customer's hour windows in ``period``."""
         rows = self.ch.query(
-            f"SELECT meter, window_start, value FROM {self.db}.usage_rollups FINAL WHERE customer_id = %(c)s "
+            f"SELECT meter, window_start, value FROM {self.db}.usage_rollups FINAL WHERE customer_id = {{c:String}} "
             f"AND window_seconds = 3600 AND window_start >= {MS.format('low')} AND window_start < {MS.format('high')}",
             parameters={"c": customer_id, "low": epoch_ms(period.start), "high": epoch_ms(period.end)},
         ).result_rows
@@ -243,7 +243,7 @@ class Store:
         """Invoices (latest version) matching every filter given, ordered by customer and period."""
         conditions, params = [], {}
         if customer is not None:
-            conditions.append("customer_id = %(customer)s")
+            conditions.append("customer_id = {customer:String}")
             params["customer"] = customer
         if period is not None:
             conditions.append(f"period_start = {MS.format('start')}")
@@ -252,12 +252,12 @@ class Store:
             conditions.append(f"period_start >= {MS.format('since')}")
             params["since"] = epoch_ms(since)
         if ids is not None:
-            conditions.append("invoice_id IN %(ids)s")
+            conditions.append("invoice_id IN {ids:Array(String)}")
+            params["ids"] = list(ids)
         query = (f"SELECT {', '.join(facts.COLUMNS['invoices'])} FROM {self.db}.invoices FINAL "
-                 f"{'WHERE ' + ' AND '.join(conditions) if conditions else ''}")
-        batches = [{**params, "ids": chunk} for chunk in _chunks(ids)] if ids is not None else [params]
-        heads = sorted((row for batch in batches for row in self.ch.query(query, parameters=batch).result_rows),
-                       key=lambda h: (h[1], h[3], h[0]))
+                 f"{'WHERE ' + ' AND '.join(conditions) if conditions else ''} "
+                 "ORDER BY customer_id, period_start, invoice_id")
+        heads = self.ch.query(query, parameters=params).result_rows
         if status is not None:
             heads = [h for h in heads if h[11] == status.value]
         found = [h[0] for h in heads]
@@ -267,34 +267,32 @@ class Store:
 
     def _lines(self, ids: list[str]) -> dict[str, list[LineItem]]:
         out: dict[str, list[LineItem]] = defaultdict(list)
-        for chunk in _chunks(ids):
-            rows = self.ch.query(
-                f"SELECT invoice_id, currency, kind, charge, meter, description, quantity, unit_price, amount, breakdown "
-                f"FROM {self.db}.invoice_lines FINAL WHERE invoice_id IN %(ids)s ORDER BY invoice_id, line_no",
-                parameters={"ids": chunk},
-            ).result_rows
-            for invoice_id, code, kind, charge, meter, description, quantity, unit_price, amount, breakdown in rows:
-                out[invoice_id].append(LineItem(
-                    kind=LineKind(kind), charge=charge, meter=meter, description=description, quantity=_trim(quantity),
-                    unit_price=_trim(unit_price), amount=_money(amount, code),
-                    breakdown=tuple(BreakdownStep.model_validate(step) for step in orjson.loads(breakdown)),
-                ))
+        rows = self.ch.query(
+            f"SELECT invoice_id, currency, kind, charge, meter, description, quantity, unit_price, amount, breakdown "
+            f"FROM {self.db}.invoice_lines FINAL WHERE invoice_id IN {{ids:Array(String)}} ORDER BY invoice_id, line_no",
+            parameters={"ids": ids},
+        ).result_rows
+        for invoice_id, code, kind, charge, meter, description, quantity, unit_price, amount, breakdown in rows:
+            out[invoice_id].append(LineItem(
+                kind=LineKind(kind), charge=charge, meter=meter, description=description, quantity=_trim(quantity),
+                unit_price=_trim(unit_price), amount=_money(amount, code),
+                breakdown=tuple(BreakdownStep.model_validate(step) for step in orjson.loads(breakdown)),
+            ))
         return out
 
     def _adjustments(self, ids: list[str]) -> dict[str, list[Adjustment]]:
         out: dict[str, list[Adjustment]] = defaultdict(list)
-        for chunk in _chunks(ids):
-            rows = self.ch.query(
-                f"SELECT invoice_id, currency, adjustment_id, kind, code, description, percent_off, amount "
-                f"FROM {self.db}.invoice_adjustments FINAL WHERE invoice_id IN %(ids)s "
-                "ORDER BY invoice_id, adjustment_id",
-                parameters={"ids": chunk},
-            ).result_rows
-            for invoice_id, code, adjustment_id, kind, coupon, description, percent_off, amount in rows:
-                out[invoice_id].append(Adjustment(
-                    id=adjustment_id, kind=AdjustmentKind(kind), code=coupon, description=description,
-                    percent_off=None if percent_off is None else _trim(percent_off), amount=_money(amount, code),
-                ))
+        rows = self.ch.query(
+            f"SELECT invoice_id, currency, adjustment_id, kind, code, description, percent_off, amount "
+            f"FROM {self.db}.invoice_adjustments FINAL WHERE invoice_id IN {{ids:Array(String)}} "
+            "ORDER BY invoice_id, adjustment_id",
+            parameters={"ids": ids},
+        ).result_rows
+        for invoice_id, code, adjustment_id, kind, coupon, description, percent_off, amount in rows:
+            out[invoice_id].append(Adjustment(
+                id=adjustment_id, kind=AdjustmentKind(kind), code=coupon, description=description,
+                percent_off=None if percent_off is None else _trim(percent_off), amount=_money(amount, code),
+            ))
         return out
 
     # --------------------------------------------------------------------------- writes
@@ -309,14 +307,17 @@ class Store:
     def forget_lines(self, invoice_ids: Sequence[str]) -> None:
         """Delete the lines and adjustments of drafts about to be rewritten."""
         for table in ("invoice_lines", "invoice_adjustments"):
-            for chunk in _chunks(invoice_ids):
-                self.ch.command(f"DELETE FROM {self.db}.{table} WHERE invoice_id IN %(ids)s", parameters={"ids": chunk})
+            self._delete(f"DELETE FROM {self.db}.{table} WHERE invoice_id IN {{ids:Array(String)}}", {"ids": list(invoice_ids)})
 
     def forget_spans(self, invoice_ids: Sequence[str], before: datetime) -> None:
         """Delete spans of recomputed drafts recorded before ``before`` (by an earlier run)."""
-        for chunk in _chunks(invoice_ids):
-            self.ch.command(f"DELETE FROM {self.db}.invoice_spans WHERE invoice_id IN %(ids)s "
-                            f"AND computed_at < {MS.format('before')}", parameters={"ids": chunk, "before": epoch_ms(before)})
+        self._delete(f"DELETE FROM {self.db}.invoice_spans WHERE invoice_id IN {{ids:Array(String)}} "
+                     f"AND computed_at < {MS.format('before')}", {"ids": list(invoice_ids), "before": epoch_ms(before)})
+
+    def _delete(self, sql: str, params: dict) -> None:
+        """Run a DELETE as a query: unlike ``command``, a query sends parameters too long for the URL in a form body."""
+        if params["ids"]:
+            self.ch.raw_query(sql, parameters=params)
 
     def write_invoices(self, invoices: Iterable[Invoice]) -> None:
         """Insert invoices with their lines and adjustments (via :func:`billing.facts.invoice_rows`)."""
@@ -352,12 +353,6 @@ def _money(value: Decimal, code: str) -> Decimal:
 def _trim(value: Decimal) -> Decimal:
     """``12.500000000 -> 12.5`` without switching to exponent notation."""
     return Decimal(format(value.normalize(), "f"))
-
-
-def _chunks(items: Sequence[str]) -> Iterable[list[str]]:
-    items = list(items)
-    for start in range(0, len(items), _CHUNK):
-        yield items[start:start + _CHUNK]
 
 
 def epoch_ms(moment: datetime) -> int:

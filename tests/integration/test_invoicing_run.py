@@ -249,3 +249,19 @@ def test_tax_region_and_exemption_come_from_the_customer(world):
     assert invoices[us.id].tax_rate == Decimal("0.04") and invoices[us.id].tax == (invoices[us.id].subtotal * Decimal("0.04")).quantize(Decimal("0.01"), rounding="ROUND_HALF_UP")
     assert invoices[eu.id].tax == 0 and invoices[eu.id].total == invoices[eu.id].subtotal
     assert any(inv.tax > 0 for c, inv in invoices.items() if customers[c].country in ("DE", "FR", "NL", "ES") and c != eu.id)
+
+
+def test_id_lists_longer_than_a_url_are_read_and_deleted_in_one_query(world):
+    invoicing = Invoicing(world.settings)
+    invoicing.run_period("2026-09", now=MID_OCTOBER)
+    stored = invoicing.store.invoices(period=SEPT)
+    unknown = [f"inv-unknown-{i:06d}" for i in range(20_000)]
+    ids = unknown[:10_000] + [inv.id for inv in reversed(stored)] + unknown[10_000:]
+    assert invoicing.store.invoices(ids=ids) == stored
+    customer_ids = [inv.customer_id for inv in stored]
+    assert set(invoicing.store.customers(customer_ids + unknown)) == set(customer_ids)
+    lines = count(world.ch, world.db, "invoice_lines")
+    invoicing.store.forget_lines(unknown)
+    invoicing.store.forget_spans(unknown, before=MID_NOVEMBER)
+    assert count(world.ch, world.db, "invoice_lines") == lines > 0
+    assert invoicing.store.invoices(ids=[]) == []
