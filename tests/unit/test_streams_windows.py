@@ -11,7 +11,7 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from billing.meters import Accumulator, Aggregation, Meter, MeterSet, aggregate, window_start
+from billing.meters import Accumulator, Aggregation, Meter, MeterSet, window_start
 from streams.dedup import DedupEntry, Seen, classify, entry_for
 from streams.pipeline import DictStore, Output, Record, UsageProcessor, WindowConfig
 from streams.windows import WindowState, is_closed, window_bounds
