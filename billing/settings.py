@@ -11,7 +11,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -26,6 +26,12 @@ class Settings(BaseSettings):
         default=REPO_ROOT / ".state",
         description="Git-ignored folder for local data, logs, pid files and downloaded jars.",
     )
+
+    @field_validator("state_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        """Relative state folders are taken from the current directory, once, so child processes agree."""
+        return value.expanduser().resolve()
 
     # HTTP API
     api_host: str = Field(default="127.0.0.1", description="Address `billing api` listens on.")
