@@ -9,6 +9,7 @@ Other tests' data never reaches these dashboards, and theirs never sees this one
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ import pytest
 from billing.clickhouse import client
 from billing.meters import active_meters
 from billing.platform.service import Service
+from billing.platform.topics import admin_client
 from billing.platform.superset import SupersetService
 from billing.settings import REPO_ROOT, Settings
 from producers.manifest import Manifest
@@ -29,6 +31,7 @@ from tests.integration.streams_harness import env_of, isolated, wait_for, worker
 
 UTC = timezone.utc
 CUSTOMERS, HISTORY_DAYS, HISTORY_EVENTS, LIVE_EVENTS = 80, 75, 20_000, 1_500
+WORKER = "dash"
 FAULTS = {"duplicate_rate": 0.02, "late_rate": 0.01, "malformed_rate": 0.005}
 
 
@@ -71,14 +74,17 @@ def snapshot_after(settings: Settings, moment: datetime):
 
 @pytest.fixture(scope="session")
 def pipeline(settings: Settings, warehouse: Service, kafka: Service,
-             tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    """Settings of this session's topics and databases, after the traffic went through and dbt built the marts."""
+             tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    """Settings of this session's topics and databases, after the traffic went through and dbt built the marts.
+
+    Its topics, both databases and the worker's state are deleted afterwards (kept with BILLING_TEST_KEEP=1).
+    """
     mine = isolated(settings, "dash", worker_metrics_interval_s=2.0)
     mine = mine.model_copy(update={"clickhouse_marts_database": f"{mine.clickhouse_database}_marts"})
     folder = tmp_path_factory.mktemp("simulated")
     now = datetime.now(UTC).replace(second=0, microsecond=0)
     live_start = now - timedelta(hours=1)
-    worker = worker_process(mine, "dash")
+    worker = worker_process(mine, WORKER)
     worker.start(timeout=120)
     try:
         manifests = [
@@ -95,7 +101,15 @@ def pipeline(settings: Settings, warehouse: Service, kafka: Service,
     build = subprocess.run([sys.executable, "-m", "billing", "dbt", "build"], cwd=REPO_ROOT, env=env,
                            capture_output=True, text=True, timeout=900)
     assert build.returncode == 0, f"billing dbt build failed:\n{build.stdout[-3000:]}\n{build.stderr[-2000:]}"
-    return mine
+    yield mine
+    if not os.environ.get("BILLING_TEST_KEEP"):
+        for database in (mine.clickhouse_marts_database, mine.clickhouse_database):
+            client(mine).command(f"DROP DATABASE IF EXISTS {database}")
+        admin = admin_client(mine.kafka_bootstrap)  # the session's topics and the worker's changelogs
+        mine_only = [t for t in admin.list_topics(timeout=10).topics if t.startswith(mine.worker_app_id)]
+        for deleted in admin.delete_topics(mine_only).values():
+            deleted.result()
+        shutil.rmtree(mine.state_dir / "worker" / f"{mine.worker_app_id}-{WORKER}", ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
