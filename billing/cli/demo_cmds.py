@@ -11,6 +11,7 @@ import typer
 
 from billing.cli.app import app, console
 from billing.errors import BillingError
+from billing.settings import get_settings
 from producers.customers import customer_id
 
 
@@ -62,3 +63,13 @@ def demo(
             raise BillingError(f"demo step {number} ({title}) failed; fix the error above and re-run `make demo`.")
         console.print(f"[green]done[/] in {time.monotonic() - started:.1f}s")
     console.rule("[bold green]demo complete")
+    settings = get_settings()
+    console.print(
+        f"dashboards  http://{settings.superset_host}:{settings.superset_port}  "
+        f"(login {settings.superset_admin_user} / see BILLING_SUPERSET_ADMIN_PASSWORD)\n"
+        f"API docs    http://{settings.api_host}:{settings.api_port}/docs\n"
+        f"worker      http://127.0.0.1:{settings.worker_web_port}/metrics\n"
+        f"SQL         billing sql \"SELECT meter, sum(value) FROM usage_rollups FINAL "
+        f"WHERE window_seconds = 3600 GROUP BY meter\"\n"
+        "stop        make down"
+    )

@@ -44,10 +44,15 @@ def _print_status() -> bool:
         table.add_column(column)
     rows = stack.status(get_settings())
     for row in rows:
-        state = "[green]healthy" if row.healthy else ("[yellow]unhealthy" if row.running else "[red]stopped")
+        if row.healthy:
+            state = "[green]healthy"
+        elif row.running:
+            state = "[yellow]unhealthy"
+        else:
+            state = "[dim]off (optional)" if row.optional else "[red]stopped"
         table.add_row(row.name, state, str(row.pid or "-"), row.endpoint, row.details)
     console.print(table)
-    return all(row.healthy for row in rows)
+    return all(row.ok for row in rows)
 
 
 @app.command()

@@ -19,12 +19,20 @@ class ServiceStatus:
     pid: int | None
     endpoint: str
     details: str = ""
+    optional: bool = False
+
+    @property
+    def ok(self) -> bool:
+        """Healthy, or an optional service that is simply not started."""
+        return self.healthy or (self.optional and not self.running)
 
 
 class Service(ABC):
     """A local component: installed by ``prepare``, run as a :class:`ManagedProcess`."""
 
     name: str
+    optional = False
+    """Optional services (heavy ones such as Superset) start only when named: `billing up superset`."""
 
     def __init__(self, settings: Settings):
         self.settings = settings
@@ -71,4 +79,5 @@ class Service(ABC):
             pid=running.pid if running else None,
             endpoint=self.endpoint,
             details=self.details() if healthy else "",
+            optional=self.optional,
         )

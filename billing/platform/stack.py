@@ -11,17 +11,20 @@ def services(settings: Settings) -> list[Service]:
     """Services in start order (stopped in reverse)."""
     from api.service import ApiService
     from billing.platform.kafka import KafkaService
+    from billing.platform.superset import SupersetService
     from billing.platform.warehouse import WarehouseService
     from streams.service import WorkerService
 
-    return [WarehouseService(settings), KafkaService(settings), WorkerService(settings), ApiService(settings)]
+    return [WarehouseService(settings), KafkaService(settings), WorkerService(settings), ApiService(settings),
+            SupersetService(settings)]
 
 
-def select(settings: Settings, names: list[str] | None) -> list[Service]:
-    """The services named (all when ``names`` is empty), in start order."""
+def select(settings: Settings, names: list[str] | None, *, with_optional: bool = True) -> list[Service]:
+    """The services named, in start order; when ``names`` is empty, all of them (optional ones
+    only ``with_optional``)."""
     every = services(settings)
     if not names:
-        return every
+        return [svc for svc in every if with_optional or not svc.optional]
     known = {svc.name: svc for svc in every}
     unknown = [n for n in names if n not in known]
     if unknown:
@@ -33,7 +36,7 @@ def up(settings: Settings, names: list[str] | None = None, on_start=None) -> Non
     """Start services in order; if one fails, stop the ones this call started and re-raise."""
     started: list[Service] = []
     try:
-        for svc in select(settings, names):
+        for svc in select(settings, names, with_optional=False):
             if on_start:
                 on_start(svc)
             if svc.start():

@@ -24,7 +24,7 @@ def free_port() -> int:
 
 @pytest.fixture()
 def env():
-    ports = [free_port() for _ in range(5)]
+    ports = [free_port() for _ in range(6)]
     return {
         **os.environ,
         "BILLING_STATE_DIR": str(STATE),
@@ -33,6 +33,7 @@ def env():
         "BILLING_CLICKHOUSE_URL": f"http://127.0.0.1:{ports[2]}",
         "BILLING_API_PORT": str(ports[3]),
         "BILLING_WORKER_WEB_PORT": str(ports[4]),
+        "BILLING_SUPERSET_PORT": str(ports[5]),
     }
 
 
@@ -59,7 +60,8 @@ def test_up_status_down_leaves_no_process_behind(env):
         status = billing(env, "status")
         assert status.returncode == 0, status.stdout + status.stderr
         assert "stopped" not in status.stdout and "unhealthy" not in status.stdout
-        assert status.stdout.count("healthy") == len(stack.services(Settings()))
+        assert status.stdout.count("healthy") == len(stack.select(Settings(), None, with_optional=False))
+        assert "off (optional)" in status.stdout, "Superset is optional and not started by a plain `up`"
         assert processes_using_state(), "services should run while up"
         again = billing(env, "up")
         assert again.returncode == 0, "up is idempotent"
