@@ -56,6 +56,7 @@ class SupersetService(Service):
     """Apache Superset on ``BILLING_SUPERSET_HOST:PORT`` with the project's dashboards imported."""
 
     name = "superset"
+    optional = True
 
     def __init__(self, settings: Settings, progress: Progress | None = None):
         super().__init__(settings)
