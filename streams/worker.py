@@ -12,8 +12,9 @@ from streams.app import StreamRuntime
 
 
 def worker_dir(settings: Settings, name: str) -> Path:
-    """Local state (RocksDB tables) of the worker called ``name``."""
-    return settings.state_dir / "worker" / name
+    """Local state (RocksDB tables) of the worker called ``name`` in the app (consumer group) of the
+    settings: Faust names table files after the table only, so another app id needs another folder."""
+    return settings.state_dir / "worker" / settings.worker_app_id / name
 
 
 def run_worker(settings: Settings, name: str, web_port: int, loglevel: str = "warning") -> None:
