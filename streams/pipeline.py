@@ -225,10 +225,12 @@ class UsageProcessor:
             out.counts["duplicates"] += 1
             return
         if seen is Seen.NEW:
-            entry = entry_for(record.partition, record.offset, now_s, self.config.dedup_retention_s)
-            self.dedup.put(record.partition, key, entry.encode())
+            raw = entry_for(record.partition, record.offset, now_s, self.config.dedup_retention_s).encode()
         else:
             out.counts["replayed"] += 1
+        # written again on a replay too: the local store may hold an entry whose changelog message
+        # was lost in a crash, and another worker taking over the partition recovers only the changelog
+        self.dedup.put(record.partition, key, raw)
         row = usage_rows(event, record.partition, record.offset, self.meters)["usage_events"][0]
         out.rows.setdefault("usage_events", []).append(row)
         meter = self.meters[event.type]

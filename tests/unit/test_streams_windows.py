@@ -255,3 +255,24 @@ def test_records_after_a_skipped_offset_are_held_back_until_the_gap_is_reread():
     reread = run(proc, [usage_record(n, x, "api_calls", T0, {"quantity": "1", "region": "eu"})
                         for n, x in ((1, "b"), (2, "c"), (3, "d"), (4, "e"))])
     assert not reread.hold and rollups(reread)[("c1", "api_calls", 3600, T0, "region=eu")][:2] == (Decimal(5), 5)
+
+
+def test_a_replayed_event_rewrites_its_idempotency_key():
+    """After a crash the local store may hold a key whose changelog message was lost; the replay
+    must write it again so a worker that later recovers the partition from the changelog has it."""
+
+    class Recording(DictStore):
+        def __init__(self):
+            super().__init__()
+            self.writes: list[bytes] = []
+
+        def put(self, partition, key, value):
+            self.writes.append(key)
+            super().put(partition, key, value)
+
+    dedup = Recording()
+    proc = processor((dedup, DictStore(), DictStore()))
+    record = usage_record(0, "a", "api_calls", T0, {"quantity": "1", "region": "eu"})
+    run(proc, [record])
+    replay = run(processor((dedup, proc.windows, proc.watermarks)), [record])
+    assert replay.counts["replayed"] == 1 and dedup.writes == [b"a", b"a"]
