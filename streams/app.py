@@ -12,6 +12,11 @@ Tables (``rocksdb://`` store through rocksdict, changelog-backed, partitioned li
 Faust picks the partition of a table write from the "current event"; a batch spans partitions, so
 writes are made with the current event set to an event of the partition that owns the key.
 
+Faust runs with ``processing_guarantee="at_least_once"``: its exactly-once mode has open reports
+of duplicates and crashes around rebalances, and is not needed because every state change and
+every warehouse row is idempotent (offset/sequence fencing, versioned ReplacingMergeTree rows).
+Table changelogs are produced in bulk through librdkafka (see :class:`PartitionTable`).
+
 Faust's own windowed tables are not used: they have no grace period or watermark and close
 windows only when a later event arrives. Windows here are plain keys, closed by a per-partition
 event-time watermark minus the grace period, and by the wall clock when a partition goes idle.
