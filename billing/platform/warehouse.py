@@ -71,14 +71,11 @@ class WarehouseService(Service):
         )
 
     def start(self) -> bool:
-        """Start the local endpoint (an external server is only migrated)."""
-        if is_local(self.settings):
-            return super().start()
-        self.after_start()
-        return False
+        """Start the local endpoint; an external server is used as it is (`billing warehouse migrate`)."""
+        return super().start() if is_local(self.settings) else False
 
     def after_start(self) -> None:
-        """Apply pending schema migrations, so the workers find their tables."""
+        """Apply pending schema migrations to the local endpoint, so the workers find their tables."""
         migrate(self.settings)
 
     def stop(self) -> bool:
