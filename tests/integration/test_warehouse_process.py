@@ -133,7 +133,7 @@ def test_sigterm_finishes_cleanly_and_keeps_data(tmp_path: Path) -> None:
         proc.wait(timeout=60)
 
 
-@pytest.mark.parametrize("url", ["http://10.1.2.3:8123", "https://clickhouse.example.com:8443"])
+@pytest.mark.parametrize("url", ["http://clickhouse.internal:8123", "https://clickhouse.example.com:8443"])
 def test_an_external_server_is_never_started_locally(settings: Settings, url: str) -> None:
     external = WarehouseService(settings.model_copy(update={"clickhouse_url": url}))
     assert external.start() is False and external.stop() is False
