@@ -3,21 +3,15 @@
 from __future__ import annotations
 
 import sys
-import urllib.error
-import urllib.request
 
-from billing.platform.process import ManagedProcess
+from billing.platform.process import ManagedProcess, http_ok
 from billing.platform.service import Service
 from billing.settings import REPO_ROOT
 
 
 def healthy(url: str, timeout: float = 2.0) -> bool:
     """True when ``GET <url>/healthz`` answers 200."""
-    try:
-        with urllib.request.urlopen(url + "/healthz", timeout=timeout) as response:
-            return response.status == 200
-    except (urllib.error.URLError, OSError):
-        return False
+    return http_ok(url + "/healthz", timeout=timeout)
 
 
 class ApiService(Service):

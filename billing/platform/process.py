@@ -14,6 +14,8 @@ import signal
 import socket
 import subprocess
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +43,15 @@ def port_owner(host: str, port: int) -> str | None:
     except (psutil.AccessDenied, psutil.NoSuchProcess):
         pass
     return "another process"
+
+
+def http_ok(url: str, expect: bytes | None = None, timeout: float = 2.0) -> bool:
+    """True when ``GET url`` answers 200 (and, with ``expect``, that body after stripping)."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status == 200 and (expect is None or response.read().strip() == expect)
+    except (urllib.error.URLError, OSError):
+        return False
 
 
 def tail(path: Path, lines: int = 15) -> str:

@@ -15,13 +15,11 @@ import secrets
 import shutil
 import subprocess
 import sys
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from billing.errors import PlatformError
-from billing.platform.process import ManagedProcess, tail
+from billing.platform.process import ManagedProcess, http_ok, tail
 from billing.platform.service import Service
 from billing.platform.superset_api import SupersetClient
 from billing.platform.superset_assets import ASSETS_DIR, bundle
@@ -40,11 +38,7 @@ def requirements_digest() -> str:
 
 def health(url: str, timeout: float = 2.0) -> bool:
     """True when Superset's ``/health`` answers ``OK``."""
-    try:
-        with urllib.request.urlopen(url.rstrip("/") + "/health", timeout=timeout) as response:
-            return response.status == 200 and response.read().strip() == b"OK"
-    except (urllib.error.URLError, OSError):
-        return False
+    return http_ok(url.rstrip("/") + "/health", b"OK", timeout)
 
 
 def _base_python() -> str:

@@ -9,13 +9,11 @@ is: nothing is started locally.
 from __future__ import annotations
 
 import sys
-import urllib.error
-import urllib.request
 from pathlib import Path
 from urllib.parse import urlparse
 
 from billing.migrations import migrate
-from billing.platform.process import ManagedProcess
+from billing.platform.process import ManagedProcess, http_ok
 from billing.platform.service import Service
 from billing.settings import REPO_ROOT, Settings
 
@@ -35,11 +33,7 @@ def is_local(settings: Settings) -> bool:
 
 def ping(url: str, timeout: float = 2.0) -> bool:
     """True when ``GET <url>/ping`` answers ``Ok.`` (the ClickHouse health check)."""
-    try:
-        with urllib.request.urlopen(url.rstrip("/") + "/ping", timeout=timeout) as response:
-            return response.status == 200 and response.read().strip() == b"Ok."
-    except (urllib.error.URLError, OSError):
-        return False
+    return http_ok(url.rstrip("/") + "/ping", b"Ok.", timeout)
 
 
 class WarehouseService(Service):

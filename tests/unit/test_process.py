@@ -126,3 +126,31 @@ def test_missing_executable_is_a_clear_error(tmp_path):
     )
     with pytest.raises(PlatformError, match="cannot run '/nonexistent/binary'"):
         proc.start(timeout=5)
+
+
+def test_http_ok_checks_status_and_body():
+    import http.server
+    import threading
+
+    from billing.platform.process import http_ok
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200 if self.path == "/ping" else 404)
+            self.end_headers()
+            self.wfile.write(b"Ok.\n")
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        assert http_ok(base + "/ping", b"Ok.")
+        assert http_ok(base + "/ping")
+        assert not http_ok(base + "/ping", b"OK")
+        assert not http_ok(base + "/missing")
+    finally:
+        server.shutdown()
+    assert not http_ok(base + "/ping")
