@@ -84,7 +84,7 @@ class Settings(BaseSettings):
         description="Superset's own virtualenv (its pins conflict with the pipeline's); shared by all state dirs.",
     )
     superset_workers: int = Field(default=1, ge=1, description="Gunicorn worker processes of Superset.")
-    superset_threads: int = Field(default=4, ge=1, description="Threads per Superset worker.")
+    superset_threads: int = Field(default=8, ge=1, description="Threads per Superset worker (requests wait on the warehouse).")
     superset_start_timeout_s: float = Field(default=180.0, gt=0, description="How long Superset may take to start.")
 
     # Usage contracts

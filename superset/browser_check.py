@@ -15,18 +15,23 @@ response, whether it drew something, any error text, and per dashboard a full-pa
 from __future__ import annotations
 
 import json
+import re
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 from playwright.sync_api import Page, Response, sync_playwright
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
 DRAWN = "canvas, svg, table, .header-line, .superset-legacy-chart-big-number, [data-test='big-number']"
 ERRORS = "[data-test='error-tooltip'], .alert-danger, [role='alert'], .ant-alert-error"
-LOAD_TIMEOUT_S = 90.0
+BAD_TEXT = ("Invalid format", "No results", "Unexpected error")
+CHARTS = "[data-test='chart-grid-component']"
+LOAD_TIMEOUT_S = 150.0
+EMPTY_RELOAD_S = 30.0
 
 
 def chart_ids(body: dict) -> list[int]:
@@ -40,14 +45,17 @@ def log_in(page: Page, url: str, username: str, password: str) -> None:
     page.fill("[data-test='username-input']", username)
     page.fill("[data-test='password-input']", password)
     page.click("[data-test='login-button']")
-    page.wait_for_url(lambda u: "/login" not in u, timeout=60_000, wait_until="commit")
+    page.wait_for_url(lambda u: "/login" not in u, timeout=120_000, wait_until="commit")
 
 
 def open_dashboard(page: Page, url: str, board: dict, folder: Path) -> dict:
     """Open one dashboard and describe each chart."""
     answers: dict[int, dict] = {}
+    page_errors: list[str] = []
 
     def on_response(response: Response) -> None:
+        if response.status >= 400:
+            page_errors.append(f"HTTP {response.status} {response.request.method} {response.url}")
         if "/api/v1/chart/data" not in response.url or response.request.method != "POST":
             return
         ids = chart_ids(json.loads(response.request.post_data or "{}"))
@@ -61,27 +69,47 @@ def open_dashboard(page: Page, url: str, board: dict, folder: Path) -> dict:
             answers[chart] = {"status": response.status, "rows": sum(int(r.get("rowcount") or 0) for r in results),
                               "errors": errors}
 
+    def on_page_error(error: Exception) -> None:
+        page_errors.append(str(error)[:300])
+
+    def on_request_failed(request) -> None:
+        if request.failure != "net::ERR_ABORTED":  # aborted by the next navigation: not a finding
+            page_errors.append(f"failed {request.method} {request.url}: {request.failure}")
+
     page.on("response", on_response)
+    page.on("pageerror", on_page_error)
+    page.on("requestfailed", on_request_failed)
     query = f"?{board['query']}" if board.get("query") else ""
     page.goto(f"{url}/superset/dashboard/{board['slug'] or board['id']}/{query}", wait_until="domcontentloaded")
     wanted = {c["id"] for c in board["charts"]}
-    deadline = time.monotonic() + LOAD_TIMEOUT_S
+    started = time.monotonic()
+    deadline, reloaded = started + LOAD_TIMEOUT_S, False
     while time.monotonic() < deadline:
-        spinning = page.locator("[data-test='chart-grid-component'] [data-test='loading-indicator'], "
-                                "[data-test='chart-grid-component'] .loading").count()
+        if not reloaded and time.monotonic() - started > EMPTY_RELOAD_S and not page.locator(CHARTS).count():
+            reloaded = True  # the single-page app occasionally leaves the grid empty: press F5 once, like a person
+            page.reload(wait_until="domcontentloaded")
+        spinning = page.locator(f"{CHARTS} [data-test='loading-indicator'], {CHARTS} .loading").count()
         if wanted <= answers.keys() and not spinning:
             break
         page.wait_for_timeout(500)
+    try:  # filter-value queries and the like: let the server finish them before the next dashboard
+        page.wait_for_load_state("networkidle", timeout=30_000)
+    except PlaywrightTimeout:
+        pass
     page.wait_for_timeout(1500)  # let the last animations finish drawing before the screenshot
     shot = folder / f"{board['slug'] or board['id']}.png"
     page.screenshot(path=str(shot), full_page=True)
     page.remove_listener("response", on_response)
+    page.remove_listener("pageerror", on_page_error)
+    page.remove_listener("requestfailed", on_request_failed)
     charts = []
     for chart in board["charts"]:
         slot = page.locator(f"[data-test-chart-id='{chart['id']}']")
         answer = answers.get(chart["id"])
         drawn = slot.locator(DRAWN).count() if slot.count() else 0
         error_text = slot.locator(ERRORS).all_inner_texts() if slot.count() else []
+        shown = slot.inner_text() if slot.count() else ""
+        error_text += [bad for bad in BAD_TEXT if bad in shown]
         problem = ""
         if not slot.count():
             problem = "not on the page"
@@ -97,7 +125,8 @@ def open_dashboard(page: Page, url: str, board: dict, folder: Path) -> dict:
             problem = "nothing drawn"
         charts.append({"id": chart["id"], "name": chart["name"], "rows": answer["rows"] if answer else 0,
                        "drawn": drawn, "problem": problem})
-    return {"title": board["title"], "slug": board["slug"], "screenshot": str(shot), "charts": charts}
+    return {"title": board["title"], "slug": board["slug"], "screenshot": str(shot), "charts": charts,
+            "page_errors": page_errors, "reloaded": reloaded}
 
 
 def main() -> None:
@@ -109,6 +138,8 @@ def main() -> None:
             profile, executable_path=job["chromium"], headless=True, args=CHROMIUM_FLAGS,
             viewport={"width": 1600, "height": 1000}, device_scale_factor=1,
         )
+        # Only the Superset server is reachable: anything else the page asks for is refused and reported.
+        context.route(re.compile(f"^(?!{re.escape(job['url'])}/)"), lambda route: route.abort())
         page = context.new_page()
         log_in(page, job["url"], job["username"], job["password"])
         report = [open_dashboard(page, job["url"], board, folder) for board in job["dashboards"]]

@@ -44,7 +44,26 @@ SQLLAB_TIMEOUT = 60
 SUPERSET_WEBSERVER_TIMEOUT = 120
 SQLALCHEMY_TRACK_MODIFICATIONS = False
 
-# A local, single-user tool bound to loopback: no HTTPS redirects or strict-transport headers.
-TALISMAN_ENABLED = False
+# The page may load nothing from elsewhere: Superset's prebuilt frontend embeds an outside analytics
+# pixel on every page, and map tiles and web fonts come from outside too. A same-origin content
+# security policy keeps the browser from contacting any of them. Loopback only: plain HTTP.
+_SAME_ORIGIN = ["'self'"]
+TALISMAN_ENABLED = True
+TALISMAN_CONFIG = {
+    "content_security_policy": {
+        "base-uri": _SAME_ORIGIN,
+        "default-src": _SAME_ORIGIN,
+        "img-src": [*_SAME_ORIGIN, "blob:", "data:"],
+        "worker-src": [*_SAME_ORIGIN, "blob:"],
+        "connect-src": _SAME_ORIGIN,
+        "object-src": "'none'",
+        "style-src": [*_SAME_ORIGIN, "'unsafe-inline'"],
+        "font-src": [*_SAME_ORIGIN, "data:"],
+        "script-src": [*_SAME_ORIGIN, "'strict-dynamic'"],
+    },
+    "content_security_policy_nonce_in": ["script-src"],
+    "force_https": False,
+    "session_cookie_secure": False,
+}
 SESSION_COOKIE_SAMESITE = "Lax"
 WTF_CSRF_TIME_LIMIT = None

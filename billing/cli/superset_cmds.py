@@ -78,7 +78,8 @@ def check(
     for column in ("dashboard", "charts", "rendered", "problems", "screenshot"):
         table.add_column(column)
     for board in report:
-        problems = "; ".join(f"{c['name']}: {c['problem']}" for c in board["charts"] if c["problem"])
+        problems = "; ".join([f"{c['name']}: {c['problem']}" for c in board["charts"] if c["problem"]]
+                             + [f"page error: {e}" for e in board["page_errors"]])
         rendered = sum(1 for c in board["charts"] if not c["problem"])
         table.add_row(board["title"], str(len(board["charts"])), str(rendered), problems or "-", board["screenshot"])
     console.print(table)

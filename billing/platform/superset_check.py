@@ -58,8 +58,9 @@ def check_dashboards(svc: SupersetService, screenshots: Path, select: dict[str, 
 
     ``select`` preselects native filters by name (``{"Region": ["EMEA"]}``) on the dashboards that
     have them; the others are opened unfiltered. Returns ``[{"title", "slug", "screenshot", "charts":
-    [{"id", "name", "rows", "drawn", "problem"}]}]``; ``problem`` is empty for a chart that answered
-    rows and drew them without error.
+    [{"id", "name", "rows", "drawn", "problem"}], "page_errors", "reloaded"}]``; ``problem`` is empty
+    for a chart that answered rows and drew them without error, ``page_errors`` are the page's
+    uncaught JavaScript errors and ``reloaded`` tells that an empty page was reloaded once.
     """
     chromium = ensure_chromium()
     boards = []

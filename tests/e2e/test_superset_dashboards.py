@@ -32,7 +32,7 @@ def test_every_dashboard_renders_every_chart_with_data(superset: SupersetService
     for board in report:
         assert board["charts"], f"{board['title']} has no charts"
         failures = {c["name"]: c["problem"] for c in board["charts"] if c["problem"]}
-        assert not failures, f"{board['title']}: {failures}"
+        assert not failures, f"{board['title']}: {failures}; page errors: {board['page_errors']}"
         assert all(c["rows"] > 0 and c["drawn"] > 0 for c in board["charts"])
         shot = SCREENSHOTS / f"{board['slug']}.png"
         assert shot.stat().st_size > 20_000, f"{shot} looks empty"
@@ -70,6 +70,15 @@ def test_a_native_filter_narrows_every_business_dashboard(superset: SupersetServ
 
     for title in BUSINESS:
         failures = {c["name"]: c["problem"] for c in report[title]["charts"] if c["problem"]}
-        assert not failures, f"{title} filtered to {region}: {failures}"
+        assert not failures, f"{title} filtered to {region}: {failures}; page errors: {report[title]['page_errors']}"
     by_region = next(c for c in report["Revenue"]["charts"] if c["name"] == "Revenue by region")
     assert by_region["rows"] == 1
+
+
+def test_pages_contact_nothing_outside_the_server(superset: SupersetService, tmp_path) -> None:
+    """Superset's prebuilt frontend embeds an outside analytics pixel; the content security policy of
+    superset_config.py must stop the browser before any request leaves the machine."""
+    report = check_dashboards(superset, tmp_path)
+    outside = [e for board in report for e in board["page_errors"]
+               if e.startswith("failed ") and not e.split()[2].startswith(superset.endpoint)]
+    assert all(e.endswith(": csp") for e in outside), outside

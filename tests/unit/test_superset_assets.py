@@ -122,3 +122,28 @@ def test_cli_reports_a_stopped_superset_in_one_line(tmp_path) -> None:
     assert done.stderr.strip().startswith("error: cannot reach Superset at http://127.0.0.1:")
     assert "billing superset up" in done.stderr and "Traceback" not in done.stderr
     assert not (tmp_path / "out").exists()
+
+
+D3_FORMAT = re.compile(r"(.?[<>=^])?[-+( ]?[$#]?0?\d*,?(\.\d+)?~?[%bcdefgnoprsxX]?")
+NAMED_FORMATS = {"SMART_NUMBER", "DURATION", "DURATION_SUB", "smart_date"}
+
+
+def formats(node):
+    """Every number format named anywhere in an asset (d3format, y_axis_format, number_format...)."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if isinstance(value, str) and (key == "d3format" or key.endswith("_format")) and "time" not in key:
+                yield key, value
+            else:
+                yield from formats(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from formats(item)
+
+
+def test_every_number_format_is_one_superset_knows() -> None:
+    found = [(name, key, value) for name, text in asset_files().items()
+             for key, value in formats(yaml.safe_load(text)) if value]
+    assert found
+    for name, key, value in found:
+        assert value in NAMED_FORMATS or D3_FORMAT.fullmatch(value), f"{name}: {key} {value!r}"
