@@ -208,14 +208,15 @@ class UsageProcessor:
         for partition in touched:
             self._save_watermark(partition)
             self.close_due(partition, self.watermark(partition), out)
-        self._save(out)
+        self._save(out, touched)
 
     def close_idle(self, partitions: Iterable[int], out: Output) -> None:
         """Close windows of idle ``partitions`` by the wall clock (their event time stopped moving)."""
         now_s = self.clock()
+        partitions = set(partitions)
         for partition in partitions:
             self.close_due(partition, max(self.watermark(partition), int(now_s * 1_000_000)), out)
-        self._save(out)
+        self._save(out, partitions)
 
     def _apply(self, event: UsageEvent, record: Record, now_s: float, out: Output) -> None:
         key = event.id.encode()
@@ -327,9 +328,12 @@ class UsageProcessor:
         state.closed = True
         self._live.pop(wkey, None)
 
-    def _save(self, out: Output) -> None:
+    def _save(self, out: Output, partitions: set[int]) -> None:
+        """Store the windows of ``partitions`` changed in this batch (an output may span several
+        calls, one per partition; each stores only its own)."""
         for wkey, state in out.windows.items():
-            self.windows.put(state.partition, wkey, state.encode())
+            if state.partition in partitions:
+                self.windows.put(state.partition, wkey, state.encode())
 
     def open_windows(self, partition: int) -> int:
         """Number of index entries of open windows of ``partition`` (may include closed ones)."""

@@ -257,20 +257,34 @@ def test_records_after_a_skipped_offset_are_held_back_until_the_gap_is_reread():
     assert not reread.hold and rollups(reread)[("c1", "api_calls", 3600, T0, "region=eu")][:2] == (Decimal(5), 5)
 
 
+class RecordingStore(DictStore):
+    """A store that remembers the key of every write."""
+
+    def __init__(self):
+        super().__init__()
+        self.writes: list[bytes] = []
+
+    def put(self, partition, key, value):
+        self.writes.append(key)
+        super().put(partition, key, value)
+
+
+def test_a_batch_over_several_partitions_stores_each_changed_window_once():
+    windows = RecordingStore()
+    proc = processor((DictStore(), windows, DictStore()))
+    out = Output()
+    for partition, customer in enumerate(("c1", "c2", "c3")):
+        proc.process([usage_record(0, f"e{partition}", "api_calls", T0, {"quantity": "1", "region": "eu"},
+                                   customer=customer, partition=partition)], out)
+    assert len(out.windows) == 6
+    assert sorted(windows.writes) == sorted(out.windows)
+
+
 def test_a_replayed_event_rewrites_its_idempotency_key():
     """After a crash the local store may hold a key whose changelog message was lost; the replay
     must write it again so a worker that later recovers the partition from the changelog has it."""
 
-    class Recording(DictStore):
-        def __init__(self):
-            super().__init__()
-            self.writes: list[bytes] = []
-
-        def put(self, partition, key, value):
-            self.writes.append(key)
-            super().put(partition, key, value)
-
-    dedup = Recording()
+    dedup = RecordingStore()
     proc = processor((dedup, DictStore(), DictStore()))
     record = usage_record(0, "a", "api_calls", T0, {"quantity": "1", "region": "eu"})
     run(proc, [record])
