@@ -145,6 +145,7 @@ class UsageProcessor:
         self._rewinding: dict[int, int] = {}  # partition -> skipped offset the consumer was rewound to
         self._open: dict[int, list[tuple[int, bytes]]] = {}
         self._live: dict[bytes, WindowState] = {}  # open windows, kept decoded
+        self._unclaimed: dict[int, tuple[list, dict]] = {}  # indexed open windows of partitions not loaded yet
 
     # ------------------------------------------------------------------ partitions and watermarks
 
@@ -154,23 +155,30 @@ class UsageProcessor:
         if mark is None:
             raw = self.watermarks.get(b"%d" % partition)
             mark, self._next_offset[partition] = orjson.loads(raw) if raw else (0, None)
-            self._watermark[partition] = mark
             self._index_open_windows(partition)
+            self._watermark[partition] = mark
         return mark
 
     def _index_open_windows(self, partition: int) -> None:
-        heap: list[tuple[int, bytes]] = []
-        for key, raw in self.windows.items():
-            state = WindowState.decode(raw)
-            if state.partition == partition and not state.closed:
-                heap.append((state.end, key))
-                self._live[key] = state
+        """Load the open windows of ``partition``. One scan of the store indexes every partition in
+        it; the others are kept until their first record, so a restart reads the store once."""
+        if partition not in self._unclaimed:
+            self._unclaimed = {}
+            for key, raw in self.windows.items():
+                state = WindowState.decode(raw)
+                if not state.closed and state.partition not in self._watermark:
+                    heap, live = self._unclaimed.setdefault(state.partition, ([], {}))
+                    heap.append((state.end, key))
+                    live[key] = state
+        heap, live = self._unclaimed.pop(partition, ([], {}))
         heapq.heapify(heap)
         self._open[partition] = heap
+        self._live.update(live)
 
     def forget(self, partitions: Iterable[int]) -> None:
         """Drop in-memory state of partitions this worker no longer owns (after a rebalance)."""
         gone = set(partitions)
+        self._unclaimed = {}
         for partition in gone:
             self._watermark.pop(partition, None)
             self._next_offset.pop(partition, None)
