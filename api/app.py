@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
-
 from api import problems
 from api.context import ApiContext
+from api.direct import BillingApi
 from api.keys import KeyCache, KeyStore, store_path
 from api.metrics import MetricsMiddleware
 from api.previews import Previews
@@ -34,7 +33,7 @@ it once the stream worker has stored it.
 """
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None) -> BillingApi:
     """A new API app; its Kafka producer lives for the app's lifespan."""
     settings = settings or get_settings()
     ctx = ApiContext(
@@ -49,7 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
 
     @asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(_app: BillingApi) -> AsyncIterator[None]:
         ctx.producer = EventProducer(settings)
         try:
             yield
@@ -57,7 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             ctx.producer.close()
             ctx.warehouse.close()
 
-    app = FastAPI(title="Billing API", version="1", description=DESCRIPTION, lifespan=lifespan)
+    app = BillingApi(title="Billing API", version="1", description=DESCRIPTION, lifespan=lifespan)
     app.state.ctx = ctx
     problems.install(app)
     app.add_middleware(MetricsMiddleware)

@@ -7,7 +7,7 @@ import math
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from api.context import context
+from api.context import ApiContext, context
 from api.keys import ApiKey
 from api.problems import Problem
 
@@ -15,14 +15,19 @@ bearer = HTTPBearer(auto_error=False, description="An API key from `billing apik
 CHALLENGE = {"WWW-Authenticate": "Bearer"}
 
 
-async def authenticated(request: Request,
-                        credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> ApiKey:
-    """The API key of the request, after its rate limit; 401 or 429 otherwise."""
-    if credentials is None:
+def bearer_token(authorization: str | None) -> str | None:
+    """The credentials of an ``Authorization: Bearer <token>`` header value (as :data:`bearer` reads them)."""
+    scheme, _, token = (authorization or "").partition(" ")
+    token = token.strip()
+    return token if scheme.lower() == "bearer" and token else None
+
+
+def authorize(ctx: ApiContext, token: str | None) -> ApiKey:
+    """The API key of ``token``, after its rate limit; a 401 or 429 Problem otherwise."""
+    if token is None:
         raise Problem(401, "missing API key: send `Authorization: Bearer <key>`", kind="unauthenticated",
                       headers=CHALLENGE)
-    ctx = context(request)
-    key = ctx.keys.get(credentials.credentials)
+    key = ctx.keys.get(token)
     if key is None:
         raise Problem(401, "unknown or revoked API key", kind="unauthenticated", headers=CHALLENGE)
     if key.rate_per_s:
@@ -35,6 +40,12 @@ async def authenticated(request: Request,
         raise Problem(429, f"rate limit of {rate:g} requests/s exceeded for key {key.key_id}; retry in {retry}s",
                       kind="rate-limited", headers={"Retry-After": str(retry)})
     return key
+
+
+async def authenticated(request: Request,
+                        credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> ApiKey:
+    """The API key of the request, after its rate limit; 401 or 429 otherwise."""
+    return authorize(context(request), credentials.credentials if credentials else None)
 
 
 async def admin(key: ApiKey = Depends(authenticated)) -> ApiKey:

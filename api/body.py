@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import Request
+from collections.abc import AsyncIterable, AsyncIterator
+
+from starlette.requests import ClientDisconnect
+from starlette.types import Receive
 
 from api.problems import Problem
 
@@ -11,15 +14,25 @@ def _too_large(limit: int) -> Problem:
     return Problem(413, f"request body exceeds {limit} bytes", kind="body-too-large")
 
 
-async def read_limited(request: Request, limit: int) -> bytes:
-    """The request body, or a 413 Problem as soon as it is known to exceed ``limit`` bytes."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
+async def read_limited(content_length: str | None, chunks: AsyncIterable[bytes], limit: int) -> bytes:
+    """The body (``chunks``), or a 413 Problem as soon as it is known to exceed ``limit`` bytes."""
+    if content_length and content_length.isdigit() and int(content_length) > limit:
         raise _too_large(limit)
-    chunks, size = [], 0
-    async for chunk in request.stream():
+    parts, size = [], 0
+    async for chunk in chunks:
         size += len(chunk)
         if size > limit:
             raise _too_large(limit)
-        chunks.append(chunk)
-    return b"".join(chunks)
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+async def asgi_chunks(receive: Receive) -> AsyncIterator[bytes]:
+    """The body chunks of an ASGI request; ClientDisconnect when the client goes away first."""
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        yield message.get("body", b"")
+        if not message.get("more_body", False):
+            return

@@ -6,6 +6,7 @@ With several uvicorn workers set ``PROMETHEUS_MULTIPROC_DIR`` (``billing api`` d
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 
@@ -24,6 +25,28 @@ DELIVERY = Histogram(
     "billing_api_kafka_delivery_seconds", "Time from produce to confirmed delivery of one request's events.",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0),
 )
+
+
+def record(method: str, route: str, status: int, seconds: float) -> None:
+    """Count one request and observe its latency."""
+    _requests(method, route, status).inc()
+    _latency(route).observe(seconds)
+
+
+@functools.cache
+def _requests(method: str, route: str, status: int) -> Counter:
+    return REQUESTS.labels(method, route, str(status))
+
+
+@functools.cache
+def _latency(route: str) -> Histogram:
+    return LATENCY.labels(route)
+
+
+@functools.cache
+def events(outcome: str) -> Counter:
+    """The events counter of ``outcome``."""
+    return EVENTS.labels(outcome)
 
 
 class MetricsMiddleware:
@@ -48,9 +71,8 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, record_status)
         finally:
-            route = getattr(scope.get("route"), "path", "unmatched")
-            REQUESTS.labels(scope["method"], route, str(status)).inc()
-            LATENCY.labels(route).observe(time.perf_counter() - started)
+            record(scope["method"], getattr(scope.get("route"), "path", "unmatched"), status,
+                   time.perf_counter() - started)
 
 
 def metrics_response() -> Response:

@@ -42,11 +42,21 @@ class Problem(Exception):
             document["instance"] = instance
         return {**document, **self.extra}
 
+    def encode(self, instance: str | None = None) -> bytes:
+        """The problem document as JSON."""
+        return orjson.dumps(self.body(instance), default=str)
+
 
 def problem_response(problem: Problem, instance: str | None = None) -> Response:
     """``problem`` as an ``application/problem+json`` response."""
-    return Response(orjson.dumps(problem.body(instance), default=str), status_code=problem.status,
-                    media_type=PROBLEM_JSON, headers=problem.headers)
+    return Response(problem.encode(instance), status_code=problem.status, media_type=PROBLEM_JSON,
+                    headers=problem.headers)
+
+
+def unexpected(exc: Exception, method: str, path: str) -> Problem:
+    """Log an unhandled error of a request and describe it as a 500 problem."""
+    log.error("unhandled error on %s %s", method, path, exc_info=exc)
+    return Problem(500, f"internal error ({exc.__class__.__name__}); see the API log", kind="internal-error")
 
 
 def _validation_detail(exc: RequestValidationError) -> tuple[str, list[dict[str, str]]]:
@@ -76,8 +86,4 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return problem_response(
-            Problem(500, f"internal error ({exc.__class__.__name__}); see the API log", kind="internal-error"),
-            request.url.path,
-        )
+        return problem_response(unexpected(exc, request.method, request.url.path), request.url.path)

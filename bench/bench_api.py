@@ -129,7 +129,7 @@ def _wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 60.0) -> No
         if proc.poll() is not None:
             raise RuntimeError(f"billing api exited with {proc.returncode}")
         try:
-            with urllib.request.urlopen(url + "/readyz", timeout=2) as response:
+            with urllib.request.urlopen(url + "/healthz", timeout=2) as response:
                 if response.status == 200:
                     return
         except OSError:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterable
 from datetime import datetime, timezone
 
 import orjson
@@ -14,7 +15,7 @@ from api.body import read_limited
 from api.context import ApiContext, context
 from api.ingest import ACCEPTED_MEDIA, Item, Status, check_media, decode, digest, forbidden_subjects, mark_repeats, summary, validate
 from api.keys import ApiKey
-from api.metrics import DELIVERY, EVENTS
+from api.metrics import DELIVERY, events
 from api.problems import Problem
 
 router = APIRouter(tags=["usage ingest"])
@@ -54,10 +55,20 @@ _RESULT = {"accepted": 1, "duplicate": 0, "rejected": 0, "failed": 0,
     },
 )
 async def post_events(request: Request, key: ApiKey = Depends(authenticated)) -> Response:
-    ctx = context(request)
+    headers = request.headers
+    body = await ingest(context(request), key, headers.get("content-type"), headers.get("content-length"),
+                        request.stream())
+    return Response(body, status_code=202, media_type="application/json")
+
+
+async def ingest(ctx: ApiContext, key: ApiKey, content_type: str | None, content_length: str | None,
+                 chunks: AsyncIterable[bytes]) -> bytes:
+    """The 202 response body of a usage request by ``key``, or a Problem. Shared by the route and
+    :mod:`api.direct`, which serves it without FastAPI's per-request machinery."""
     settings = ctx.settings
-    media = check_media(request.headers.get("content-type"))
-    documents = decode(await read_limited(request, settings.api_max_body_bytes), media, settings.api_max_batch_events)
+    media = check_media(content_type)
+    raw = await read_limited(content_length, chunks, settings.api_max_body_bytes)
+    documents = decode(raw, media, settings.api_max_batch_events)
     items = validate(documents, {"meters": ctx.meters, "now": datetime.now(timezone.utc),
                                  "future_tolerance": settings.usage_future_tolerance_s})
     forbidden = forbidden_subjects(items, key)
@@ -70,14 +81,14 @@ async def post_events(request: Request, key: ApiKey = Depends(authenticated)) ->
     body = summary(items)
     for status in Status:
         if body[status]:
-            EVENTS.labels(status.value).inc(body[status])
+            events(status.value).inc(body[status])
     if body["failed"]:
         raise Problem(503, f"Kafka did not confirm {body['failed']} event(s); resend the request (event ids make it safe)",
                       kind="delivery-failed", headers={"Retry-After": "1"}, **body)
     if not body["accepted"] and not body["duplicate"]:
         detail = items[0].reason if len(items) == 1 else f"none of the {len(items)} events is valid"
         raise Problem(422, detail, kind="invalid-events", **body)
-    return Response(orjson.dumps(body), status_code=202, media_type="application/json")
+    return orjson.dumps(body)
 
 
 async def _deliver(ctx: ApiContext, items: list[Item]) -> None:

@@ -1,0 +1,72 @@
+"""``POST /v1/events`` served straight from the ASGI scope.
+
+Ingest is the hot path, and FastAPI's per-request machinery (middleware stack, routing, dependency
+solving, Response objects) cost more CPU than the ingest itself. :class:`BillingApi` therefore
+answers ``POST /v1/events`` with the same steps as the route (:func:`api.auth.authorize`,
+:func:`api.routes.events.ingest`, problem documents, request metrics) and hands every other request
+to FastAPI. The route stays registered: it is what the OpenAPI document describes.
+"""
+
+from __future__ import annotations
+
+import time
+
+from fastapi import FastAPI
+from starlette.requests import ClientDisconnect
+from starlette.types import Receive, Scope, Send
+
+from api.auth import authorize, bearer_token
+from api.body import asgi_chunks
+from api.context import ApiContext
+from api.metrics import record
+from api.problems import PROBLEM_JSON, Problem, unexpected
+from api.routes.events import ingest
+
+PATH = "/v1/events"
+_JSON = b"application/json"
+_PROBLEM = PROBLEM_JSON.encode()
+
+
+class BillingApi(FastAPI):
+    """FastAPI with the direct ingest path."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == PATH and scope["method"] == "POST":
+            await serve_events(self.state.ctx, scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
+
+
+def _headers(scope: Scope) -> dict[bytes, str]:
+    """The request headers this path reads (first occurrence of each)."""
+    found: dict[bytes, str] = {}
+    for name, value in scope["headers"]:
+        if name in (b"authorization", b"content-type", b"content-length") and name not in found:
+            found[name] = value.decode("latin-1")
+    return found
+
+
+async def _respond(send: Send, status: int, body: bytes, media: bytes, extra: dict[str, str] | None = None) -> None:
+    headers = [(b"content-length", str(len(body)).encode()), (b"content-type", media)]
+    if extra:
+        headers += [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in extra.items()]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def serve_events(ctx: ApiContext, scope: Scope, receive: Receive, send: Send) -> None:
+    """Answer one ``POST /v1/events`` request."""
+    started = time.perf_counter()
+    headers = _headers(scope)
+    try:
+        key = authorize(ctx, bearer_token(headers.get(b"authorization")))
+        body = await ingest(ctx, key, headers.get(b"content-type"), headers.get(b"content-length"),
+                            asgi_chunks(receive))
+        status, media, extra = 202, _JSON, None
+    except ClientDisconnect:
+        return
+    except Exception as exc:  # noqa: BLE001 - every error becomes a problem document
+        problem = exc if isinstance(exc, Problem) else unexpected(exc, "POST", PATH)
+        status, body, media, extra = problem.status, problem.encode(PATH), _PROBLEM, problem.headers
+    await _respond(send, status, body, media, extra)
+    record("POST", PATH, status, time.perf_counter() - started)
