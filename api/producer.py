@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from confluent_kafka import KafkaError, KafkaException, Producer
 
@@ -44,52 +44,85 @@ def producer_config(settings: Settings) -> dict:
 
 
 class _Pending:
-    """Delivery results of one ``send`` call."""
+    """Delivery results of one ``send`` call; handed to ``completed`` once every record is reported."""
 
-    __slots__ = ("loop", "future", "errors", "remaining")
+    __slots__ = ("future", "errors", "remaining", "completed", "lock")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, size: int):
-        self.loop = loop
+    def __init__(self, loop: asyncio.AbstractEventLoop, size: int, completed: Callable[[_Pending], None]):
         self.future: asyncio.Future = loop.create_future()
         self.errors: list[str | None] = [None] * size
         self.remaining = size
+        self.completed = completed
+        self.lock = threading.Lock()
+
+    def report(self, index: int, error: str | None) -> None:
+        """Record the outcome of one record (from either thread)."""
+        with self.lock:
+            if error is not None:
+                self.errors[index] = error
+            self.remaining -= 1
+            finished = self.remaining == 0
+        if finished:
+            self.completed(self)
 
     def callback(self, index: int):
         def delivered(err: KafkaError | None, _msg) -> None:
-            if err is not None:
-                self.errors[index] = err.str()
-            self.remaining -= 1
-            if self.remaining == 0:
-                try:
-                    self.loop.call_soon_threadsafe(self._finish)
-                except RuntimeError:  # the loop is gone (shutdown flush)
-                    pass
+            self.report(index, None if err is None else err.str())
         return delivered
 
-    def _finish(self) -> None:
+    def finish(self) -> None:
         if not self.future.done():
             self.future.set_result(self.errors)
 
 
+def _finish_all(pendings: list[_Pending]) -> None:
+    for pending in pendings:
+        pending.finish()
+
+
 class EventProducer:
-    """One confluent-kafka producer per API worker plus its delivery-report thread."""
+    """One confluent-kafka producer per API worker plus its delivery-report thread.
+
+    The thread serves librdkafka's delivery reports and, after each poll, wakes the event loop
+    once with every request completed in it (not once per request).
+    """
 
     def __init__(self, settings: Settings):
         self.settings = settings
         self._producer = Producer(producer_config(settings))
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._done: list[_Pending] = []
+        self._done_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._serve_callbacks, name="api-kafka-poll", daemon=True)
         self._thread.start()
 
+    def _completed(self, pending: _Pending) -> None:
+        with self._done_lock:
+            self._done.append(pending)
+
     def _serve_callbacks(self) -> None:
         while not self._stop.is_set():
             self._producer.poll(0.05)
+            self._hand_over()
+
+    def _hand_over(self) -> None:
+        """Resolve the requests completed since the last call on the event loop."""
+        with self._done_lock:
+            done, self._done = self._done, []
+        if not done:
+            return
+        try:
+            self._loop.call_soon_threadsafe(_finish_all, done)
+        except RuntimeError:  # the loop is gone (shutdown flush)
+            pass
 
     async def send(self, topic: str, records: Sequence[Record]) -> list[str | None]:
         """Produce ``records`` and wait for their delivery reports; per record None or an error."""
         if not records:
             return []
-        pending = _Pending(asyncio.get_running_loop(), len(records))
+        self._loop = asyncio.get_running_loop()
+        pending = _Pending(self._loop, len(records), self._completed)
         produce = self._producer.produce
         for index, (key, value) in enumerate(records):
             while True:
@@ -99,7 +132,7 @@ class EventProducer:
                 except BufferError:  # local queue full: let the poll thread drain it
                     await asyncio.sleep(0.005)
                 except KafkaException as exc:
-                    pending.callback(index)(exc.args[0], None)
+                    pending.report(index, exc.args[0].str())
                     break
         timeout = self.settings.api_delivery_timeout_s + 2.0
         try:
