@@ -69,11 +69,11 @@ def _decimal(value: Any, scale: int) -> Decimal:
     return Decimal(value).scaleb(-scale) if scale > 0 else Decimal(value)
 
 
-def _usage_rows(generator: UsageGenerator, window_us: int) -> list[tuple]:
+def _usage_rows(generator: UsageGenerator, hourly: dict, window_us: int) -> list[tuple]:
     """(customer index, meter index, window start us, value, events) for one granularity."""
-    truth = generator.truth
+    daily_distinct = generator.truth.daily_distinct if window_us != HOUR_US else {}
     merged: dict[tuple, list] = {}
-    for (ci, mi, hour), (value, events) in truth.hourly.items():
+    for (ci, mi, hour), (value, events) in hourly.items():
         key = (ci, mi, hour - hour % window_us)
         slot = merged.get(key)
         if slot is None:
@@ -92,7 +92,7 @@ def _usage_rows(generator: UsageGenerator, window_us: int) -> list[tuple]:
         agg = generator.meter_agg[mi]
         scale = max(generator.meter_scale[mi], 0) if generator.value_is_quantity[mi] else 0
         if agg is Aggregation.UNIQUE_COUNT:
-            distinct = value if window_us == HOUR_US else truth.daily_distinct[(ci, mi, start)]
+            distinct = value if window_us == HOUR_US else daily_distinct[(ci, mi, start)]
             exact = Decimal(len(distinct))
         elif agg is Aggregation.COUNT:
             exact = Decimal(events)
@@ -111,8 +111,9 @@ def write_manifest(path: Path, summary: dict, customers: list[CustomerProfile], 
     path.mkdir(parents=True, exist_ok=True)
     ids = [c.id for c in customers]
     names = generator.meter_names
+    hourly = generator.truth.hourly
     for window_us, file_name in GRANULARITIES.values():
-        rows = _usage_rows(generator, window_us)
+        rows = _usage_rows(generator, hourly, window_us)
         table = pa.table({
             "customer_id": pa.array([ids[r[0]] for r in rows], pa.string()),
             "meter": pa.array([names[r[1]] for r in rows], pa.string()),

@@ -174,7 +174,8 @@ class Simulator:
         self.sink.close()
         seconds = time.monotonic() - timer_start
         usage_counts = Counter()
-        for (ci, _, _), (_, events) in generator.truth.hourly.items():
+        hourly = generator.truth.hourly
+        for (ci, _, _), (_, events) in hourly.items():
             usage_counts[customers[ci].id] += events
         for event_id, ci, *_ in generator.truth.duplicates:
             usage_counts[customers[ci].id] += 1
@@ -183,11 +184,12 @@ class Simulator:
         self.counts["usage"] = usage_counts
         records = {topic: sum(c.values()) for topic, c in sorted(self.counts.items())}
         if self.manifest_dir is not None:
-            write_manifest(self.manifest_dir, self._summary(start, end, records, generator, sent), customers,
+            write_manifest(self.manifest_dir, self._summary(start, end, records, generator, hourly, sent), customers,
                            generator, self.sent_accounts, self.counts)
         return SimulationResult(records=records, usage_events=sent, seconds=seconds, manifest=self.manifest_dir)
 
-    def _summary(self, start: datetime, end: datetime, records: dict, generator: UsageGenerator, sent: int) -> dict:
+    def _summary(self, start: datetime, end: datetime, records: dict, generator: UsageGenerator, hourly: dict,
+                 sent: int) -> dict:
         truth = generator.truth
         config = asdict(self.config)
         config["start"] = start.isoformat()
@@ -198,7 +200,7 @@ class Simulator:
             "records": records,
             "usage": {
                 "slots": sent,
-                "unique_valid": sum(events for _, events in truth.hourly.values()),
+                "unique_valid": sum(events for _, events in hourly.values()),
                 "duplicates": len(truth.duplicates),
                 "late": len(truth.late),
                 "malformed": len(truth.malformed),

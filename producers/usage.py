@@ -2,16 +2,19 @@
 
 Everything random comes from one ``random.Random`` seeded by the run seed, so a given seed and
 sequence of batches always yields the same bytes. Customers are sampled by their Pareto weight
-times the diurnal/weekly curve of their time zone; quantities come from per-meter lognormal tables
-drawn once at start. While generating, the exact ground truth is folded in (see
+times the diurnal/weekly curve of their time zone; meters, quantities and endpoints are looked up in
+tables of ``2**TABLE_BITS`` entries built once at start, indexed by 16-bit draws made in bulk per
+batch; faults hit slots chosen by geometric gaps. While generating, the exact ground truth is folded in (see
 :class:`UsageTruth`): malformed records are excluded, duplicates counted once, late events counted
 in the window of their own event time.
 """
 
 from __future__ import annotations
 
+import math
 import random
-from bisect import bisect
+import sys
+from array import array
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -28,6 +31,7 @@ UTC = timezone.utc
 HOUR_US = 3_600_000_000
 DAY_US = 24 * HOUR_US
 TABLE_BITS = 12
+TABLE_MASK = (1 << TABLE_BITS) - 1
 MALFORMED_KINDS = (
     "invalid_json", "missing_field", "negative_quantity", "unknown_meter", "future_timestamp", "naive_timestamp",
 )
@@ -69,18 +73,34 @@ class FaultRates:
 class UsageTruth:
     """Exact expected results, folded in while generating.
 
-    ``hourly[(customer_index, meter_index, hour_us)] = [value, events]`` where value is the
-    meter's aggregation over the unique valid events of that hour, in fixed-point integers of the
-    meter's scale for quantities (a set for UNIQUE_COUNT, ``(time_us, id, value)`` for LATEST).
-    ``daily_distinct`` keeps UNIQUE_COUNT sets per day (distinct counts do not add up).
+    ``hours[hour_us][cell] = [value, events]`` with ``cell = customer_index * n_meters + meter_index``,
+    where value is the meter's aggregation over the unique valid events of that hour, in fixed-point
+    integers of the meter's scale for quantities (a set for UNIQUE_COUNT, ``(time_us, id, value)`` for
+    LATEST). :attr:`hourly` and :attr:`daily_distinct` present it per customer, meter and window.
     """
 
-    hourly: dict = field(default_factory=dict)
-    daily_distinct: dict = field(default_factory=dict)
+    n_meters: int
+    hours: dict = field(default_factory=dict)
     duplicates: list = field(default_factory=list)  # (id, customer_index, meter_index, time_us)
     late: list = field(default_factory=list)  # (id, customer_index, meter_index, time_us, emitted_at_us)
     malformed: list = field(default_factory=list)  # (id, customer_index, reason)
     records: int = 0
+
+    @property
+    def hourly(self) -> dict[tuple[int, int, int], list]:
+        """``{(customer_index, meter_index, hour_us): [value, events]}``."""
+        return {(*divmod(cell, self.n_meters), hour): bucket
+                for hour, cells in self.hours.items() for cell, bucket in cells.items()}
+
+    @property
+    def daily_distinct(self) -> dict[tuple[int, int, int], set]:
+        """UNIQUE_COUNT values per ``(customer_index, meter_index, day_us)`` (distinct counts do not add up)."""
+        days: dict[tuple[int, int, int], set] = {}
+        for hour, cells in self.hours.items():
+            for cell, (value, _) in cells.items():
+                if isinstance(value, set):
+                    days.setdefault((*divmod(cell, self.n_meters), hour - hour % DAY_US), set()).update(value)
+        return days
 
 
 class UsageGenerator:
@@ -103,7 +123,7 @@ class UsageGenerator:
         self.source = source
         self.id_prefix = f"evt-{seed}-"
         self.next_id = 0
-        self.truth = UsageTruth()
+        self.truth = UsageTruth(len(self.meters))
         self._hour_prefix: dict[int, str] = {}
         self._prepare_tables()
 
@@ -115,60 +135,58 @@ class UsageGenerator:
         self.meter_names = [m.name for m in self.meters]
         # scale -1 marks a meter whose events always carry quantity 1 (one event per active user)
         self.meter_scale = [-1 if m.name == "active_seats" else METER_PROFILES[m.name].scale for m in self.meters]
-        self.meter_field = [m.value_field for m in self.meters]
         self.meter_agg = [m.aggregation for m in self.meters]
-        self.meter_dims = [_DIMENSIONS_BY_METER[m.name] for m in self.meters]
+        self.value_is_quantity = [m.value_field == QUANTITY_FIELD for m in self.meters]
         self.tables = []
         for meter in self.meters:
             profile = METER_PROFILES[meter.name]
             self.tables.append([rng.lognormvariate(profile.mu, profile.sigma) for _ in range(size)])
         shares = [METER_PROFILES[m.name].share for m in self.meters]
-        self.customer_meter_cum = []
-        for _ in self.customers:
+        n_meters = len(self.meters)
+        # per customer: table slot -> cell (customer index x n_meters + meter index), shares as drawn
+        self.cell_of = []
+        for customer in self.customers:
             mix = [share * rng.lognormvariate(0, 0.5) for share in shares]
-            self.customer_meter_cum.append(list(accumulate(mix)))
-        self.endpoint_names = [e for e, _ in ENDPOINTS]
-        self.endpoint_cum = list(accumulate(w for _, w in ENDPOINTS))
+            self.cell_of.append(array("I", _spread(
+                [customer.index * n_meters + mi for mi in range(n_meters)], mix, size)))
+        self.endpoint_table = _spread([e for e, _ in ENDPOINTS], [w for _, w in ENDPOINTS], size)
         groups: dict[int, list[CustomerProfile]] = defaultdict(list)
         for customer in self.customers:
             groups[customer.market.utc_offset_h].append(customer)
         self.zone_offsets = sorted(groups)
         self.zone_customers = [[c.index for c in groups[o]] for o in self.zone_offsets]
         self.zone_cum = [list(accumulate(c.weight for c in groups[o])) for o in self.zone_offsets]
-        self.customer_keys = [c.id.encode() for c in self.customers]
-        self.customer_ids = [c.id for c in self.customers]
-        self.seats = [c.seats for c in self.customers]
-        self.multipliers = [c.usage_multiplier for c in self.customers]
-        self._prepare_templates()
+        self._prepare_cells()
 
-    def _prepare_templates(self) -> None:
-        """Per customer and meter, the event JSON with every constant filled in and ``%s`` slots for
-        id, time, quantity and the one per-event dimension (endpoint or user id)."""
-        dynamic = {"endpoint", "user_id"}
-        self.dynamic_dim = []
-        for dims in self.meter_dims:
-            moving = [d for d in dims if d in dynamic]
-            self.dynamic_dim.append(moving[0] if moving else None)
-        self.value_is_quantity = [f == QUANTITY_FIELD for f in self.meter_field]
-        self.value_is_dynamic = [f == d for f, d in zip(self.meter_field, self.dynamic_dim)]
-        self.templates, self.static_values = [], []
+    def _prepare_cells(self) -> None:
+        """Per customer and meter (a cell), what the hot path needs: the event JSON with every constant
+        filled in and ``%s`` slots for id, time, quantity and the one per-event dimension (endpoint or
+        user id), the quantity table and factor, and how the truth value is taken."""
+        dynamic_kind = {"endpoint": 1, "user_id": 2}
+        self.cells = []
         for customer in self.customers:
             static = {"region": customer.market.cloud_region, "tier": customer.tier}
-            rows, values = [], []
-            for mi, name in enumerate(self.meter_names):
+            for mi, meter in enumerate(self.meters):
+                dims = _DIMENSIONS_BY_METER[meter.name]
+                moving = next((d for d in dims if d in dynamic_kind), None)
                 data = {"quantity": "\0Q"}
-                for dim in self.meter_dims[mi]:
+                for dim in dims:
                     data[dim] = static.get(dim, "\0X")
                 event = {
-                    "schema_version": 1, "specversion": "1.0", "id": "\0I", "source": self.source, "type": name,
-                    "subject": customer.id, "time": "\0T", "data": data,
+                    "schema_version": 1, "specversion": "1.0", "id": "\0I", "source": self.source,
+                    "type": meter.name, "subject": customer.id, "time": "\0T", "data": data,
                 }
                 text = orjson.dumps(event).decode().replace("%", "%%")
-                rows.append(text.replace("\\u0000I", "%s", 1).replace("\\u0000T", "%s", 1)
+                template = (text.replace("\\u0000I", "%s", 1).replace("\\u0000T", "%s", 1)
                             .replace("\\u0000Q", "%s", 1).replace("\\u0000X", "%s", 1))
-                values.append(static.get(self.meter_field[mi]))
-            self.templates.append(rows)
-            self.static_values.append(values)
+                scale = self.meter_scale[mi]
+                quantity_kind = 0 if scale < 0 else (1 if scale == 0 else 2)
+                value_kind = 1 if meter.value_field == QUANTITY_FIELD else (2 if meter.value_field == moving else 0)
+                self.cells.append((
+                    template, customer.id.encode(), self.tables[mi], customer.usage_multiplier * 10 ** max(scale, 0),
+                    quantity_kind, dynamic_kind.get(moving, 0), f"{customer.id}-u", customer.seats, value_kind,
+                    static.get(meter.value_field), meter.aggregation,
+                ))
 
     def zone_weights(self, hour_us: int) -> list[float]:
         """Relative traffic of each time zone group in the UTC hour starting at ``hour_us``."""
@@ -197,14 +215,33 @@ class UsageGenerator:
 
     # ------------------------------------------------------------------ hot path
 
+    def _uniform16(self, count: int) -> array:
+        """``count`` uniform draws in ``[0, 65536)``, made in one call (little-endian on every platform)."""
+        draws = array("H", self.rng.randbytes(2 * count))
+        if sys.byteorder == "big":
+            draws.byteswap()
+        return draws
+
+    def _slots(self, probability: float, count: int) -> list[int]:
+        """The slots of ``range(count)`` that each hit with ``probability``, via geometric gaps."""
+        if probability <= 0:
+            return []
+        if probability >= 1:
+            return list(range(count))
+        random_, log_miss = self.rng.random, math.log(1.0 - probability)
+        hits, slot = [], -1
+        while True:
+            slot += 1 + int(math.log(1.0 - random_()) / log_miss)
+            if slot >= count:
+                return hits
+            hits.append(slot)
+
     def batch(self, window_start_us: int, window_us: int, count: int) -> list[tuple[bytes, bytes]]:
         """``count`` records with event times spread over ``[window_start, +window_us)``, in time order
         (late events excepted), including injected duplicates and malformed records."""
         if count <= 0:
             return []
         rng = self.rng
-        random_ = rng.random
-        getrandbits = rng.getrandbits
         zone_counts = [0] * len(self.zone_offsets)
         zone_pick = rng.choices(range(len(self.zone_offsets)), self.zone_weights(window_start_us), k=count)
         for z in zone_pick:
@@ -214,100 +251,79 @@ class UsageGenerator:
             for z, n in enumerate(zone_counts)
         ]
         picked = [next(zone_iters[z]) for z in zone_pick]
-        times = sorted(window_start_us + int(random_() * window_us) for _ in range(count))
-
+        times = sorted(rng.choices(range(window_start_us, window_start_us + window_us), k=count))
+        meter_draws, quantity_draws, extra_draws = (self._uniform16(count) for _ in range(3))
         faults = self.faults
-        p_dup, p_late, p_bad = faults.duplicate, faults.late, faults.malformed
         lateness_us = int(faults.lateness_s * 1_000_000)
-        truth = self.truth
-        hourly, daily_distinct = truth.hourly, truth.daily_distinct
-        keys, customer_ids, seats, multipliers = self.customer_keys, self.customer_ids, self.seats, self.multipliers
-        meter_cum, n_meters = self.customer_meter_cum, len(self.meters)
-        scales, aggs, tables = self.meter_scale, self.meter_agg, self.tables
-        templates, dynamic_dims, static_values = self.templates, self.dynamic_dim, self.static_values
-        value_is_quantity, value_is_dynamic = self.value_is_quantity, self.value_is_dynamic
-        endpoint_names, endpoint_cum, endpoint_total = self.endpoint_names, self.endpoint_cum, self.endpoint_cum[-1]
+        late = self._slots(faults.late, count)
+        emitted = {slot: times[slot] for slot in late}
+        for slot in late:
+            times[slot] -= lateness_us + 1 + int(rng.random() * lateness_us)
+        malformed = self._slots(faults.malformed, count)
+        bad = set(malformed)
+        duplicated = [slot for slot in self._slots(faults.duplicate, count) if slot not in bad]
+
+        first_id = self.next_id
+        self.next_id += count
+        prefix = self.id_prefix
+        bad_ids = {first_id + slot for slot in malformed}
+        hours = self.truth.hours
+        cell_of, cells = self.cell_of, self.cells
+        endpoints = self.endpoint_table
         hour_prefix_of = self._hour_prefix_of
         hour_lo = hour_hi = 0
         hour_prefix = ""
-        prefix = self.id_prefix
-        next_id = self.next_id
-        table_bits = TABLE_BITS
+        hour_cells: dict = {}
         SUM, UNIQUE, MAX, LATEST = (Aggregation.SUM, Aggregation.UNIQUE_COUNT, Aggregation.MAX,
                                     Aggregation.LATEST)
         out: list[tuple[bytes, bytes]] = []
-        duplicates: list[tuple[int, int, tuple[bytes, bytes]]] = []
-
-        for slot in range(count):
-            ci = picked[slot]
-            cum = meter_cum[ci]
-            mi = bisect(cum, random_() * cum[-1])
-            if mi >= n_meters:
-                mi = n_meters - 1
-            t_us = times[slot]
-            event_id = f"{prefix}{next_id:010d}"
-            next_id += 1
-            late = p_late and random_() < p_late
-            if late:
-                t_us = t_us - lateness_us - 1 - int(random_() * lateness_us)
+        append = out.append
+        for n, ci, md, qd, xd, t_us in zip(range(first_id, first_id + count), picked, meter_draws, quantity_draws,
+                                           extra_draws, times):
+            cell = cell_of[ci][md & TABLE_MASK]
+            (template, key, table, factor, quantity_kind, dynamic, user_prefix, seats, value_kind, static,
+             agg) = cells[cell]
             if not hour_lo <= t_us < hour_hi:
                 hour_lo = t_us - t_us % HOUR_US
                 hour_hi = hour_lo + HOUR_US
                 hour_prefix = hour_prefix_of(hour_lo)
+                hour_cells = hours.get(hour_lo)
+                if hour_cells is None:
+                    hours[hour_lo] = hour_cells = {}
             rest = t_us - hour_lo
-            time_text = f"{hour_prefix}{MINUTE_SECOND[rest // 1_000_000]}.{rest % 1_000_000:06d}Z"
-            scale = scales[mi]
-            if scale < 0:
+            if quantity_kind == 1:
+                q = int(table[qd & TABLE_MASK] * factor) + 1
+                quantity = str(q)
+            elif quantity_kind == 2:
+                q = int(table[qd & TABLE_MASK] * factor)
+                quantity = f"{q // 1000}.{q % 1000:03d}"
+            else:
                 q = 1
                 quantity = "1"
+            event_id = f"{prefix}{n:010d}"
+            stamp = f"{hour_prefix}{MINUTE_SECOND[rest // 1_000_000]}.{rest % 1_000_000:06d}Z"
+            if dynamic == 1:
+                extra = endpoints[xd & TABLE_MASK]
+                raw = template % (event_id, stamp, quantity, extra)
+            elif dynamic == 2:
+                extra = f"{user_prefix}{xd * seats >> 16}"
+                raw = template % (event_id, stamp, quantity, extra)
             else:
-                q = int(tables[mi][getrandbits(table_bits)] * multipliers[ci] * 10**scale)
-                if scale == 0:
-                    q += 1
-                    quantity = str(q)
-                else:
-                    quantity = f"{q // 1000}.{q % 1000:03d}"
-            dynamic = dynamic_dims[mi]
-            if dynamic is None:
                 extra = None
-                raw = templates[ci][mi] % (event_id, time_text, quantity)
-            else:
-                if dynamic == "endpoint":
-                    extra = endpoint_names[bisect(endpoint_cum, random_() * endpoint_total)]
-                else:
-                    extra = f"{customer_ids[ci]}-u{int(random_() * seats[ci])}"
-                raw = templates[ci][mi] % (event_id, time_text, quantity, extra)
-            if p_bad and random_() < p_bad:
-                reason = MALFORMED_KINDS[int(random_() * len(MALFORMED_KINDS))]
-                out.append((keys[ci], self._malformed(orjson.loads(raw), reason, t_us)))
-                truth.malformed.append((event_id, ci, reason))
+                raw = template % (event_id, stamp, quantity)
+            append((key, raw.encode()))
+            if n in bad_ids:
                 continue
-            record = (keys[ci], raw.encode())
-            out.append(record)
-            if late:
-                truth.late.append((event_id, ci, mi, t_us, times[slot]))
-            if p_dup and random_() < p_dup:
-                duplicates.append((slot + 1 + int(random_() * DUPLICATE_SPREAD), len(duplicates), record))
-                truth.duplicates.append((event_id, ci, mi, t_us))
-
             # fold into the ground truth
-            value = q if value_is_quantity[mi] else (extra if value_is_dynamic[mi] else static_values[ci][mi])
-            hour = t_us - t_us % HOUR_US
-            bucket_key = (ci, mi, hour)
-            bucket = hourly.get(bucket_key)
-            agg = aggs[mi]
+            value = q if value_kind == 1 else (extra if value_kind == 2 else static)
+            bucket = hour_cells.get(cell)
             if bucket is None:
-                hourly[bucket_key] = bucket = [set() if agg is UNIQUE else None, 0]
+                hour_cells[cell] = bucket = [set() if agg is UNIQUE else None, 0]
             bucket[1] += 1
             if agg is SUM:
                 bucket[0] = value if bucket[0] is None else bucket[0] + value
             elif agg is UNIQUE:
                 bucket[0].add(value)
-                day_key = (ci, mi, t_us - t_us % DAY_US)
-                day = daily_distinct.get(day_key)
-                if day is None:
-                    daily_distinct[day_key] = day = set()
-                day.add(value)
             elif agg is MAX:
                 if bucket[0] is None or value > bucket[0]:
                     bucket[0] = value
@@ -315,8 +331,33 @@ class UsageGenerator:
                 candidate = (t_us, event_id, value)
                 if bucket[0] is None or candidate[:2] > bucket[0][:2]:
                     bucket[0] = candidate
+        return self._inject(out, picked, meter_draws, times, emitted, malformed, duplicated, first_id)
 
-        self.next_id = next_id
+    def _inject(self, out: list, picked: list[int], meter_draws: array, times: list[int], emitted: dict[int, int],
+                malformed: list[int], duplicated: list[int], first_id: int) -> list[tuple[bytes, bytes]]:
+        """Break the ``malformed`` slots of ``out``, record the faults, interleave the duplicates."""
+        truth, rng, n_meters = self.truth, self.rng, len(self.meters)
+
+        def event_id(slot: int) -> str:
+            return f"{self.id_prefix}{first_id + slot:010d}"
+
+        def where(slot: int) -> tuple[int, int]:
+            """(customer index, meter index) of a slot."""
+            return divmod(self.cell_of[picked[slot]][meter_draws[slot] & TABLE_MASK], n_meters)
+
+        for slot in malformed:
+            reason = MALFORMED_KINDS[int(rng.random() * len(MALFORMED_KINDS))]
+            key, raw = out[slot]
+            out[slot] = (key, self._malformed(orjson.loads(raw), reason, times[slot]))
+            truth.malformed.append((event_id(slot), where(slot)[0], reason))
+        bad = set(malformed)
+        for slot, at in emitted.items():
+            if slot not in bad:
+                truth.late.append((event_id(slot), *where(slot), times[slot], at))
+        duplicates = []
+        for order, slot in enumerate(duplicated):
+            duplicates.append((slot + 1 + int(rng.random() * DUPLICATE_SPREAD), order, out[slot]))
+            truth.duplicates.append((event_id(slot), *where(slot), times[slot]))
         if duplicates:
             out = _interleave(out, duplicates)
         truth.records += len(out)
@@ -343,6 +384,17 @@ class UsageGenerator:
         else:
             broken["time"] = event["time"].removesuffix("Z")
         return orjson.dumps(broken)
+
+
+def _spread(items: list, weights: list[float], size: int) -> list:
+    """A table of ``size`` entries holding each item in proportion to its weight."""
+    total = sum(weights)
+    table, done = [], 0
+    for item, upto in zip(items, accumulate(weights)):
+        end = round(size * upto / total)
+        table.extend([item] * (end - done))
+        done = end
+    return table
 
 
 def _interleave(records: list, duplicates: list) -> list:
