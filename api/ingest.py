@@ -11,20 +11,16 @@ response never reports an event that could still be lost. Items whose delivery f
 from __future__ import annotations
 
 import hashlib
-import json
-import re
 from dataclasses import dataclass
-from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-import orjson
 from pydantic import ValidationError
 
 from api.keys import ApiKey
 from api.problems import Problem
 from api.recent import RecentIds
-from billing.contracts import UsageEvent, describe_error, to_bytes
+from billing.contracts import UsageEvent, describe_error, loads_exact, validate_usage
 
 SINGLE = "application/cloudevents+json"
 BATCH = "application/cloudevents-batch+json"
@@ -61,21 +57,6 @@ class Item:
 def media_type(content_type: str | None) -> str:
     """The bare media type of a Content-Type header ('' when absent)."""
     return (content_type or "").split(";", 1)[0].strip().lower()
-
-
-_INEXACT = re.compile(rb"[0-9][.eE]|[0-9]{19}")
-
-
-def loads_exact(raw: bytes) -> Any:
-    """Parse JSON; non-integer numbers become Decimal, big integers stay exact. orjson (which reads
-    fractions and integers beyond 64 bits as binary floats) reads documents that cannot hold either
-    (no digit followed by ``.``/``e``, no run of 19 digits); the standard library reads the others."""
-    if _INEXACT.search(raw) is None:
-        try:
-            return orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            pass
-    return json.loads(raw, parse_float=Decimal)
 
 
 def check_media(content_type: str | None) -> str:
@@ -125,8 +106,7 @@ def validate(documents: list[Any], context: dict[str, Any]) -> list[Item]:
             item.status, item.reason = Status.REJECTED, f"expected a JSON object, got {type(doc).__name__}"
         else:
             try:
-                item.event = UsageEvent.model_validate(doc, context=context)
-                item.payload = to_bytes(item.event)
+                item.event, item.payload = validate_usage(doc, context)
             except ValidationError as exc:
                 item.status, item.reason = Status.REJECTED, describe_error(exc)
         items.append(item)
