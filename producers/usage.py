@@ -15,7 +15,6 @@ import math
 import random
 import sys
 from array import array
-from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from itertools import accumulate
@@ -150,12 +149,13 @@ class UsageGenerator:
             self.cell_of.append(array("I", _spread(
                 [customer.index * n_meters + mi for mi in range(n_meters)], mix, size)))
         self.endpoint_table = _spread([e for e, _ in ENDPOINTS], [w for _, w in ENDPOINTS], size)
-        groups: dict[int, list[CustomerProfile]] = defaultdict(list)
-        for customer in self.customers:
-            groups[customer.market.utc_offset_h].append(customer)
-        self.zone_offsets = sorted(groups)
-        self.zone_customers = [[c.index for c in groups[o]] for o in self.zone_offsets]
-        self.zone_cum = [list(accumulate(c.weight for c in groups[o])) for o in self.zone_offsets]
+        self.zone_offsets = sorted({c.market.utc_offset_h for c in self.customers})
+        zone_of = {offset: z for z, offset in enumerate(self.zone_offsets)}
+        self.customer_zone = [zone_of[c.market.utc_offset_h] for c in self.customers]
+        self.zone_totals = [0.0] * len(self.zone_offsets)
+        for customer, z in zip(self.customers, self.customer_zone):
+            self.zone_totals[z] += customer.weight
+        self._cum_cache: tuple[int, list[float]] = (-1, [])
         self._prepare_cells()
 
     def _prepare_cells(self) -> None:
@@ -188,15 +188,28 @@ class UsageGenerator:
                     static.get(meter.value_field), meter.aggregation,
                 ))
 
-    def zone_weights(self, hour_us: int) -> list[float]:
-        """Relative traffic of each time zone group in the UTC hour starting at ``hour_us``."""
+    def _zone_curve(self, hour_us: int) -> list[float]:
+        """Diurnal x weekly traffic factor of each time zone group in the UTC hour starting at ``hour_us``."""
         hour = hour_us // HOUR_US
-        weights = []
-        for offset, cum in zip(self.zone_offsets, self.zone_cum):
+        factors = []
+        for offset in self.zone_offsets:
             local = hour + offset
             weekday = (local // 24 + 3) % 7  # 1970-01-01 was a Thursday
-            weights.append(cum[-1] * DIURNAL[local % 24] * WEEKLY[weekday])
-        return weights
+            factors.append(DIURNAL[local % 24] * WEEKLY[weekday])
+        return factors
+
+    def zone_weights(self, hour_us: int) -> list[float]:
+        """Relative traffic of each time zone group in the UTC hour starting at ``hour_us``."""
+        return [total * factor for total, factor in zip(self.zone_totals, self._zone_curve(hour_us))]
+
+    def _customer_cum_weights(self, hour_us: int) -> list[float]:
+        """Cumulative traffic weights of the customers, by index, in the UTC hour of ``hour_us`` (cached)."""
+        hour = hour_us // HOUR_US
+        if self._cum_cache[0] != hour:
+            curve = self._zone_curve(hour_us)
+            self._cum_cache = (hour, list(accumulate(
+                c.weight * curve[z] for c, z in zip(self.customers, self.customer_zone))))
+        return self._cum_cache[1]
 
     def _hour_prefix_of(self, hour_us: int) -> str:
         """``YYYY-MM-DDTHH:`` of the hour starting at ``hour_us`` (cached)."""
@@ -242,15 +255,8 @@ class UsageGenerator:
         if count <= 0:
             return []
         rng = self.rng
-        zone_counts = [0] * len(self.zone_offsets)
-        zone_pick = rng.choices(range(len(self.zone_offsets)), self.zone_weights(window_start_us), k=count)
-        for z in zone_pick:
-            zone_counts[z] += 1
-        zone_iters = [
-            iter(rng.choices(self.zone_customers[z], cum_weights=self.zone_cum[z], k=n)) if n else iter(())
-            for z, n in enumerate(zone_counts)
-        ]
-        picked = [next(zone_iters[z]) for z in zone_pick]
+        picked = rng.choices(range(len(self.customers)), cum_weights=self._customer_cum_weights(window_start_us),
+                             k=count)
         times = sorted(rng.choices(range(window_start_us, window_start_us + window_us), k=count))
         meter_draws, quantity_draws, extra_draws = (self._uniform16(count) for _ in range(3))
         faults = self.faults
@@ -318,10 +324,10 @@ class UsageGenerator:
             value = q if value_kind == 1 else (extra if value_kind == 2 else static)
             bucket = hour_cells.get(cell)
             if bucket is None:
-                hour_cells[cell] = bucket = [set() if agg is UNIQUE else None, 0]
+                hour_cells[cell] = bucket = [0 if agg is SUM else (set() if agg is UNIQUE else None), 0]
             bucket[1] += 1
             if agg is SUM:
-                bucket[0] = value if bucket[0] is None else bucket[0] + value
+                bucket[0] += value
             elif agg is UNIQUE:
                 bucket[0].add(value)
             elif agg is MAX:
