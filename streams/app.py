@@ -1,16 +1,18 @@
 """The Faust app of `billing worker`: agents, RocksDB tables, timers and the web endpoint.
 
-Two agents consume batches (``noack_take``: by size and by time) and acknowledge a batch only
-after its rows are stored in the warehouse, so Faust never commits an offset past data that is
-not in the warehouse (at-least-once; the state is fenced so replays change nothing):
+Two agents consume batches (by size and by time) and acknowledge a batch only after its rows are
+stored in the warehouse, so Faust never commits an offset past data that is not in the warehouse
+(at-least-once; the state is fenced so replays change nothing):
 
-- ``usage``: validation -> dead letters, dedup, minute/hour windows, closing, corrections;
-- ``records``: customers, subscriptions, invoices and payments -> raw facts, payment lifecycles.
+- ``usage``: validation -> dead letters, dedup, minute/hour windows, closing, corrections. The hot
+  path: a batch agent of :mod:`streams.transport` (records handed over as lists, not one by one);
+- ``records``: customers, subscriptions, invoices and payments -> raw facts, payment lifecycles
+  (a Faust agent over ``stream.noack_take``).
 
 Tables (``rocksdb://`` store through rocksdict, changelog-backed, partitioned like the topics):
 ``dedup`` (idempotency keys), ``windows`` (window states), ``watermarks`` and ``payments``.
-Faust picks the partition of a table write from the "current event"; a batch spans partitions, so
-writes are made with the current event set to an event of the partition that owns the key.
+Reads and writes go straight to the RocksDB database of the partition that owns the key (a batch
+spans partitions; Faust's own table API picks the partition from the "current event").
 
 Faust runs with ``processing_guarantee="at_least_once"``: its exactly-once mode has open reports
 of duplicates and crashes around rebalances, and is not needed because every state change and
@@ -27,15 +29,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import weakref
 from collections import defaultdict
 from datetime import datetime, timezone
 from pathlib import Path
 
 import faust
 from confluent_kafka import Producer
-from faust.streams import _current_event
-from faust.types import TP
+from faust.types import TP, Message
 
 from billing.clickhouse import client as make_client
 from billing.contracts import to_bytes
@@ -44,6 +44,7 @@ from billing.settings import Settings
 from streams.metrics import WorkerMetrics
 from streams.pipeline import Output, Record, RecordProcessor, UsageProcessor, WindowConfig
 from streams.sink import SinkStopped, WarehouseSink
+from streams.transport import BatchApp
 
 log = logging.getLogger("billing.worker")
 UTC = timezone.utc
@@ -61,32 +62,32 @@ ROCKSDB_OPTIONS = {
 class PartitionTable:
     """A Faust table as a :class:`~streams.pipeline.StateStore`.
 
-    Writes go to the local RocksDB store of the given partition at once; their changelog messages
-    are produced together by :meth:`flush` with librdkafka (Faust's own path awaits one message per
+    Reads and writes go to the local RocksDB database of the given partition at once; the changelog
+    messages of the writes are produced together by :meth:`produce` with librdkafka (Faust's own path awaits one message per
     event-loop iteration, which capped a worker at about a thousand table writes per second). The
     worker flushes the tables before it stores and acknowledges a batch, so a committed source offset
     never precedes the changelog of the state it produced. Delivered offsets are recorded as the
     store's persisted offsets, so recovery reads only the changelog this store has not seen.
     """
 
-    def __init__(self, table: faust.Table, anchors: dict[int, faust.types.EventT], producer: Producer):
+    def __init__(self, table: faust.Table, producer: Producer):
         self.table = table
-        self.anchors = anchors
         self.producer = producer
         self.pending: dict[bytes, tuple[int, bytes | None]] = {}
         self.persisted: dict[int, int] = {}
 
-    def get(self, key: bytes) -> bytes | None:
-        return self.table.data.get(key)
+    def _db(self, partition: int):
+        return self.table.data._db_for_partition(partition)
+
+    def read(self, partition: int, key: bytes) -> bytes | None:
+        return self._db(partition).get(key)
 
     def put(self, partition: int, key: bytes, value: bytes) -> None:
-        enter_partition(self.anchors[partition])
-        self.table.data[key] = value
+        self._db(partition).put(key, value)
         self.pending[key] = (partition, value)
 
     def delete(self, partition: int, key: bytes) -> None:
-        enter_partition(self.anchors[partition])
-        self.table.data.pop(key, None)
+        self._db(partition).delete(key)
         self.pending[key] = (partition, None)
 
     def items(self):
@@ -113,11 +114,6 @@ class PartitionTable:
             self.table.data.set_persisted_offset(TP(name, partition), offset)
 
 
-def enter_partition(event: faust.types.EventT) -> None:
-    """Make ``event`` the current event, so table reads and writes use its partition."""
-    _current_event.set(weakref.ref(event))
-
-
 class StreamRuntime:
     """State, processors, sink and metrics of one worker process, wired into a Faust app."""
 
@@ -125,9 +121,11 @@ class StreamRuntime:
         self.settings = settings
         self.name = name
         self.topics = settings.topics()
-        self.app = faust.App(
+        self.app = BatchApp(
             settings.worker_app_id,
-            broker=[f"kafka://{host}" for host in settings.kafka_bootstrap.split(",")],
+            batch_size=settings.worker_batch_size,
+            batch_within_s=settings.worker_batch_interval_s,
+            broker=[f"billing://{host}" for host in settings.kafka_bootstrap.split(",")],
             store="rocksdb://",
             datadir=str(data_dir),
             web_enabled=True,
@@ -152,7 +150,6 @@ class StreamRuntime:
         self.meters = active_meters()
         self.metrics = WorkerMetrics(name)
         self.lock = asyncio.Lock()
-        self.anchors: dict[int, faust.types.EventT] = {}
         self.last_seen: dict[int, float] = {}
         self.positions: dict[tuple[str, int], int] = {}
         self.stopping = False
@@ -170,7 +167,7 @@ class StreamRuntime:
     def _table(self, name: str) -> PartitionTable:
         table = self.app.Table(name, partitions=self.settings.kafka_partitions, key_type=bytes, value_type=bytes,
                                options=dict(ROCKSDB_OPTIONS))
-        return PartitionTable(table, self.anchors, self.changelog)
+        return PartitionTable(table, self.changelog)
 
     def _declare(self) -> None:
         app, s = self.app, self.settings
@@ -190,15 +187,20 @@ class StreamRuntime:
         record_topics = app.topic(*(self.topics[t] for t in ("customers", "subscriptions", "invoices", "payments")),
                                   **raw)
 
-        @app.agent(usage_topic, name="usage")
-        async def usage(stream):
-            async for events in stream.noack_take(s.worker_batch_size, within=s.worker_batch_interval_s):
-                await self._handle(stream, events, self.usage.process)
+        @app.batch_agent(usage_topic)
+        async def usage(messages: list[Message]) -> None:
+            now = time.monotonic()
+            self.last_seen.update((m.partition, now) for m in messages)
+            for message in await self._handle(messages, self.usage.process):
+                app.consumer.ack(message)
 
         @app.agent(record_topics, name="records")
         async def records(stream):
             async for events in stream.noack_take(s.worker_batch_size, within=s.worker_batch_interval_s):
-                await self._handle(stream, events, self.records.process)
+                done = set(await self._handle([event.message for event in events], self.records.process))
+                for event in events:
+                    if event.message in done:
+                        await stream.ack(event)
 
         app.timer(IDLE_CHECK_S)(self._close_idle)
         app.timer(s.worker_purge_interval_s)(self._purge)
@@ -221,33 +223,25 @@ class StreamRuntime:
 
     # ------------------------------------------------------------------------------ processing
 
-    async def _handle(self, stream, events, process) -> None:
-        """Process one batch, store its rows, publish its dead letters, then acknowledge it."""
+    async def _handle(self, messages: list[Message], process) -> list[Message]:
+        """Process one batch, store its rows and publish its dead letters; return the messages that
+        may be acknowledged (all but those held back after an offset gap)."""
         async with self.lock:
-            by_partition: dict[int, list] = defaultdict(list)
-            for event in events:
-                by_partition[event.message.partition].append(event)
+            by_partition: dict[int, list[Record]] = defaultdict(list)
+            for m in messages:
+                by_partition[m.partition].append(
+                    Record(self.logical[m.topic], m.topic, m.partition, m.offset, m.key, m.value, int(m.timestamp * 1000)))
             out = Output()
-            now = time.monotonic()
-            for partition, group in by_partition.items():
-                self.anchors[partition] = group[-1]
-                self.last_seen[partition] = now
-                enter_partition(group[-1])
-                process([self._record(e) for e in group], out)
+            for records in by_partition.values():
+                process(records, out)
             await self._flush_tables()
             await self._store(out)
             for partition, offset in out.rewind.items():
-                await self.app.consumer.seek(TP(events[0].message.topic, partition), offset)
-        for event in events:
-            message = event.message
-            if message.offset >= out.hold.get(message.partition, message.offset + 1):
-                continue
-            self.positions[(message.topic, message.partition)] = message.offset + 1
-            await stream.ack(event)
-
-    def _record(self, event) -> Record:
-        m = event.message
-        return Record(self.logical[m.topic], m.topic, m.partition, m.offset, m.key, m.value, int(m.timestamp * 1000))
+                await self.app.consumer.seek(TP(messages[0].topic, partition), offset)
+        done = [m for m in messages if m.offset < out.hold.get(m.partition, m.offset + 1)]
+        for m in done:
+            self.positions[(m.topic, m.partition)] = m.offset + 1
+        return done
 
     async def _flush_tables(self) -> None:
         """Produce the changelog of every table write so far and wait until Kafka has it."""
@@ -280,14 +274,12 @@ class StreamRuntime:
         idle_after = self.settings.worker_idle_close_s
         now = time.monotonic()
         idle = [p for p in self.usage.partitions
-                if p in self.anchors and now - self.last_seen.get(p, now) >= idle_after and self.usage.open_windows(p)]
+                if p in self.last_seen and now - self.last_seen[p] >= idle_after and self.usage.open_windows(p)]
         if not idle:
             return
         async with self.lock:
             out = Output()
-            for partition in idle:
-                enter_partition(self.anchors[partition])
-                self.usage.close_idle([partition], out)
+            self.usage.close_idle(idle, out)
             if out.windows:
                 await self._flush_tables()
                 await self._store(out)
@@ -304,7 +296,6 @@ class StreamRuntime:
         partitions = {tp.partition for tp in revoked}
         self.usage.forget(partitions)
         for partition in partitions:
-            self.anchors.pop(partition, None)
             self.last_seen.pop(partition, None)
         for tp in revoked:
             self.positions.pop((tp.topic, tp.partition), None)

@@ -53,7 +53,7 @@ ROLLUP_COLUMNS = ("customer_id", "meter", "window_seconds", "window_start", "gro
 class StateStore(Protocol):
     """Key/value state partitioned like the source topics."""
 
-    def get(self, key: bytes) -> bytes | None: ...
+    def read(self, partition: int, key: bytes) -> bytes | None: ...
 
     def put(self, partition: int, key: bytes, value: bytes) -> None: ...
 
@@ -64,6 +64,9 @@ class StateStore(Protocol):
 
 class DictStore(dict):
     """In-memory :class:`StateStore` (tests, benchmarks of the pure logic)."""
+
+    def read(self, partition: int, key: bytes) -> bytes | None:
+        return self.get(key)
 
     def put(self, partition: int, key: bytes, value: bytes) -> None:
         self[key] = value
@@ -153,7 +156,7 @@ class UsageProcessor:
         """Largest event time (epoch us) seen on ``partition``."""
         mark = self._watermark.get(partition)
         if mark is None:
-            raw = self.watermarks.get(b"%d" % partition)
+            raw = self.watermarks.read(partition, b"%d" % partition)
             mark, self._next_offset[partition] = orjson.loads(raw) if raw else (0, None)
             self._index_open_windows(partition)
             self._watermark[partition] = mark
@@ -228,7 +231,7 @@ class UsageProcessor:
 
     def _apply(self, event: UsageEvent, record: Record, now_s: float, out: Output) -> None:
         key = event.id.encode()
-        raw = self.dedup.get(key)
+        raw = self.dedup.read(record.partition, key)
         seen = classify(DedupEntry.decode(raw) if raw else None, record.partition, record.offset, now_s)
         if seen is Seen.DUPLICATE:
             out.counts["duplicates"] += 1
@@ -255,7 +258,7 @@ class UsageProcessor:
             wkey = window_key(event.subject, event.type, seconds, start, gkey)
             state = out.windows.get(wkey) or self._live.get(wkey)
             if state is None:
-                stored = self.windows.get(wkey)
+                stored = self.windows.read(partition, wkey)
                 if stored is not None:
                     state = WindowState.decode(stored)
                 elif (end + self.config.window_retention_s) * 1_000_000 < mark:
@@ -322,7 +325,7 @@ class UsageProcessor:
             _, wkey = heapq.heappop(heap)
             state = out.windows.get(wkey) or self._live.get(wkey)
             if state is None:
-                stored = self.windows.get(wkey)
+                stored = self.windows.read(partition, wkey)
                 state = WindowState.decode(stored) if stored else None
             if state is None or state.closed:
                 continue
@@ -395,7 +398,7 @@ class RecordProcessor:
                 key = model.id.encode()
                 state = changed.get(key)
                 if state is None:
-                    stored = self.payments.get(key)
+                    stored = self.payments.read(record.partition, key)
                     state = PaymentState.decode(stored) if stored else PaymentState.start(model)
                 applied, anomaly = state.apply(model)
                 if anomaly:
