@@ -160,8 +160,9 @@ class UsageGenerator:
 
     def _prepare_cells(self) -> None:
         """Per customer and meter (a cell), what the hot path needs: the event JSON with every constant
-        filled in and ``%s`` slots for id, time, quantity and the one per-event dimension (endpoint or
-        user id), the quantity table and factor, and how the truth value is taken."""
+        filled in and ``%`` slots for the id number, the time (hour prefix, minute:second, microseconds),
+        the quantity and the one per-event dimension (endpoint or user id), the quantity table and
+        factor, and how the truth value is taken."""
         dynamic_kind = {"endpoint": 1, "user_id": 2}
         self.cells = []
         for customer in self.customers:
@@ -177,8 +178,9 @@ class UsageGenerator:
                     "type": meter.name, "subject": customer.id, "time": "\0T", "data": data,
                 }
                 text = orjson.dumps(event).decode().replace("%", "%%")
-                template = (text.replace("\\u0000I", "%s", 1).replace("\\u0000T", "%s", 1)
-                            .replace("\\u0000Q", "%s", 1).replace("\\u0000X", "%s", 1))
+                template = (text.replace("\\u0000I", f"{self.id_prefix}%010d", 1)
+                            .replace("\\u0000T", "%s%s.%06dZ", 1).replace("\\u0000Q", "%s", 1)
+                            .replace("\\u0000X", "%s", 1))
                 scale = self.meter_scale[mi]
                 quantity_kind = 0 if scale < 0 else (1 if scale == 0 else 2)
                 value_kind = 1 if meter.value_field == QUANTITY_FIELD else (2 if meter.value_field == moving else 0)
@@ -306,17 +308,16 @@ class UsageGenerator:
             else:
                 q = 1
                 quantity = "1"
-            event_id = f"{prefix}{n:010d}"
-            stamp = f"{hour_prefix}{MINUTE_SECOND[rest // 1_000_000]}.{rest % 1_000_000:06d}Z"
+            second, micros = MINUTE_SECOND[rest // 1_000_000], rest % 1_000_000
             if dynamic == 1:
                 extra = endpoints[xd & TABLE_MASK]
-                raw = template % (event_id, stamp, quantity, extra)
+                raw = template % (n, hour_prefix, second, micros, quantity, extra)
             elif dynamic == 2:
                 extra = f"{user_prefix}{xd * seats >> 16}"
-                raw = template % (event_id, stamp, quantity, extra)
+                raw = template % (n, hour_prefix, second, micros, quantity, extra)
             else:
                 extra = None
-                raw = template % (event_id, stamp, quantity)
+                raw = template % (n, hour_prefix, second, micros, quantity)
             append((key, raw.encode()))
             if n in bad_ids:
                 continue
@@ -334,7 +335,7 @@ class UsageGenerator:
                 if bucket[0] is None or value > bucket[0]:
                     bucket[0] = value
             elif agg is LATEST:
-                candidate = (t_us, event_id, value)
+                candidate = (t_us, f"{prefix}{n:010d}", value)
                 if bucket[0] is None or candidate[:2] > bucket[0][:2]:
                     bucket[0] = candidate
         return self._inject(out, picked, meter_draws, times, emitted, malformed, duplicated, first_id)
