@@ -58,7 +58,7 @@ class KafkaSink:
             "bootstrap.servers": bootstrap,
             "enable.idempotence": True,
             "acks": "all",
-            "linger.ms": 20,
+            "linger.ms": 100,
             "batch.size": 1_000_000,
             "batch.num.messages": 100_000,
             "queue.buffering.max.messages": 1_000_000,
