@@ -141,13 +141,11 @@ class UsageGenerator:
             profile = METER_PROFILES[meter.name]
             self.tables.append([rng.lognormvariate(profile.mu, profile.sigma) for _ in range(size)])
         shares = [METER_PROFILES[m.name].share for m in self.meters]
-        n_meters = len(self.meters)
-        # per customer: table slot -> cell (customer index x n_meters + meter index), shares as drawn
-        self.cell_of = []
-        for customer in self.customers:
+        # per customer: table slot -> meter index, in the customer's own mix of the meters
+        self.meter_of = []
+        for _ in self.customers:
             mix = [share * rng.lognormvariate(0, 0.5) for share in shares]
-            self.cell_of.append(array("I", _spread(
-                [customer.index * n_meters + mi for mi in range(n_meters)], mix, size)))
+            self.meter_of.append(bytes(_spread(list(range(len(self.meters))), mix, size)))
         self.endpoint_table = _spread([e for e, _ in ENDPOINTS], [w for _, w in ENDPOINTS], size)
         self.zone_offsets = sorted({c.market.utc_offset_h for c in self.customers})
         zone_of = {offset: z for z, offset in enumerate(self.zone_offsets)}
@@ -276,7 +274,7 @@ class UsageGenerator:
         prefix = self.id_prefix
         bad_ids = {first_id + slot for slot in malformed}
         hours = self.truth.hours
-        cell_of, cells = self.cell_of, self.cells
+        meter_of, cells, n_meters = self.meter_of, self.cells, len(self.meters)
         endpoints = self.endpoint_table
         hour_prefix_of = self._hour_prefix_of
         hour_lo = hour_hi = 0
@@ -288,7 +286,7 @@ class UsageGenerator:
         append = out.append
         for n, ci, md, qd, xd, t_us in zip(range(first_id, first_id + count), picked, meter_draws, quantity_draws,
                                            extra_draws, times):
-            cell = cell_of[ci][md & TABLE_MASK]
+            cell = ci * n_meters + meter_of[ci][md & TABLE_MASK]
             (template, key, table, factor, quantity_kind, dynamic, user_prefix, seats, value_kind, static,
              agg) = cells[cell]
             if not hour_lo <= t_us < hour_hi:
@@ -343,14 +341,14 @@ class UsageGenerator:
     def _inject(self, out: list, picked: list[int], meter_draws: array, times: list[int], emitted: dict[int, int],
                 malformed: list[int], duplicated: list[int], first_id: int) -> list[tuple[bytes, bytes]]:
         """Break the ``malformed`` slots of ``out``, record the faults, interleave the duplicates."""
-        truth, rng, n_meters = self.truth, self.rng, len(self.meters)
+        truth, rng = self.truth, self.rng
 
         def event_id(slot: int) -> str:
             return f"{self.id_prefix}{first_id + slot:010d}"
 
         def where(slot: int) -> tuple[int, int]:
             """(customer index, meter index) of a slot."""
-            return divmod(self.cell_of[picked[slot]][meter_draws[slot] & TABLE_MASK], n_meters)
+            return picked[slot], self.meter_of[picked[slot]][meter_draws[slot] & TABLE_MASK]
 
         for slot in malformed:
             reason = MALFORMED_KINDS[int(rng.random() * len(MALFORMED_KINDS))]
