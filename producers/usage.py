@@ -2,11 +2,11 @@
 
 Everything random comes from one ``random.Random`` seeded by the run seed, so a given seed and
 sequence of batches always yields the same bytes. Customers are sampled by their Pareto weight
-times the diurnal/weekly curve of their time zone; meters, quantities and endpoints are looked up in
-tables of ``2**TABLE_BITS`` entries built once at start, indexed by 16-bit draws made in bulk per
-batch; faults hit slots chosen by geometric gaps. While generating, the exact ground truth is folded in (see
-:class:`UsageTruth`): malformed records are excluded, duplicates counted once, late events counted
-in the window of their own event time.
+times the diurnal/weekly curve of their time zone; meters, quantities and endpoints are looked up
+in tables of ``2**TABLE_BITS`` entries built once at start, indexed by 16-bit draws made in bulk
+per batch; faults hit slots chosen by geometric gaps. While generating, the exact ground truth is
+folded in (see :class:`UsageTruth`): malformed records are excluded, duplicates counted once, late
+events counted in the window of their own event time.
 """
 
 from __future__ import annotations

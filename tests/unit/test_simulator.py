@@ -132,6 +132,20 @@ def test_traffic_is_heavy_tailed_and_seasonal(tmp_path):
     assert max(per_hour_of_day.values()) > 1.5 * min(per_hour_of_day.values())
 
 
+def test_fault_rates_and_meter_mix_follow_the_configuration(tmp_path):
+    _, manifest = simulate(tmp_path, seed=8, customers=100, events=60_000, days=2,
+                           duplicate_rate=0.02, late_rate=0.05, malformed_rate=0.01)
+    usage = manifest.summary["usage"]
+    assert usage["malformed"] == pytest.approx(600, rel=0.15)
+    assert usage["late"] == pytest.approx(0.05 * 59_400, rel=0.1)
+    assert usage["duplicates"] == pytest.approx(0.02 * 59_400, rel=0.12)
+    per_meter = Counter()
+    for total in manifest.usage("hour"):
+        per_meter[total.meter] += total.events
+    assert per_meter.most_common(1)[0][0] == "api_calls"
+    assert set(per_meter) == {"api_calls", "storage_gb_hours", "bandwidth_gb", "compute_seconds", "active_seats"}
+
+
 @pytest.mark.parametrize(
     ("options", "message"),
     [
