@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from api.keys import ApiKey
 from api.problems import Problem
 from api.recent import RecentIds
-from billing.contracts import UsageEvent, describe_error, loads_exact, validate_usage
+from billing.contracts import UsageEvent, describe_error, loads_exact, to_bytes
 
 SINGLE = "application/cloudevents+json"
 BATCH = "application/cloudevents-batch+json"
@@ -106,7 +106,8 @@ def validate(documents: list[Any], context: dict[str, Any]) -> list[Item]:
             item.status, item.reason = Status.REJECTED, f"expected a JSON object, got {type(doc).__name__}"
         else:
             try:
-                item.event, item.payload = validate_usage(doc, context)
+                item.event = UsageEvent.model_validate(doc, context=context)
+                item.payload = to_bytes(item.event)
             except ValidationError as exc:
                 item.status, item.reason = Status.REJECTED, describe_error(exc)
         items.append(item)

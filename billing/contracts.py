@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import base64
 import json
-import re
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from enum import StrEnum
@@ -556,93 +555,6 @@ def loads_exact(raw: bytes | str) -> Any:
     except orjson.JSONDecodeError:
         return json.loads(raw, parse_float=Decimal)
     return json.loads(raw, parse_float=Decimal) if _has_float(document) else document
-
-
-_USAGE_KEYS = frozenset(UsageEvent.model_fields)
-_ID_CHARS = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:\-]*")
-_PLAIN_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?(?:Z|[+-][0-9]{2}:[0-9]{2})")
-_PLAIN_QUANTITY = re.compile(r"(?:0|[1-9][0-9]{0,15})(?:\.[0-9]{1,9})?")
-
-
-def _plain_id(value: Any) -> bool:
-    return type(value) is str and len(value) <= 128 and _ID_CHARS.fullmatch(value) is not None
-
-
-def _plain_quantity(value: Any) -> Decimal | None:
-    kind = type(value)
-    if kind is str:
-        quantity = Decimal(value) if _PLAIN_QUANTITY.fullmatch(value) else None
-    elif kind is int:
-        quantity = Decimal(value)
-    elif kind is Decimal and value.is_finite() and value.as_tuple().exponent >= -QUANTITY_DECIMAL_PLACES:
-        quantity = value
-    else:
-        return None
-    return quantity if quantity is not None and not quantity.is_signed() and quantity <= QUANTITY_MAX else None
-
-
-def _plain_time(value: Any, now: datetime, tolerance: float) -> datetime | None:
-    if type(value) is not str or _PLAIN_TIME.fullmatch(value) is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(value).astimezone(UTC)
-    except (ValueError, OverflowError):
-        return None
-    return moment if moment <= now + timedelta(seconds=tolerance) else None
-
-
-def fast_usage(document: dict, meters: MeterSet, now: datetime, tolerance: float) -> tuple[UsageEvent, bytes] | None:
-    """The usage event of a parsed JSON object and its wire bytes, built without pydantic when the
-    document is plainly valid: string ids, meter and source; an ISO 8601 time with a Z or ±hh:mm
-    offset; a quantity that is an int, a Decimal or a plain decimal string; string dimensions.
-    None for anything else (pydantic then decides, and words the errors). The result equals what
-    :class:`UsageEvent` validation and :func:`to_bytes` give (tests compare them)."""
-    if not document.keys() <= _USAGE_KEYS or document.get("specversion", "1.0") != "1.0":
-        return None
-    version = document.get("schema_version", SCHEMA_VERSION)
-    content_type = document.get("datacontenttype")
-    source, meter_name, data = document.get("source"), document.get("type"), document.get("data")
-    if (type(version) is not int or version != SCHEMA_VERSION or content_type not in (None, "application/json")
-            or not _plain_id(document.get("id")) or not _plain_id(document.get("subject"))
-            or type(source) is not str or not 0 < len(source) <= 256
-            or type(meter_name) is not str or not 0 < len(meter_name) <= 64 or meter_name not in meters
-            or type(data) is not dict):
-        return None
-    quantity = _plain_quantity(data.get("quantity"))
-    moment = _plain_time(document.get("time"), now, tolerance)
-    dimensions = {name: value for name, value in data.items() if name != "quantity"}
-    if (quantity is None or moment is None or meters[meter_name].value_field not in data
-            or any(name.startswith("_") or type(value) is not str or len(value) > 256
-                   for name, value in dimensions.items())):
-        return None
-    event = UsageEvent.model_construct(
-        set(document), **{**document, "time": moment,
-                          "data": UsageData.model_construct(set(data), quantity=quantity, **dimensions)})
-    wire = {"schema_version": SCHEMA_VERSION, "specversion": CLOUDEVENTS_SPECVERSION, "id": event.id,
-            "source": source, "type": meter_name, "subject": event.subject,
-            "time": moment.isoformat().replace("+00:00", "Z")}
-    if content_type is not None:
-        wire["datacontenttype"] = content_type
-    wire["data"] = {"quantity": str(quantity), **dimensions}
-    return event, orjson.dumps(wire)
-
-
-def validate_usage(document: Any, context: dict[str, Any]) -> tuple[UsageEvent, bytes]:
-    """A usage event and its wire bytes from a parsed JSON document, as ``UsageEvent.model_validate``
-    with ``context`` and :func:`to_bytes` give them (and the same ValidationError), through
-    :func:`fast_usage` when the document is plainly valid."""
-    if type(document) is dict:
-        tolerance = context.get("future_tolerance")
-        if tolerance is None:
-            from billing.settings import get_settings
-
-            tolerance = get_settings().usage_future_tolerance_s
-        fast = fast_usage(document, context.get("meters") or active_meters(), context.get("now") or datetime.now(UTC),
-                          tolerance)
-        if fast is not None:
-            return fast
-    event = UsageEvent.model_validate(document, context=context)
-    return event, to_bytes(event)
 
 
 def parse(model: type[Contract], raw: bytes | str, **context: Any) -> Contract:
