@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import socket
 import subprocess
 from collections import Counter, defaultdict
@@ -130,6 +131,17 @@ def test_traffic_is_heavy_tailed_and_seasonal(tmp_path):
     ranked = sorted(per_customer.values(), reverse=True)
     assert sum(ranked[:20]) > 0.4 * sum(ranked), "top 10% of customers should send a large share"
     assert max(per_hour_of_day.values()) > 1.5 * min(per_hour_of_day.values())
+
+
+def test_history_run_leaves_the_garbage_collector_as_it_was(tmp_path):
+    simulate(tmp_path / "on", seed=2)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        simulate(tmp_path / "off", seed=2)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
 
 
 def test_fault_rates_and_meter_mix_follow_the_configuration(tmp_path):
