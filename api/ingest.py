@@ -45,6 +45,7 @@ class Item:
     reason: str | None = None
     event: UsageEvent | None = None
     payload: bytes = b""
+    fingerprint: bytes = b""
 
     def result(self) -> dict[str, Any]:
         """The item as reported to the client."""
@@ -127,7 +128,7 @@ def mark_repeats(items: list[Item], recent: RecentIds) -> None:
         if item.status is not None:
             continue
         key = (item.event.subject, item.event.id)
-        fingerprint = digest(item.payload)
+        fingerprint = item.fingerprint = digest(item.payload)
         earlier = first.get(key)
         previous = recent.get(*key) if earlier is None else earlier[1]
         if previous is None:

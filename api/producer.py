@@ -46,7 +46,7 @@ def producer_config(settings: Settings) -> dict:
 class _Pending:
     """Delivery results of one ``send`` call; handed to ``completed`` once every record is reported."""
 
-    __slots__ = ("future", "errors", "remaining", "completed", "lock")
+    __slots__ = ("future", "errors", "remaining", "completed", "lock", "timer")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, size: int, completed: Callable[[_Pending], None]):
         self.future: asyncio.Future = loop.create_future()
@@ -54,6 +54,7 @@ class _Pending:
         self.remaining = size
         self.completed = completed
         self.lock = threading.Lock()
+        self.timer: asyncio.TimerHandle | None = None
 
     def report(self, index: int, error: str | None) -> None:
         """Record the outcome of one record (from either thread)."""
@@ -71,8 +72,15 @@ class _Pending:
         return delivered
 
     def finish(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
         if not self.future.done():
             self.future.set_result(self.errors)
+
+    def expire(self, timeout: float) -> None:
+        """Give up waiting: every record counts as failed (resending is safe, ids dedupe)."""
+        if not self.future.done():
+            self.future.set_result([err or f"no delivery report within {timeout:.0f}s" for err in self.errors])
 
 
 def _finish_all(pendings: list[_Pending]) -> None:
@@ -135,10 +143,8 @@ class EventProducer:
                     pending.report(index, exc.args[0].str())
                     break
         timeout = self.settings.api_delivery_timeout_s + 2.0
-        try:
-            return await asyncio.wait_for(asyncio.shield(pending.future), timeout)
-        except TimeoutError:
-            return [err or f"no delivery report within {timeout:.0f}s" for err in pending.errors]
+        pending.timer = self._loop.call_later(timeout, pending.expire, timeout)
+        return await pending.future
 
     def ping(self, timeout: float = 2.0) -> bool:
         """True when the cluster answers a metadata request for the usage topic."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Iterable
 
 
 class RecentIds:
@@ -30,13 +31,19 @@ class RecentIds:
 
     def remember(self, subject: str, event_id: str, digest: bytes) -> None:
         """Record a delivered event."""
+        self.remember_all([((subject, event_id), digest)])
+
+    def remember_all(self, entries: Iterable[tuple[tuple[str, str], bytes]]) -> None:
+        """Record delivered events, ((subject, event id), digest) each, under one lock."""
         if not self.size:
             return
+        stored = self._entries
         with self._lock:
-            self._entries[(subject, event_id)] = digest
-            self._entries.move_to_end((subject, event_id))
-            while len(self._entries) > self.size:
-                self._entries.popitem(last=False)
+            for key, digest in entries:
+                stored[key] = digest
+                stored.move_to_end(key)
+            while len(stored) > self.size:
+                stored.popitem(last=False)
 
     def __len__(self) -> int:
         return len(self._entries)

@@ -13,7 +13,7 @@ from fastapi.responses import Response
 from api.auth import authenticated
 from api.body import read_limited
 from api.context import ApiContext, context
-from api.ingest import ACCEPTED_MEDIA, Item, Status, check_media, decode, digest, forbidden_subjects, mark_repeats, summary, validate
+from api.ingest import ACCEPTED_MEDIA, Item, Status, check_media, decode, forbidden_subjects, mark_repeats, summary, validate
 from api.keys import ApiKey
 from api.metrics import DELIVERY, events
 from api.problems import Problem
@@ -97,9 +97,11 @@ async def _deliver(ctx: ApiContext, items: list[Item]) -> None:
     started = time.perf_counter()
     errors = await ctx.producer.send(ctx.settings.topic_usage, [(i.event.subject.encode(), i.payload) for i in items])
     DELIVERY.observe(time.perf_counter() - started)
+    delivered = []
     for item, error in zip(items, errors):
         if error:
             item.status, item.reason = Status.FAILED, f"Kafka delivery failed: {error}"
         else:
             item.status = Status.ACCEPTED
-            ctx.recent.remember(item.event.subject, item.event.id, digest(item.payload))
+            delivered.append(((item.event.subject, item.event.id), item.fingerprint))
+    ctx.recent.remember_all(delivered)

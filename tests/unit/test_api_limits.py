@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-import pytest
+import asyncio
 
+import pytest
+from starlette.requests import Request
+
+from api.auth import bearer, bearer_token
 from api.keys import KeyCache, KeyStore, token_hash
 from api.problems import Problem
 from api.ratelimit import RateLimiter, TokenBucket
@@ -84,3 +88,20 @@ def test_problem_document():
     assert problem.body("/v1/events") == {
         "type": "https://billing.example/problems/rate-limited", "title": "Too Many Requests", "status": 429,
         "detail": "slow down", "instance": "/v1/events", "key": "k"}
+
+
+def test_recent_ids_remember_all_keeps_the_newest():
+    recent = RecentIds(2)
+    recent.remember_all([(("c", "1"), b"x"), (("c", "2"), b"y"), (("c", "3"), b"z")])
+    assert recent.get("c", "1") is None and recent.get("c", "3") == b"z" and len(recent) == 2
+
+
+@pytest.mark.parametrize(("header", "token"), [
+    ("Bearer bk_1_x", "bk_1_x"), ("bearer  bk_1_x ", "bk_1_x"), ("Basic abc", None), ("Bearer", None),
+    ("Bearer ", None), ("", None), (None, None),
+])
+def test_bearer_token_reads_the_header_like_fastapi(header, token):
+    assert bearer_token(header) == token
+    credentials = asyncio.run(bearer(Request({"type": "http", "headers": [] if header is None else
+                                              [(b"authorization", header.encode())]})))
+    assert (credentials.credentials if credentials else None) == token
