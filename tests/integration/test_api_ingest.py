@@ -273,3 +273,30 @@ def test_rate_limit_is_429_with_retry_after(api, keys):
     assert response.status_code == 429
     assert int(response.headers["retry-after"]) >= 1
     assert "rate limit" in response.json()["detail"]
+
+
+def _requests_counted(api, status: int) -> float:
+    prefix = f'billing_api_requests_total{{method="POST",route="/v1/events",status="{status}"}} '
+    lines = [line for line in api.get("/metrics").text.splitlines() if line.startswith(prefix)]
+    return float(lines[0].removeprefix(prefix)) if lines else 0.0
+
+
+def test_ingest_requests_are_counted_in_metrics(api, tenant):
+    customer, token = tenant
+    accepted, unauthenticated = _requests_counted(api, 202), _requests_counted(api, 401)
+    assert _post(api, token, usage_event(customer)).status_code == 202
+    assert _post(api, "bk_nope_nope", usage_event(customer)).status_code == 401
+    assert (_requests_counted(api, 202), _requests_counted(api, 401)) == (accepted + 1, unauthenticated + 1)
+
+
+def test_unexpected_error_is_a_500_problem(api, tenant, monkeypatch):
+    customer, token = tenant
+
+    def broken(*_args):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr("api.routes.events.validate", broken)
+    response = _post(api, token, usage_event(customer))
+    assert response.status_code == 500
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["type"].endswith("/internal-error") and "RuntimeError" in response.json()["detail"]
