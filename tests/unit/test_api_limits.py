@@ -1,4 +1,4 @@
-"""Token buckets, the recent-id LRU, the API key store and problem documents."""
+"""Token buckets, the recent-id LRU, the API key store, bearer parsing, problem documents and the producer's delivery reports."""
 
 from __future__ import annotations
 
@@ -10,9 +10,11 @@ from starlette.requests import Request
 from api.auth import bearer, bearer_token
 from api.keys import KeyCache, KeyStore, token_hash
 from api.problems import Problem
+from api.producer import EventProducer
 from api.ratelimit import RateLimiter, TokenBucket
 from api.recent import RecentIds
 from billing.errors import ConfigError
+from billing.settings import Settings
 
 
 def test_bucket_allows_burst_then_waits_for_refill():
@@ -105,3 +107,13 @@ def test_bearer_token_reads_the_header_like_fastapi(header, token):
     credentials = asyncio.run(bearer(Request({"type": "http", "headers": [] if header is None else
                                               [(b"authorization", header.encode())]})))
     assert (credentials.credentials if credentials else None) == token
+
+
+def test_producer_reports_every_undelivered_record(tmp_path):
+    settings = Settings(state_dir=tmp_path, kafka_bootstrap="127.0.0.1:1", api_delivery_timeout_s=1.0)
+    producer = EventProducer(settings)
+    try:
+        errors = asyncio.run(asyncio.wait_for(producer.send("usage", [(b"k", b"v1"), (b"k", b"v2")]), 10))
+    finally:
+        producer.close(timeout=0)
+    assert len(errors) == 2 and all("timed out" in error for error in errors), errors
