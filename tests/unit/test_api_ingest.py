@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from decimal import Decimal
 
 import orjson
 import pytest
@@ -44,6 +45,12 @@ def test_decode_single_and_batch():
 def test_decimal_numbers_are_read_exactly():
     [doc] = decode(b'{"data": {"quantity": 9007199254.740975}}', JSON, 10)
     assert str(doc["data"]["quantity"]) == "9007199254.740975"
+
+
+def test_one_fraction_makes_the_whole_batch_exact():
+    docs = decode(b'[{"specversion": "1.0", "q": 1}, {"q": 0.1}, {"q": 12345678901234567890123}]', BATCH, 10)
+    assert docs == [{"specversion": "1.0", "q": 1}, {"q": Decimal("0.1")}, {"q": 12345678901234567890123}]
+    assert type(docs[1]["q"]) is Decimal
 
 
 def test_huge_integers_are_not_malformed_json():
