@@ -2,7 +2,8 @@
 
 Two agents consume batches (by size and by time) and acknowledge a batch only after its rows are
 stored in the warehouse, so Faust never commits an offset past data that is not in the warehouse
-(at-least-once; the state is fenced so replays change nothing):
+(at-least-once; the state is fenced so replays change nothing). One batch is processed while the
+previous one is being written; writes happen one at a time, in order:
 
 - ``usage``: validation -> dead letters, dedup, minute/hour windows, closing, corrections. The hot
   path: a batch agent of :mod:`streams.transport` (records handed over as lists, not one by one);
@@ -27,15 +28,19 @@ event-time watermark minus the grace period, and by the wall clock when a partit
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 
 import faust
 from confluent_kafka import Producer
 from faust.types import TP, Message
+from rocksdict import WriteBatch
 
 from billing.clickhouse import client as make_client
 from billing.contracts import to_bytes
@@ -50,6 +55,7 @@ log = logging.getLogger("billing.worker")
 UTC = timezone.utc
 DAY_S = 86_400
 IDLE_CHECK_S = 5.0
+Acknowledge = Callable[[list[Message]], Awaitable[None]]
 ROCKSDB_OPTIONS = {
     "write_buffer_size": 8 << 20,
     "max_write_buffer_number": 2,
@@ -62,43 +68,60 @@ ROCKSDB_OPTIONS = {
 class PartitionTable:
     """A Faust table as a :class:`~streams.pipeline.StateStore`.
 
-    Reads and writes go to the local RocksDB database of the given partition at once; the changelog
-    messages of the writes are produced together by :meth:`produce` with librdkafka (Faust's own path awaits one message per
-    event-loop iteration, which capped a worker at about a thousand table writes per second). The
-    worker flushes the tables before it stores and acknowledges a batch, so a committed source offset
-    never precedes the changelog of the state it produced. Delivered offsets are recorded as the
-    store's persisted offsets, so recovery reads only the changelog this store has not seen.
+    Writes collect in memory (reads see them) until :meth:`produce` writes them to the local RocksDB
+    database of their partition in one write batch each and hands their changelog messages to
+    librdkafka together (Faust's own path awaits one message per event-loop iteration, which capped
+    a worker at about a thousand table writes per second). The worker produces and flushes the
+    tables before it stores and acknowledges a batch, so a committed source offset never precedes the
+    changelog of the state it produced. Delivered offsets are recorded as the store's persisted
+    offsets, so recovery reads only the changelog this store has not seen.
     """
 
     def __init__(self, table: faust.Table, producer: Producer):
         self.table = table
         self.producer = producer
-        self.pending: dict[bytes, tuple[int, bytes | None]] = {}
+        self.pending: dict[tuple[int, bytes], bytes | None] = {}
         self.persisted: dict[int, int] = {}
 
     def _db(self, partition: int):
         return self.table.data._db_for_partition(partition)
 
     def read(self, partition: int, key: bytes) -> bytes | None:
+        place = (partition, key)
+        if place in self.pending:
+            return self.pending[place]
         return self._db(partition).get(key)
 
     def put(self, partition: int, key: bytes, value: bytes) -> None:
-        self._db(partition).put(key, value)
-        self.pending[key] = (partition, value)
+        self.pending[(partition, key)] = value
 
     def delete(self, partition: int, key: bytes) -> None:
-        self._db(partition).delete(key)
-        self.pending[key] = (partition, None)
+        self.pending[(partition, key)] = None
 
     def items(self):
-        return iter(list(self.table.data.items()))
+        pending = {key: value for (_, key), value in self.pending.items()}
+        for key, value in list(self.table.data.items()):
+            if key not in pending:
+                yield key, value
+        yield from ((key, value) for key, value in pending.items() if value is not None)
 
     def produce(self) -> int:
-        """Hand the changelog messages of the writes since the last call to the producer."""
+        """Write the changes since the last call to RocksDB and hand their changelog messages to the
+        producer; returns their number."""
         pending, self.pending = self.pending, {}
+        batches: dict[int, WriteBatch] = {}
         name = self.table.changelog_topic.get_topic_name()
-        for key, (partition, value) in pending.items():
+        for (partition, key), value in pending.items():
+            batch = batches.get(partition)
+            if batch is None:
+                batch = batches[partition] = WriteBatch(raw_mode=True)
+            if value is None:
+                batch.delete(key)
+            else:
+                batch.put(key, value)
             self.producer.produce(name, value, key, partition=partition, on_delivery=self._delivered)
+        for partition, batch in batches.items():
+            self._db(partition).write(batch)
         return len(pending)
 
     def _delivered(self, error, message) -> None:
@@ -150,6 +173,7 @@ class StreamRuntime:
         self.meters = active_meters()
         self.metrics = WorkerMetrics(name)
         self.lock = asyncio.Lock()
+        self.writing: asyncio.Future | None = None
         self.last_seen: dict[int, float] = {}
         self.positions: dict[tuple[str, int], int] = {}
         self.stopping = False
@@ -191,16 +215,17 @@ class StreamRuntime:
         async def usage(messages: list[Message]) -> None:
             now = time.monotonic()
             self.last_seen.update((m.partition, now) for m in messages)
-            for message in await self._handle(messages, self.usage.process):
+            await self._handle(messages, self.usage.process, acknowledge)
+
+        async def acknowledge(messages: list[Message]) -> None:
+            for message in messages:
                 app.consumer.ack(message)
 
         @app.agent(record_topics, name="records")
         async def records(stream):
             async for events in stream.noack_take(s.worker_batch_size, within=s.worker_batch_interval_s):
-                done = set(await self._handle([event.message for event in events], self.records.process))
-                for event in events:
-                    if event.message in done:
-                        await stream.ack(event)
+                await self._handle([event.message for event in events], self.records.process,
+                                   partial(self._ack_events, stream, events))
 
         app.timer(IDLE_CHECK_S)(self._close_idle)
         app.timer(s.worker_purge_interval_s)(self._purge)
@@ -223,9 +248,10 @@ class StreamRuntime:
 
     # ------------------------------------------------------------------------------ processing
 
-    async def _handle(self, messages: list[Message], process) -> list[Message]:
-        """Process one batch, store its rows and publish its dead letters; return the messages that
-        may be acknowledged (all but those held back after an offset gap)."""
+    async def _handle(self, messages: list[Message], process, acknowledge: Acknowledge) -> None:
+        """Process one batch and start writing its rows; once they are stored, ``acknowledge`` gets
+        the messages that may be committed (all but those held back after an offset gap). The next
+        batch is processed while this one is written."""
         async with self.lock:
             by_partition: dict[int, list[Record]] = defaultdict(list)
             for m in messages:
@@ -235,13 +261,17 @@ class StreamRuntime:
             for records in by_partition.values():
                 process(records, out)
             await self._flush_tables()
-            await self._store(out)
             for partition, offset in out.rewind.items():
                 await self.app.consumer.seek(TP(messages[0].topic, partition), offset)
-        done = [m for m in messages if m.offset < out.hold.get(m.partition, m.offset + 1)]
-        for m in done:
-            self.positions[(m.topic, m.partition)] = m.offset + 1
-        return done
+            done = [m for m in messages if m.offset < out.hold.get(m.partition, m.offset + 1)]
+            await self._write(out, done, acknowledge)
+
+    @staticmethod
+    async def _ack_events(stream, events, messages: list[Message]) -> None:
+        done = set(messages)
+        for event in events:
+            if event.message in done:
+                await stream.ack(event)
 
     async def _flush_tables(self) -> None:
         """Produce the changelog of every table write so far and wait until Kafka has it."""
@@ -255,7 +285,19 @@ class StreamRuntime:
         while self.changelog.flush(30.0):
             log.warning("changelog not acknowledged by Kafka yet; waiting")
 
-    async def _store(self, out: Output) -> None:
+    async def _write(self, out: Output, messages: list[Message] = (), acknowledge: Acknowledge | None = None) -> None:
+        """Wait for the write in flight, then write ``out`` in the background (one write at a time,
+        in batch order, so raw facts always land before what a later batch derives from them)."""
+        await self._written()
+        self.writing = asyncio.ensure_future(self._store(out, messages, acknowledge))
+
+    async def _written(self) -> None:
+        """Wait until the write in flight, if any, has finished (re-raising its error)."""
+        writing, self.writing = self.writing, None
+        if writing is not None:
+            await writing
+
+    async def _store(self, out: Output, messages: list[Message], acknowledge: Acknowledge | None) -> None:
         out.finish(datetime.now(UTC))
         started = time.monotonic()
         try:
@@ -269,6 +311,10 @@ class StreamRuntime:
         out.counts["rows_written"] += written
         out.counts["rollups_written"] += len(out.rows.get("usage_rollups", ()))
         self.metrics.add(out.counts)
+        for m in messages:
+            self.positions[(m.topic, m.partition)] = m.offset + 1
+        if acknowledge is not None:
+            await acknowledge(messages)
 
     async def _close_idle(self) -> None:
         idle_after = self.settings.worker_idle_close_s
@@ -282,7 +328,7 @@ class StreamRuntime:
             self.usage.close_idle(idle, out)
             if out.windows:
                 await self._flush_tables()
-                await self._store(out)
+                await self._write(out)
 
     async def _purge(self) -> None:
         async with self.lock:
@@ -302,6 +348,8 @@ class StreamRuntime:
 
     async def _on_shutdown(self, sender, **kwargs) -> None:
         self.stopping = True
+        with contextlib.suppress(SinkStopped):
+            await self._written()
 
     # ------------------------------------------------------------------------------- reporting
 

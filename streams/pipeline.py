@@ -21,7 +21,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import orjson
 
@@ -75,8 +75,7 @@ class DictStore(dict):
         self.pop(key, None)
 
 
-@dataclass(frozen=True)
-class Record:
+class Record(NamedTuple):
     """One consumed message: logical topic, Kafka topic, position, key, value, timestamp (ms)."""
 
     topic: str

@@ -60,11 +60,14 @@ class BatchConsumer(aiokafka.Consumer):
     """Faust's aiokafka consumer with batch delivery for the app's :class:`BatchTopics`."""
 
     async def _drain_messages(self, fetcher) -> None:
+        """Fetch records; hand a batch over when it is full or its oldest record is ``within_s`` old
+        (by the record's Kafka timestamp, so records that waited in the fetch buffer while the
+        previous batch was processed are not held back again)."""
         batches: BatchTopics = self.app.batch_topics
         pending: dict[str, list[Message]] = {}
         due = 0.0
         while not (self._stopped.is_set() or fetcher._stopped.is_set()):
-            wait = max(0.0, min(1.0, due - time.monotonic())) if pending else 1.0
+            wait = max(0.0, min(1.0, due - time.time())) if pending else 1.0
             async for tp, message in self.getmany(timeout=wait):
                 if not self._first_read(tp, message.offset):
                     continue
@@ -72,9 +75,10 @@ class BatchConsumer(aiokafka.Consumer):
                     await self.callback(message)
                     continue
                 if not pending:
-                    due = time.monotonic() + batches.within_s
+                    due = time.time() + batches.within_s
+                due = min(due, message.timestamp + batches.within_s)
                 pending.setdefault(tp.topic, []).append(message)
-            ready = time.monotonic() >= due or sum(map(len, pending.values())) >= batches.size
+            ready = time.time() >= due or sum(map(len, pending.values())) >= batches.size
             if pending and ready:
                 for topic, messages in pending.items():
                     await batches.handlers[topic](messages)

@@ -135,7 +135,7 @@ def test_duplicates_are_counted_once_and_malformed_records_become_dead_letters()
 
 def test_a_wrong_kafka_key_is_a_dead_letter():
     record = usage_record(0, "e1", "api_calls", T0, {"quantity": "1", "region": "eu"})
-    out = run(processor(), [Record(**{**record.__dict__, "key": b"someone-else"})])
+    out = run(processor(), [record._replace(key=b"someone-else")])
     assert out.counts["dead_letters"] == 1 and "key" in out.dead_letters[0].reason
 
 
