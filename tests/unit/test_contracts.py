@@ -85,6 +85,7 @@ def test_offset_times_are_normalized_to_utc():
         (usage(extra_field=1), "extra_field: Extra inputs are not permitted"),
         ({k: v for k, v in usage().items() if k != "subject"}, "subject: Field required"),
         (usage(schema_version=2), "schema_version"),
+        (usage(time="0001-01-01T00:00:00+01:00"), "out of range in UTC"),
     ],
 )
 def test_invalid_usage_events_are_rejected_with_a_clear_reason(event, message):
