@@ -1,4 +1,5 @@
-"""`billing invoice run | preview | finalize | pay | void | list | pdf | export`: invoicing from the warehouse."""
+"""`billing invoice run | preview | grant-coupon | grant-credit | finalize | pay | void | list | pdf | export`:
+invoicing from the warehouse."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from billing.invoicing.run import Invoicing, RunSummary
 from billing.pricing.money import currency
 from billing.settings import get_settings
 
-invoice_app = typer.Typer(help="Invoices from the warehouse: run a month, preview, lifecycle, PDFs, exports.",
+invoice_app = typer.Typer(help="Invoices from the warehouse: run a month, preview, coupons and credits, lifecycle, PDFs, exports.",
                           no_args_is_help=True)
 app.add_typer(invoice_app, name="invoice")
 
@@ -92,9 +93,39 @@ def preview(customer: str = typer.Option(..., "--customer", "-c", help="Customer
                           f"[dim]{step.flat_fee or ''}", f"[dim]{step.amount:,}")
     console.print(table)
     console.print(f"subtotal        {money.format(result.priced.subtotal)}")
+    for discount in result.priced.discounts:
+        console.print(f"coupon          -{money.format(discount.amount)}  [dim]{discount.description}[/]")
     for tax in result.priced.taxes:
         console.print(f"{tax.name} {tax.rate}%".ljust(16) + money.format(tax.amount))
     console.print(f"[bold]running total   {money.format(result.priced.total)}[/]")
+    if result.grants.credit_balance:
+        console.print(f"prepaid credits -{money.format(result.priced.credits_applied)}  "
+                      f"[dim]of {money.format(result.grants.credit_balance)} available[/]")
+        console.print(f"[bold]amount due      {money.format(result.priced.amount_due)}[/]")
+
+
+@invoice_app.command("grant-coupon")
+def grant_coupon(
+    customer: str = typer.Option(..., "--customer", "-c", help="Customer id."),
+    coupon: str = typer.Option(..., "--coupon", help="Coupon id of the plan catalog (`coupons:` in the plan files)."),
+) -> None:
+    """Redeem a catalog coupon for a customer: the next invoice runs apply it (for its duration)."""
+    found = _invoicing().grant_coupon(customer, coupon, now=_now())
+    duration = f"{found.duration_periods} invoice(s)" if found.duration_periods else "every invoice"
+    console.print(f"customer {customer} redeemed coupon {found.id} ({found.label}): applies to {duration}")
+
+
+@invoice_app.command("grant-credit")
+def grant_credit(
+    customer: str = typer.Option(..., "--customer", "-c", help="Customer id."),
+    amount: str = typer.Option(..., "--amount", "-a", help="Amount, e.g. 100.00 (positive, currency decimals)."),
+    code: Optional[str] = typer.Option(None, "--currency", help="Currency (default and only choice: the customer's)."),
+) -> None:
+    """Grant a customer prepaid credit: invoices consume it after tax until it is used up."""
+    granted = _invoicing().grant_credit(customer, amount, code, now=_now())
+    money = granted.money
+    console.print(f"customer {customer} was granted {money.format(granted.amount)} of prepaid credit "
+                  f"({granted.grant_id}); balance {money.format(granted.balance)}")
 
 
 def _transition(invoice_id: str, target: InvoiceStatus) -> None:

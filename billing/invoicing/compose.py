@@ -20,6 +20,7 @@ from typing import Optional
 
 from billing.contracts import Invoice, InvoiceStatus, LineItem, LineKind
 from billing.invoicing.errors import NoSubscription
+from billing.invoicing.grants import Grants
 from billing.invoicing.periods import label
 from billing.invoicing.timeline import PlanSpan
 from billing.pricing import BillTo, PlanCatalog, PricedInvoice, Segment, price_invoice
@@ -68,10 +69,11 @@ def segments(customer: BillingCustomer, spans: Sequence[PlanSpan], usage: Sequen
 
 
 def price(period: Period, customer: BillingCustomer, spans: Sequence[PlanSpan], usage: Sequence[Mapping[str, Decimal]],
-          catalog: PlanCatalog, corrections: Sequence[Line] = ()) -> PricedInvoice:
-    """Price ``customer``'s ``period`` (no coupons or credits: the warehouse holds none yet)."""
+          catalog: PlanCatalog, corrections: Sequence[Line] = (), grants: Grants = Grants()) -> PricedInvoice:
+    """Price ``customer``'s ``period`` with its coupons and prepaid credits (:mod:`~billing.invoicing.grants`)."""
     return price_invoice(period, segments(customer, spans, usage, catalog), bill_to=customer.bill_to,
-                         tax_rules=catalog.tax_rules, corrections=corrections)
+                         tax_rules=catalog.tax_rules, corrections=corrections, coupons=grants.coupons,
+                         credit_balance=grants.credit_balance)
 
 
 def charge_code(line: Line) -> str:

@@ -6,6 +6,7 @@
    (:mod:`~billing.invoicing.timeline`) and pick the catalog plan of each span (product x customer
    currency); any unknown plan or currency fails the run before anything is written;
 2. leave finalized, paid and void invoices of the period alone (immutable), recompute the rest;
+   read the coupons and prepaid credits of the customers (:mod:`~billing.invoicing.grants`);
 3. record the spans, read the usage of every span from the hourly rollups in one query
    (:mod:`~billing.invoicing.usage`), price;
 4. re-price the customer's finalized invoices of the previous ``invoice_correction_months``
@@ -19,8 +20,9 @@ for a customer and period (ids are deterministic).
 from __future__ import annotations
 
 import time
+import uuid
 from collections import Counter, defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -30,7 +32,7 @@ from billing import facts
 from billing.clickhouse import client
 from billing.contracts import Invoice, InvoiceStatus, LineKind
 from billing.errors import ConfigError
-from billing.invoicing import compose
+from billing.invoicing import compose, grants
 from billing.invoicing.errors import NoSubscription, UnknownCustomer, UnknownInvoice
 from billing.invoicing.lifecycle import transition
 from billing.invoicing.periods import closed_period, invoice_id, label
@@ -42,6 +44,8 @@ from billing.meters import MeterSet, active_meters
 from billing.pricing import PlanCatalog, PricedInvoice, Segment, price_invoice
 from billing.pricing.catalog import builtin_catalog, load_catalog
 from billing.pricing.engine import Line
+from billing.pricing.money import Currency, currency
+from billing.pricing.plans import Coupon
 from billing.pricing.proration import Period, month_period
 from billing.settings import Settings
 
@@ -84,6 +88,17 @@ class Preview:
     until: datetime
     priced: PricedInvoice
     invoice: Invoice
+    grants: grants.Grants
+
+
+@dataclass(frozen=True)
+class CreditGranted:
+    """A prepaid credit just granted, and the customer's balance with it."""
+
+    grant_id: str
+    amount: Decimal
+    money: Currency
+    balance: Decimal
 
 
 class Invoicing:
@@ -123,6 +138,8 @@ class Invoicing:
         todo = [c for c in spans if statuses.get(ids[c], InvoiceStatus.DRAFT) is InvoiceStatus.DRAFT]
         summary.frozen = len(spans) - len(todo)
         plans = {c: self._plans(customers[c], spans[c]) for c in todo}
+        held = self.store.held()
+        granted = self._grants([customers[c] for c in todo if c in held], period, held)
         progress("reading usage", 0, 1)
         self.store.write_spans(
             (SpanRow(ids[c], number, c, span, plan_id, customers[c].currency, period.start)
@@ -143,7 +160,7 @@ class Invoicing:
             customer = customers[customer_id]
             span_usage = [quantities(usage.get((ids[customer_id], n), {}), self.meters) for n in range(len(spans[customer_id]))]
             priced = compose.price(period, customer, spans[customer_id], span_usage, self.catalog,
-                                   corrections.get(customer_id, ()))
+                                   corrections.get(customer_id, ()), granted.get(customer_id, grants.Grants()))
             invoice = compose.draft(priced, invoice_id=ids[customer_id], customer_id=customer_id,
                                     subscription_id=spans[customer_id][0].subscription_id, now=run_at)
             if finalize:
@@ -183,6 +200,16 @@ class Invoicing:
             return [self.catalog.plan_for(span.plan_id, customer.currency).id for span in spans]
         except ConfigError as exc:
             raise ConfigError(f"customer {customer.id}: {exc}; nothing was written") from None
+
+    def _grants(self, holders: Sequence[compose.BillingCustomer], period: Period,
+                held: Mapping[str, grants.Held]) -> dict[str, grants.Grants]:
+        """The coupons and credit balance of each holder's invoice of ``period``."""
+        applied = self.store.applied([c.id for c in holders])
+        try:
+            return {c.id: grants.for_invoice(c.id, c.currency, held[c.id], applied.get(c.id, ()), period, self.catalog)
+                    for c in holders}
+        except ConfigError as exc:
+            raise ConfigError(f"{exc}; nothing was written") from None
 
     def _corrections(self, customer_ids: Sequence[str], period: Period, progress: Progress) -> dict[str, list[Line]]:
         """Correction lines per customer for late usage of their finalized invoices of earlier months."""
@@ -225,9 +252,7 @@ class Invoicing:
 
     def preview(self, customer_id: str, *, now: datetime) -> Preview:
         """The running total of ``customer_id``'s current month, accrued up to ``now``."""
-        customer = self.store.customers([customer_id]).get(customer_id)
-        if customer is None:
-            raise UnknownCustomer(f"no customer {customer_id!r} in the warehouse")
+        customer = self._customer(customer_id)
         period = month_period(now)
         elapsed = Period(period.start, max(now, period.start + timedelta(seconds=1)))
         changes = self.store.subscription_changes(before=elapsed.end, customer=customer_id).get(customer_id, [])
@@ -236,10 +261,44 @@ class Invoicing:
             raise NoSubscription(f"customer {customer_id} has no billable subscription in {label(period)} "
                                  "(none, still trialing, or canceled)")
         stats = span_stats(self.store.hourly(customer_id, elapsed), spans)
-        priced = compose.price(period, customer, spans, [quantities(s, self.meters) for s in stats], self.catalog)
+        held = self.store.held(customer_id)
+        found = self._grants([customer] if held else [], period, held).get(customer_id, grants.Grants())
+        priced = compose.price(period, customer, spans, [quantities(s, self.meters) for s in stats], self.catalog, (), found)
         invoice = compose.draft(priced, invoice_id=invoice_id(customer_id, period), customer_id=customer_id,
                                 subscription_id=spans[0].subscription_id, now=now)
-        return Preview(customer, period, elapsed.end, priced, invoice)
+        return Preview(customer, period, elapsed.end, priced, invoice, found)
+
+    def _customer(self, customer_id: str) -> compose.BillingCustomer:
+        customer = self.store.customers([customer_id]).get(customer_id)
+        if customer is None:
+            raise UnknownCustomer(f"no customer {customer_id!r} in the warehouse")
+        return customer
+
+    # ------------------------------------------------------------------------- grants
+
+    def grant_coupon(self, customer_id: str, coupon_id: str, *, now: datetime) -> Coupon:
+        """Redeem the catalog coupon ``coupon_id`` for ``customer_id``: later invoice runs apply it."""
+        customer = self._customer(customer_id)
+        coupon = grants.coupon_for(customer_id, customer.currency, coupon_id, self.catalog)
+        if coupon_id in self.store.held(customer_id).get(customer_id, grants.Held()).coupons:
+            raise ConfigError(f"customer {customer_id} already holds coupon {coupon_id!r}; a coupon is redeemed once")
+        self.store.write_coupon(customer_id, coupon_id, _millis(now))
+        return coupon
+
+    def grant_credit(self, customer_id: str, amount: str | Decimal, code: Optional[str] = None, *,
+                     now: datetime) -> CreditGranted:
+        """Grant ``customer_id`` a prepaid credit in its billing currency (``code``, when given, must be it)."""
+        customer = self._customer(customer_id)
+        money = currency(code or customer.currency)
+        if money.code != customer.currency:
+            raise ConfigError(f"customer {customer_id} is billed in {customer.currency}; "
+                              f"a credit in {money.code} would never pay its invoices")
+        value = grants.credit_amount(amount, money)
+        grant_id = f"crd-{uuid.uuid4().hex[:16]}"
+        self.store.write_credit(customer_id, grant_id, value, money.code, _millis(now))
+        held = self.store.held(customer_id)[customer_id]
+        balance = grants.credit_balance(held, self.store.applied([customer_id]).get(customer_id, ()), money.code)
+        return CreditGranted(grant_id, value, money, balance)
 
     def period_usage(self, period: Period) -> list[tuple[str, datetime, datetime, dict[str, Decimal]]]:
         """Usage per customer and meter in the billable spans of the period's invoices (summed over spans;

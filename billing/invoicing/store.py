@@ -23,6 +23,7 @@ from clickhouse_connect.driver.client import Client
 from billing import facts
 from billing.contracts import Adjustment, AdjustmentKind, BreakdownStep, Invoice, InvoiceStatus, LineItem, LineKind
 from billing.invoicing.compose import BillingCustomer
+from billing.invoicing.grants import Applied, Held
 from billing.invoicing.pdf import BillTo
 from billing.invoicing.timeline import PlanSpan, SubscriptionChange
 from billing.invoicing.usage import HourStats
@@ -295,7 +296,49 @@ class Store:
             ))
         return out
 
+    def held(self, customer: Optional[str] = None) -> dict[str, Held]:
+        """Coupons (in redemption order) and credits granted per currency, of every customer or of ``customer``."""
+        where, params = ("WHERE customer_id = {c:String}", {"c": customer}) if customer is not None else ("", {})
+        coupons: dict[str, list[str]] = defaultdict(list)
+        for customer_id, coupon_id in self.ch.query(
+            f"SELECT customer_id, coupon_id FROM {self.db}.customer_coupons FINAL {where} "
+            "ORDER BY customer_id, redeemed_at, coupon_id", parameters=params,
+        ).result_rows:
+            coupons[customer_id].append(coupon_id)
+        credits: dict[str, dict[str, Decimal]] = defaultdict(dict)
+        for customer_id, code, amount in self.ch.query(
+            f"SELECT customer_id, currency, toString(sum(amount)) FROM {self.db}.customer_credits FINAL {where} "
+            "GROUP BY customer_id, currency", parameters=params,
+        ).result_rows:
+            credits[customer_id][code] = Decimal(amount)
+        return {c: Held(tuple(coupons.get(c, ())), credits.get(c, {})) for c in sorted(set(coupons) | set(credits))}
+
+    def applied(self, customer_ids: Sequence[str]) -> dict[str, list[Applied]]:
+        """Coupon and credit adjustments of the customers' invoices that are not void, per customer."""
+        if not customer_ids:
+            return {}
+        rows = self.ch.query(
+            f"SELECT customer_id, invoice_id, period_start, kind, code, currency, amount FROM {self.db}.invoice_adjustments FINAL "
+            "WHERE customer_id IN {ids:Array(String)} AND kind IN ('coupon', 'credit') AND invoice_id IN "
+            f"(SELECT invoice_id FROM {self.db}.invoices FINAL WHERE customer_id IN {{ids:Array(String)}} AND status != 'void')",
+            parameters={"ids": list(customer_ids)},
+        ).result_rows
+        out: dict[str, list[Applied]] = defaultdict(list)
+        for customer_id, *fields in rows:
+            out[customer_id].append(Applied(*fields))
+        return out
+
     # --------------------------------------------------------------------------- writes
+
+    def write_coupon(self, customer_id: str, coupon_id: str, redeemed_at: datetime) -> None:
+        """Record that ``customer_id`` redeemed ``coupon_id``."""
+        self.ch.insert(f"{self.db}.customer_coupons", [[customer_id, coupon_id, redeemed_at]],
+                       column_names=("customer_id", "coupon_id", "redeemed_at"))
+
+    def write_credit(self, customer_id: str, grant_id: str, amount: Decimal, code: str, granted_at: datetime) -> None:
+        """Record a prepaid credit granted to ``customer_id``."""
+        self.ch.insert(f"{self.db}.customer_credits", [[customer_id, grant_id, amount, code, granted_at]],
+                       column_names=("customer_id", "grant_id", "amount", "currency", "granted_at"))
 
     def write_spans(self, rows: Iterable[SpanRow], computed_at: datetime) -> None:
         """Record the spans each invoice prices."""

@@ -1,0 +1,170 @@
+"""Coupons and prepaid credits customers hold, applied by the invoice run and preview, through the CLI too.
+
+Expected discounts and credits are recomputed here from the invoices' own subtotals and totals,
+not from the grants code.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
+
+import pytest
+from typer.testing import CliRunner
+
+from billing.cli import invoice_cmds  # noqa: F401  (registers the commands)
+from billing.cli.app import app
+from billing.contracts import AdjustmentKind, Invoice, InvoiceStatus
+from billing.errors import ConfigError
+from billing.invoicing.errors import UnknownCustomer
+from billing.invoicing.run import Invoicing
+from billing.pricing import builtin_catalog
+from billing.pricing.plans import Coupon
+from billing.settings import get_settings
+from tests.integration.invoicing_data import SEPTEMBER, business_records, count
+from tests.integration.invoicing_fixtures import simulated, world  # noqa: F401  (fixtures)
+
+UTC = timezone.utc
+MID_OCTOBER, MID_NOVEMBER, DECEMBER_2 = (datetime(2026, 10, 15, tzinfo=UTC), datetime(2026, 11, 15, tzinfo=UTC),
+                                         datetime(2026, 12, 2, tzinfo=UTC))
+MONTHS = (("2026-09", MID_OCTOBER), ("2026-10", MID_NOVEMBER), ("2026-11", DECEMBER_2))
+CENT = Decimal("0.01")
+runner = CliRunner()
+
+
+def two_months_catalog():
+    catalog = builtin_catalog()
+    catalog.coupons["twomonths15"] = Coupon(id="twomonths15", name="Two months 15%", percent_off=Decimal(15), duration_periods=2)
+    return catalog
+
+
+def steady(world, currency: str = "USD") -> list[str]:
+    """Customers in ``currency`` subscribed before September and never canceled, by id."""
+    customers, events = business_records(world.records)
+    known = {c.id: c for c in customers}
+    ids = sorted({e.customer_id for e in events})
+    return [c for c in ids if known[c].currency == currency
+            and all(e.effective_time < SEPTEMBER and e.end_time is None for e in events if e.customer_id == c)]
+
+
+def run_months(invoicing: Invoicing, customer_id: str, months=MONTHS, finalize: bool = False) -> list[Invoice]:
+    """The customer's invoice of each month, as run."""
+    return [next(inv for inv in invoicing.run_period(period, now=now, finalize=finalize).invoices if inv.customer_id == customer_id)
+            for period, now in months]
+
+
+def of_kind(invoice: Invoice, kind: AdjustmentKind):
+    return [a for a in invoice.adjustments if a.kind is kind]
+
+
+def test_a_two_month_percent_coupon_discounts_exactly_the_first_two_billed_months(world):
+    invoicing = Invoicing(world.settings, catalog=two_months_catalog())
+    holder, other = steady(world)[:2]
+    invoicing.grant_coupon(holder, "twomonths15", now=MID_OCTOBER - timedelta(days=20))
+    september, october, november = run_months(invoicing, holder)
+    for number, invoice in enumerate((september, october), start=1):
+        assert invoice.subtotal > 0
+        (discount,) = of_kind(invoice, AdjustmentKind.COUPON)
+        assert discount.code == "twomonths15" and discount.percent_off == 15
+        assert discount.amount == (invoice.subtotal * Decimal("0.15")).quantize(CENT, rounding=ROUND_HALF_UP)
+        assert discount.description.endswith(f"period {number} of 2")
+        assert invoice.discount_total == discount.amount and invoice.total == invoice.subtotal - discount.amount + invoice.tax
+    assert november.adjustments == () and november.total == november.subtotal + november.tax
+    assert count(world.ch, world.db, "invoice_adjustments", "code = 'twomonths15'") == 2
+    assert count(world.ch, world.db, "invoice_adjustments") == 2  # nobody else holds anything
+    assert not any(inv.adjustments for inv in invoicing.store.invoices(customer=other))
+
+    again = run_months(invoicing, holder, finalize=True)  # re-runs: each month keeps its own discount
+    assert [inv.adjustments for inv in again] == [september.adjustments, october.adjustments, ()]
+    invoicing.change_status(september.id, InvoiceStatus.VOID, now=DECEMBER_2)  # a void invoice gives its period back
+    (december,) = run_months(invoicing, holder, [("2026-12", datetime(2027, 1, 2, tzinfo=UTC))])
+    assert [a.description.rsplit(", ", 1)[1] for a in of_kind(december, AdjustmentKind.COUPON)] == ["period 2 of 2"]
+
+
+def test_credits_are_consumed_across_months_until_exhausted_and_never_twice(world):
+    invoicing = Invoicing(world.settings)
+    holder = steady(world)[0]
+    full = run_months(invoicing, holder)  # drafts without credit: what each month costs
+    assert all(inv.total > 0 for inv in full)
+    granted = full[0].total + (full[1].total / 2).quantize(CENT)
+    half = (granted / 2).quantize(CENT, rounding=ROUND_DOWN)
+    first = invoicing.grant_credit(holder, str(half), now=MID_OCTOBER)
+    second = invoicing.grant_credit(holder, granted - half, "usd", now=MID_OCTOBER)
+    assert first.grant_id != second.grant_id and (first.balance, second.balance) == (half, granted)
+
+    september, october, november = run_months(invoicing, holder)
+    assert [sum(a.amount for a in of_kind(inv, AdjustmentKind.CREDIT)) for inv in (september, october, november)] == [
+        full[0].total, granted - full[0].total, 0]
+    assert (september.total, october.total, november.total) == (0, full[1].total - (granted - full[0].total), full[2].total)
+    assert all(inv.total >= 0 and inv.subtotal == before.subtotal for inv, before in zip((september, october, november), full))
+
+    rerun = invoicing.run_period("2026-09", now=MID_OCTOBER + timedelta(hours=1), finalize=True)
+    assert rerun.finalized == 30 and next(i for i in rerun.invoices if i.customer_id == holder).total == 0
+    again = run_months(invoicing, holder, MONTHS[1:])  # nothing consumed twice
+    assert [(inv.adjustments, inv.total) for inv in again] == [(inv.adjustments, inv.total) for inv in (october, november)]
+    consumed = world.ch.query(f"SELECT sum(amount) FROM {world.db}.invoice_adjustments FINAL WHERE kind = 'credit'").result_rows
+    assert consumed[0][0] == granted
+
+    invoicing.change_status(october.id, InvoiceStatus.VOID, now=DECEMBER_2)  # released credit pays the next invoice
+    (rerun_november,) = run_months(invoicing, holder, [("2026-11", DECEMBER_2 + timedelta(hours=1))])
+    assert sum(a.amount for a in of_kind(rerun_november, AdjustmentKind.CREDIT)) == min(granted - full[0].total, full[2].total)
+
+
+def test_bad_grants_are_one_clear_error_and_write_nothing(world):
+    invoicing = Invoicing(world.settings)
+    usd, eur = steady(world)[0], steady(world, "EUR")[0]
+    for call, error, message in (
+        (lambda: invoicing.grant_coupon("cus-nobody", "launch20", now=MID_OCTOBER), UnknownCustomer, "no customer 'cus-nobody'"),
+        (lambda: invoicing.grant_coupon(usd, "free4ever", now=MID_OCTOBER), ConfigError, "unknown coupon 'free4ever'; known: launch20"),
+        (lambda: invoicing.grant_coupon(eur, "welcome50", now=MID_OCTOBER), ConfigError, "takes USD off but the customer is billed in EUR"),
+        (lambda: invoicing.grant_credit("cus-nobody", "10", now=MID_OCTOBER), UnknownCustomer, "no customer 'cus-nobody'"),
+        (lambda: invoicing.grant_credit(usd, "-10", now=MID_OCTOBER), ConfigError, "must be positive, got -10"),
+        (lambda: invoicing.grant_credit(usd, "10.001", now=MID_OCTOBER), ConfigError, "more decimals than USD allows"),
+        (lambda: invoicing.grant_credit(usd, "ten", now=MID_OCTOBER), ConfigError, "'ten' is not an amount"),
+        (lambda: invoicing.grant_credit(usd, "10", "XYZ", now=MID_OCTOBER), ConfigError, "unknown currency 'XYZ'"),
+        (lambda: invoicing.grant_credit(usd, "10", "EUR", now=MID_OCTOBER), ConfigError, "billed in USD; a credit in EUR would never pay"),
+    ):
+        with pytest.raises(error, match=message):
+            call()
+    assert count(world.ch, world.db, "customer_coupons") == count(world.ch, world.db, "customer_credits") == 0
+
+    invoicing.grant_coupon(usd, "launch20", now=MID_OCTOBER)
+    with pytest.raises(ConfigError, match=f"customer {usd} already holds coupon 'launch20'"):
+        invoicing.grant_coupon(usd, "launch20", now=MID_OCTOBER + timedelta(minutes=1))
+    assert count(world.ch, world.db, "customer_coupons") == 1
+
+    Invoicing(world.settings, catalog=two_months_catalog()).grant_coupon(eur, "twomonths15", now=MID_OCTOBER)
+    with pytest.raises(ConfigError, match=f"customer {eur}: unknown coupon 'twomonths15'.*; nothing was written"):
+        invoicing.run_period("2026-09", now=MID_OCTOBER)  # the catalog no longer offers a coupon the customer holds
+    assert count(world.ch, world.db, "invoices") == count(world.ch, world.db, "invoice_spans") == 0
+
+
+@pytest.fixture()
+def cli_env(world, monkeypatch):
+    monkeypatch.setenv("BILLING_CLICKHOUSE_DATABASE", world.db)
+    monkeypatch.setenv("BILLING_TOPIC_INVOICES", world.settings.topic_invoices)
+    get_settings.cache_clear()
+    yield world
+    get_settings.cache_clear()
+
+
+def flat(output: str) -> str:
+    return " ".join(output.split())
+
+
+def test_cli_grants_and_the_preview_shows_them(cli_env):
+    holder = steady(cli_env)[0]
+    granted = runner.invoke(app, ["invoice", "grant-coupon", "--customer", holder, "--coupon", "partner10"], terminal_width=200)
+    assert granted.exit_code == 0, granted.output
+    assert f"customer {holder} redeemed coupon partner10 (Partner discount): applies to every invoice" in flat(granted.output)
+    credit = runner.invoke(app, ["invoice", "grant-credit", "-c", holder, "--amount", "25"], terminal_width=200)
+    assert credit.exit_code == 0, credit.output
+    assert "was granted 25.00 USD of prepaid credit" in flat(credit.output) and "balance 25.00 USD" in flat(credit.output)
+    negative = runner.invoke(app, ["invoice", "grant-credit", "-c", holder, "--amount", "-5"])
+    assert negative.exit_code == 1 and "must be positive, got -5" in str(negative.exception)
+
+    preview = runner.invoke(app, ["invoice", "preview", "--customer", holder], terminal_width=200)
+    assert preview.exit_code == 0, preview.output
+    shown = flat(preview.output)
+    assert "coupon -" in shown and "Partner discount (10% off)" in shown
+    assert "prepaid credits -" in shown and "of 25.00 USD available" in shown and "amount due" in shown
