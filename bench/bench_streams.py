@@ -77,7 +77,7 @@ def _settings(tag: str, base):
 def _env(settings) -> dict[str, str]:
     keys = ["topic_usage", "topic_customers", "topic_subscriptions", "topic_invoices", "topic_payments",
             "topic_dead_letters", "worker_app_id", "clickhouse_database", "clickhouse_url", "kafka_bootstrap",
-            "state_dir", "worker_web_port"]
+            "state_dir", "worker_web_port", "kafka_partitions"]
     return {f"BILLING_{k.upper()}": str(getattr(settings, k)) for k in keys}
 
 

@@ -38,7 +38,7 @@ from functools import partial
 from pathlib import Path
 
 import faust
-from confluent_kafka import Producer
+from confluent_kafka import KafkaError, KafkaException, Producer
 from faust.types import TP, Message
 from rocksdict import WriteBatch
 
@@ -55,6 +55,7 @@ log = logging.getLogger("billing.worker")
 UTC = timezone.utc
 DAY_S = 86_400
 IDLE_CHECK_S = 5.0
+METADATA_WAIT_S = 30.0
 Acknowledge = Callable[[list[Message]], Awaitable[None]]
 ROCKSDB_OPTIONS = {
     "write_buffer_size": 8 << 20,
@@ -119,10 +120,24 @@ class PartitionTable:
                 batch.delete(key)
             else:
                 batch.put(key, value)
-            self.producer.produce(name, value, key, partition=partition, on_delivery=self._delivered)
+            self._send(name, value, key, partition)
         for partition, batch in batches.items():
             self._db(partition).write(batch)
         return len(pending)
+
+    def _send(self, topic: str, value: bytes | None, key: bytes, partition: int) -> None:
+        """Produce one changelog message. A changelog topic Faust has just created may not be in
+        librdkafka's metadata yet ("unknown partition"): refresh it and try again."""
+        deadline = time.monotonic() + METADATA_WAIT_S
+        while True:
+            try:
+                self.producer.produce(topic, value, key, partition=partition, on_delivery=self._delivered)
+                return
+            except KafkaException as exc:
+                if exc.args[0].code() != KafkaError._UNKNOWN_PARTITION or time.monotonic() > deadline:
+                    raise
+                self.producer.list_topics(topic, timeout=5.0)
+                time.sleep(0.1)
 
     def _delivered(self, error, message) -> None:
         if error is None:

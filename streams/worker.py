@@ -7,6 +7,7 @@ from pathlib import Path
 import faust
 
 from billing.migrations import migrate
+from billing.platform.topics import admin_client, ensure_topics, topic_specs
 from billing.settings import Settings
 from streams.app import StreamRuntime
 
@@ -18,8 +19,11 @@ def worker_dir(settings: Settings, name: str) -> Path:
 
 
 def run_worker(settings: Settings, name: str, web_port: int, loglevel: str = "warning") -> None:
-    """Apply pending warehouse migrations, then run the Faust worker until it is stopped (SIGTERM/SIGINT)."""
+    """Apply pending warehouse migrations, create missing topics and check the partition counts of
+    existing ones (tables are partitioned like the topics), then run the Faust worker until it is
+    stopped (SIGTERM/SIGINT)."""
     migrate(settings)
+    ensure_topics(admin_client(settings.kafka_bootstrap), list(topic_specs(settings).values()))
     data_dir = worker_dir(settings, name)
     data_dir.mkdir(parents=True, exist_ok=True)
     runtime = StreamRuntime(settings, name, web_port, data_dir)

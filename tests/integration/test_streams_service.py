@@ -3,6 +3,9 @@ and two workers sharing the partitions of one consumer group."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import urllib.request
 
 import pytest
@@ -63,3 +66,13 @@ def test_two_workers_share_the_partitions_and_totals_stay_exact(kafka, warehouse
         second.stop()
     assert all(owners) and sorted(owners[0] + owners[1]) == list(range(mine.kafka_partitions))
     assert differences(manifest.usage_totals("hour"), hourly_totals(mine)) == []
+
+
+def test_a_worker_configured_for_other_partition_counts_refuses_to_start(kafka, warehouse, settings):
+    mine = isolated(settings, "partitions")
+    env = {**os.environ, **env_of(mine), "BILLING_KAFKA_PARTITIONS": str(mine.kafka_partitions + 2)}
+    done = subprocess.run([sys.executable, "-m", "billing", "worker", "--name", "wrong", "--web-port", str(free_port())],
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0
+    assert "partition counts differ from the settings" in done.stdout + done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
