@@ -4,7 +4,7 @@ A private local warehouse (own port and state folder) gets the schema and a mont
 generated inside ClickHouse (`INSERT ... SELECT`): customers in the simulator's 13 markets (10
 currencies), subscriptions on the four simulated plans with mid-month plan changes,
 cancellations and trials ending mid-month, and hourly usage rollups for 5 meters. The invoices
-go to a private topic on the broker of the settings (start it with `billing up kafka`).
+go to a private topic on the broker of the settings (started for the run when it is not running).
 
 Timed: the first run of the month (drafts), a re-run (nothing changed), a finalizing run, and the
 next month's run, which also re-prices the 10,000 finalized invoices to detect late usage.
@@ -88,6 +88,8 @@ def run() -> str:
         })
         warehouse = stack.select(settings, ["warehouse"])[0]
         warehouse.start()
+        kafka = stack.select(base, ["kafka"])[0]
+        kafka_started = kafka.start()
         admin = admin_client(settings.kafka_bootstrap)
         try:
             ensure_topics(admin, [TopicSpec(topic, settings.kafka_partitions, settings.kafka_replication)])
@@ -114,6 +116,8 @@ def run() -> str:
         finally:
             admin.delete_topics([topic])
             warehouse.stop()
+            if kafka_started:
+                kafka.stop()
     status = "meets" if first.seconds < TARGET_S else "misses"
     return "\n".join([
         "## invoicing",
