@@ -30,8 +30,9 @@ DRAWN = "canvas, svg, table, .header-line, .superset-legacy-chart-big-number, [d
 ERRORS = "[data-test='error-tooltip'], .alert-danger, [role='alert'], .ant-alert-error"
 BAD_TEXT = ("Invalid format", "No results", "Unexpected error")
 CHARTS = "[data-test='chart-grid-component']"
-LOAD_TIMEOUT_S = 150.0
+LOAD_TIMEOUT_S = 180.0
 EMPTY_RELOAD_S = 30.0
+MAX_RELOADS = 3
 
 
 def chart_ids(body: dict) -> list[int]:
@@ -82,15 +83,19 @@ def open_dashboard(page: Page, url: str, board: dict, folder: Path) -> dict:
     query = f"?{board['query']}" if board.get("query") else ""
     page.goto(f"{url}/superset/dashboard/{board['slug'] or board['id']}/{query}", wait_until="domcontentloaded")
     wanted = {c["id"] for c in board["charts"]}
-    started = time.monotonic()
-    deadline, reloaded = started + LOAD_TIMEOUT_S, False
+    deadline = time.monotonic() + LOAD_TIMEOUT_S
+    loaded_at, reloads = time.monotonic(), 0
     while time.monotonic() < deadline:
-        if not reloaded and time.monotonic() - started > EMPTY_RELOAD_S and not page.locator(CHARTS).count():
-            reloaded = True  # the single-page app occasionally leaves the grid empty: press F5 once, like a person
-            page.reload(wait_until="domcontentloaded")
+        absent = [c for c in wanted if not page.locator(f"[data-test-chart-id='{c}']").count()]
         spinning = page.locator(f"{CHARTS} [data-test='loading-indicator'], {CHARTS} .loading").count()
-        if wanted <= answers.keys() and not spinning:
+        if wanted <= answers.keys() and not spinning and not absent:
             break
+        if absent and time.monotonic() - loaded_at > EMPTY_RELOAD_S and reloads < MAX_RELOADS:
+            # the single-page app occasionally leaves the grid empty (seen under load, also after the
+            # charts had loaded): press F5, like a person would
+            reloads += 1
+            page.reload(wait_until="domcontentloaded")
+            loaded_at = time.monotonic()
         page.wait_for_timeout(500)
     try:  # filter-value queries and the like: let the server finish them before the next dashboard
         page.wait_for_load_state("networkidle", timeout=30_000)
@@ -126,7 +131,7 @@ def open_dashboard(page: Page, url: str, board: dict, folder: Path) -> dict:
         charts.append({"id": chart["id"], "name": chart["name"], "rows": answer["rows"] if answer else 0,
                        "drawn": drawn, "problem": problem})
     return {"title": board["title"], "slug": board["slug"], "screenshot": str(shot), "charts": charts,
-            "page_errors": page_errors, "reloaded": reloaded}
+            "page_errors": page_errors, "reloads": reloads}
 
 
 def main() -> None:

@@ -53,14 +53,14 @@ def _filter_query(native_filters: list[dict], select: dict[str, list[str]]) -> s
 
 
 def check_dashboards(svc: SupersetService, screenshots: Path, select: dict[str, list[str]] | None = None,
-                     timeout_s: float = 600.0) -> list[dict]:
+                     timeout_s: float = 900.0) -> list[dict]:
     """Open each dashboard, screenshot it into ``screenshots`` and report every chart.
 
     ``select`` preselects native filters by name (``{"Region": ["EMEA"]}``) on the dashboards that
     have them; the others are opened unfiltered. Returns ``[{"title", "slug", "screenshot", "charts":
-    [{"id", "name", "rows", "drawn", "problem"}], "page_errors", "reloaded"}]``; ``problem`` is empty
+    [{"id", "name", "rows", "drawn", "problem"}], "page_errors", "reloads"}]``; ``problem`` is empty
     for a chart that answered rows and drew them without error, ``page_errors`` are the page's
-    uncaught JavaScript errors and ``reloaded`` tells that an empty page was reloaded once.
+    uncaught JavaScript errors and ``reloads`` counts the times a page missing charts was reloaded.
     """
     chromium = ensure_chromium()
     boards = []
