@@ -13,7 +13,7 @@ from clickhouse_connect.driver.client import Client
 from billing.clickhouse import client
 from billing.migrations import migrate
 from billing.platform.topics import TopicSpec, admin_client, ensure_topics
-from billing.settings import Settings
+from billing.settings import Settings, get_settings
 from producers.manifest import Manifest
 from tests.integration.invoicing_data import load, simulate
 
@@ -50,3 +50,13 @@ def world(settings, warehouse, kafka, simulated) -> Iterator[World]:
     yield World(scoped, ch, name, records, manifest)
     client(settings).command(f"DROP DATABASE IF EXISTS {name}")
     admin.delete_topics([topic])
+
+
+@pytest.fixture()
+def cli_env(world: World, monkeypatch) -> Iterator[World]:
+    """``world`` as the environment of the `billing` CLI (its database and invoices topic)."""
+    monkeypatch.setenv("BILLING_CLICKHOUSE_DATABASE", world.db)
+    monkeypatch.setenv("BILLING_TOPIC_INVOICES", world.settings.topic_invoices)
+    get_settings.cache_clear()
+    yield world
+    get_settings.cache_clear()

@@ -19,9 +19,8 @@ from billing.invoicing.errors import PeriodError
 from billing.invoicing.pdf import render_pdf
 from billing.invoicing.run import Invoicing
 from billing.pricing.money import currency
-from billing.settings import get_settings
 from tests.integration.invoicing_data import business_records
-from tests.integration.invoicing_fixtures import simulated, world  # noqa: F401  (fixtures)
+from tests.integration.invoicing_fixtures import cli_env, simulated, world  # noqa: F401  (fixtures)
 
 MID_OCTOBER = datetime(2026, 10, 15, tzinfo=timezone.utc)
 runner = CliRunner()
@@ -75,15 +74,6 @@ def test_pdfs_show_the_lines_and_totals(world, tmp_path):
         assert invoice.id in text and f"Total due ({invoice.currency})" in text
         assert f"{invoice.total:,.{money.minor_units}f}" in text and f"{invoice.subtotal:,.{money.minor_units}f}" in text
         assert all(line.description in text for line in invoice.line_items)
-
-
-@pytest.fixture()
-def cli_env(world, monkeypatch):
-    monkeypatch.setenv("BILLING_CLICKHOUSE_DATABASE", world.db)
-    monkeypatch.setenv("BILLING_TOPIC_INVOICES", world.settings.topic_invoices)
-    get_settings.cache_clear()
-    yield world
-    get_settings.cache_clear()
 
 
 def test_cli_run_list_pay_pdf_export(cli_env, tmp_path):

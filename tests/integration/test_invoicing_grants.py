@@ -20,9 +20,8 @@ from billing.invoicing.errors import UnknownCustomer
 from billing.invoicing.run import Invoicing
 from billing.pricing import builtin_catalog
 from billing.pricing.plans import Coupon
-from billing.settings import get_settings
 from tests.integration.invoicing_data import SEPTEMBER, business_records, count
-from tests.integration.invoicing_fixtures import simulated, world  # noqa: F401  (fixtures)
+from tests.integration.invoicing_fixtures import cli_env, simulated, world  # noqa: F401  (fixtures)
 
 UTC = timezone.utc
 MID_OCTOBER, MID_NOVEMBER, DECEMBER_2 = (datetime(2026, 10, 15, tzinfo=UTC), datetime(2026, 11, 15, tzinfo=UTC),
@@ -137,15 +136,6 @@ def test_bad_grants_are_one_clear_error_and_write_nothing(world):
     with pytest.raises(ConfigError, match=f"customer {eur}: unknown coupon 'twomonths15'.*; nothing was written"):
         invoicing.run_period("2026-09", now=MID_OCTOBER)  # the catalog no longer offers a coupon the customer holds
     assert count(world.ch, world.db, "invoices") == count(world.ch, world.db, "invoice_spans") == 0
-
-
-@pytest.fixture()
-def cli_env(world, monkeypatch):
-    monkeypatch.setenv("BILLING_CLICKHOUSE_DATABASE", world.db)
-    monkeypatch.setenv("BILLING_TOPIC_INVOICES", world.settings.topic_invoices)
-    get_settings.cache_clear()
-    yield world
-    get_settings.cache_clear()
 
 
 def flat(output: str) -> str:
