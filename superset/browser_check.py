@@ -83,16 +83,37 @@ def open_dashboard(page: Page, url: str, board: dict, folder: Path) -> dict:
     query = f"?{board['query']}" if board.get("query") else ""
     page.goto(f"{url}/superset/dashboard/{board['slug'] or board['id']}/{query}", wait_until="domcontentloaded")
     wanted = {c["id"] for c in board["charts"]}
+    reloads = _wait_for_charts(page, wanted, answers)
+    charts = _describe(page, board, answers)
+    while any(c["problem"] == "not on the page" for c in charts) and reloads < MAX_RELOADS:
+        # the single-page app occasionally empties the grid after its charts loaded: press F5, like a person
+        page.reload(wait_until="domcontentloaded")
+        reloads += 1 + _wait_for_charts(page, wanted, answers)
+        charts = _describe(page, board, answers)
+    shot = folder / f"{board['slug'] or board['id']}.png"
+    _screenshot(page, wanted, shot)
+    page.remove_listener("response", on_response)
+    page.remove_listener("pageerror", on_page_error)
+    page.remove_listener("requestfailed", on_request_failed)
+    return {"title": board["title"], "slug": board["slug"], "screenshot": str(shot), "charts": charts,
+            "page_errors": page_errors, "reloads": reloads}
+
+
+def _absent(page: Page, wanted: set[int]) -> list[int]:
+    return [c for c in wanted if not page.locator(f"[data-test-chart-id='{c}']").count()]
+
+
+def _wait_for_charts(page: Page, wanted: set[int], answers: dict) -> int:
+    """Wait until every chart is on the page, answered and done spinning, then for the network to
+    settle; reload a page still missing charts after a while. Returns the number of reloads."""
     deadline = time.monotonic() + LOAD_TIMEOUT_S
     loaded_at, reloads = time.monotonic(), 0
     while time.monotonic() < deadline:
-        absent = [c for c in wanted if not page.locator(f"[data-test-chart-id='{c}']").count()]
+        absent = _absent(page, wanted)
         spinning = page.locator(f"{CHARTS} [data-test='loading-indicator'], {CHARTS} .loading").count()
         if wanted <= answers.keys() and not spinning and not absent:
             break
         if absent and time.monotonic() - loaded_at > EMPTY_RELOAD_S and reloads < MAX_RELOADS:
-            # the single-page app occasionally leaves the grid empty (seen under load, also after the
-            # charts had loaded): press F5, like a person would
             reloads += 1
             page.reload(wait_until="domcontentloaded")
             loaded_at = time.monotonic()
@@ -101,12 +122,12 @@ def open_dashboard(page: Page, url: str, board: dict, folder: Path) -> dict:
         page.wait_for_load_state("networkidle", timeout=30_000)
     except PlaywrightTimeout:
         pass
-    page.wait_for_timeout(1500)  # let the last animations finish drawing before the screenshot
-    shot = folder / f"{board['slug'] or board['id']}.png"
-    page.screenshot(path=str(shot), full_page=True)
-    page.remove_listener("response", on_response)
-    page.remove_listener("pageerror", on_page_error)
-    page.remove_listener("requestfailed", on_request_failed)
+    page.wait_for_timeout(1500)  # let the last animations finish drawing
+    return reloads
+
+
+def _describe(page: Page, board: dict, answers: dict) -> list[dict]:
+    """Each chart of ``board`` as it is on the page now, with its data answer and any problem."""
     charts = []
     for chart in board["charts"]:
         slot = page.locator(f"[data-test-chart-id='{chart['id']}']")
@@ -130,8 +151,18 @@ def open_dashboard(page: Page, url: str, board: dict, folder: Path) -> dict:
             problem = "nothing drawn"
         charts.append({"id": chart["id"], "name": chart["name"], "rows": answer["rows"] if answer else 0,
                        "drawn": drawn, "problem": problem})
-    return {"title": board["title"], "slug": board["slug"], "screenshot": str(shot), "charts": charts,
-            "page_errors": page_errors, "reloads": reloads}
+    return charts
+
+
+def _screenshot(page: Page, wanted: set[int], path: Path) -> None:
+    """A full-page screenshot showing the charts: a full-page capture resizes the page, after which
+    the grid was seen re-rendering empty; such a capture is taken again once the charts are back."""
+    for _ in range(MAX_RELOADS):
+        page.screenshot(path=str(path), full_page=True)
+        if not _absent(page, wanted):
+            return
+        page.wait_for_timeout(EMPTY_RELOAD_S * 1000 / MAX_RELOADS)
+    page.screenshot(path=str(path), full_page=True)
 
 
 def main() -> None:
