@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -20,6 +21,7 @@ import pytest
 
 from billing.clickhouse import client
 from billing.meters import active_meters
+from billing.platform.process import tail
 from billing.platform.service import Service
 from billing.platform.topics import admin_client
 from billing.platform.superset import SupersetService
@@ -44,21 +46,36 @@ def send(settings: Settings, manifest: Path, *, seed: int, customers: int, event
     return Manifest.load(manifest)
 
 
-def stored(settings: Settings, manifests: list[Manifest]):
-    """Check that every unique valid usage event, payment event and dead letter is in the warehouse."""
-    usage = sum(m.summary["usage"]["unique_valid"] for m in manifests)
-    malformed = sum(m.summary["usage"]["malformed"] for m in manifests)
-    payments = sum(m.summary["records"].get("payments", 0) for m in manifests)
+def expected(manifests: list[Manifest]) -> tuple[int, int, int]:
+    """Unique valid usage events, payment events and malformed usage events the manifests sent."""
+    return (sum(m.summary["usage"]["unique_valid"] for m in manifests),
+            sum(m.summary["records"].get("payments", 0) for m in manifests),
+            sum(m.summary["usage"]["malformed"] for m in manifests))
+
+
+def stored(settings: Settings) -> tuple[int, int, int]:
+    """Usage events, payment events and dead letters in the session's warehouse database."""
     db = settings.clickhouse_database
-    ch = client(settings)
+    return tuple(client(settings).query(f"SELECT (SELECT count() FROM {db}.usage_events FINAL), "
+                                        f"(SELECT count() FROM {db}.payment_events FINAL), "
+                                        f"(SELECT count() FROM {db}.dead_letters FINAL)").result_rows[0])
 
-    def check() -> bool:
-        counts = ch.query(f"SELECT (SELECT count() FROM {db}.usage_events FINAL), "
-                          f"(SELECT count() FROM {db}.payment_events FINAL), "
-                          f"(SELECT count() FROM {db}.dead_letters FINAL)").result_rows[0]
-        return counts[0] == usage and counts[1] == payments and counts[2] >= malformed
 
-    return check
+def all_stored(settings: Settings, want: tuple[int, int, int]) -> bool:
+    """True once every unique valid usage event, payment event and dead letter is in the warehouse."""
+    got = stored(settings)
+    return got[0] == want[0] and got[1] == want[1] and got[2] >= want[2]
+
+
+def not_stored(settings: Settings, want: tuple[int, int, int], log_file: Path) -> str:
+    """What a failed wait saw: the counts, the worker's own counters and the end of its log."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{settings.worker_web_port}/stats", timeout=5) as response:
+            stats = response.read().decode()
+    except OSError as exc:
+        stats = f"unavailable ({exc})"
+    return (f"the worker did not store everything: (usage, payments, dead letters) stored {stored(settings)}, "
+            f"expected {want}; worker stats {stats}; end of {log_file}:\n{tail(log_file, 80)}")
 
 
 def snapshot_after(settings: Settings, moment: datetime):
@@ -93,7 +110,8 @@ def pipeline(settings: Settings, warehouse: Service, kafka: Service,
             send(mine, folder / "live", seed=12, customers=CUSTOMERS // 2, events=LIVE_EVENTS,
                  start=live_start, days=1 / 24),
         ]
-        assert wait_for(stored(mine, manifests), timeout=300), f"the worker did not store everything; see {worker.log_file}"
+        want = expected(manifests)
+        assert wait_for(lambda: all_stored(mine, want), timeout=300), not_stored(mine, want, worker.log_file)
         assert wait_for(snapshot_after(mine, datetime.now(UTC)), timeout=60), "the worker wrote no final metrics"
     finally:
         worker.stop()
