@@ -15,7 +15,8 @@ from billing.errors import ConfigError
 from billing.meters import active_meters
 from billing.pricing import BillTo, CouponGrant, PlanCatalog, Segment, load_catalog, price_invoice
 from billing.pricing.catalog import configured_catalog
-from billing.pricing.plans import FlatCharge, PackageCharge, PercentageCharge, PerUnitCharge, Plan
+from billing.pricing.money import currency
+from billing.pricing.plans import Coupon, FlatCharge, PackageCharge, PercentageCharge, PerUnitCharge, Plan
 from billing.pricing.proration import Period, plan_period
 
 plans_app = typer.Typer(help="Price plans: validate files, inspect plans, quote usage.", no_args_is_help=True)
@@ -45,16 +46,39 @@ def validate(files: list[Path] = typer.Argument(..., help="Plan catalog files or
 
 @plans_app.command("list")
 def list_plans(catalog_path: Optional[Path] = CatalogOption) -> None:
-    """List the plans of the catalog."""
-    table = Table()
-    table.add_column("id", no_wrap=True)  # never cut an id: it is what `show` and `quote` take
-    for header in ("name", "currency", "interval", "charges", "minimum"):
-        table.add_column(header)
-    for plan in _catalog(catalog_path).plans.values():
+    """List the plans and coupons of the catalog."""
+    catalog = _catalog(catalog_path)
+    table = _id_table("plans", "name", "currency", "interval", "charges", "minimum")
+    for plan in catalog.plans.values():
         models = ", ".join(f"{charge.id} ({charge.model})" for charge in plan.charges)
         minimum = plan.money.format(plan.minimum_commitment) if plan.minimum_commitment is not None else "-"
         table.add_row(plan.id, plan.name, plan.currency, plan.interval, models, minimum)
     console.print(table)
+    coupons = _id_table("coupons", "name", "discount", "duration")
+    for coupon in catalog.coupons.values():
+        coupons.add_row(coupon.id, coupon.name, _discount(coupon), _duration(coupon))
+    console.print(coupons)
+
+
+def _id_table(title: str, *headers: str) -> Table:
+    """A table whose first column is an id, never cut: it is what the other commands take."""
+    table = Table(title=title)
+    table.add_column("id", no_wrap=True)
+    for header in headers:
+        table.add_column(header)
+    return table
+
+
+def _discount(coupon: Coupon) -> str:
+    """``20% off`` or ``50.00 USD off``."""
+    if coupon.percent_off is not None:
+        return f"{coupon.percent_off}% off"
+    return f"{currency(coupon.currency).format(coupon.amount_off)} off"
+
+
+def _duration(coupon: Coupon) -> str:
+    """How many invoices a coupon discounts."""
+    return "every invoice" if coupon.duration_periods is None else f"first {coupon.duration_periods} invoice(s)"
 
 
 @plans_app.command()

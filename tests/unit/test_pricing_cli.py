@@ -35,6 +35,10 @@ def test_validate_accepts_the_examples_and_rejects_bad_files(tmp_path):
 def test_show_and_list_and_bad_usage():
     shown = runner.invoke(app, ["plans", "show", "business_eur"], terminal_width=200)
     assert shown.exit_code == 0 and "0.00011" in shown.output and "volume" in shown.output
-    assert "enterprise_jpy" in runner.invoke(app, ["plans", "list"], terminal_width=200).output
+    listed = runner.invoke(app, ["plans", "list"], terminal_width=200).output
+    assert "enterprise_jpy" in listed
+    coupons = [" ".join(cell.strip() for cell in row.split("│")[1:-1]) for row in listed.split("coupons")[1].splitlines()]
+    assert {"launch20 Launch offer 20% off first 3 invoice(s)", "welcome50 Welcome credit 50.00 USD off first 1 invoice(s)",
+            "partner10 Partner discount 10% off every invoice"} <= set(coupons)
     bad = runner.invoke(app, ["plans", "quote", "--plan", "starter", "-u", "api_calls"])
     assert isinstance(bad.exception, ConfigError) and "expected meter=quantity" in str(bad.exception)
