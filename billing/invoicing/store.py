@@ -206,6 +206,16 @@ class Store:
         ).result_rows
         return [InvoiceHead(i, c, start, end, InvoiceStatus(status)) for i, c, start, end, status in rows]
 
+    def overlapping(self, period: Period, customer: Optional[str] = None) -> list[InvoiceHead]:
+        """Identity and status of every invoice (of ``customer``, when given) whose period overlaps ``period``."""
+        where = "AND customer_id = {customer:String}" if customer is not None else ""
+        rows = self.ch.query(
+            f"SELECT invoice_id, customer_id, period_start, period_end, status FROM {self.db}.invoices FINAL "
+            f"WHERE period_start < {MS.format('end')} AND period_end > {MS.format('start')} {where}",
+            parameters={"start": epoch_ms(period.start), "end": epoch_ms(period.end), "customer": customer},
+        ).result_rows
+        return [InvoiceHead(i, c, start, end, InvoiceStatus(status)) for i, c, start, end, status in rows]
+
     def line_rows(self, since: datetime, until: Optional[datetime] = None) -> dict[str, list[LineRow]]:
         """Stored lines of the invoices whose period starts in ``[since, until)``, per invoice, in order."""
         bound = f"AND period_start < {MS.format('until')}" if until is not None else ""
