@@ -31,10 +31,11 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
 from functools import partial
+from itertools import islice
 from pathlib import Path
 
 import faust
@@ -105,6 +106,12 @@ class PartitionTable:
             if key not in pending:
                 yield key, value
         yield from ((key, value) for key, value in pending.items() if value is not None)
+
+    def scan(self, partition: int, start: bytes, limit: int) -> list[tuple[bytes, bytes]]:
+        """Up to ``limit`` stored items of ``partition`` from key ``start`` on (writes not produced yet
+        and Faust's own offset key aside)."""
+        meta = self.table.data.offset_key
+        return list(islice(((k, v) for k, v in self._db(partition).items(from_key=start) if k != meta), limit))
 
     def produce(self) -> int:
         """Write the changes since the last call to RocksDB and hand their changelog messages to the
@@ -346,12 +353,21 @@ class StreamRuntime:
                 await self._write(out)
 
     async def _purge(self) -> None:
-        async with self.lock:
-            counts = self.usage.purge()
-            await self._flush_tables()
-        self.metrics.add(counts)
-        if counts:
-            log.info("purged %s", dict(counts))
+        """Purge expired state one slice at a time, letting batches run in between (a purge of a
+        million keys under the lock stalled the worker for seconds)."""
+        total = Counter()
+        slices = self.usage.purge()
+        while True:
+            async with self.lock:
+                counts = next(slices, None)
+                if counts is None:
+                    break
+                await self._flush_tables()
+            total += counts
+            await asyncio.sleep(0)
+        self.metrics.add(total)
+        if total:
+            log.info("purged %s", dict(total))
 
     def _on_revoked(self, sender, revoked, **kwargs) -> None:
         partitions = {tp.partition for tp in revoked}

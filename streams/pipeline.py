@@ -41,6 +41,8 @@ from streams.windows import WindowState, is_closed, measured, window_bounds, win
 
 UTC = timezone.utc
 DAY_S = 86_400
+PURGE_SLICE = 20_000
+"""Keys the purge reads per slice (a worker holds its lock for one slice: a few tens of ms)."""
 log = logging.getLogger("billing.worker")
 
 USAGE_DIMENSIONS = COLUMNS["usage_events"].index("dimensions")
@@ -61,6 +63,10 @@ class StateStore(Protocol):
 
     def items(self) -> Iterator[tuple[bytes, bytes]]: ...
 
+    def scan(self, partition: int, start: bytes, limit: int) -> list[tuple[bytes, bytes]]:
+        """Up to ``limit`` items of ``partition`` with keys >= ``start``, in key order."""
+        ...
+
 
 class DictStore(dict):
     """In-memory :class:`StateStore` (tests, benchmarks of the pure logic)."""
@@ -73,6 +79,10 @@ class DictStore(dict):
 
     def delete(self, partition: int, key: bytes) -> None:
         self.pop(key, None)
+
+    def scan(self, partition: int, start: bytes, limit: int) -> list[tuple[bytes, bytes]]:
+        """Every partition's items (this store does not know partitions; the caller filters)."""
+        return sorted((key, value) for key, value in self.items() if key >= start)[:limit]
 
 
 class Record(NamedTuple):
@@ -351,25 +361,33 @@ class UsageProcessor:
 
     # ------------------------------------------------------------------------------- retention
 
-    def purge(self, now_s: float | None = None) -> Counter:
+    def purge(self, now_s: float | None = None, limit: int = PURGE_SLICE) -> Iterator[Counter]:
         """Delete expired idempotency keys and closed windows past their retention, for the loaded
-        partitions. Returns counts per kind."""
+        partitions, reading at most ``limit`` keys at a time; yields the counts of every slice.
+
+        The caller may let batches run between slices (the worker holds its lock per slice only):
+        each slice reads the store afresh from where the last one stopped, so it decides on current
+        values, and a partition revoked in between is left alone."""
         now_s = self.clock() if now_s is None else now_s
-        owned = set(self._watermark)
-        counts = Counter()
-        for key, raw in list(self.dedup.items()):
+        for store, kind in ((self.dedup, "dedup_keys_purged"), (self.windows, "windows_purged")):
+            for partition in list(self._watermark):
+                start: bytes | None = b""
+                while start is not None and partition in self._watermark:
+                    items = store.scan(partition, start, limit)
+                    gone = [key for key, raw in items if self._expired(store, partition, raw, now_s)]
+                    for key in gone:
+                        store.delete(partition, key)
+                    yield Counter({kind: len(gone)}) if gone else Counter()
+                    start = items[-1][0] + b"\x00" if len(items) == limit else None
+
+    def _expired(self, store: StateStore, partition: int, raw: bytes, now_s: float) -> bool:
+        """Whether a dedup entry or window of ``partition`` may be deleted."""
+        if store is self.dedup:
             entry = DedupEntry.decode(raw)
-            if entry.partition in owned and entry.expired(now_s):
-                self.dedup.delete(entry.partition, key)
-                counts["dedup_keys_purged"] += 1
-        for key, raw in list(self.windows.items()):
-            state = WindowState.decode(raw)
-            if state.partition not in owned or not state.closed:
-                continue
-            if (state.end + self.config.window_retention_s) * 1_000_000 < self._watermark[state.partition]:
-                self.windows.delete(state.partition, key)
-                counts["windows_purged"] += 1
-        return counts
+            return entry.partition == partition and entry.expired(now_s)
+        state = WindowState.decode(raw)
+        return (state.partition == partition and state.closed
+                and (state.end + self.config.window_retention_s) * 1_000_000 < self._watermark[partition])
 
 
 class RecordProcessor:

@@ -63,9 +63,13 @@ def _print_summary(summary: RunSummary) -> None:
         ("drafts unchanged", summary.unchanged), ("finalized by this run", summary.finalized),
         ("left alone (finalized, paid or void)", summary.frozen), ("correction lines (late usage)", summary.corrections),
         ("subscriptions not billable this month", summary.not_billable),
+        ("skipped: already invoiced (other invoices)", len(summary.skipped)),
+        ("own drafts voided (already invoiced)", summary.voided),
     ):
         table.add_row(what, f"{count:,}")
     console.print(table)
+    if summary.skipped:
+        console.print("[yellow]skipped, other invoices already bill part of the month:[/]\n" + _skipped_list(summary.skipped))
     if summary.totals:
         totals = Table("currency", "invoices", "total", title="totals of the invoices computed")
         counts: dict[str, int] = {}
@@ -75,6 +79,14 @@ def _print_summary(summary: RunSummary) -> None:
             totals.add_row(code, f"{counts[code]:,}", currency(code).format(total))
         console.print(totals)
     console.print(f"done in {summary.seconds:.1f}s")
+
+
+def _skipped_list(skipped: dict[str, tuple[str, ...]], shown: int = 5) -> str:
+    """The first ``shown`` skipped customers with the invoices that overlap, one a line, and how many more."""
+    lines = [f"  {customer}: {', '.join(ids)}" for customer, ids in list(skipped.items())[:shown]]
+    if len(skipped) > shown:
+        lines.append(f"  ... and {len(skipped) - shown:,} more")
+    return "\n".join(lines)
 
 
 @invoice_app.command()
@@ -98,7 +110,10 @@ def preview(customer: str = typer.Option(..., "--customer", "-c", help="Customer
     for tax in result.priced.taxes:
         console.print(f"{tax.name} {tax.rate}%".ljust(16) + money.format(tax.amount))
     console.print(f"[bold]running total   {money.format(result.priced.total)}[/]")
-    if result.grants.credit_balance:
+    if result.already_invoiced:
+        console.print(f"[yellow]not due: {', '.join(result.already_invoiced)} already bill part of {label(result.period)}; "
+                      "`billing invoice run` skips this customer for the month[/]")
+    elif result.grants.credit_balance:
         console.print(f"prepaid credits -{money.format(result.priced.credits_applied)}  "
                       f"[dim]of {money.format(result.grants.credit_balance)} available[/]")
         console.print(f"[bold]amount due      {money.format(result.priced.amount_due)}[/]")

@@ -6,6 +6,8 @@
    (:mod:`~billing.invoicing.timeline`) and pick the catalog plan of each span (product x customer
    currency); any unknown plan or currency fails the run before anything is written;
 2. leave finalized, paid and void invoices of the period alone (immutable), recompute the rest;
+   skip the customers already invoiced for some of the month by another invoice (one query,
+   :mod:`~billing.invoicing.overlaps`) and void the run's own drafts of them;
    read the coupons and prepaid credits of the customers (:mod:`~billing.invoicing.grants`);
 3. record the spans, read the usage of every span from the hourly rollups in one query
    (:mod:`~billing.invoicing.usage`), price;
@@ -35,6 +37,7 @@ from billing.errors import ConfigError
 from billing.invoicing import compose, grants
 from billing.invoicing.errors import NoSubscription, UnknownCustomer, UnknownInvoice
 from billing.invoicing.lifecycle import transition
+from billing.invoicing.overlaps import blocking
 from billing.invoicing.periods import closed_period, invoice_id, label
 from billing.invoicing.publish import publish
 from billing.invoicing.store import MS, SpanRow, Store, content_key, epoch_ms
@@ -74,6 +77,10 @@ class RunSummary:
     finalized: int = 0
     corrections: int = 0
     not_billable: int = 0
+    skipped: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """Customers not billed because other invoices already bill some of the period: customer -> their ids."""
+    voided: int = 0
+    """The run's own drafts of skipped customers, voided (an earlier run made them before the other invoices came)."""
     totals: dict[str, Decimal] = field(default_factory=dict)
     invoices: list[Invoice] = field(default_factory=list)
     seconds: float = 0.0
@@ -89,6 +96,8 @@ class Preview:
     priced: PricedInvoice
     invoice: Invoice
     grants: grants.Grants
+    already_invoiced: tuple[str, ...] = ()
+    """Other invoices that already bill some of the month: the invoice run will skip this customer."""
 
 
 @dataclass(frozen=True)
@@ -137,6 +146,10 @@ class Invoicing:
         statuses = self.store.statuses(period)
         todo = [c for c in spans if statuses.get(ids[c], InvoiceStatus.DRAFT) is InvoiceStatus.DRAFT]
         summary.frozen = len(spans) - len(todo)
+        summary.skipped = self._already_invoiced(todo, period)
+        voided = self._voided([ids[c] for c in summary.skipped if ids[c] in statuses], run_at)
+        summary.voided = len(voided)
+        todo = [c for c in todo if c not in summary.skipped]
         plans = {c: self._plans(customers[c], spans[c]) for c in todo}
         held = self.store.held()
         granted = self._grants([customers[c] for c in todo if c in held], period, held)
@@ -185,6 +198,8 @@ class Invoicing:
         for invoice in summary.invoices:
             totals[invoice.currency] += invoice.total
         summary.totals = dict(sorted(totals.items()))
+        new_versions.extend(voided)
+        new_rows.extend(facts.invoice_rows(invoice) for invoice in voided)
         progress("publishing", 0, len(new_versions))
         publish(self.settings, new_versions)
         progress("writing", 0, len(new_versions))
@@ -194,6 +209,19 @@ class Invoicing:
         progress("done", len(new_versions), len(new_versions))
         summary.seconds = time.perf_counter() - started
         return summary
+
+    def _already_invoiced(self, customer_ids: Sequence[str], period: Period) -> dict[str, tuple[str, ...]]:
+        """The customers among ``customer_ids`` that other invoices already bill for some of ``period``, with
+        those invoices' ids (:func:`~billing.invoicing.overlaps.blocking`; one query for all customers)."""
+        wanted = set(customer_ids)
+        return {c: found for c, found in blocking(self.store.overlapping(period), period).items() if c in wanted}
+
+    def _voided(self, own_drafts: Sequence[str], run_at: datetime) -> list[Invoice]:
+        """Void versions of the run's own drafts ``own_drafts`` (not written yet)."""
+        if not own_drafts:
+            return []
+        return [transition(draft, InvoiceStatus.VOID, run_at, self.settings.invoice_due_days)
+                for draft in self.store.invoices(ids=own_drafts)]
 
     def _plans(self, customer: compose.BillingCustomer, spans: Sequence[PlanSpan]) -> list[str]:
         try:
@@ -266,7 +294,8 @@ class Invoicing:
         priced = compose.price(period, customer, spans, [quantities(s, self.meters) for s in stats], self.catalog, (), found)
         invoice = compose.draft(priced, invoice_id=invoice_id(customer_id, period), customer_id=customer_id,
                                 subscription_id=spans[0].subscription_id, now=now)
-        return Preview(customer, period, elapsed.end, priced, invoice, found)
+        billed = blocking(self.store.overlapping(period, customer=customer_id), period).get(customer_id, ())
+        return Preview(customer, period, elapsed.end, priced, invoice, found, billed)
 
     def _customer(self, customer_id: str) -> compose.BillingCustomer:
         customer = self.store.customers([customer_id]).get(customer_id)

@@ -68,6 +68,21 @@ def test_two_workers_share_the_partitions_and_totals_stay_exact(kafka, warehouse
     assert differences(manifest.usage_totals("hour"), hourly_totals(mine)) == []
 
 
+def test_expired_idempotency_keys_are_purged_and_totals_stay_exact(kafka, warehouse, settings, tmp_path):
+    mine = isolated(settings, "purge", worker_dedup_retention_days=30 / 86_400, worker_purge_interval_s=1.0)
+    worker = worker_process(mine, "purge")
+    worker.start(timeout=90)
+    try:
+        manifest = simulate(mine, tmp_path / "manifest", events=3_000, customers=10)
+        assert wait_for(caught_up(mine, manifest), timeout=120)
+        unique = manifest.summary["usage"]["unique_valid"]
+        assert wait_for(lambda: fetch_stats(mine.worker_web_port)["dedup_keys_purged"] >= unique, timeout=120)
+        assert fetch_stats(mine.worker_web_port)["dedup_keys_purged"] == unique
+    finally:
+        worker.stop()
+    assert differences(manifest.usage_totals("hour"), hourly_totals(mine)) == []
+
+
 def test_a_worker_configured_for_other_partition_counts_refuses_to_start(kafka, warehouse, settings):
     mine = isolated(settings, "partitions")
     env = {**os.environ, **env_of(mine), "BILLING_KAFKA_PARTITIONS": str(mine.kafka_partitions + 2)}

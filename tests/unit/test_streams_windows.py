@@ -236,11 +236,32 @@ def test_purge_forgets_expired_keys_and_old_closed_windows_only():
     run(proc, [usage_record(0, "a", "api_calls", T0, {"quantity": "1", "region": "eu"})])
     now[0] += 10 * 86_400
     run(proc, [usage_record(1, "b", "api_calls", T0 + timedelta(days=10), {"quantity": "1", "region": "eu"})])
-    assert proc.purge(now[0]) == Counter({"windows_purged": 2})  # day-0 windows: closed and past retention
-    assert proc.purge(now[0] + 32 * 86_400 - 10 * 86_400) == Counter({"dedup_keys_purged": 1})
+    assert purged(proc, now[0]) == Counter({"windows_purged": 2})  # day-0 windows: closed and past retention
+    assert purged(proc, now[0] + 32 * 86_400 - 10 * 86_400) == Counter({"dedup_keys_purged": 1})
     assert set(stores[0]) == {b"b"}
     assert run(proc, [usage_record(2, "a", "api_calls", T0 + timedelta(days=10), {"quantity": "1", "region": "eu"})]
                ).counts["duplicates"] == 0  # a forgotten key is new again
+
+
+def purged(proc: UsageProcessor, now_s: float, limit: int = 1000) -> Counter:
+    return sum(proc.purge(now_s, limit), Counter())
+
+
+def test_purge_works_in_slices_and_leaves_a_partition_revoked_between_slices_alone():
+    now = T0.timestamp()
+    stores = (DictStore(), DictStore(), DictStore())
+    proc = processor(stores, clock=lambda: now)
+    for partition in (0, 1):
+        run(proc, [usage_record(n, f"p{partition}-{n}", "api_calls", T0, {"quantity": "1", "region": "eu"},
+                                partition=partition) for n in range(5)])
+    later = now + 33 * 86_400
+    slices = proc.purge(later, limit=2)
+    first = next(slices)
+    assert first == Counter({"dedup_keys_purged": 2})
+    proc.forget([1])
+    rest = sum(slices, Counter())
+    assert first + rest == Counter({"dedup_keys_purged": 5})
+    assert sorted(stores[0]) == [f"p1-{n}".encode() for n in range(5)]
 
 
 def test_records_after_a_skipped_offset_are_held_back_until_the_gap_is_reread():
