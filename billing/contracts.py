@@ -519,8 +519,8 @@ ALL_MODELS: tuple[type[BaseModel], ...] = (*TOPIC_MODELS.values(), Plan)
 
 
 def to_bytes(model: BaseModel) -> bytes:
-    """Serialize a contract to its wire form (compact JSON)."""
-    return orjson.dumps(model.model_dump(mode="json", exclude_none=True))
+    """Serialize a contract to its wire form (compact UTF-8 JSON, absent fields left out)."""
+    return model.__pydantic_serializer__.to_json(model, exclude_none=True)
 
 
 def describe_error(exc: ValidationError) -> str:

@@ -23,8 +23,10 @@ from billing.contracts import (
     parse_usage,
     to_bytes,
 )
-from billing.meters import Aggregation, Meter, MeterSet
+from billing.meters import Aggregation, Meter, MeterSet, active_meters
 from billing.settings import Settings
+from producers.simulator import SimulationConfig, Simulator
+from producers.sinks import FileSink, read_records
 
 NOW = datetime(2024, 6, 1, 12, tzinfo=timezone.utc)
 UTC = timezone.utc
@@ -217,3 +219,21 @@ def test_schema_check_detects_a_stale_file(tmp_path):
     (tmp_path / "usage_event.schema.json").write_text("{}")
     (tmp_path / "old.schema.json").write_text("{}")
     assert schema_cmds.stale(tmp_path) == ["old.schema.json", "usage_event.schema.json"]
+
+
+def test_wire_form_is_the_compact_json_of_the_json_mode_dump(tmp_path):
+    """to_bytes serializes in pydantic-core; every contract the simulator emits, and text with
+    non-ASCII, quote, backslash and control characters, keep the documented form byte for byte."""
+    path = tmp_path / "records"
+    config = SimulationConfig(customers=20, rate=None, events=2_000, start=NOW - timedelta(days=40), days=40, seed=5)
+    Simulator(config, active_meters(), FileSink(path), tmp_path / "manifest.json").run()
+    models = []
+    for topic, _key, value in read_records(path):
+        try:
+            models.append(parse_topic(topic, value, now=NOW + timedelta(days=365)))
+        except ContractViolation:
+            continue  # the simulator's injected malformed records
+    models.append(parse(usage(source="s\u00e9\U0001f600", data={"quantity": "1E+2", "note": "\u2028\"\\\x01"})))
+    assert {type(m) for m in models} >= {UsageEvent, Invoice, PaymentTransaction, SubscriptionEvent}
+    for model in models:
+        assert to_bytes(model) == orjson.dumps(model.model_dump(mode="json", exclude_none=True))
