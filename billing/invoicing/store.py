@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import NamedTuple, Optional
@@ -23,7 +23,7 @@ from clickhouse_connect.driver.client import Client
 from billing import facts
 from billing.contracts import Adjustment, AdjustmentKind, BreakdownStep, Invoice, InvoiceStatus, LineItem, LineKind
 from billing.invoicing.compose import BillingCustomer
-from billing.invoicing.grants import Applied, Held
+from billing.invoicing.grants import Applied, GrantRecord, Held, Revocation, coupon_grant_id, holdings
 from billing.invoicing.pdf import BillTo
 from billing.invoicing.timeline import PlanSpan, SubscriptionChange
 from billing.invoicing.usage import HourStats
@@ -307,43 +307,72 @@ class Store:
         return out
 
     def held(self, customer: Optional[str] = None) -> dict[str, Held]:
-        """Coupons (in redemption order) and credits granted per currency, of every customer or of ``customer``."""
-        where, params = ("WHERE customer_id = {c:String}", {"c": customer}) if customer is not None else ("", {})
-        coupons: dict[str, list[str]] = defaultdict(list)
-        for customer_id, coupon_id in self.ch.query(
-            f"SELECT customer_id, coupon_id FROM {self.db}.customer_coupons FINAL {where} "
-            "ORDER BY customer_id, redeemed_at, coupon_id", parameters=params,
-        ).result_rows:
-            coupons[customer_id].append(coupon_id)
-        credits: dict[str, dict[str, Decimal]] = defaultdict(dict)
-        for customer_id, code, amount in self.ch.query(
-            f"SELECT customer_id, currency, toString(sum(amount)) FROM {self.db}.customer_credits FINAL {where} "
-            "GROUP BY customer_id, currency", parameters=params,
-        ).result_rows:
-            credits[customer_id][code] = Decimal(amount)
-        return {c: Held(tuple(coupons.get(c, ())), credits.get(c, {})) for c in sorted(set(coupons) | set(credits))}
+        """What every customer, or ``customer``, holds (:func:`billing.invoicing.grants.holdings`)."""
+        return holdings(self.grant_records(customer=customer))
+
+    def grant_records(self, *, customer: Optional[str] = None, grant_id: Optional[str] = None) -> list[GrantRecord]:
+        """The coupon redemptions and credits granted, with their revocations: every one, ``customer``'s or ``grant_id``."""
+        params = {"c": customer, "g": grant_id}
+        where = coupons_where = ""
+        if customer is not None:
+            where = coupons_where = "WHERE customer_id = {c:String}"
+        elif grant_id is not None:
+            where = "WHERE grant_id = {g:String}"
+            coupons_where = "WHERE grant_id IN ({g:String}, '')"  # empty: recorded before migration 0006, default id
+        revoked = {g: Revocation(at, reason) for g, at, reason in self.ch.query(
+            f"SELECT grant_id, min(revoked_at), argMin(reason, revoked_at) FROM {self.db}.grant_revocations {where} "
+            "GROUP BY grant_id", parameters=params,
+        ).result_rows}
+        coupons = self.ch.query(
+            f"SELECT customer_id, coupon_id, grant_id, redeemed_at FROM {self.db}.customer_coupons FINAL {coupons_where}",
+            parameters=params,
+        ).result_rows
+        credits = self.ch.query(
+            f"SELECT customer_id, grant_id, toString(amount), currency, granted_at FROM {self.db}.customer_credits FINAL {where}",
+            parameters=params,
+        ).result_rows
+        records = [GrantRecord(g or coupon_grant_id(c, code), c, AdjustmentKind.COUPON, at, coupon_id=code)
+                   for c, code, g, at in coupons]
+        records += [GrantRecord(g, c, AdjustmentKind.CREDIT, at, amount=Decimal(amount), currency=code)
+                    for c, g, amount, code, at in credits]
+        return [replace(r, revocation=revoked.get(r.grant_id)) for r in records if grant_id is None or r.grant_id == grant_id]
 
     def applied(self, customer_ids: Sequence[str]) -> dict[str, list[Applied]]:
         """Coupon and credit adjustments of the customers' invoices that are not void, per customer."""
         if not customer_ids:
             return {}
         rows = self.ch.query(
-            f"SELECT customer_id, invoice_id, period_start, kind, code, currency, amount FROM {self.db}.invoice_adjustments FINAL "
-            "WHERE customer_id IN {ids:Array(String)} AND kind IN ('coupon', 'credit') AND invoice_id IN "
-            f"(SELECT invoice_id FROM {self.db}.invoices FINAL WHERE customer_id IN {{ids:Array(String)}} AND status != 'void')",
+            f"SELECT a.customer_id, a.invoice_id, a.period_start, a.kind, a.code, a.currency, a.amount, "
+            f"i.status IN ('finalized', 'paid') FROM {self.db}.invoice_adjustments AS a FINAL "
+            f"INNER JOIN (SELECT invoice_id, status FROM {self.db}.invoices FINAL "
+            "WHERE customer_id IN {ids:Array(String)} AND status != 'void') AS i ON a.invoice_id = i.invoice_id "
+            "WHERE a.customer_id IN {ids:Array(String)} AND a.kind IN ('coupon', 'credit')",
             parameters={"ids": list(customer_ids)},
         ).result_rows
         out: dict[str, list[Applied]] = defaultdict(list)
         for customer_id, *fields in rows:
-            out[customer_id].append(Applied(*fields))
+            out[customer_id].append(Applied(*fields[:-1], bool(fields[-1])))
         return out
 
     # --------------------------------------------------------------------------- writes
 
-    def write_coupon(self, customer_id: str, coupon_id: str, redeemed_at: datetime) -> None:
-        """Record that ``customer_id`` redeemed ``coupon_id``."""
-        self.ch.insert(f"{self.db}.customer_coupons", [[customer_id, coupon_id, redeemed_at]],
-                       column_names=("customer_id", "coupon_id", "redeemed_at"))
+    def write_coupon(self, customer_id: str, coupon_id: str, redeemed_at: datetime, grant_id: str = "") -> None:
+        """Record that ``customer_id`` redeemed ``coupon_id`` (an empty ``grant_id`` reads as the default id)."""
+        self.ch.insert(f"{self.db}.customer_coupons", [[customer_id, coupon_id, redeemed_at, grant_id]],
+                       column_names=("customer_id", "coupon_id", "redeemed_at", "grant_id"))
+
+    def write_grant(self, record: GrantRecord) -> None:
+        """Record a coupon redemption or a credit grant."""
+        if record.kind is AdjustmentKind.COUPON:
+            self.write_coupon(record.customer_id, record.coupon_id, record.granted_at, record.grant_id)
+        else:
+            self.write_credit(record.customer_id, record.grant_id, record.amount, record.currency, record.granted_at)
+
+    def write_revocation(self, record: GrantRecord, reason: str, revoked_at: datetime) -> None:
+        """Record that the grant ``record`` is revoked."""
+        self.ch.insert(f"{self.db}.grant_revocations",
+                       [[record.grant_id, record.customer_id, record.kind.value, reason, revoked_at]],
+                       column_names=("grant_id", "customer_id", "kind", "reason", "revoked_at"))
 
     def write_credit(self, customer_id: str, grant_id: str, amount: Decimal, code: str, granted_at: datetime) -> None:
         """Record a prepaid credit granted to ``customer_id``."""

@@ -9,7 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from billing.errors import ConfigError
-from billing.invoicing.grants import Applied, Held, coupon_for, credit_amount, credit_balance, for_invoice
+from billing.invoicing.grants import (Applied, Credit, Drawn, Held, coupon_for, credit_amount, credit_balance, credits_drawn,
+                                     for_invoice)
 from billing.invoicing.periods import invoice_id, parse_period
 from billing.pricing import builtin_catalog, currency
 
@@ -22,8 +23,13 @@ def coupon(period, code: str) -> Applied:
     return Applied(invoice_id("a", period), period.start, "coupon", code, "USD", Decimal("10.00"))
 
 
-def credit(period, amount: str, code: str = "USD") -> Applied:
-    return Applied(invoice_id("a", period), period.start, "credit", None, code, Decimal(amount))
+def credit(period, amount: str, code: str = "USD", frozen: bool = False) -> Applied:
+    return Applied(invoice_id("a", period), period.start, "credit", None, code, Decimal(amount), frozen)
+
+
+def credits(*amounts: tuple[str, str], revoked: tuple[str, ...] = ()) -> Held:
+    """Held credits ``(currency, amount)`` named g1, g2, ... oldest first; ``revoked``: their names."""
+    return Held((), tuple(Credit(f"g{n}", code, Decimal(amount), f"g{n}" in revoked) for n, (code, amount) in enumerate(amounts, 1)))
 
 
 def used(grants) -> list[tuple[str, int, bool]]:
@@ -47,13 +53,31 @@ def test_a_coupon_carried_by_its_whole_duration_elsewhere_is_used_up_even_for_an
 
 
 def test_credit_balance_is_granted_minus_what_other_invoices_consumed_in_that_currency():
-    held = Held((), {"USD": Decimal("100"), "EUR": Decimal("7")})
+    held = credits(("USD", "60"), ("EUR", "7"), ("USD", "40"))
     applied = [credit(SEP, "30.00"), credit(OCT, "45.50"), credit(DEC, "5", "EUR")]
     assert for_invoice("a", "USD", held, applied, OCT, CATALOG).credit_balance == Decimal("70.00")
     assert for_invoice("a", "USD", held, applied, NOV, CATALOG).credit_balance == Decimal("24.50")
     assert credit_balance(held, applied, "EUR") == 2
     assert credit_balance(held, applied, "GBP") == 0
-    assert credit_balance(Held((), {"USD": Decimal(10)}), [credit(SEP, "25")], "USD") == 0  # never negative
+    assert credit_balance(credits(("USD", "10")), [credit(SEP, "25")], "USD") == 0  # never negative
+
+
+def test_credits_are_drawn_oldest_first_finalized_invoices_before_drafts():
+    held = credits(("USD", "50"), ("USD", "30"), ("USD", "20"))
+    applied = [credit(OCT, "15"), credit(SEP, "40", frozen=True)]
+    assert credits_drawn(held, applied, "USD") == {"g1": Drawn(Decimal(50), Decimal(0)), "g2": Drawn(Decimal(5), Decimal(25)),
+                                                   "g3": Drawn(Decimal(0), Decimal(20))}
+
+
+def test_a_revoked_credit_keeps_what_finalized_invoices_took_and_its_remainder_is_withdrawn():
+    applied = [credit(SEP, "30", frozen=True), credit(OCT, "45")]
+    first_revoked = credits(("USD", "100"), ("USD", "50"), revoked=("g1",))
+    assert credits_drawn(first_revoked, applied, "USD") == {"g1": Drawn(Decimal(30), Decimal(0)),
+                                                            "g2": Drawn(Decimal(45), Decimal(5))}
+    assert for_invoice("a", "USD", first_revoked, applied, OCT, CATALOG).credit_balance == 50  # the October draft re-run
+    second_revoked = credits(("USD", "100"), ("USD", "50"), revoked=("g2",))
+    assert credit_balance(second_revoked, applied, "USD") == 25
+    assert credit_balance(first_revoked, [credit(SEP, "30")], "USD") == 20  # a draft keeps nothing of a revoked grant
 
 
 MONTHS = [parse_period(f"2026-{month:02d}") for month in range(1, 13)]
@@ -64,7 +88,7 @@ MONTHS = [parse_period(f"2026-{month:02d}") for month in range(1, 13)]
 def test_runs_in_any_order_never_consume_more_than_granted_nor_a_coupon_beyond_its_duration(runs, granted):
     """Each run prices its period with the grants the other invoices leave: re-runs and out-of-order months
     never consume more credit than granted, nor carry ``launch20`` on more than three invoices."""
-    held = Held(("launch20",), {"USD": granted})
+    held = Held(("launch20",), (Credit("g1", "USD", granted),))
     applied: list[Applied] = []
     for period, total in runs:
         grants = for_invoice("a", "USD", held, applied, period, CATALOG)
