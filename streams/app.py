@@ -413,5 +413,8 @@ class StreamRuntime:
                                           column_names=["time", "worker", "metric", "value"])
 
     def stats(self) -> dict:
-        """Counters, gauges and identity of this worker (the `/stats` page)."""
-        return {"worker": self.name, "partitions": sorted(self.usage.partitions), **self.metrics.snapshot()}
+        """Counters, gauges and identity of this worker (the `/stats` page), with the next offset to
+        store per topic partition and the usage partitions rewound to an offset gap (diagnostics)."""
+        return {"worker": self.name, "partitions": sorted(self.usage.partitions), **self.metrics.snapshot(),
+                "positions": {f"{topic}/{partition}": offset for (topic, partition), offset in sorted(self.positions.items())},
+                "rewinding": {str(partition): offset for partition, offset in self.usage.rewinding.items()}}

@@ -199,6 +199,11 @@ class UsageProcessor:
         self._live = {key: state for key, state in self._live.items() if state.partition not in gone}
 
     @property
+    def rewinding(self) -> dict[int, int]:
+        """Partition -> skipped offset the consumer was rewound to and has not re-read yet."""
+        return dict(self._rewinding)
+
+    @property
     def partitions(self) -> list[int]:
         """Partitions whose state is loaded."""
         return list(self._watermark)

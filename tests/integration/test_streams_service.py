@@ -40,6 +40,8 @@ def test_worker_service_reports_health_counters_and_prometheus_metrics(kafka, wa
         stats = fetch_stats(mine.worker_web_port)
         assert stats["duplicates"] == manifest.summary["usage"]["duplicates"]
         assert stats["dead_letters"] == manifest.summary["usage"]["malformed"]
+        usage_offsets = [offset for place, offset in stats["positions"].items() if place.startswith(f"{mine.topic_usage}/")]
+        assert sum(usage_offsets) == manifest.summary["records"]["usage"] and stats["rewinding"] == {}
         with urllib.request.urlopen(service.endpoint, timeout=5) as response:
             exposition = response.read().decode()
         assert "billing_worker_events_in_total" in exposition and "billing_worker_sink_latency_seconds" in exposition
