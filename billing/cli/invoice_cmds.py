@@ -1,5 +1,5 @@
-"""`billing invoice run | preview | grant-coupon | grant-credit | finalize | pay | void | list | pdf | export`:
-invoicing from the warehouse."""
+"""`billing invoice run | preview | grant-coupon | grant-credit | grants | revoke-grant | finalize | pay | void | list |
+pdf | export`: invoicing from the warehouse."""
 
 from __future__ import annotations
 
@@ -12,10 +12,12 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from billing.cli.app import app, console
-from billing.contracts import Invoice, InvoiceStatus
+from billing.contracts import AdjustmentKind, Invoice, InvoiceStatus
 from billing.errors import ConfigError
 from billing.invoicing.errors import UnknownCustomer
 from billing.invoicing.export import write_invoices_csv, write_usage_csv
+from billing.invoicing.granting import GrantDesk, Granted
+from billing.invoicing.grants import GrantRecord, Standing
 from billing.invoicing.pdf import render_pdf
 from billing.invoicing.periods import label, parse_period
 from billing.invoicing.run import Invoicing, RunSummary
@@ -119,15 +121,32 @@ def preview(customer: str = typer.Option(..., "--customer", "-c", help="Customer
         console.print(f"[bold]amount due      {money.format(result.priced.amount_due)}[/]")
 
 
+GrantIdOption = typer.Option(None, "--grant-id", help="Grant id (default: generated); the same grant again is a no-op.")
+
+
+def _desk() -> GrantDesk:
+    invoicing = _invoicing()
+    return GrantDesk(invoicing.store, invoicing.catalog)
+
+
+def _again(granted: Granted) -> str:
+    """The prefix of a grant recorded before (re-submitted)."""
+    return "" if granted.created else "[yellow]already recorded, nothing written:[/] "
+
+
 @invoice_app.command("grant-coupon")
 def grant_coupon(
     customer: str = typer.Option(..., "--customer", "-c", help="Customer id."),
     coupon: str = typer.Option(..., "--coupon", help="Coupon id of the plan catalog (`coupons:` in the plan files)."),
+    grant_id: Optional[str] = GrantIdOption,
 ) -> None:
     """Redeem a catalog coupon for a customer: the next invoice runs apply it (for its duration)."""
-    found = _invoicing().grant_coupon(customer, coupon, now=_now())
+    desk = _desk()
+    granted = desk.grant_coupon(customer, coupon, grant_id=grant_id, now=_now())
+    found = desk.catalog.coupon(coupon)
     duration = f"{found.duration_periods} invoice(s)" if found.duration_periods else "every invoice"
-    console.print(f"customer {customer} redeemed coupon {found.id} ({found.label}): applies to {duration}")
+    console.print(f"{_again(granted)}customer {customer} redeemed coupon {found.id} ({found.label}): applies to {duration} "
+                  f"(grant {granted.record.grant_id})")
 
 
 @invoice_app.command("grant-credit")
@@ -135,12 +154,62 @@ def grant_credit(
     customer: str = typer.Option(..., "--customer", "-c", help="Customer id."),
     amount: str = typer.Option(..., "--amount", "-a", help="Amount, e.g. 100.00 (positive, currency decimals)."),
     code: Optional[str] = typer.Option(None, "--currency", help="Currency (default and only choice: the customer's)."),
+    grant_id: Optional[str] = GrantIdOption,
 ) -> None:
     """Grant a customer prepaid credit: invoices consume it after tax until it is used up."""
-    granted = _invoicing().grant_credit(customer, amount, code, now=_now())
-    money = granted.money
-    console.print(f"customer {customer} was granted {money.format(granted.amount)} of prepaid credit "
-                  f"({granted.grant_id}); balance {money.format(granted.balance)}")
+    desk = _desk()
+    granted = desk.grant_credit(customer, amount, code, grant_id=grant_id, now=_now())
+    record = granted.record
+    money = currency(record.currency)
+    console.print(f"{_again(granted)}customer {customer} was granted {money.format(record.amount)} of prepaid credit "
+                  f"({record.grant_id}); balance {money.format(desk.credit_balance(customer, money.code))}")
+
+
+@invoice_app.command("grants")
+def list_grants(customer: str = typer.Option(..., "--customer", "-c", help="Customer id.")) -> None:
+    """List a customer's coupons and prepaid credits, active and revoked, with what is left of each."""
+    found = _desk().standings(customer)
+    table = Table(title=f"{customer}: {len(found):,} grant(s)")
+    for header in ("grant", "granted at (UTC)", "what", "status", "used", "left"):
+        table.add_column(header, no_wrap=header in ("grant", "used", "left"))  # ids and amounts are never cut
+    for standing in found:
+        record = standing.record
+        table.add_row(record.grant_id, f"{record.granted_at:%Y-%m-%d %H:%M}", _granted(record), _status(record),
+                      *_usage(standing))
+    console.print(table)
+
+
+def _granted(record: GrantRecord) -> str:
+    if record.kind is AdjustmentKind.COUPON:
+        return f"coupon {record.coupon_id}"
+    return f"credit {currency(record.currency).format(record.amount)}"
+
+
+def _status(record: GrantRecord) -> str:
+    if record.revocation is None:
+        return "active"
+    reason = f" [dim]{record.revocation.reason}[/]" if record.revocation.reason else ""
+    return f"revoked {record.revocation.revoked_at:%Y-%m-%d %H:%M}{reason}"
+
+
+def _usage(standing: Standing) -> tuple[str, str]:
+    """Used and left: amounts of a credit, invoices of a coupon."""
+    if standing.record.kind is AdjustmentKind.CREDIT:
+        money = currency(standing.record.currency)
+        return money.format(standing.used), money.format(standing.left)
+    left = "every invoice" if standing.left is None else f"{standing.left} invoice(s)"
+    return f"{standing.used} invoice(s)", left
+
+
+@invoice_app.command("revoke-grant")
+def revoke_grant(
+    grant_id: str = typer.Argument(..., help="Grant id (see `billing invoice grants`)."),
+    reason: str = typer.Option("", "--reason", "-r", help="Why, kept with the revocation."),
+) -> None:
+    """Revoke a coupon or credit: drafts recomputed from now on and later invoices no longer apply it."""
+    record = _desk().revoke(grant_id, reason, now=_now())
+    console.print(f"revoked grant {record.grant_id} ({record.describe()}): invoice runs and previews no longer apply it; "
+                  "finalized and paid invoices keep it (re-run a period to update its drafts)")
 
 
 def _transition(invoice_id: str, target: InvoiceStatus) -> None:

@@ -23,3 +23,15 @@ class UnknownInvoice(BillingError):
 
 class InvalidTransition(BillingError):
     """A lifecycle change the invoice's status does not allow (e.g. finalizing a void invoice)."""
+
+
+class UnknownGrant(BillingError):
+    """No coupon redemption or credit grant with that id."""
+
+
+class GrantRevoked(BillingError):
+    """The grant was revoked already."""
+
+
+class GrantConflict(ConfigError):
+    """A grant id already names a different grant."""

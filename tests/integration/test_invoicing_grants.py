@@ -1,4 +1,5 @@
-"""Coupons and prepaid credits customers hold, applied by the invoice run and preview, through the CLI too.
+"""Coupons and prepaid credits customers hold, granted, listed and revoked, applied by the invoice run and preview,
+through the CLI too.
 
 Expected discounts and credits are recomputed here from the invoices' own subtotals and totals,
 not from the grants code.
@@ -13,10 +14,11 @@ import pytest
 from typer.testing import CliRunner
 
 from billing.cli import invoice_cmds  # noqa: F401  (registers the commands)
-from billing.cli.app import app
+from billing.cli.app import app, console
 from billing.contracts import AdjustmentKind, Invoice, InvoiceStatus
 from billing.errors import ConfigError
-from billing.invoicing.errors import UnknownCustomer
+from billing.invoicing.errors import GrantConflict, GrantRevoked, UnknownCustomer, UnknownGrant
+from billing.invoicing.granting import GrantDesk
 from billing.invoicing.run import Invoicing
 from billing.pricing import builtin_catalog
 from billing.pricing.plans import Coupon
@@ -52,6 +54,10 @@ def run_months(invoicing: Invoicing, customer_id: str, months=MONTHS, finalize: 
             for period, now in months]
 
 
+def desk(invoicing: Invoicing) -> GrantDesk:
+    return GrantDesk(invoicing.store, invoicing.catalog)
+
+
 def of_kind(invoice: Invoice, kind: AdjustmentKind):
     return [a for a in invoice.adjustments if a.kind is kind]
 
@@ -59,7 +65,7 @@ def of_kind(invoice: Invoice, kind: AdjustmentKind):
 def test_a_two_month_percent_coupon_discounts_exactly_the_first_two_billed_months(world):
     invoicing = Invoicing(world.settings, catalog=two_months_catalog())
     holder, other = steady(world)[:2]
-    invoicing.grant_coupon(holder, "twomonths15", now=MID_OCTOBER - timedelta(days=20))
+    desk(invoicing).grant_coupon(holder, "twomonths15", now=MID_OCTOBER - timedelta(days=20))
     september, october, november = run_months(invoicing, holder)
     for number, invoice in enumerate((september, october), start=1):
         assert invoice.subtotal > 0
@@ -87,9 +93,9 @@ def test_credits_are_consumed_across_months_until_exhausted_and_never_twice(worl
     assert all(inv.total > 0 for inv in full)
     granted = full[0].total + (full[1].total / 2).quantize(CENT)
     half = (granted / 2).quantize(CENT, rounding=ROUND_DOWN)
-    first = invoicing.grant_credit(holder, str(half), now=MID_OCTOBER)
-    second = invoicing.grant_credit(holder, granted - half, "usd", now=MID_OCTOBER)
-    assert first.grant_id != second.grant_id and (first.balance, second.balance) == (half, granted)
+    first = desk(invoicing).grant_credit(holder, str(half), now=MID_OCTOBER).record
+    second = desk(invoicing).grant_credit(holder, granted - half, "usd", now=MID_OCTOBER).record
+    assert first.grant_id != second.grant_id and desk(invoicing).credit_balance(holder, "USD") == granted
 
     september, october, november = run_months(invoicing, holder)
     assert [sum(a.amount for a in of_kind(inv, AdjustmentKind.CREDIT)) for inv in (september, october, november)] == [
@@ -111,31 +117,82 @@ def test_credits_are_consumed_across_months_until_exhausted_and_never_twice(worl
 
 def test_bad_grants_are_one_clear_error_and_write_nothing(world):
     invoicing = Invoicing(world.settings)
+    grants = desk(invoicing)
     usd, eur = steady(world)[0], steady(world, "EUR")[0]
     for call, error, message in (
-        (lambda: invoicing.grant_coupon("cus-nobody", "launch20", now=MID_OCTOBER), UnknownCustomer, "no customer 'cus-nobody'"),
-        (lambda: invoicing.grant_coupon(usd, "free4ever", now=MID_OCTOBER), ConfigError, "unknown coupon 'free4ever'; known: launch20"),
-        (lambda: invoicing.grant_coupon(eur, "welcome50", now=MID_OCTOBER), ConfigError, "takes USD off but the customer is billed in EUR"),
-        (lambda: invoicing.grant_credit("cus-nobody", "10", now=MID_OCTOBER), UnknownCustomer, "no customer 'cus-nobody'"),
-        (lambda: invoicing.grant_credit(usd, "-10", now=MID_OCTOBER), ConfigError, "must be positive, got -10"),
-        (lambda: invoicing.grant_credit(usd, "10.001", now=MID_OCTOBER), ConfigError, "more decimals than USD allows"),
-        (lambda: invoicing.grant_credit(usd, "ten", now=MID_OCTOBER), ConfigError, "'ten' is not an amount"),
-        (lambda: invoicing.grant_credit(usd, "10", "XYZ", now=MID_OCTOBER), ConfigError, "unknown currency 'XYZ'"),
-        (lambda: invoicing.grant_credit(usd, "10", "EUR", now=MID_OCTOBER), ConfigError, "billed in USD; a credit in EUR would never pay"),
+        (lambda: grants.grant_coupon("cus-nobody", "launch20", now=MID_OCTOBER), UnknownCustomer, "no customer 'cus-nobody'"),
+        (lambda: grants.grant_coupon(usd, "free4ever", now=MID_OCTOBER), ConfigError, "unknown coupon 'free4ever'; known: launch20"),
+        (lambda: grants.grant_coupon(eur, "welcome50", now=MID_OCTOBER), ConfigError, "takes USD off but the customer is billed in EUR"),
+        (lambda: grants.grant_coupon(usd, "launch20", grant_id="no spaces", now=MID_OCTOBER), ConfigError, "grant id 'no spaces'"),
+        (lambda: grants.grant_credit("cus-nobody", "10", now=MID_OCTOBER), UnknownCustomer, "no customer 'cus-nobody'"),
+        (lambda: grants.grant_credit(usd, "-10", now=MID_OCTOBER), ConfigError, "must be positive, got -10"),
+        (lambda: grants.grant_credit(usd, "10.001", now=MID_OCTOBER), ConfigError, "more decimals than USD allows"),
+        (lambda: grants.grant_credit(usd, "ten", now=MID_OCTOBER), ConfigError, "'ten' is not an amount"),
+        (lambda: grants.grant_credit(usd, "10", "XYZ", now=MID_OCTOBER), ConfigError, "unknown currency 'XYZ'"),
+        (lambda: grants.grant_credit(usd, "10", "EUR", now=MID_OCTOBER), ConfigError, "billed in USD; a credit in EUR would never pay"),
     ):
         with pytest.raises(error, match=message):
             call()
     assert count(world.ch, world.db, "customer_coupons") == count(world.ch, world.db, "customer_credits") == 0
 
-    invoicing.grant_coupon(usd, "launch20", now=MID_OCTOBER)
-    with pytest.raises(ConfigError, match=f"customer {usd} already holds coupon 'launch20'"):
-        invoicing.grant_coupon(usd, "launch20", now=MID_OCTOBER + timedelta(minutes=1))
-    assert count(world.ch, world.db, "customer_coupons") == 1
-
-    Invoicing(world.settings, catalog=two_months_catalog()).grant_coupon(eur, "twomonths15", now=MID_OCTOBER)
+    desk(Invoicing(world.settings, catalog=two_months_catalog())).grant_coupon(eur, "twomonths15", now=MID_OCTOBER)
     with pytest.raises(ConfigError, match=f"customer {eur}: unknown coupon 'twomonths15'.*; nothing was written"):
         invoicing.run_period("2026-09", now=MID_OCTOBER)  # the catalog no longer offers a coupon the customer holds
     assert count(world.ch, world.db, "invoices") == count(world.ch, world.db, "invoice_spans") == 0
+
+
+def test_the_same_grant_again_is_a_no_op_and_a_used_grant_id_for_another_grant_is_an_error(world):
+    grants = desk(Invoicing(world.settings))
+    holder, other = steady(world)[:2]
+    first = grants.grant_credit(holder, "25", grant_id="ticket-4711", now=MID_OCTOBER)
+    again = grants.grant_credit(holder, "25.00", "USD", grant_id="ticket-4711", now=MID_OCTOBER + timedelta(hours=1))
+    assert (first.created, again.created) == (True, False) and again.record.granted_at == first.record.granted_at
+    for call, message in (
+        (lambda: grants.grant_credit(holder, "26", grant_id="ticket-4711", now=MID_OCTOBER), "already credit of 25.00 USD for"),
+        (lambda: grants.grant_credit(other, "25", grant_id="ticket-4711", now=MID_OCTOBER), f"not credit of 25.00 USD for {other}"),
+        (lambda: grants.grant_coupon(holder, "launch20", grant_id="ticket-4711", now=MID_OCTOBER), "not coupon launch20"),
+    ):
+        with pytest.raises(GrantConflict, match=message):
+            call()
+    assert count(world.ch, world.db, "customer_credits") == 1 and grants.credit_balance(holder, "USD") == 25
+
+    coupon = grants.grant_coupon(holder, "launch20", now=MID_OCTOBER)
+    assert coupon.created and coupon.record.grant_id == f"cpn-{holder}-launch20"
+    assert not grants.grant_coupon(holder, "launch20", now=MID_OCTOBER + timedelta(minutes=1)).created
+    with pytest.raises(ConfigError, match=f"customer {holder} already redeemed coupon 'launch20' .grant cpn-{holder}-launch20, held."):
+        grants.grant_coupon(holder, "launch20", grant_id="ticket-4712", now=MID_OCTOBER)
+    assert count(world.ch, world.db, "customer_coupons") == 1
+
+
+def test_revoking_stops_a_grant_on_drafts_but_finalized_invoices_keep_it(world):
+    invoicing = Invoicing(world.settings)
+    grants = desk(invoicing)
+    holder = steady(world)[0]
+    invoicing.store.write_coupon(holder, "launch20", MID_OCTOBER - timedelta(days=1))  # as recorded before migration 0006
+    credit = grants.grant_credit(holder, "100000", now=MID_OCTOBER).record
+    september, october = run_months(invoicing, holder, MONTHS[:1], finalize=True) + run_months(invoicing, holder, MONTHS[1:2])
+    for invoice in (september, october):
+        assert [a.kind for a in invoice.adjustments] == [AdjustmentKind.COUPON, AdjustmentKind.CREDIT] and invoice.total == 0
+    taken = sum(a.amount for a in of_kind(september, AdjustmentKind.CREDIT))
+
+    revoked = grants.revoke(f"cpn-{holder}-launch20", "sold by mistake", now=MID_NOVEMBER)
+    assert revoked.revocation.reason == "sold by mistake"
+    grants.revoke(credit.grant_id, now=MID_NOVEMBER)
+    (rerun,) = run_months(invoicing, holder, [("2026-10", MID_NOVEMBER + timedelta(hours=1))])
+    assert rerun.id == october.id and rerun.adjustments == () and rerun.total == rerun.subtotal + rerun.tax > 0
+    (kept,) = invoicing.store.invoices(ids=[september.id])  # finalized: untouched
+    assert (kept.status, set(kept.adjustments), kept.total) == (InvoiceStatus.FINALIZED, set(september.adjustments), 0)
+    assert [s.used for s in grants.standings(holder)] == [1, taken] and [s.left for s in grants.standings(holder)] == [0, 0]
+    assert count(world.ch, world.db, "customer_coupons") == count(world.ch, world.db, "customer_credits") == 1
+    assert count(world.ch, world.db, "grant_revocations") == 2
+
+    with pytest.raises(GrantRevoked, match=f"grant {credit.grant_id} .credit of 100,000.00 USD for {holder}. was already revoked"):
+        grants.revoke(credit.grant_id, "twice", now=MID_NOVEMBER)
+    with pytest.raises(UnknownGrant, match="no grant 'crd-nope'; see `billing invoice grants --customer ID`"):
+        grants.revoke("crd-nope", now=MID_NOVEMBER)
+    with pytest.raises(ConfigError, match="already redeemed coupon 'launch20' .* revoked"):
+        grants.grant_coupon(holder, "launch20", grant_id="again", now=MID_NOVEMBER)
+    assert count(world.ch, world.db, "grant_revocations") == 2
 
 
 def flat(output: str) -> str:
@@ -158,3 +215,42 @@ def test_cli_grants_and_the_preview_shows_them(cli_env):
     shown = flat(preview.output)
     assert "coupon -" in shown and "Partner discount (10% off)" in shown
     assert "prepaid credits -" in shown and "of 25.00 USD available" in shown and "amount due" in shown
+
+
+def rows(output: str) -> list[list[str]]:
+    """The body cells of the rich table in ``output``."""
+    return [[cell.strip() for cell in line.split("│")[1:-1]] for line in output.splitlines() if line.startswith("│")]
+
+
+def test_cli_lists_what_is_left_of_each_grant_and_revokes(cli_env, monkeypatch):
+    monkeypatch.setattr(console, "width", 200)  # one line per table row
+    invoicing = Invoicing(cli_env.settings)
+    holder = steady(cli_env)[0]
+    coupon = runner.invoke(app, ["invoice", "grant-coupon", "-c", holder, "--coupon", "launch20", "--grant-id", "promo-1"],
+                           terminal_width=200)
+    assert coupon.exit_code == 0 and "applies to 3 invoice(s) (grant promo-1)" in flat(coupon.output)
+    (before,) = run_months(invoicing, holder, MONTHS[:1])
+    granted = before.total + Decimal("12.34")
+    command = ["invoice", "grant-credit", "-c", holder, "--amount", str(granted), "--grant-id", "crm-9"]
+    assert f"balance {granted:,} USD" in flat(runner.invoke(app, command, terminal_width=200).output)
+    (september,) = run_months(invoicing, holder, MONTHS[:1])
+    assert sum(a.amount for a in of_kind(september, AdjustmentKind.CREDIT)) == before.total > 0
+
+    again = runner.invoke(app, command, terminal_width=200)
+    assert again.exit_code == 0 and "already recorded, nothing written: customer" in flat(again.output)
+    assert "balance 12.34 USD" in flat(again.output) and count(cli_env.ch, cli_env.db, "customer_credits") == 1
+    listed = runner.invoke(app, ["invoice", "grants", "--customer", holder], terminal_width=200)
+    assert listed.exit_code == 0, listed.output
+    assert [row[:1] + row[2:] for row in rows(listed.output)] == [
+        ["promo-1", "coupon launch20", "active", "1 invoice(s)", "2 invoice(s)"],
+        ["crm-9", f"credit {granted:,} USD", "active", f"{before.total:,} USD", "12.34 USD"],
+    ]
+
+    revoked = runner.invoke(app, ["invoice", "revoke-grant", "promo-1", "--reason", "duplicate promo"], terminal_width=200)
+    assert revoked.exit_code == 0 and f"revoked grant promo-1 (coupon launch20 for {holder})" in flat(revoked.output)
+    (coupon_row, _) = rows(runner.invoke(app, ["invoice", "grants", "-c", holder], terminal_width=200).output)
+    assert coupon_row[3].startswith("revoked ") and coupon_row[3].endswith("duplicate promo") and coupon_row[5] == "0 invoice(s)"
+    twice = runner.invoke(app, ["invoice", "revoke-grant", "promo-1"])
+    assert twice.exit_code == 1 and isinstance(twice.exception, GrantRevoked) and "(duplicate promo)" in str(twice.exception)
+    unknown = runner.invoke(app, ["invoice", "grants", "-c", "cus-nobody"])
+    assert isinstance(unknown.exception, UnknownCustomer)
