@@ -170,13 +170,15 @@ def list_grants(customer: str = typer.Option(..., "--customer", "-c", help="Cust
     """List a customer's coupons and prepaid credits, active and revoked, with what is left of each."""
     found = _desk().standings(customer)
     table = Table(title=f"{customer}: {len(found):,} grant(s)")
-    for header in ("grant", "granted at (UTC)", "what", "status", "used", "left"):
+    for header in ("grant", "granted (UTC)", "what", "status", "used", "left"):
         table.add_column(header, no_wrap=header in ("grant", "used", "left"))  # ids and amounts are never cut
     for standing in found:
         record = standing.record
         table.add_row(record.grant_id, f"{record.granted_at:%Y-%m-%d %H:%M}", _granted(record), _status(record),
                       *_usage(standing))
     console.print(table)
+    for record in (s.record for s in found if s.record.revocation is not None and s.record.revocation.reason):
+        console.print(f"[dim]{record.grant_id} revoked: {record.revocation.reason}[/]")
 
 
 def _granted(record: GrantRecord) -> str:
@@ -186,10 +188,7 @@ def _granted(record: GrantRecord) -> str:
 
 
 def _status(record: GrantRecord) -> str:
-    if record.revocation is None:
-        return "active"
-    reason = f" [dim]{record.revocation.reason}[/]" if record.revocation.reason else ""
-    return f"revoked {record.revocation.revoked_at:%Y-%m-%d %H:%M}{reason}"
+    return "active" if record.revocation is None else f"revoked {record.revocation.revoked_at:%Y-%m-%d %H:%M}"
 
 
 def _usage(standing: Standing) -> tuple[str, str]:

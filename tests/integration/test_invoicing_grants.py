@@ -248,8 +248,10 @@ def test_cli_lists_what_is_left_of_each_grant_and_revokes(cli_env, monkeypatch):
 
     revoked = runner.invoke(app, ["invoice", "revoke-grant", "promo-1", "--reason", "duplicate promo"], terminal_width=200)
     assert revoked.exit_code == 0 and f"revoked grant promo-1 (coupon launch20 for {holder})" in flat(revoked.output)
-    (coupon_row, _) = rows(runner.invoke(app, ["invoice", "grants", "-c", holder], terminal_width=200).output)
-    assert coupon_row[3].startswith("revoked ") and coupon_row[3].endswith("duplicate promo") and coupon_row[5] == "0 invoice(s)"
+    after = runner.invoke(app, ["invoice", "grants", "-c", holder], terminal_width=200).output
+    (coupon_row, credit_row) = rows(after)
+    assert coupon_row[3].startswith("revoked 20") and coupon_row[5] == "0 invoice(s)" and credit_row[3] == "active"
+    assert "promo-1 revoked: duplicate promo" in after
     twice = runner.invoke(app, ["invoice", "revoke-grant", "promo-1"])
     assert twice.exit_code == 1 and isinstance(twice.exception, GrantRevoked) and "(duplicate promo)" in str(twice.exception)
     unknown = runner.invoke(app, ["invoice", "grants", "-c", "cus-nobody"])
