@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import faust
@@ -10,6 +11,17 @@ from billing.migrations import migrate
 from billing.platform.topics import admin_client, ensure_topics, topic_specs
 from billing.settings import Settings
 from streams.app import StreamRuntime
+from streams.logs import RepeatFilter
+
+
+class Worker(faust.Worker):
+    """Faust's worker whose log handlers hold back runs of repeated messages (:class:`RepeatFilter`)."""
+
+    def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
+        super().on_setup_root_logger(logger, level)
+        repeats = RepeatFilter()
+        for handler in logger.handlers:
+            handler.addFilter(repeats)
 
 
 def worker_dir(settings: Settings, name: str) -> Path:
@@ -27,4 +39,4 @@ def run_worker(settings: Settings, name: str, web_port: int, loglevel: str = "wa
     data_dir = worker_dir(settings, name)
     data_dir.mkdir(parents=True, exist_ok=True)
     runtime = StreamRuntime(settings, name, web_port, data_dir)
-    faust.Worker(runtime.app, loglevel=loglevel, quiet=True).execute_from_commandline()
+    Worker(runtime.app, loglevel=loglevel, quiet=True).execute_from_commandline()
