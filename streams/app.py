@@ -84,6 +84,7 @@ class PartitionTable:
         self.producer = producer
         self.pending: dict[tuple[int, bytes], bytes | None] = {}
         self.persisted: dict[int, int] = {}
+        self.refused: list[str] = []
 
     def _db(self, partition: int):
         return self.table.data._db_for_partition(partition)
@@ -150,6 +151,8 @@ class PartitionTable:
         if error is None:
             partition = message.partition()
             self.persisted[partition] = max(self.persisted.get(partition, -1), message.offset())
+        else:
+            self.refused.append(error.str())
 
     def record_persisted(self) -> None:
         """Remember the delivered changelog offsets in the local store (after a flush)."""
@@ -157,6 +160,20 @@ class PartitionTable:
         name = self.table.changelog_topic.get_topic_name()
         for partition, offset in persisted.items():
             self.table.data.set_persisted_offset(TP(name, partition), offset)
+
+
+def changelog_config(settings: Settings) -> dict:
+    """librdkafka settings of the table changelog producer. Messages never time out: during a broker
+    outage the worker waits for its changelog (and stalls) instead of dropping state changes."""
+    return {
+        "bootstrap.servers": settings.kafka_bootstrap, "enable.idempotence": True, "acks": "all",
+        "message.timeout.ms": 0, "linger.ms": 5, "compression.type": "lz4", "batch.num.messages": 100_000,
+        "queue.buffering.max.messages": 2_000_000, "logger": log,
+    }
+
+
+class ChangelogRefused(Exception):
+    """Kafka refused table changelog messages: the batch must not be acknowledged."""
 
 
 class StreamRuntime:
@@ -201,11 +218,7 @@ class StreamRuntime:
         self.stopping = False
         self.sink = WarehouseSink(settings, self.meters, stopping=lambda: self.stopping,
                                   on_retry=lambda exc: self.metrics.add({"sink_retries": 1}))
-        self.changelog = Producer({
-            "bootstrap.servers": settings.kafka_bootstrap, "enable.idempotence": True, "acks": "all",
-            "linger.ms": 5, "compression.type": "lz4", "batch.num.messages": 100_000,
-            "queue.buffering.max.messages": 2_000_000, "logger": log,
-        })
+        self.changelog = Producer(changelog_config(settings))
         self._declare()
 
     # --------------------------------------------------------------------------------- wiring
@@ -300,6 +313,10 @@ class StreamRuntime:
         tables = (self.dedup, self.windows, self.watermarks, self.payments)
         if sum(table.produce() for table in tables):
             await asyncio.to_thread(self._flush_changelog)
+            refused = [reason for table in tables for reason in table.refused]
+            if refused:
+                raise ChangelogRefused(f"Kafka refused {len(refused)} table changelog message(s) ({refused[0]}); "
+                                       "stopping without acknowledging the batch, which is processed again on restart")
             for table in tables:
                 table.record_persisted()
 
