@@ -22,7 +22,6 @@ for a customer and period (ids are deterministic).
 from __future__ import annotations
 
 import time
-import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -47,8 +46,6 @@ from billing.meters import MeterSet, active_meters
 from billing.pricing import PlanCatalog, PricedInvoice, Segment, price_invoice
 from billing.pricing.catalog import builtin_catalog, load_catalog
 from billing.pricing.engine import Line
-from billing.pricing.money import Currency, currency
-from billing.pricing.plans import Coupon
 from billing.pricing.proration import Period, month_period
 from billing.settings import Settings
 
@@ -98,16 +95,6 @@ class Preview:
     grants: grants.Grants
     already_invoiced: tuple[str, ...] = ()
     """Other invoices that already bill some of the month: the invoice run will skip this customer."""
-
-
-@dataclass(frozen=True)
-class CreditGranted:
-    """A prepaid credit just granted, and the customer's balance with it."""
-
-    grant_id: str
-    amount: Decimal
-    money: Currency
-    balance: Decimal
 
 
 class Invoicing:
@@ -302,32 +289,6 @@ class Invoicing:
         if customer is None:
             raise UnknownCustomer(f"no customer {customer_id!r} in the warehouse")
         return customer
-
-    # ------------------------------------------------------------------------- grants
-
-    def grant_coupon(self, customer_id: str, coupon_id: str, *, now: datetime) -> Coupon:
-        """Redeem the catalog coupon ``coupon_id`` for ``customer_id``: later invoice runs apply it."""
-        customer = self._customer(customer_id)
-        coupon = grants.coupon_for(customer_id, customer.currency, coupon_id, self.catalog)
-        if coupon_id in self.store.held(customer_id).get(customer_id, grants.Held()).coupons:
-            raise ConfigError(f"customer {customer_id} already holds coupon {coupon_id!r}; a coupon is redeemed once")
-        self.store.write_coupon(customer_id, coupon_id, _millis(now))
-        return coupon
-
-    def grant_credit(self, customer_id: str, amount: str | Decimal, code: Optional[str] = None, *,
-                     now: datetime) -> CreditGranted:
-        """Grant ``customer_id`` a prepaid credit in its billing currency (``code``, when given, must be it)."""
-        customer = self._customer(customer_id)
-        money = currency(code or customer.currency)
-        if money.code != customer.currency:
-            raise ConfigError(f"customer {customer_id} is billed in {customer.currency}; "
-                              f"a credit in {money.code} would never pay its invoices")
-        value = grants.credit_amount(amount, money)
-        grant_id = f"crd-{uuid.uuid4().hex[:16]}"
-        self.store.write_credit(customer_id, grant_id, value, money.code, _millis(now))
-        held = self.store.held(customer_id)[customer_id]
-        balance = grants.credit_balance(held, self.store.applied([customer_id]).get(customer_id, ()), money.code)
-        return CreditGranted(grant_id, value, money, balance)
 
     def period_usage(self, period: Period) -> list[tuple[str, datetime, datetime, dict[str, Decimal]]]:
         """Usage per customer and meter in the billable spans of the period's invoices (summed over spans;
