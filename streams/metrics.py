@@ -19,6 +19,7 @@ COUNTERS = {
     "dead_letters": "Records that failed validation, sent to the dead-letter topic.",
     "offset_gaps": "Times the consumer skipped source records; the partition was rewound (logged as errors).",
     "windows_closed": "Windows closed after their grace period.",
+    "windows_recomputed": "Windows past their retention recomputed from the raw facts (late corrections).",
     "rollups_written": "Rollup rows (full window values) written to the warehouse.",
     "rows_written": "Rows written to the warehouse (all tables).",
     "sink_retries": "Failed warehouse writes that were retried.",

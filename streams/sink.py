@@ -55,6 +55,7 @@ class WarehouseSink:
         if out.recompute:
             rows = self._retry(lambda ch: recompute_rows(ch, self.settings, self.meters, out.recompute))
             out.rows.setdefault("usage_rollups", []).extend(rows)
+            out.counts["windows_recomputed"] += len(out.recompute)
         for table, columns in DERIVED_COLUMNS.items():
             written += self._insert(table, columns, out.rows.get(table))
         return written

@@ -12,6 +12,7 @@ import pytest
 
 from streams.service import WorkerService, fetch_stats
 from tests.integration.streams_harness import (
+    additive_meters,
     caught_up,
     differences,
     env_of,
@@ -93,3 +94,20 @@ def test_a_worker_configured_for_other_partition_counts_refuses_to_start(kafka, 
     assert done.returncode != 0
     assert "partition counts differ from the settings" in done.stdout + done.stderr
     assert "Traceback" not in done.stdout + done.stderr
+
+
+def test_late_events_past_the_window_retention_are_recomputed_from_the_raw_facts(kafka, warehouse, settings, tmp_path):
+    mine = isolated(settings, "recompute", worker_window_retention_days=1 / 24, worker_purge_interval_s=2.0)
+    worker = worker_process(mine, "recompute")
+    worker.start(timeout=90)
+    try:
+        manifest = simulate(mine, tmp_path / "manifest", events=6_000, customers=15, days=2, late_rate=0.05)
+        assert wait_for(caught_up(mine, manifest), timeout=180)
+        stats = fetch_stats(mine.worker_web_port)
+    finally:
+        worker.stop()
+    assert stats["windows_recomputed"] > 0
+    additive = additive_meters()
+    hours = {key: value for key, value in manifest.usage_totals("hour").items() if key[1] in additive}
+    minutes = {key: value for key, value in hourly_totals(mine, 60).items() if key[1] in additive}
+    assert differences(hours, minutes) == []
