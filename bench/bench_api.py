@@ -1,6 +1,8 @@
 """The HTTP API: single-event latency at a fixed request rate, and batch ingest throughput.
 
-Starts the local broker when it is not running, then ``billing api`` (uvicorn, httptools, uvloop)
+Starts the local broker when it is not running and a usage topic of the run's own (deleted
+afterwards, so the benchmark's made-up customers never reach the local pipeline's warehouse), then
+``billing api`` (uvicorn, httptools, uvloop)
 on a free loopback port, and drives it with an open-loop asyncio load generator over keep-alive
 connections: requests are scheduled at a constant rate and latency is measured from the scheduled
 send time, so a stalled server cannot hide its queueing (no coordinated omission). Every event has
@@ -24,6 +26,7 @@ import psutil
 
 from api.keys import KeyStore, store_path
 from billing.platform import stack
+from billing.platform.topics import admin_client, ensure_topics, topic_specs
 from billing.settings import get_settings
 
 SINGLE_RATE = 2_000
@@ -150,9 +153,10 @@ def _cpu_seconds(proc: subprocess.Popen) -> float:
     return sum(sum(p.cpu_times()[:2]) for p in (root, *root.children(recursive=True)))
 
 
-def _measure(workers: int, token: str) -> dict:
+def _measure(workers: int, token: str, topic: str) -> dict:
     port = _free_port()
-    env = {**os.environ, "BILLING_API_RATE_PER_S": "1000000", "BILLING_API_RATE_BURST": "1000000"}
+    env = {**os.environ, "BILLING_API_RATE_PER_S": "1000000", "BILLING_API_RATE_BURST": "1000000",
+           "BILLING_TOPIC_USAGE": topic}
     proc = subprocess.Popen([sys.executable, "-m", "billing", "api", "--port", str(port), "--workers", str(workers)],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     try:
@@ -179,14 +183,19 @@ def run() -> str:
     settings = get_settings()
     kafka = stack.select(settings, ["kafka"])[0]
     started = kafka.start()
+    own = settings.model_copy(update={"topic_usage": f"bench-api-{time.time_ns()}.usage"})
+    admin = admin_client(own.kafka_bootstrap)
+    ensure_topics(admin, [topic_specs(own)["usage"]])
     store = KeyStore(store_path(settings))
     key, token = store.create([], admin=True, label="bench")
     load_before = os.getloadavg()[0]
     try:
-        results = [_measure(workers, token) for workers in (1, 2)]
+        results = [_measure(workers, token, own.topic_usage) for workers in (1, 2)]
         load_after = os.getloadavg()[0]
     finally:
         store.revoke(key.key_id)
+        for deleted in admin.delete_topics([own.topic_usage]).values():
+            deleted.result()
         if started:
             kafka.stop()
     rows = "\n".join(
