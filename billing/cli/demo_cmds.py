@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
 from datetime import datetime, timezone
+from pathlib import Path
 
 import typer
 
@@ -21,21 +23,45 @@ def last_month_start(now: datetime) -> datetime:
     return (first.replace(year=first.year - 1, month=12) if first.month == 1 else first.replace(month=first.month - 1))
 
 
-def demo_steps(customers: int, events: int, seed: int, now: datetime | None = None) -> list[tuple[str, list[str]]]:
+FAULTS = {"duplicate_rate": 0.01, "late_rate": 0.005, "malformed_rate": 0.001}
+
+
+def earlier_window(manifest_dir: Path, customers: int, events: int, seed: int) -> tuple[datetime, float] | None:
+    """Start and days of an earlier demo simulation of the same size and seed (from its manifest).
+
+    A re-run sends exactly the same records again (all duplicates to the pipeline): a new window
+    would give the same event, invoice and payment ids other times and amounts, and the marts'
+    reconciliation tests would then compare two versions of the same records."""
+    summary = manifest_dir / "summary.json"
+    if not summary.exists():
+        return None
+    config = json.loads(summary.read_text())["config"]
+    same = {"customers": customers, "events": events, "seed": seed, **FAULTS}
+    if any(config.get(name) != value for name, value in same.items()):
+        return None
+    return datetime.fromisoformat(config["start"]), float(config["days"])
+
+
+def demo_steps(customers: int, events: int, seed: int, now: datetime | None = None,
+               window: tuple[datetime, float] | None = None) -> list[tuple[str, list[str]]]:
     """(title, billing arguments) of every demo step, in order.
 
-    The simulated history runs from the start of last month until ``now``: last month is fully
-    invoiced by the simulated billing history, and the open month shows up in the invoice preview.
+    The simulated history runs from the start of last month until ``now`` (or over ``window``, an
+    earlier run's start and days): last month is fully invoiced by the simulated billing history,
+    and the open month shows up in the invoice preview.
     """
     now = now or datetime.now(timezone.utc)
     start = last_month_start(now)
     days = (now - start).total_seconds() / 86400
+    if window is not None:
+        start, days = window
     return [
         ("start the platform (warehouse, Kafka, stream worker, API)", ["up"]),
         ("simulate since last month, with duplicates, late and malformed events", [
             "simulate", "--customers", str(customers), "--events", str(events), "--rate", "max",
             "--start", start.isoformat(), "--days", f"{days:.4f}", "--seed", str(seed),
-            "--duplicate-rate", "0.01", "--late-rate", "0.005", "--malformed-rate", "0.001",
+            "--duplicate-rate", str(FAULTS["duplicate_rate"]), "--late-rate", str(FAULTS["late_rate"]),
+            "--malformed-rate", str(FAULTS["malformed_rate"]),
         ]),
         ("wait until the stream worker has stored everything", ["lag", "--wait", "1200"]),
         ("reconcile rollups with the raw facts", ["reconcile"]),
@@ -54,7 +80,12 @@ def demo(
     seed: int = typer.Option(7, help="Random seed of the simulation."),
 ) -> None:
     """Start the platform and run the pipeline end to end (safe to re-run)."""
-    steps = demo_steps(customers, events, seed)
+    settings = get_settings()
+    window = earlier_window(settings.state_dir / "manifests" / f"seed-{seed}", customers, events, seed)
+    if window is not None:
+        console.print(f"re-run: sending the same simulated history as before ({window[0]:%Y-%m-%d} + {window[1]:g} days); "
+                      f"delete {settings.state_dir / 'manifests' / f'seed-{seed}'} (or `make clean`) for a new one")
+    steps = demo_steps(customers, events, seed, window=window)
     for number, (title, args) in enumerate(steps, start=1):
         console.rule(f"[bold]{number}/{len(steps)} {title}[/]  [dim]billing {' '.join(args)}[/]")
         started = time.monotonic()
@@ -63,7 +94,6 @@ def demo(
             raise BillingError(f"demo step {number} ({title}) failed; fix the error above and re-run `make demo`.")
         console.print(f"[green]done[/] in {time.monotonic() - started:.1f}s")
     console.rule("[bold green]demo complete")
-    settings = get_settings()
     console.print(
         f"dashboards  http://{settings.superset_host}:{settings.superset_port}  "
         f"(login {settings.superset_admin_user} / see BILLING_SUPERSET_ADMIN_PASSWORD)\n"
