@@ -40,6 +40,7 @@ from pathlib import Path
 
 import faust
 from confluent_kafka import KafkaError, KafkaException, Producer
+from faust.exceptions import ConsumerNotStarted
 from faust.types import TP, Message
 from rocksdict import WriteBatch
 
@@ -429,9 +430,18 @@ class StreamRuntime:
         make_client(self.settings).insert(f"{self.settings.clickhouse_database}.pipeline_metrics", rows,
                                           column_names=["time", "worker", "metric", "value"])
 
+    def owned(self) -> list[int]:
+        """Usage topic partitions assigned to this worker (none before it joined its group or while a
+        rebalance is in progress)."""
+        try:
+            assignment = self.app.consumer.assignment()
+        except ConsumerNotStarted:
+            return []
+        return sorted(tp.partition for tp in assignment if tp.topic == self.topics["usage"])
+
     def stats(self) -> dict:
         """Counters, gauges and identity of this worker (the `/stats` page), with the next offset to
         store per topic partition and the usage partitions rewound to an offset gap (diagnostics)."""
-        return {"worker": self.name, "partitions": sorted(self.usage.partitions), **self.metrics.snapshot(),
+        return {"worker": self.name, "partitions": self.owned(), **self.metrics.snapshot(),
                 "positions": {f"{topic}/{partition}": offset for (topic, partition), offset in sorted(self.positions.items())},
                 "rewinding": {str(partition): offset for partition, offset in self.usage.rewinding.items()}}
