@@ -41,6 +41,11 @@ GRANULARITIES = {"hour": (HOUR_US, "usage_hourly.parquet"), "day": (DAY_US, "usa
 _TS = pa.timestamp("us", tz="UTC")
 
 
+def default_manifest_dir(state_dir: Path, seed: int) -> Path:
+    """Where `billing simulate --seed SEED` writes its manifest unless told otherwise."""
+    return state_dir / "manifests" / f"seed-{seed}"
+
+
 @dataclass(frozen=True)
 class UsageTotal:
     """Expected value of one customer x meter x window."""

@@ -15,6 +15,7 @@ from billing.cli.app import app, console
 from billing.errors import BillingError
 from billing.settings import get_settings
 from producers.customers import customer_id
+from producers.manifest import default_manifest_dir
 
 
 def last_month_start(now: datetime) -> datetime:
@@ -81,10 +82,11 @@ def demo(
 ) -> None:
     """Start the platform and run the pipeline end to end (safe to re-run)."""
     settings = get_settings()
-    window = earlier_window(settings.state_dir / "manifests" / f"seed-{seed}", customers, events, seed)
+    manifest_dir = default_manifest_dir(settings.state_dir, seed)
+    window = earlier_window(manifest_dir, customers, events, seed)
     if window is not None:
         console.print(f"re-run: sending the same simulated history as before ({window[0]:%Y-%m-%d} + {window[1]:g} days); "
-                      f"delete {settings.state_dir / 'manifests' / f'seed-{seed}'} (or `make clean`) for a new one")
+                      f"delete {manifest_dir} (or `make clean`) for a new one")
     steps = demo_steps(customers, events, seed, window=window)
     for number, (title, args) in enumerate(steps, start=1):
         console.rule(f"[bold]{number}/{len(steps)} {title}[/]  [dim]billing {' '.join(args)}[/]")

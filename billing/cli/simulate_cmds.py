@@ -13,6 +13,7 @@ from billing.cli.app import app, console
 from billing.errors import ConfigError
 from billing.meters import active_meters
 from billing.settings import get_settings
+from producers.manifest import default_manifest_dir
 from producers.simulator import SimulationConfig, Simulator
 from producers.sinks import FileSink, KafkaSink
 
@@ -69,7 +70,7 @@ def simulate(
         lateness_s=lateness,
     )
     meters = active_meters()
-    manifest_dir = manifest or settings.state_dir / "manifests" / f"seed-{seed}"
+    manifest_dir = manifest or default_manifest_dir(settings.state_dir, seed)
     if dry_run and output is None:
         output = settings.state_dir / "simulate" / "dry-run.tsv"
     if output is not None:
