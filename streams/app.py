@@ -102,10 +102,13 @@ class PartitionTable:
     def delete(self, partition: int, key: bytes) -> None:
         self.pending[(partition, key)] = None
 
-    def items(self):
-        pending = {key: value for (_, key), value in self.pending.items()}
-        for key, value in list(self.table.data.items()):
-            if key not in pending:
+    def partition_items(self, partition: int):
+        """Items of ``partition``: its database overlaid with the writes not produced yet (Faust's own
+        offset key aside)."""
+        pending = {key: value for (p, key), value in self.pending.items() if p == partition}
+        meta = self.table.data.offset_key
+        for key, value in self._db(partition).items():
+            if key != meta and key not in pending:
                 yield key, value
         yield from ((key, value) for key, value in pending.items() if value is not None)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from pathlib import Path
 
@@ -30,6 +31,21 @@ def worker_dir(settings: Settings, name: str) -> Path:
     return settings.state_dir / "worker" / settings.worker_app_id / name
 
 
+GC_THRESHOLDS = (50_000, 20, 100)
+"""Collect the youngest generation every 50,000 allocations (Python's default: 700) and the oldest
+about every 10^8. A worker keeps every open window decoded in memory (hundreds of thousands of
+objects) and allocates dozens of short-lived objects per event; with the defaults, collections
+that walk the long-lived windows took about a quarter of its time (12,100 -> 15,700 events/s)."""
+
+
+def tune_gc() -> None:
+    """Move the objects made at start-up out of the collector's sight and collect less often (see
+    :data:`GC_THRESHOLDS`); cyclic garbage is still collected."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
 def run_worker(settings: Settings, name: str, web_port: int, loglevel: str = "warning") -> None:
     """Apply pending warehouse migrations, create missing topics and check the partition counts of
     existing ones (tables are partitioned like the topics), then run the Faust worker until it is
@@ -39,4 +55,5 @@ def run_worker(settings: Settings, name: str, web_port: int, loglevel: str = "wa
     data_dir = worker_dir(settings, name)
     data_dir.mkdir(parents=True, exist_ok=True)
     runtime = StreamRuntime(settings, name, web_port, data_dir)
+    tune_gc()
     Worker(runtime.app, loglevel=loglevel, quiet=True).execute_from_commandline()

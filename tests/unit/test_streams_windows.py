@@ -301,13 +301,13 @@ def test_a_batch_over_several_partitions_stores_each_changed_window_once():
     assert sorted(windows.writes) == sorted(out.windows)
 
 
-def test_a_restarted_processor_reads_the_windows_once_and_still_closes_every_partition():
+def test_a_restarted_processor_reads_each_partitions_windows_once_and_still_closes_every_partition():
     class CountingScans(DictStore):
-        scans = 0
+        scans: list[int] = []
 
-        def items(self):
-            self.scans += 1
-            return super().items()
+        def partition_items(self, partition):
+            self.scans.append(partition)
+            return super().partition_items(partition)
 
     windows, now = CountingScans(), [T0.timestamp()]
     stores = (DictStore(), windows, DictStore())
@@ -315,18 +315,19 @@ def test_a_restarted_processor_reads_the_windows_once_and_still_closes_every_par
     for partition, customer in enumerate(("c1", "c2")):
         run(first, [usage_record(0, f"a{partition}", "api_calls", T0, {"quantity": "1", "region": "eu"},
                                  customer=customer, partition=partition)])
-    windows.scans = 0
+    windows.scans = []
     restarted = processor(stores, clock=lambda: now[0])
     for partition, customer in enumerate(("c1", "c2")):
-        run(restarted, [usage_record(1, f"b{partition}", "api_calls", T0, {"quantity": "1", "region": "eu"},
-                                     customer=customer, partition=partition)])
-    assert windows.scans == 1
+        for offset in (1, 2):
+            run(restarted, [usage_record(offset, f"b{partition}{offset}", "api_calls", T0,
+                                         {"quantity": "1", "region": "eu"}, customer=customer, partition=partition)])
+    assert windows.scans == [0, 1]
     now[0] = (T0 + timedelta(hours=2)).timestamp()
     idle = Output()
     restarted.close_idle([0, 1], idle)
     idle.finish(T0)
     assert sorted((k[0], k[2], v) for k, v in rollups(idle).items()) == [
-        (c, s, (Decimal(2), 2, 1)) for c in ("c1", "c2") for s in (60, 3600)]
+        (c, s, (Decimal(3), 3, 1)) for c in ("c1", "c2") for s in (60, 3600)]
 
 
 def test_a_replayed_event_rewrites_its_idempotency_key():
