@@ -128,7 +128,7 @@ class UsageEvent(Contract):
     @field_validator("type")
     @classmethod
     def _known_meter(cls, value: str, info: ValidationInfo) -> str:
-        meters = _context(info, "meters") or active_meters()
+        meters = _meters(info.context)
         if value not in meters:
             raise ValueError(f"unknown meter {value!r}; known meters: {', '.join(meters.names)}")
         return value
@@ -136,23 +136,18 @@ class UsageEvent(Contract):
     @field_validator("time")
     @classmethod
     def _not_in_future(cls, value: datetime, info: ValidationInfo) -> datetime:
-        now = _context(info, "now") or datetime.now(UTC)
-        tolerance = _context(info, "future_tolerance")
-        if tolerance is None:
-            from billing.settings import get_settings
-
-            tolerance = get_settings().usage_future_tolerance_s
-        if value > now + timedelta(seconds=tolerance):
-            raise ValueError(f"time {value.isoformat()} is more than {tolerance:g}s in the future")
+        context = info.context if info.context and "latest" in info.context else usage_context(info.context)
+        if value > context["latest"]:
+            raise ValueError(f"time {value.isoformat()} is more than {context['future_tolerance']:g}s in the future")
         return value
 
-    @model_validator(mode="after")
-    def _has_measured_field(self, info: ValidationInfo) -> UsageEvent:
-        meters: MeterSet = _context(info, "meters") or active_meters()
-        meter = meters.get(self.type)
-        if meter is not None and self.data.field(meter.value_field) is None:
+    @field_validator("data")
+    @classmethod
+    def _has_measured_field(cls, value: UsageData, info: ValidationInfo) -> UsageData:
+        meter = _meters(info.context).get(info.data.get("type"))
+        if meter is not None and value.field(meter.value_field) is None:
             raise ValueError(f"meter {meter.name} needs data.{meter.value_field}")
-        return self
+        return value
 
     def measured_value(self, meters: MeterSet | None = None) -> Decimal | str:
         """The value this event contributes to its meter's aggregation."""
@@ -165,8 +160,23 @@ class UsageEvent(Contract):
         return tuple(str(self.data.field(d) or "") for d in meter.group_by)
 
 
-def _context(info: ValidationInfo, key: str) -> Any:
-    return info.context.get(key) if info.context else None
+def _meters(context: dict[str, Any] | None) -> MeterSet:
+    return (context.get("meters") if context else None) or active_meters()
+
+
+def usage_context(context: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A validation context for usage events with the latest event time allowed (``latest``)
+    computed from ``now`` and ``future_tolerance`` (defaults: the clock and the settings). Hot loops
+    build it once per batch: every event then validates against the same limit."""
+    context = dict(context or {})
+    tolerance = context.get("future_tolerance")
+    if tolerance is None:
+        from billing.settings import get_settings
+
+        tolerance = context["future_tolerance"] = get_settings().usage_future_tolerance_s
+    now = context.get("now") or datetime.now(UTC)
+    context["latest"] = now + timedelta(seconds=tolerance)
+    return context
 
 
 # ------------------------------------------------------------------------------ customers, plans
@@ -582,9 +592,11 @@ def parse(model: type[Contract], raw: bytes | str, **context: Any) -> Contract:
 
 
 def parse_usage(raw: bytes | str, *, meters: MeterSet | None = None, now: datetime | None = None,
-                future_tolerance: float | None = None) -> UsageEvent:
-    """Parse one usage event from wire bytes (see :func:`parse`)."""
-    context = {k: v for k, v in (("meters", meters), ("now", now), ("future_tolerance", future_tolerance)) if v is not None}
+                future_tolerance: float | None = None, context: dict[str, Any] | None = None) -> UsageEvent:
+    """Parse one usage event from wire bytes (see :func:`parse`). A loop over many events passes one
+    ``context`` made by :func:`usage_context` instead of ``meters``/``now``/``future_tolerance``."""
+    if context is None:
+        context = usage_context({"meters": meters, "now": now, "future_tolerance": future_tolerance})
     return parse(UsageEvent, raw, **context)
 
 

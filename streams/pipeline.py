@@ -32,6 +32,7 @@ from billing.contracts import (
     UsageEvent,
     parse_topic,
     parse_usage,
+    usage_context,
 )
 from billing.facts import COLUMNS, Rows, dead_letter_rows, merge, rows_for, usage_rows
 from billing.meters import MeterSet
@@ -215,6 +216,7 @@ class UsageProcessor:
         adds the window rows with :meth:`Output.finish`."""
         now_s = self.clock()
         now = datetime.fromtimestamp(now_s, UTC)
+        context = usage_context({"meters": self.meters, "now": now})
         touched: set[int] = set()
         for record in records:
             self.watermark(record.partition)
@@ -222,7 +224,7 @@ class UsageProcessor:
             if not self._in_sequence(record, out):
                 continue
             try:
-                event = parse_usage(record.value, meters=self.meters, now=now)
+                event = parse_usage(record.value, context=context)
                 if record.key is not None and record.key != event.subject.encode():
                     raise ContractViolation("the Kafka key must be the customer id (subject)")
             except ContractViolation as exc:

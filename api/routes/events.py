@@ -17,6 +17,7 @@ from api.ingest import ACCEPTED_MEDIA, Item, Status, check_media, decode, forbid
 from api.keys import ApiKey
 from api.metrics import DELIVERY, events
 from api.problems import Problem
+from billing.contracts import usage_context
 
 router = APIRouter(tags=["usage ingest"])
 
@@ -69,8 +70,8 @@ async def ingest(ctx: ApiContext, key: ApiKey, content_type: str | None, content
     media = check_media(content_type)
     raw = await read_limited(content_length, chunks, settings.api_max_body_bytes)
     documents = decode(raw, media, settings.api_max_batch_events)
-    items = validate(documents, {"meters": ctx.meters, "now": datetime.now(timezone.utc),
-                                 "future_tolerance": settings.usage_future_tolerance_s})
+    items = validate(documents, usage_context({"meters": ctx.meters, "now": datetime.now(timezone.utc),
+                                               "future_tolerance": settings.usage_future_tolerance_s}))
     forbidden = forbidden_subjects(items, key)
     if forbidden:
         subjects = sorted(set(forbidden.values()))
