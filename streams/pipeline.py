@@ -34,7 +34,7 @@ from billing.contracts import (
     parse_usage,
     usage_context,
 )
-from billing.facts import COLUMNS, Rows, dead_letter_rows, merge, rows_for, usage_rows
+from billing.facts import COLUMNS, Rows, dead_letter_rows, merge, rows_for, usage_row
 from billing.meters import MeterSet
 from streams.dedup import DedupEntry, Seen, classify, entry_for
 from streams.payments import PaymentState
@@ -259,9 +259,9 @@ class UsageProcessor:
         # written again on a replay too: the local store may hold an entry whose changelog message
         # was lost in a crash, and another worker taking over the partition recovers only the changelog
         self.dedup.put(record.partition, key, raw)
-        row = usage_rows(event, record.partition, record.offset, self.meters)["usage_events"][0]
-        out.rows.setdefault("usage_events", []).append(row)
         meter = self.meters[event.type]
+        row = usage_row(event, record.partition, record.offset, meter)
+        out.rows.setdefault("usage_events", []).append(row)
         value = measured(meter, event.data.field(meter.value_field))
         grouped, gkey = row[USAGE_DIMENSIONS], row[USAGE_GROUP_KEY]
         event_us = int(event.time.timestamp() * 1_000_000)
