@@ -1,4 +1,4 @@
-"""The FastAPI application factory (``uvicorn --factory api.app:create_app``)."""
+"""The FastAPI application factory (``uvicorn --factory api.app:create_app``; `billing api` serves :func:`serve_app`)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from api.ratelimit import RateLimiter
 from api.recent import RecentIds
 from api.routes import customers, events, health, invoices, subscriptions, usage
 from api.warehouse import Warehouse
+from billing.gc_tuning import tune_gc
 from billing.meters import active_meters
 from billing.pricing.catalog import builtin_catalog, load_catalog
 from billing.settings import Settings, get_settings
@@ -62,4 +63,12 @@ def create_app(settings: Settings | None = None) -> BillingApi:
     app.add_middleware(MetricsMiddleware)
     for module in (events, usage, invoices, customers, subscriptions, health):
         app.include_router(module.router)
+    return app
+
+
+def serve_app() -> BillingApi:
+    """The app of an API server process (`billing api`): :func:`create_app` with the process's garbage
+    collector tuned for throughput (:func:`~billing.gc_tuning.tune_gc`)."""
+    app = create_app()
+    tune_gc()
     return app

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 from pathlib import Path
 
 import faust
 
+from billing.gc_tuning import tune_gc
 from billing.migrations import migrate
 from billing.platform.topics import admin_client, ensure_topics, topic_specs
 from billing.settings import Settings
@@ -29,21 +29,6 @@ def worker_dir(settings: Settings, name: str) -> Path:
     """Local state (RocksDB tables) of the worker called ``name`` in the app (consumer group) of the
     settings: Faust names table files after the table only, so another app id needs another folder."""
     return settings.state_dir / "worker" / settings.worker_app_id / name
-
-
-GC_THRESHOLDS = (50_000, 20, 100)
-"""Collect the youngest generation every 50,000 allocations (Python's default: 700) and the oldest
-about every 10^8. A worker keeps every open window decoded in memory (hundreds of thousands of
-objects) and allocates dozens of short-lived objects per event; with the defaults, collections
-that walk the long-lived windows took about a quarter of its time (12,100 -> 15,700 events/s)."""
-
-
-def tune_gc() -> None:
-    """Move the objects made at start-up out of the collector's sight and collect less often (see
-    :data:`GC_THRESHOLDS`); cyclic garbage is still collected."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(*GC_THRESHOLDS)
 
 
 def run_worker(settings: Settings, name: str, web_port: int, loglevel: str = "warning") -> None:

@@ -30,7 +30,7 @@ def api(
         shutil.rmtree(metrics_dir, ignore_errors=True)
         metrics_dir.mkdir(parents=True)
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
-    uvicorn.run("api.app:create_app", factory=True, host=host or settings.api_host, port=port or settings.api_port,
+    uvicorn.run("api.app:serve_app", factory=True, host=host or settings.api_host, port=port or settings.api_port,
                 workers=workers, log_level=log_level, access_log=False)
 
 
