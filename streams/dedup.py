@@ -10,8 +10,8 @@ the retention window and are purged so the state does not grow forever.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
 from enum import Enum
+from typing import NamedTuple
 
 _ENTRY = struct.Struct(">IQq")  # partition, offset, expires (epoch seconds)
 
@@ -24,9 +24,9 @@ class Seen(Enum):
     DUPLICATE = "duplicate"
 
 
-@dataclass(frozen=True)
-class DedupEntry:
-    """Where an idempotency key was first read and when it may be forgotten."""
+class DedupEntry(NamedTuple):
+    """Where an idempotency key was first read and when it may be forgotten (a named tuple: one is
+    made per event, about three times faster than a frozen dataclass)."""
 
     partition: int
     offset: int
@@ -37,7 +37,7 @@ class DedupEntry:
 
     @classmethod
     def decode(cls, raw: bytes) -> DedupEntry:
-        return cls(*_ENTRY.unpack(raw))
+        return cls._make(_ENTRY.unpack(raw))
 
     def expired(self, now_s: float) -> bool:
         return self.expires <= now_s
