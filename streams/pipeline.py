@@ -246,53 +246,55 @@ class UsageProcessor:
         self._save(out, partitions)
 
     def _apply(self, event: UsageEvent, record: Record, now_s: float, out: Output) -> None:
+        partition, offset = record.partition, record.offset
         key = event.id.encode()
-        raw = self.dedup.read(record.partition, key)
-        seen = classify(DedupEntry.decode(raw) if raw else None, record.partition, record.offset, now_s)
+        raw = self.dedup.read(partition, key)
+        seen = classify(DedupEntry.decode(raw) if raw else None, partition, offset, now_s)
         if seen is Seen.DUPLICATE:
             out.counts["duplicates"] += 1
             return
+        config = self.config
         if seen is Seen.NEW:
-            raw = entry_for(record.partition, record.offset, now_s, self.config.dedup_retention_s).encode()
+            raw = entry_for(partition, offset, now_s, config.dedup_retention_s).encode()
         else:
             out.counts["replayed"] += 1
         # written again on a replay too: the local store may hold an entry whose changelog message
         # was lost in a crash, and another worker taking over the partition recovers only the changelog
-        self.dedup.put(record.partition, key, raw)
+        self.dedup.put(partition, key, raw)
         meter = self.meters[event.type]
-        row = usage_row(event, record.partition, record.offset, meter)
+        row = usage_row(event, partition, offset, meter)
         out.rows.setdefault("usage_events", []).append(row)
         value = measured(meter, event.data.field(meter.value_field))
         grouped, gkey = row[USAGE_DIMENSIONS], row[USAGE_GROUP_KEY]
         event_us = int(event.time.timestamp() * 1_000_000)
-        partition = record.partition
-        mark = self.watermark(partition)
-        grace = self.config.grace_s
+        mark = self._watermark[partition]
+        grace = config.grace_s
         late = correction = fenced = False
-        for seconds in self.config.sizes:
+        windows, live = out.windows, self._live
+        for seconds in config.sizes:
             start, end = window_bounds(event_us, seconds)
             wkey = window_key(event.subject, event.type, seconds, start, gkey)
-            state = out.windows.get(wkey) or self._live.get(wkey)
+            state = windows.get(wkey) or live.get(wkey)
             if state is None:
                 stored = self.windows.read(partition, wkey)
                 if stored is not None:
                     state = WindowState.decode(stored)
-                elif (end + self.config.window_retention_s) * 1_000_000 < mark:
+                elif (end + config.window_retention_s) * 1_000_000 < mark:
                     out.recompute.add((event.subject, event.type, seconds, start, gkey))
                     correction = True
                     continue
                 else:
                     state = WindowState.new(meter, event.subject, seconds, start, gkey, grouped, partition)
                     heapq.heappush(self._open.setdefault(partition, []), (end, wkey))
-                    self._live[wkey] = state
+                    live[wkey] = state
             if state.closed or is_closed(end, mark, grace):
                 correction = True
                 self._close(wkey, state)
             elif end * 1_000_000 <= mark:
                 late = True
-            if not state.apply(value, record.offset, event_us, event.id):
+            if not state.apply(value, offset, event_us, event.id):
                 fenced = True
-            out.windows[wkey] = state
+            windows[wkey] = state
         if fenced:
             out.counts["fenced"] += 1
         if correction:
