@@ -97,8 +97,19 @@ class BatchConsumer(aiokafka.Consumer):
             ready = time.time() >= due or sum(map(len, pending.values())) >= batches.size
             if pending and ready:
                 for topic, messages in pending.items():
+                    self._processing(messages)
                     await batches.handlers[topic](messages)
                 pending = {}
+
+    def _processing(self, messages: list[Message]) -> None:
+        """Tell Faust's livelock detector that the partitions of ``messages`` are being processed (it
+        watches the stream of every assigned partition and, as batch topics have none, logged "Stream
+        has not started processing" for each of them every few seconds)."""
+        monitor = self.app.monitor
+        if monitor is not None:
+            now = time.monotonic()
+            for message in messages:
+                monitor.stream_inbound_time[message.tp] = now
 
     def _first_read(self, tp: TP, offset: int) -> bool:
         """False for a record read before (the fetcher may hand out a record again after a seek)."""
