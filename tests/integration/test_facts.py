@@ -88,6 +88,7 @@ def test_every_model_round_trips_through_its_tables(db):
 
 
 def test_group_key_is_canonical_and_unambiguous():
-    assert facts.group_key({"b": "2", "a": "1"}, ("a", "b")) == "a=1|b=2"
-    assert facts.group_key({}, ("a",)) == "a="
-    assert facts.group_key({"a": "x|b=y"}, ("a", "b")) != facts.group_key({"a": "x", "b": "y"}, ("a", "b"))
+    assert facts.group_key(("a", "b"), ("1", "2")) == "a=1|b=2"
+    assert facts.group_key(("a",), ("",)) == "a="
+    assert facts.group_key(("a", "b"), ("x|b=y", "")) != facts.group_key(("a", "b"), ("x", "y"))
+    assert facts.group_key(("a=",), ("b",)) != facts.group_key(("a",), ("=b",))
