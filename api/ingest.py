@@ -35,7 +35,7 @@ class Status(StrEnum):
     FAILED = "failed"
 
 
-@dataclass
+@dataclass(slots=True)
 class Item:
     """One event of a request and what became of it (``status`` None = valid, not yet sent)."""
 
@@ -124,13 +124,13 @@ def mark_repeats(items: list[Item], recent: RecentIds) -> None:
     """Mark valid items already accepted (recently, or earlier in the same request) as duplicates;
     an id reused with a different payload is rejected."""
     first: dict[tuple[str, str], tuple[int, bytes]] = {}
-    for item in items:
-        if item.status is not None:
-            continue
+    valid = [item for item in items if item.status is None]
+    accepted = recent.get_all([(item.event.subject, item.event.id) for item in valid])
+    for item in valid:
         key = (item.event.subject, item.event.id)
         fingerprint = item.fingerprint = digest(item.payload)
         earlier = first.get(key)
-        previous = recent.get(*key) if earlier is None else earlier[1]
+        previous = accepted.get(key) if earlier is None else earlier[1]
         if previous is None:
             first[key] = (item.index, fingerprint)
         elif previous == fingerprint:

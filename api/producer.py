@@ -44,32 +44,43 @@ def producer_config(settings: Settings) -> dict:
 
 
 class _Pending:
-    """Delivery results of one ``send`` call; handed to ``completed`` once every record is reported."""
+    """Delivery results of one ``send`` call; handed to ``completed`` once every record is reported.
 
-    __slots__ = ("future", "errors", "remaining", "completed", "lock", "timer")
+    Every record shares one delivery callback (a closure per record cost more than the rest of the
+    bookkeeping); a failed record is found by its value, which is unique within a request."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, size: int, completed: Callable[[_Pending], None]):
+    __slots__ = ("future", "errors", "remaining", "completed", "lock", "timer", "values")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, values: Sequence[bytes], completed: Callable[[_Pending], None]):
         self.future: asyncio.Future = loop.create_future()
-        self.errors: list[str | None] = [None] * size
-        self.remaining = size
+        self.errors: list[str | None] = [None] * len(values)
+        self.remaining = len(values)
         self.completed = completed
         self.lock = threading.Lock()
         self.timer: asyncio.TimerHandle | None = None
+        self.values = values
 
     def report(self, index: int, error: str | None) -> None:
-        """Record the outcome of one record (from either thread)."""
+        """Record the outcome of the record at ``index`` (from either thread)."""
         with self.lock:
-            if error is not None:
-                self.errors[index] = error
-            self.remaining -= 1
-            finished = self.remaining == 0
-        if finished:
+            self._report(index, error)
+
+    def _report(self, index: int, error: str | None) -> None:
+        if error is not None:
+            self.errors[index] = error
+        self.remaining -= 1
+        if self.remaining == 0:
             self.completed(self)
 
-    def callback(self, index: int):
-        def delivered(err: KafkaError | None, _msg) -> None:
-            self.report(index, None if err is None else err.str())
-        return delivered
+    def delivered(self, err: KafkaError | None, msg) -> None:
+        """librdkafka's delivery report of one record."""
+        with self.lock:
+            if err is None:
+                self._report(0, None)
+            else:
+                value = msg.value()
+                index = next(i for i, v in enumerate(self.values) if v == value and self.errors[i] is None)
+                self._report(index, err.str())
 
     def finish(self) -> None:
         if self.timer is not None:
@@ -130,12 +141,12 @@ class EventProducer:
         if not records:
             return []
         self._loop = asyncio.get_running_loop()
-        pending = _Pending(self._loop, len(records), self._completed)
-        produce = self._producer.produce
+        pending = _Pending(self._loop, [value for _, value in records], self._completed)
+        produce, delivered = self._producer.produce, pending.delivered
         for index, (key, value) in enumerate(records):
             while True:
                 try:
-                    produce(topic, value, key, on_delivery=pending.callback(index))
+                    produce(topic, value, key, on_delivery=delivered)
                     break
                 except BufferError:  # local queue full: let the poll thread drain it
                     await asyncio.sleep(0.005)

@@ -21,13 +21,17 @@ class RecentIds:
         self._entries: OrderedDict[tuple[str, str], bytes] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, subject: str, event_id: str) -> bytes | None:
-        """Digest of the accepted payload with this id, or None."""
+    def get_all(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], bytes]:
+        """Digests of the accepted payloads among ``keys`` ((subject, event id) each), under one lock."""
+        found = {}
+        stored = self._entries
         with self._lock:
-            digest = self._entries.get((subject, event_id))
-            if digest is not None:
-                self._entries.move_to_end((subject, event_id))
-            return digest
+            for key in keys:
+                digest = stored.get(key)
+                if digest is not None:
+                    stored.move_to_end(key)
+                    found[key] = digest
+        return found
 
     def remember(self, subject: str, event_id: str, digest: bytes) -> None:
         """Record a delivered event."""
