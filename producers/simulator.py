@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from billing.contracts import to_bytes
+from billing.contracts import SubscriptionEvent, SubscriptionEventType, to_bytes
 from billing.errors import ConfigError
 from billing.meters import MeterSet
 from producers.accounts import AccountEvent, account_events
@@ -142,7 +142,7 @@ def hour_allocation(generator: UsageGenerator, start_us: int, end_us: int, total
     cursor = start_us
     while cursor < end_us:
         hour_end = min(cursor - cursor % HOUR_US + HOUR_US, end_us)
-        weight = sum(generator.zone_weights(cursor - cursor % HOUR_US)) * (hour_end - cursor) / HOUR_US
+        weight = generator.hour_weight(cursor - cursor % HOUR_US) * (hour_end - cursor) / HOUR_US
         windows.append((cursor, hour_end - cursor, weight))
         cursor = hour_end
     grand = sum(w for _, _, w in windows) or 1.0
@@ -153,6 +153,16 @@ def hour_allocation(generator: UsageGenerator, start_us: int, end_us: int, total
         allocation.append((window_start, length, upto - given))
         given = upto
     return allocation
+
+
+def service_ends(customers: list, events: list[AccountEvent]) -> list[int | None]:
+    """Per customer (in order), when its canceled subscription stops serving (epoch us), or None."""
+    ends: dict[bytes, int] = {}
+    for event in events:
+        model = event.model
+        if isinstance(model, SubscriptionEvent) and model.type is SubscriptionEventType.CANCELED and model.end_time:
+            ends[event.key] = us_of(model.end_time)
+    return [ends.get(customer.id.encode()) for customer in customers]
 
 
 class Simulator:
@@ -174,11 +184,12 @@ class Simulator:
         began = self.clock()
         start, end = cfg.window(datetime.fromtimestamp(began, UTC).replace(microsecond=0))
         customers = build_customers(cfg.customers, cfg.seed, start)
+        self.pending = account_events(customers, cfg.seed, start, end)
         generator = UsageGenerator(
             customers, self.meters, cfg.seed,
             FaultRates(cfg.duplicate_rate, cfg.late_rate, cfg.malformed_rate, cfg.lateness_s),
+            service_ends=service_ends(customers, self.pending),
         )
-        self.pending = account_events(customers, cfg.seed, start, end)
         self.next_account = 0
         timer_start = time.monotonic()
         if cfg.history:

@@ -15,6 +15,7 @@ import math
 import random
 import sys
 from array import array
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from itertools import accumulate
@@ -106,7 +107,8 @@ class UsageGenerator:
     """Generates batches of usage records ``(key, value)`` for a fixed set of customers."""
 
     def __init__(self, customers: list[CustomerProfile], meters: MeterSet, seed: int,
-                 faults: FaultRates = FaultRates(), source: str = "billing-simulator"):
+                 faults: FaultRates = FaultRates(), source: str = "billing-simulator",
+                 service_ends: Sequence[int | None] = ()):
         self.rng = random.Random(f"usage:{seed}")
         self.meters = [m for m in meters if m.name in METER_PROFILES]
         if not self.meters:
@@ -118,6 +120,8 @@ class UsageGenerator:
             if meter.value_field != QUANTITY_FIELD and meter.value_field not in _DIMENSIONS_BY_METER[meter.name]:
                 raise ConfigError(f"meter {meter.name}: the simulator cannot produce data.{meter.value_field}")
         self.customers = customers
+        # per customer, when its service ended (epoch us; None = still subscribed): no usage from that hour on
+        self.service_ends = list(service_ends) or [None] * len(customers)
         self.faults = faults
         self.source = source
         self.id_prefix = f"evt-{seed}-"
@@ -150,9 +154,6 @@ class UsageGenerator:
         self.zone_offsets = sorted({c.market.utc_offset_h for c in self.customers})
         zone_of = {offset: z for z, offset in enumerate(self.zone_offsets)}
         self.customer_zone = [zone_of[c.market.utc_offset_h] for c in self.customers]
-        self.zone_totals = [0.0] * len(self.zone_offsets)
-        for customer, z in zip(self.customers, self.customer_zone):
-            self.zone_totals[z] += customer.weight
         self._cum_cache: tuple[int, list[float]] = (-1, [])
         self._prepare_cells()
 
@@ -198,17 +199,20 @@ class UsageGenerator:
             factors.append(DIURNAL[local % 24] * WEEKLY[weekday])
         return factors
 
-    def zone_weights(self, hour_us: int) -> list[float]:
-        """Relative traffic of each time zone group in the UTC hour starting at ``hour_us``."""
-        return [total * factor for total, factor in zip(self.zone_totals, self._zone_curve(hour_us))]
+    def hour_weight(self, hour_us: int) -> float:
+        """Relative traffic of the UTC hour starting at ``hour_us`` (customers still subscribed)."""
+        return self._customer_cum_weights(hour_us)[-1]
 
     def _customer_cum_weights(self, hour_us: int) -> list[float]:
-        """Cumulative traffic weights of the customers, by index, in the UTC hour of ``hour_us`` (cached)."""
+        """Cumulative traffic weights of the customers, by index, in the UTC hour of ``hour_us`` (cached);
+        a customer whose service ended by the start of the hour weighs 0."""
         hour = hour_us // HOUR_US
         if self._cum_cache[0] != hour:
             curve = self._zone_curve(hour_us)
+            start = hour * HOUR_US
             self._cum_cache = (hour, list(accumulate(
-                c.weight * curve[z] for c, z in zip(self.customers, self.customer_zone))))
+                c.weight * curve[z] if end is None or start < end else 0.0
+                for c, z, end in zip(self.customers, self.customer_zone, self.service_ends))))
         return self._cum_cache[1]
 
     def _hour_prefix_of(self, hour_us: int) -> str:
@@ -255,8 +259,11 @@ class UsageGenerator:
         if count <= 0:
             return []
         rng = self.rng
-        picked = rng.choices(range(len(self.customers)), cum_weights=self._customer_cum_weights(window_start_us),
-                             k=count)
+        weights = self._customer_cum_weights(window_start_us)
+        if not weights[-1]:
+            raise ConfigError(f"no simulated customer is subscribed at {datetime_of(window_start_us).isoformat()}; "
+                              "simulate more customers or another time window")
+        picked = rng.choices(range(len(self.customers)), cum_weights=weights, k=count)
         times = sorted(rng.choices(range(window_start_us, window_start_us + window_us), k=count))
         meter_draws, quantity_draws, extra_draws = (self._uniform16(count) for _ in range(3))
         faults = self.faults

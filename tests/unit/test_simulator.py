@@ -58,6 +58,21 @@ def test_every_record_of_every_topic_validates(tmp_path):
     assert {p["final_status"] for p in manifest.payments()} >= {"succeeded"}
 
 
+def test_no_usage_after_a_canceled_subscription_stops_serving(tmp_path):
+    out, _ = simulate(tmp_path, seed=5, customers=60, days=150, events=30000)
+    ends, usage = {}, []
+    for topic, _, value in read_records(out):
+        if topic == "subscriptions":
+            event = parse_topic(topic, value)
+            if event.type.value == "canceled":
+                ends[event.customer_id] = event.end_time
+        elif topic == "usage":
+            usage.append(parse_usage(value, now=LATER))
+    assert ends and any(end < START + timedelta(days=150) for end in ends.values())
+    assert not [e for e in usage if e.subject in ends and e.time >= ends[e.subject]]
+    assert {e.subject for e in usage} & set(ends)
+
+
 def _replay(out: Path, lateness: timedelta):
     """Recompute what the manifest should say from the records alone."""
     meters = load_meters(None)
