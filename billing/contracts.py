@@ -377,6 +377,8 @@ class Invoice(Contract):
     due_at: UtcDatetime | None = None
     paid_at: UtcDatetime | None = None
     voided_at: UtcDatetime | None = None
+    void_reason: str | None = Field(default=None, min_length=1, max_length=256,
+                                    description="Why the invoice was voided (only on void invoices).")
     event_time: UtcDatetime = Field(description="When this version of the invoice was recorded.")
 
     @model_validator(mode="after")
@@ -397,6 +399,8 @@ class Invoice(Contract):
         missing = [name for name in required if getattr(self, name) is None]
         if missing:
             raise ValueError(f"a {self.status.value} invoice needs {', '.join(missing)}")
+        if self.void_reason is not None and self.status is not InvoiceStatus.VOID:
+            raise ValueError(f"a {self.status.value} invoice has no void_reason")
         return self
 
 

@@ -34,7 +34,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
                             "effective_time", "event_time"),
     "invoices": ("invoice_id", "customer_id", "subscription_id", "period_start", "period_end", "currency",
                  "subtotal", "discount_total", "tax_rate", "tax", "total", "status", "issued_at", "due_at",
-                 "paid_at", "voided_at", "event_time"),
+                 "paid_at", "voided_at", "event_time", "void_reason"),
     "invoice_lines": ("invoice_id", "line_no", "customer_id", "period_start", "currency", "kind", "charge",
                       "meter", "description", "quantity", "unit_price", "amount", "breakdown"),
     "invoice_adjustments": ("invoice_id", "adjustment_id", "customer_id", "period_start", "currency", "kind",
@@ -92,7 +92,7 @@ def invoice_rows(inv: Invoice) -> Rows:
         "invoices": [[
             inv.id, inv.customer_id, inv.subscription_id, inv.period_start, inv.period_end, inv.currency,
             inv.subtotal, inv.discount_total, inv.tax_rate, inv.tax, inv.total, inv.status.value,
-            inv.issued_at, inv.due_at, inv.paid_at, inv.voided_at, inv.event_time,
+            inv.issued_at, inv.due_at, inv.paid_at, inv.voided_at, inv.event_time, inv.void_reason,
         ]],
         "invoice_lines": [
             [inv.id, number, inv.customer_id, inv.period_start, inv.currency, line.kind.value, line.charge,

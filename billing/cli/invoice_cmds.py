@@ -67,6 +67,7 @@ def _print_summary(summary: RunSummary) -> None:
         ("subscriptions not billable this month", summary.not_billable),
         ("skipped: already invoiced (other invoices)", len(summary.skipped)),
         ("own drafts voided (already invoiced)", summary.voided),
+        ("voided drafts billed again (no longer invoiced elsewhere)", summary.revived),
     ):
         table.add_row(what, f"{count:,}")
     console.print(table)
@@ -211,8 +212,8 @@ def revoke_grant(
                   "finalized and paid invoices keep it (re-run a period to update its drafts)")
 
 
-def _transition(invoice_id: str, target: InvoiceStatus) -> None:
-    invoice = _invoicing().change_status(invoice_id, target, now=_now())
+def _transition(invoice_id: str, target: InvoiceStatus, reason: Optional[str] = None) -> None:
+    invoice = _invoicing().change_status(invoice_id, target, now=_now(), reason=reason)
     console.print(f"invoice {invoice.id} is {invoice.status.value} "
                   f"({currency(invoice.currency).format(invoice.total)}, published and recorded)")
 
@@ -230,9 +231,12 @@ def pay(invoice_id: str = typer.Argument(..., help="Invoice id.")) -> None:
 
 
 @invoice_app.command()
-def void(invoice_id: str = typer.Argument(..., help="Invoice id.")) -> None:
+def void(
+    invoice_id: str = typer.Argument(..., help="Invoice id."),
+    reason: Optional[str] = typer.Option(None, "--reason", help="Why (kept with the invoice)."),
+) -> None:
     """Void a draft or finalized (unpaid) invoice."""
-    _transition(invoice_id, InvoiceStatus.VOID)
+    _transition(invoice_id, InvoiceStatus.VOID, reason)
 
 
 @invoice_app.command("list")

@@ -33,8 +33,10 @@ _HINTS = {
 }
 
 
-def transition(invoice: Invoice, target: InvoiceStatus, now: datetime, due_days: int) -> Invoice:
-    """The next version of ``invoice`` in status ``target``, recorded at ``now``."""
+def transition(invoice: Invoice, target: InvoiceStatus, now: datetime, due_days: int,
+               reason: str | None = None) -> Invoice:
+    """The next version of ``invoice`` in status ``target``, recorded at ``now`` (``reason``: why it is
+    voided)."""
     allowed = _ALLOWED[target]
     if invoice.status not in allowed:
         verb, done = _VERBS[target]
@@ -47,5 +49,5 @@ def transition(invoice: Invoice, target: InvoiceStatus, now: datetime, due_days:
     elif target is InvoiceStatus.PAID:
         update["paid_at"] = at
     else:
-        update["voided_at"] = at
+        update.update(voided_at=at, void_reason=reason)
     return invoice.model_copy(update=update)

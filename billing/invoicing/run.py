@@ -57,6 +57,11 @@ def _quiet(_stage: str, _done: int, _total: int) -> None:
     return None
 
 
+SUPERSEDED = "another invoice bills part of the period"
+"""Void reason of the run's own drafts of customers other invoices already bill; such a draft (never
+issued) is billed again by a later run once no other invoice bills the month."""
+
+
 def _millis(moment: datetime) -> datetime:
     """``moment`` at the warehouse's millisecond precision (so a written time reads back equal)."""
     return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
@@ -78,6 +83,8 @@ class RunSummary:
     """Customers not billed because other invoices already bill some of the period: customer -> their ids."""
     voided: int = 0
     """The run's own drafts of skipped customers, voided (an earlier run made them before the other invoices came)."""
+    revived: int = 0
+    """Own drafts voided that way earlier, billed again because no other invoice bills the month any more."""
     totals: dict[str, Decimal] = field(default_factory=dict)
     invoices: list[Invoice] = field(default_factory=list)
     seconds: float = 0.0
@@ -131,12 +138,15 @@ class Invoicing:
                                   "load the customers topic first")
         ids = {customer_id: invoice_id(customer_id, period) for customer_id in spans}
         statuses = self.store.statuses(period)
-        todo = [c for c in spans if statuses.get(ids[c], InvoiceStatus.DRAFT) is InvoiceStatus.DRAFT]
+        superseded = self.store.superseded(period, SUPERSEDED)
+        todo = [c for c in spans if statuses.get(ids[c], InvoiceStatus.DRAFT) is InvoiceStatus.DRAFT or ids[c] in superseded]
         summary.frozen = len(spans) - len(todo)
         summary.skipped = self._already_invoiced(todo, period)
-        voided = self._voided([ids[c] for c in summary.skipped if ids[c] in statuses], run_at)
+        voided = self._voided([ids[c] for c in summary.skipped if statuses.get(ids[c]) is InvoiceStatus.DRAFT], run_at)
         summary.voided = len(voided)
         todo = [c for c in todo if c not in summary.skipped]
+        revived = [ids[c] for c in todo if ids[c] in superseded]
+        summary.revived = len(revived)
         plans = {c: self._plans(customers[c], spans[c]) for c in todo}
         held = self.store.held()
         granted = self._grants([customers[c] for c in todo if c in held], period, held)
@@ -155,7 +165,7 @@ class Invoicing:
         drafts = self.store.draft_contents(period)
         new_versions: list[Invoice] = []
         new_rows: list[facts.Rows] = []
-        stale: list[str] = []  # drafts whose lines change: their old lines are deleted before the rewrite
+        stale: list[str] = list(revived)  # drafts whose lines change: their old lines are deleted before the rewrite
         for done, customer_id in enumerate(todo, start=1):
             customer = customers[customer_id]
             span_usage = [quantities(usage.get((ids[customer_id], n), {}), self.meters) for n in range(len(spans[customer_id]))]
@@ -190,7 +200,7 @@ class Invoicing:
         progress("publishing", 0, len(new_versions))
         publish(self.settings, new_versions)
         progress("writing", 0, len(new_versions))
-        self.store.forget_spans(list(drafts), before=run_at)
+        self.store.forget_spans([*drafts, *revived], before=run_at)
         self.store.forget_lines(stale)
         self.store.write_rows(new_rows)
         progress("done", len(new_versions), len(new_versions))
@@ -207,7 +217,7 @@ class Invoicing:
         """Void versions of the run's own drafts ``own_drafts`` (not written yet)."""
         if not own_drafts:
             return []
-        return [transition(draft, InvoiceStatus.VOID, run_at, self.settings.invoice_due_days)
+        return [transition(draft, InvoiceStatus.VOID, run_at, self.settings.invoice_due_days, SUPERSEDED)
                 for draft in self.store.invoices(ids=own_drafts)]
 
     def _plans(self, customer: compose.BillingCustomer, spans: Sequence[PlanSpan]) -> list[str]:
@@ -312,9 +322,9 @@ class Invoicing:
             raise UnknownInvoice(f"no invoice {invoice_id_!r} in the warehouse; see `billing invoice list`")
         return found[0]
 
-    def change_status(self, invoice_id_: str, target: InvoiceStatus, *, now: datetime) -> Invoice:
-        """Finalize, pay or void one invoice: publish the new version, then record it."""
-        invoice = transition(self.get(invoice_id_), target, _millis(now), self.settings.invoice_due_days)
+    def change_status(self, invoice_id_: str, target: InvoiceStatus, *, now: datetime, reason: str | None = None) -> Invoice:
+        """Finalize, pay or void (with a ``reason``) one invoice: publish the new version, then record it."""
+        invoice = transition(self.get(invoice_id_), target, _millis(now), self.settings.invoice_due_days, reason)
         publish(self.settings, [invoice])
         self.store.write_invoices([invoice])
         return invoice

@@ -140,6 +140,15 @@ class Store:
         ).result_rows
         return {r[0]: InvoiceStatus(r[1]) for r in rows}
 
+    def superseded(self, period: Period, reason: str) -> set[str]:
+        """Ids of the void, never issued invoices of ``period`` voided for ``reason``."""
+        rows = self.ch.query(
+            f"SELECT invoice_id FROM {self.db}.invoices FINAL WHERE period_start = {MS.format('start')} "
+            "AND status = 'void' AND issued_at IS NULL AND void_reason = {reason:String}",
+            parameters={"start": epoch_ms(period.start), "reason": reason},
+        ).result_rows
+        return {r[0] for r in rows}
+
     def span_usage(self, spans_sql: str, low: datetime, high: datetime, params: dict) -> dict[tuple[str, int], dict[str, HourStats]]:
         """Hour statistics per (invoice id, span number) and meter, for the spans selected by ``spans_sql``.
 
@@ -417,13 +426,13 @@ class Store:
 
 def _invoice(head: tuple, lines: Sequence[LineItem], adjustments: Sequence[Adjustment]) -> Invoice:
     (invoice_id, customer_id, subscription_id, period_start, period_end, code, subtotal, discount_total, tax_rate, tax,
-     total, status, issued_at, due_at, paid_at, voided_at, event_time) = head
+     total, status, issued_at, due_at, paid_at, voided_at, event_time, void_reason) = head
     return Invoice(
         id=invoice_id, customer_id=customer_id, subscription_id=subscription_id, period_start=period_start,
         period_end=period_end, currency=code, line_items=tuple(lines), subtotal=_money(subtotal, code),
         adjustments=tuple(adjustments), discount_total=_money(discount_total, code), tax_rate=_trim(tax_rate),
         tax=_money(tax, code), total=_money(total, code), status=InvoiceStatus(status), issued_at=issued_at,
-        due_at=due_at, paid_at=paid_at, voided_at=voided_at, event_time=event_time,
+        due_at=due_at, paid_at=paid_at, voided_at=voided_at, void_reason=void_reason, event_time=event_time,
     )
 
 

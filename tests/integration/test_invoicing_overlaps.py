@@ -12,7 +12,7 @@ from billing.cli import invoice_cmds  # noqa: F401  (registers the commands)
 from billing.cli.app import app
 from billing.contracts import Invoice, InvoiceStatus, LineItem, LineKind
 from billing.invoicing.periods import invoice_id
-from billing.invoicing.run import Invoicing
+from billing.invoicing.run import SUPERSEDED, Invoicing
 from billing.pricing import Period
 from billing.pricing.proration import month_period
 from tests.integration.invoicing_data import SEPTEMBER, business_records, count
@@ -73,12 +73,13 @@ def test_run_skips_customers_already_invoiced_for_part_of_the_month_and_reports_
     assert world.ch.query(f"SELECT count(), uniqExact(invoice_id) FROM {world.db}.invoices").result_rows[0] == (32, 32)
 
 
-def test_an_own_draft_of_time_invoiced_elsewhere_later_is_voided_once(world):
+def test_an_own_draft_of_time_invoiced_elsewhere_later_is_voided_once_and_billed_again_when_that_goes(world):
     invoicing = Invoicing(world.settings)
     first = invoicing.run_period("2026-09", now=MID_OCTOBER)
     assert first.created == 30 and first.skipped == {}
     customer = subscribed(world)[0]
     own = invoice_id(customer, SEPT)
+    first_draft = invoicing.get(own)
     blocker = other_invoice(customer, datetime(2026, 9, 25, tzinfo=UTC), datetime(2026, 10, 25, tzinfo=UTC))
     invoicing.store.write_invoices([blocker])
 
@@ -88,9 +89,25 @@ def test_an_own_draft_of_time_invoiced_elsewhere_later_is_voided_once(world):
     assert voided.status is InvoiceStatus.VOID and voided.voided_at == MID_OCTOBER + timedelta(hours=1)
     assert customer not in {inv.customer_id for inv in rerun.invoices}
 
+    assert voided.void_reason == SUPERSEDED
+
     last = invoicing.run_period("2026-09", now=MID_OCTOBER + timedelta(hours=2))
-    assert (last.frozen, last.voided, last.skipped, last.unchanged) == (1, 0, {}, 29)
+    assert (last.frozen, last.voided, last.revived, last.skipped, last.unchanged) == (0, 0, 0, {customer: (blocker.id,)}, 29)
     assert count(world.ch, world.db, "invoices", f"invoice_id = '{own}'") == 2
+
+    invoicing.change_status(blocker.id, InvoiceStatus.VOID, now=MID_OCTOBER + timedelta(hours=3), reason="billed twice")
+    billed = invoicing.run_period("2026-09", now=MID_OCTOBER + timedelta(hours=4))
+    assert (billed.revived, billed.created, billed.skipped, billed.unchanged) == (1, 1, {}, 29)
+    again = invoicing.get(own)
+    assert again.status is InvoiceStatus.DRAFT and (again.voided_at, again.void_reason) == (None, None)
+    assert again.line_items == first_draft.line_items and again.total == first_draft.total
+    assert count(world.ch, world.db, "invoice_lines", f"invoice_id = '{own}'") == len(first_draft.line_items)
+    assert invoicing.get(blocker.id).void_reason == "billed twice"
+
+    user_void = invoicing.change_status(own, InvoiceStatus.VOID, now=MID_OCTOBER + timedelta(hours=5))
+    assert user_void.void_reason is None
+    final = invoicing.run_period("2026-09", now=MID_OCTOBER + timedelta(hours=6))
+    assert (final.frozen, final.revived, final.created) == (1, 0, 0)
 
 
 def test_preview_notes_time_already_invoiced_instead_of_an_amount_due(cli_env):

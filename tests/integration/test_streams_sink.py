@@ -57,11 +57,11 @@ def table_rows() -> dict[str, list[dict]]:
             dict(invoice_id="inv-1", customer_id="cus-1", subscription_id=None, period_start=T, period_end=T_EDGE,
                  currency="EUR", subtotal=HUGE, discount_total=TINY, tax_rate=Decimal("0.190000"), tax=BIG,
                  total=HUNDREDS, status="draft", issued_at=None, due_at=None, paid_at=None, voided_at=None,
-                 event_time=T),
+                 event_time=T, void_reason=None),
             dict(invoice_id="inv-2", customer_id="cus-2", subscription_id="sub-1", period_start=T_OFFSET,
                  period_end=T_EDGE, currency="USD", subtotal=Decimal("10.500000000"), discount_total=Decimal(0),
                  tax_rate=Decimal("0.000001"), tax=Decimal("-0.000000001"), total=Decimal("10.5"), status="paid",
-                 issued_at=T, due_at=T_EDGE, paid_at=T_OFFSET, voided_at=T, event_time=T_EDGE),
+                 issued_at=T, due_at=T_EDGE, paid_at=T_OFFSET, voided_at=T, event_time=T_EDGE, void_reason=TEXT),
         ],
         "invoice_lines": [
             dict(invoice_id="inv-1", line_no=1, customer_id="cus-1", period_start=T, currency="EUR", kind="usage",
