@@ -79,7 +79,8 @@ def rollup_rows(events: list[UsageEvent], meters: MeterSet, written_at: datetime
     for event in events:
         meter = meters[event.type]
         hour = event.time.replace(minute=0, second=0, microsecond=0)
-        windows[(event.subject, event.type, hour, facts.group_key(event.data.dimensions, meter.group_by))].append(event)
+        group_key = facts.usage_row(event, 0, 0, meter)[facts.COLUMNS["usage_events"].index("group_key")]
+        windows[(event.subject, event.type, hour, group_key)].append(event)
     rows = []
     for (customer, meter_name, hour, key), window in sorted(windows.items()):
         meter = meters[meter_name]

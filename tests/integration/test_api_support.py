@@ -135,7 +135,7 @@ def insert(settings: Settings, *models: Contract) -> None:
 def insert_rollups(settings: Settings, rows: list[tuple]) -> None:
     """Write ``usage_rollups`` windows: ``(customer, meter, seconds, start, dimensions, aggregation, value,
     events, version)`` each (``group_key`` is derived from the dimensions)."""
-    data = [[customer, meter, seconds, start, facts.group_key(dims, list(dims)), dims, aggregation, Decimal(value),
+    data = [[customer, meter, seconds, start, facts.group_key(tuple(dims), tuple(dims.values())), dims, aggregation, Decimal(value),
              events, version, 1, start] for customer, meter, seconds, start, dims, aggregation, value, events, version in rows]
     client(settings).insert(f"{settings.clickhouse_database}.usage_rollups", data, column_names=ROLLUP_COLUMNS)
 
