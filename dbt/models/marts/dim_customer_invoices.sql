@@ -50,6 +50,7 @@ select
     i.due_at as due_at,
     i.paid_at as paid_at,
     i.voided_at as voided_at,
+    i.void_reason as void_reason,
     if(i.paid_at is null, null, dateDiff('second', i.issued_at, i.paid_at)) as seconds_to_pay,
     i.paid_at > i.due_at as paid_late,
     if(i.paid_at > i.due_at, dateDiff('day', i.due_at, i.paid_at), 0) as days_late

@@ -16,5 +16,6 @@ select
     due_at,
     paid_at,
     voided_at,
+    void_reason,
     event_time
 from {{ source('raw', 'invoices') }} final
