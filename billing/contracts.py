@@ -112,6 +112,11 @@ class UsageData(BaseModel):
             return self.quantity
         return (self.__pydantic_extra__ or {}).get(name)
 
+    def group_values(self, group_by: tuple[str, ...]) -> tuple[str, ...]:
+        """Values of the dimensions ``group_by`` ('' when absent)."""
+        dimensions = self.__pydantic_extra__ or {}
+        return tuple(dimensions.get(name) or "" for name in group_by)
+
 
 class UsageEvent(Contract):
     """One metered usage record in CloudEvents 1.0 shape (topic ``usage``)."""
@@ -156,8 +161,7 @@ class UsageEvent(Contract):
 
     def group_key(self, meters: MeterSet | None = None) -> tuple[str, ...]:
         """Values of the meter's ``group_by`` dimensions ('' when absent)."""
-        meter = (meters or active_meters())[self.type]
-        return tuple(str(self.data.field(d) or "") for d in meter.group_by)
+        return self.data.group_values((meters or active_meters())[self.type].group_by)
 
 
 def _meters(context: dict[str, Any] | None) -> MeterSet:

@@ -62,9 +62,8 @@ def group_key(group_by: tuple[str, ...], values: tuple[str, ...]) -> str:
 
 def usage_row(event: UsageEvent, partition: int, offset: int, meter: Meter) -> list:
     """Row of ``usage_events`` for a validated usage event of ``meter`` read at ``partition``/``offset``."""
-    dimensions = event.data.__pydantic_extra__ or {}
     value = "" if meter.value_field == QUANTITY_FIELD else str(event.data.field(meter.value_field))
-    values = tuple(dimensions.get(name) or "" for name in meter.group_by)
+    values = event.data.group_values(meter.group_by)
     return [event.id, event.subject, event.type, event.time, event.data.quantity, value,
             dict(zip(meter.group_by, values)), group_key(meter.group_by, values), event.source, partition, offset]
 
