@@ -137,8 +137,7 @@ class Invoicing:
             raise UnknownCustomer(f"{len(unknown)} subscribed customer(s) are not in the customers table, e.g. {unknown[0]}; "
                                   "load the customers topic first")
         ids = {customer_id: invoice_id(customer_id, period) for customer_id in spans}
-        statuses = self.store.statuses(period)
-        superseded = self.store.superseded(period, SUPERSEDED)
+        statuses, superseded = self.store.statuses(period, SUPERSEDED)
         todo = [c for c in spans if statuses.get(ids[c], InvoiceStatus.DRAFT) is InvoiceStatus.DRAFT or ids[c] in superseded]
         summary.frozen = len(spans) - len(todo)
         summary.skipped = self._already_invoiced(todo, period)

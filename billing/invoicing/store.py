@@ -132,22 +132,15 @@ class Store:
             changes[customer_id].append(SubscriptionChange(*fields))
         return changes
 
-    def statuses(self, period: Period) -> dict[str, InvoiceStatus]:
-        """Current status of every invoice of ``period``."""
+    def statuses(self, period: Period, void_reason: str) -> tuple[dict[str, InvoiceStatus], set[str]]:
+        """Current status of every invoice of ``period``, and the ids of the void, never issued ones
+        voided for ``void_reason``."""
         rows = self.ch.query(
-            f"SELECT invoice_id, status FROM {self.db}.invoices FINAL WHERE period_start = {MS.format('start')}",
-            parameters={"start": epoch_ms(period.start)},
+            f"SELECT invoice_id, status, status = 'void' AND issued_at IS NULL AND void_reason = {{reason:String}} "
+            f"FROM {self.db}.invoices FINAL WHERE period_start = {MS.format('start')}",
+            parameters={"start": epoch_ms(period.start), "reason": void_reason},
         ).result_rows
-        return {r[0]: InvoiceStatus(r[1]) for r in rows}
-
-    def superseded(self, period: Period, reason: str) -> set[str]:
-        """Ids of the void, never issued invoices of ``period`` voided for ``reason``."""
-        rows = self.ch.query(
-            f"SELECT invoice_id FROM {self.db}.invoices FINAL WHERE period_start = {MS.format('start')} "
-            "AND status = 'void' AND issued_at IS NULL AND void_reason = {reason:String}",
-            parameters={"start": epoch_ms(period.start), "reason": reason},
-        ).result_rows
-        return {r[0] for r in rows}
+        return {r[0]: InvoiceStatus(r[1]) for r in rows}, {r[0] for r in rows if r[2]}
 
     def span_usage(self, spans_sql: str, low: datetime, high: datetime, params: dict) -> dict[tuple[str, int], dict[str, HourStats]]:
         """Hour statistics per (invoice id, span number) and meter, for the spans selected by ``spans_sql``.
