@@ -104,7 +104,7 @@ class Settings(BaseSettings):
     worker_dedup_retention_days: float = Field(default=32.0, gt=0, description="How long idempotency keys are remembered.")
     worker_window_retention_days: float = Field(default=3.0, gt=0, description="How long window state is kept for corrections (older windows are recomputed from the warehouse).")
     worker_purge_interval_s: float = Field(default=3600.0, gt=0, description="How often expired dedup keys and windows are purged.")
-    worker_batch_size: int = Field(default=5000, ge=1, description="Most records the worker processes and writes to the warehouse at once.")
+    worker_batch_size: int = Field(default=20_000, ge=1, description="Most records the worker processes and writes to the warehouse at once (under load; a quiet stream is cut by the interval).")
     worker_batch_interval_s: float = Field(default=0.5, gt=0, description="Longest wait before a partial batch is processed.")
     worker_sink_max_backoff_s: float = Field(default=10.0, gt=0, description="Longest pause between warehouse write retries.")
     worker_metrics_interval_s: float = Field(default=10.0, gt=0, description="How often counters are written to pipeline_metrics.")
