@@ -2,8 +2,10 @@
 
 Every local service (broker, warehouse, workers, API, Superset) is a :class:`ManagedProcess`.
 A process is started in its own session (process group), so ``stop`` reaches its children too
-and nothing is left behind. The pid file records the process start time, so a stale pid file
-(or a pid reused by an unrelated program) is recognised and ignored.
+and nothing is left behind. The pid file records when the process started, counted from the
+machine's boot (a wall-clock start time moves when the clock is stepped, which made a running
+service look stale), so a stale pid file (or a pid reused by an unrelated program) is recognised
+and ignored.
 """
 
 from __future__ import annotations
@@ -43,6 +45,12 @@ def port_owner(host: str, port: int) -> str | None:
     except (psutil.AccessDenied, psutil.NoSuchProcess):
         pass
     return "another process"
+
+
+def since_boot(proc: psutil.Process) -> float:
+    """Seconds from the machine's boot to the start of ``proc``: unlike ``create_time`` it stays put
+    when the wall clock is stepped or drifts (psutil adds the boot time as it reads it now)."""
+    return proc.create_time() - psutil.boot_time()
 
 
 def http_ok(url: str, expect: bytes | None = None, timeout: float = 2.0) -> bool:
@@ -96,7 +104,7 @@ class ManagedProcess:
         try:
             record = json.loads(self.pid_file.read_text())
             proc = psutil.Process(int(record["pid"]))
-            if abs(proc.create_time() - float(record["started"])) < 1.0 and proc.status() != psutil.STATUS_ZOMBIE:
+            if abs(since_boot(proc) - float(record["since_boot"])) < 1.0 and proc.status() != psutil.STATUS_ZOMBIE:
                 return proc
         except FileNotFoundError:
             return None
@@ -140,7 +148,7 @@ class ManagedProcess:
             except FileNotFoundError as exc:
                 raise PlatformError(f"{self.name}: cannot run {self.argv[0]!r} ({exc.strerror}).") from exc
         proc = psutil.Process(popen.pid)
-        self.pid_file.write_text(json.dumps({"pid": popen.pid, "started": proc.create_time()}))
+        self.pid_file.write_text(json.dumps({"pid": popen.pid, "since_boot": since_boot(proc)}))
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if popen.poll() is not None:

@@ -114,7 +114,7 @@ def test_restart_keeps_data(kafka: Service, topic: str) -> None:
 def test_stale_pid_file_is_ignored(kafka: Service) -> None:
     proc = kafka.managed()
     assert kafka.stop() is True
-    proc.pid_file.write_text(json.dumps({"pid": os.getpid(), "started": 0.0}))
+    proc.pid_file.write_text(json.dumps({"pid": os.getpid(), "since_boot": 0.0}))
     assert proc.process() is None
     assert kafka.start() is True
     status = kafka.status()

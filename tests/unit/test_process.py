@@ -67,7 +67,7 @@ def test_stale_pid_file_is_ignored(tmp_path):
     proc.run_dir.mkdir(parents=True)
     dead = psutil.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    proc.pid_file.write_text(json.dumps({"pid": dead.pid, "started": 1.0}))
+    proc.pid_file.write_text(json.dumps({"pid": dead.pid, "since_boot": 1.0}))
     assert proc.process() is None
     assert not proc.pid_file.exists()
     proc.pid_file.write_text("garbage")
@@ -78,8 +78,20 @@ def test_stale_pid_file_is_ignored(tmp_path):
 def test_pid_reused_by_another_program_is_not_ours(tmp_path):
     proc = http_server(tmp_path, free_port())
     proc.run_dir.mkdir(parents=True)
-    proc.pid_file.write_text(json.dumps({"pid": psutil.Process().pid, "started": 12345.0}))
+    proc.pid_file.write_text(json.dumps({"pid": psutil.Process().pid, "since_boot": 12345.0}))
     assert proc.process() is None
+
+
+def test_running_service_survives_a_stepped_clock(tmp_path, monkeypatch):
+    proc = http_server(tmp_path, free_port())
+    assert proc.start(timeout=20) is True
+    try:
+        stepped = psutil.boot_time() + 1.0
+        monkeypatch.setattr(psutil._psplatform, "boot_time", lambda: stepped)
+        assert proc.process() is not None, "a clock step must not orphan a running service"
+    finally:
+        monkeypatch.undo()
+        assert proc.stop() is True
 
 
 def test_taken_port_is_reported_with_its_owner(tmp_path):
