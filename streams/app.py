@@ -46,6 +46,7 @@ from rocksdict import WriteBatch
 
 from billing.clickhouse import client as make_client
 from billing.contracts import to_bytes
+from billing.gc_tuning import trim_heap
 from billing.meters import active_meters
 from billing.settings import Settings
 from streams.metrics import WorkerMetrics
@@ -344,7 +345,7 @@ class StreamRuntime:
         out.finish(datetime.now(UTC))
         started = time.monotonic()
         try:
-            written = await asyncio.to_thread(self.sink.write, out)
+            written = await asyncio.to_thread(self._write_rows, out)
         except SinkStopped:
             log.warning("stopping with a batch not stored; it will be processed again")
             raise
@@ -358,6 +359,11 @@ class StreamRuntime:
             self.positions[(m.topic, m.partition)] = m.offset + 1
         if acknowledge is not None:
             await acknowledge(messages)
+
+    def _write_rows(self, out: Output) -> int:
+        """Give the memory of earlier batches back to the system, then store ``out`` (a thread's work)."""
+        trim_heap()
+        return self.sink.write(out)
 
     async def _close_idle(self) -> None:
         idle_after = self.settings.worker_idle_close_s

@@ -1,6 +1,8 @@
 import gc
 
-from billing.gc_tuning import THRESHOLDS, tune_gc
+import psutil
+
+from billing.gc_tuning import THRESHOLDS, trim_heap, tune_gc
 
 
 def test_tune_gc_freezes_the_start_up_objects_and_collects_less_often():
@@ -13,3 +15,17 @@ def test_tune_gc_freezes_the_start_up_objects_and_collects_less_often():
     finally:
         gc.unfreeze()
         gc.set_threshold(*before)
+
+
+def _rss() -> int:
+    return psutil.Process().memory_info().rss
+
+
+def test_trim_heap_returns_memory_freed_below_a_live_block():
+    blocks = [bytearray(2048) for _ in range(50_000)]  # ~100 MB of C heap (above pymalloc's size)
+    keeper = bytearray(2048)  # a live block above the freed ones: free() alone cannot shrink the heap
+    del blocks
+    before = _rss()
+    assert trim_heap()
+    assert before - _rss() > 50 * 2**20
+    assert len(keeper) == 2048
