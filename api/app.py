@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from api import problems
+from api.connections import ConnectionBudget
 from api.context import ApiContext
 from api.direct import BillingApi
 from api.keys import KeyCache, KeyStore, store_path
@@ -46,6 +47,7 @@ def create_app(settings: Settings | None = None) -> BillingApi:
         warehouse=Warehouse(settings),
         previews=Previews(settings),
         catalog=load_catalog([settings.plans_dir]) if settings.plans_dir else builtin_catalog(),
+        connections=ConnectionBudget(settings.api_requests_per_connection),
     )
 
     @asynccontextmanager

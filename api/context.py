@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from fastapi import Request
 
+from api.connections import ConnectionBudget
 from api.keys import KeyCache
 from api.previews import Previews
 from api.producer import EventProducer
@@ -29,6 +30,7 @@ class ApiContext:
     warehouse: Warehouse
     previews: Previews
     catalog: PlanCatalog
+    connections: ConnectionBudget
     producer: EventProducer | None = None
 
 

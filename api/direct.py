@@ -17,6 +17,7 @@ from starlette.types import Receive, Scope, Send
 
 from api.auth import authorize, bearer_token
 from api.body import asgi_chunks
+from api.connections import closing
 from api.context import ApiContext
 from api.metrics import record
 from api.problems import PROBLEM_JSON, Problem, unexpected
@@ -31,6 +32,8 @@ class BillingApi(FastAPI):
     """FastAPI with the direct ingest path."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and self.state.ctx.connections.last_request(scope):
+            send = closing(send)
         if scope["type"] == "http" and scope["path"] == PATH and scope["method"] == "POST":
             await serve_events(self.state.ctx, scope, receive, send)
         else:

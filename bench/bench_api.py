@@ -67,16 +67,38 @@ class Requests:
         return self.head + str(len(body)).encode() + b"\r\n\r\n" + body
 
 
-async def _exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes) -> int:
-    writer.write(request)
-    head = await reader.readuntil(b"\r\n\r\n")
-    status = int(head[9:12])
-    length = 0
-    for line in head.split(b"\r\n"):
-        if line.lower().startswith(b"content-length:"):
-            length = int(line.split(b":", 1)[1])
-    await reader.readexactly(length)
-    return status
+class Connection:
+    """One keep-alive HTTP/1.1 connection that reconnects when the server asks to close it."""
+
+    def __init__(self, port: int):
+        self.port = port
+        self.streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+        self.opened = 0
+
+    async def exchange(self, request: bytes) -> int:
+        """Send ``request`` and read the response; returns its status."""
+        if self.streams is None:
+            self.streams = await asyncio.open_connection("127.0.0.1", self.port)
+            self.opened += 1
+        reader, writer = self.streams
+        writer.write(request)
+        head = await reader.readuntil(b"\r\n\r\n")
+        status = int(head[9:12])
+        length, close = 0, False
+        for line in head.lower().split(b"\r\n"):
+            if line.startswith(b"content-length:"):
+                length = int(line.split(b":", 1)[1])
+            elif line.startswith(b"connection:") and b"close" in line:
+                close = True
+        await reader.readexactly(length)
+        if close:
+            self.close()
+        return status
+
+    def close(self) -> None:
+        if self.streams is not None:
+            self.streams[1].close()
+            self.streams = None
 
 
 async def _single_events(port: int, token: str, now: str) -> tuple[list[float], dict[int, int]]:
@@ -86,12 +108,12 @@ async def _single_events(port: int, token: str, now: str) -> tuple[list[float], 
     statuses: dict[int, int] = {}
 
     async def connection() -> None:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        conn = Connection(port)
         while (scheduled := await queue.get()) is not None:
-            status = await _exchange(reader, writer, requests.next())
+            status = await conn.exchange(requests.next())
             latencies.append(time.perf_counter() - scheduled)
             statuses[status] = statuses.get(status, 0) + 1
-        writer.close()
+        conn.close()
 
     workers = [asyncio.create_task(connection()) for _ in range(SINGLE_CONNECTIONS)]
     start = time.perf_counter() + 0.1
@@ -114,13 +136,13 @@ async def _batches(port: int, token: str, now: str) -> tuple[int, float, dict[in
     deadline = time.perf_counter() + BATCH_SECONDS
 
     async def connection() -> int:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        conn = Connection(port)
         sent = 0
         while time.perf_counter() < deadline:
-            status = await _exchange(reader, writer, requests.next())
+            status = await conn.exchange(requests.next())
             statuses[status] = statuses.get(status, 0) + 1
             sent += BATCH_SIZE if status == 202 else 0
-        writer.close()
+        conn.close()
         return sent
 
     started = time.perf_counter()
