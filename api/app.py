@@ -47,7 +47,7 @@ def create_app(settings: Settings | None = None) -> BillingApi:
         warehouse=Warehouse(settings),
         previews=Previews(settings),
         catalog=load_catalog([settings.plans_dir]) if settings.plans_dir else builtin_catalog(),
-        connections=ConnectionBudget(settings.api_requests_per_connection),
+        connections=ConnectionBudget(settings.api_requests_per_connection if settings.api_workers > 1 else 0),
     )
 
     @asynccontextmanager

@@ -43,9 +43,9 @@ class Settings(BaseSettings):
     api_rate_burst: int = Field(default=1000, ge=1, description="Default burst (token bucket size) per API key.")
     api_recent_ids: int = Field(default=100_000, ge=0, description="Recently accepted event ids remembered per worker (0 = off).")
     api_requests_per_connection: int = Field(
-        default=100, ge=0,
-        description="Requests on one keep-alive connection before the API asks the client to reconnect "
-                    "(spreads clients over the workers; 0 = never).")
+        default=20, ge=0,
+        description="Requests on one keep-alive connection before an API of several workers asks the client to "
+                    "reconnect (spreads clients over the workers; 0 = never).")
     api_linger_ms: float = Field(default=2.0, ge=0, description="Kafka producer linger of the API (batching vs latency).")
     api_delivery_timeout_s: float = Field(default=10.0, gt=0, description="How long a request waits for Kafka to confirm delivery.")
 

@@ -25,6 +25,7 @@ def api(
 
     settings = get_settings()
     workers = workers or settings.api_workers
+    os.environ["BILLING_API_WORKERS"] = str(workers)  # what the workers' settings see
     if workers > 1:
         metrics_dir = settings.state_dir / "api" / f"metrics-{port or settings.api_port}"
         shutil.rmtree(metrics_dir, ignore_errors=True)

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
 from api.connections import ConnectionBudget, closing
+from billing.settings import Settings
 
 
 def _scope(port: int) -> dict:
@@ -52,3 +57,11 @@ def test_closing_adds_the_header_to_the_response_start_only():
     asyncio.run(respond())
     assert sent[0]["headers"] == [(b"content-length", b"2"), (b"connection", b"close")]
     assert sent[1] == {"type": "http.response.body", "body": b"{}"}
+
+
+@pytest.mark.parametrize(("workers", "expected"), [(2, [None, "close", None, "close"]), (1, [None] * 4)])
+def test_only_an_api_of_several_workers_asks_clients_to_reconnect(tmp_path, workers, expected):
+    settings = Settings(state_dir=tmp_path, kafka_bootstrap="127.0.0.1:1", api_workers=workers,
+                        api_requests_per_connection=2)
+    with TestClient(create_app(settings)) as client:
+        assert [client.get("/healthz").headers.get("connection") for _ in range(4)] == expected
