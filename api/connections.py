@@ -19,7 +19,7 @@ reconnect a little later than its limit)."""
 
 
 class ConnectionBudget:
-    """Requests left per keep-alive connection, counted per client address."""
+    """Requests made on each keep-alive connection, counted per client address."""
 
     def __init__(self, limit: int, tracked: int = TRACKED):
         self.limit = limit

@@ -73,13 +73,11 @@ class Connection:
     def __init__(self, port: int):
         self.port = port
         self.streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
-        self.opened = 0
 
     async def exchange(self, request: bytes) -> int:
         """Send ``request`` and read the response; returns its status."""
         if self.streams is None:
             self.streams = await asyncio.open_connection("127.0.0.1", self.port)
-            self.opened += 1
         reader, writer = self.streams
         writer.write(request)
         head = await reader.readuntil(b"\r\n\r\n")
