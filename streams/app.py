@@ -39,9 +39,10 @@ from itertools import islice
 from pathlib import Path
 
 import faust
+from aiokafka.structs import ConsumerRecord
 from confluent_kafka import KafkaError, KafkaException, Producer
 from faust.exceptions import ConsumerNotStarted
-from faust.types import TP, Message
+from faust.types import TP
 from rocksdict import WriteBatch
 
 from billing.clickhouse import client as make_client
@@ -59,7 +60,9 @@ UTC = timezone.utc
 DAY_S = 86_400
 IDLE_CHECK_S = 5.0
 METADATA_WAIT_S = 30.0
-Acknowledge = Callable[[list[Message]], Awaitable[None]]
+Batch = dict[TP, list[Record]]
+Acknowledge = Callable[[dict[TP, int]], Awaitable[None]]
+"""Receives, per topic partition, the offset before which every record of a batch is stored."""
 ROCKSDB_OPTIONS = {
     "write_buffer_size": 8 << 20,
     "max_write_buffer_number": 2,
@@ -252,20 +255,27 @@ class StreamRuntime:
                                   **raw)
 
         @app.batch_agent(usage_topic)
-        async def usage(messages: list[Message]) -> None:
+        async def usage(fetched: dict[TP, list[ConsumerRecord]]) -> None:
             now = time.monotonic()
-            self.last_seen.update((m.partition, now) for m in messages)
-            await self._handle(messages, self.usage.process, acknowledge)
+            batch: Batch = {}
+            for tp, records in fetched.items():
+                self.last_seen[tp.partition] = now
+                batch[tp] = [Record("usage", r.topic, r.partition, r.offset, r.key, r.value, r.timestamp) for r in records]
+            await self._handle(batch, self.usage.process, acknowledge)
 
-        async def acknowledge(messages: list[Message]) -> None:
-            for message in messages:
-                app.consumer.ack(message)
+        async def acknowledge(done: dict[TP, int]) -> None:
+            for tp, offset in done.items():
+                app.consumer.acknowledge(tp, offset)
 
         @app.agent(record_topics, name="records")
         async def records(stream):
             async for events in stream.noack_take(s.worker_batch_size, within=s.worker_batch_interval_s):
-                await self._handle([event.message for event in events], self.records.process,
-                                   partial(self._ack_events, stream, events))
+                batch: Batch = defaultdict(list)
+                for event in events:
+                    m = event.message
+                    batch[m.tp].append(Record(self.logical[m.topic], m.topic, m.partition, m.offset, m.key, m.value,
+                                              int(m.timestamp * 1000)))
+                await self._handle(batch, self.records.process, partial(self._ack_events, stream, events))
 
         app.timer(IDLE_CHECK_S)(self._close_idle)
         app.timer(s.worker_purge_interval_s)(self._purge)
@@ -288,29 +298,27 @@ class StreamRuntime:
 
     # ------------------------------------------------------------------------------ processing
 
-    async def _handle(self, messages: list[Message], process, acknowledge: Acknowledge) -> None:
-        """Process one batch and start writing its rows; once they are stored, ``acknowledge`` gets
-        the messages that may be committed (all but those held back after an offset gap). The next
-        batch is processed while this one is written."""
+    async def _handle(self, batch: Batch, process, acknowledge: Acknowledge) -> None:
+        """Process one batch (the records of each partition in offset order) and start writing its
+        rows; once they are stored, ``acknowledge`` gets the offsets that may be committed (all but
+        records held back after an offset gap). The next batch is processed while this one is
+        written."""
         async with self.lock:
-            by_partition: dict[int, list[Record]] = defaultdict(list)
-            for m in messages:
-                by_partition[m.partition].append(
-                    Record(self.logical[m.topic], m.topic, m.partition, m.offset, m.key, m.value, int(m.timestamp * 1000)))
             out = Output()
-            for records in by_partition.values():
+            for records in batch.values():
                 process(records, out)
             await self._flush_tables()
             for partition, offset in out.rewind.items():
-                await self.app.consumer.seek(TP(messages[0].topic, partition), offset)
-            done = [m for m in messages if m.offset < out.hold.get(m.partition, m.offset + 1)]
+                await self.app.consumer.seek(TP(self.topics["usage"], partition), offset)
+            done = {tp: min(records[-1].offset + 1, out.hold.get(tp.partition, records[-1].offset + 1))
+                    for tp, records in batch.items()}
             await self._write(out, done, acknowledge)
 
     @staticmethod
-    async def _ack_events(stream, events, messages: list[Message]) -> None:
-        done = set(messages)
+    async def _ack_events(stream, events, done: dict[TP, int]) -> None:
         for event in events:
-            if event.message in done:
+            message = event.message
+            if message.offset < done[message.tp]:
                 await stream.ack(event)
 
     async def _flush_tables(self) -> None:
@@ -329,11 +337,11 @@ class StreamRuntime:
         while self.changelog.flush(30.0):
             log.warning("changelog not acknowledged by Kafka yet; waiting")
 
-    async def _write(self, out: Output, messages: list[Message] = (), acknowledge: Acknowledge | None = None) -> None:
+    async def _write(self, out: Output, done: dict[TP, int] | None = None, acknowledge: Acknowledge | None = None) -> None:
         """Wait for the write in flight, then write ``out`` in the background (one write at a time,
         in batch order, so raw facts always land before what a later batch derives from them)."""
         await self._written()
-        self.writing = asyncio.ensure_future(self._store(out, messages, acknowledge))
+        self.writing = asyncio.ensure_future(self._store(out, done or {}, acknowledge))
 
     async def _written(self) -> None:
         """Wait until the write in flight, if any, has finished (re-raising its error)."""
@@ -341,7 +349,7 @@ class StreamRuntime:
         if writing is not None:
             await writing
 
-    async def _store(self, out: Output, messages: list[Message], acknowledge: Acknowledge | None) -> None:
+    async def _store(self, out: Output, done: dict[TP, int], acknowledge: Acknowledge | None) -> None:
         out.finish(datetime.now(UTC))
         started = time.monotonic()
         try:
@@ -355,10 +363,10 @@ class StreamRuntime:
         out.counts["rows_written"] += written
         out.counts["rollups_written"] += len(out.rows.get("usage_rollups", ()))
         self.metrics.add(out.counts)
-        for m in messages:
-            self.positions[(m.topic, m.partition)] = m.offset + 1
+        for tp, offset in done.items():
+            self.positions[(tp.topic, tp.partition)] = offset
         if acknowledge is not None:
-            await acknowledge(messages)
+            await acknowledge(done)
 
     def _write_rows(self, out: Output) -> int:
         """Give the memory of earlier batches back to the system, then store ``out`` (a thread's work)."""

@@ -5,9 +5,10 @@ conductor decodes it into an event, a channel queue hands it to the stream and t
 acknowledges it. Profiled, that path alone held a worker to a few thousand records per second. The
 consumer here keeps everything else of Faust's aiokafka consumer (group membership, rebalancing,
 table recovery, flow control, offset commits from acknowledgements) and changes only the drain loop:
-records of a *batch topic* are collected up to a size or an age and passed as one list to the
-topic's handler, which acknowledges them itself (:meth:`faust.types.ConsumerT.ack`) once they are
-safe; records of other topics take Faust's usual path to their agents.
+records of a *batch topic* are collected up to a size or an age and passed, per partition as
+aiokafka fetched them, to the topic's handler, which acknowledges them itself
+(:meth:`BatchConsumer.acknowledge`) once they are safe; records of other topics take Faust's usual
+path to their agents.
 
 Registered under the ``billing://`` broker scheme (entry point ``faust.transports`` in
 ``pyproject.toml``); ``kafka://`` keeps Faust's own consumer.
@@ -16,14 +17,16 @@ Registered under the ``billing://`` broker scheme (entry point ``faust.transport
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import faust
+from aiokafka.structs import ConsumerRecord
 from faust.transport.drivers import aiokafka
-from faust.types import TP, Message
+from faust.types import TP
 
-BatchHandler = Callable[[list[Message]], Awaitable[None]]
+BatchHandler = Callable[[dict[TP, list[ConsumerRecord]]], Awaitable[None]]
+"""Receives a batch of one topic: the records of each partition, in offset order."""
 FETCH_MAX_WAIT_MS = 100
 """Longest time the broker holds a fetch with no new data. Faust sets 1,500 ms; the consumer keeps
 one fetch per broker in flight, so records arriving on a partition just drained waited for the
@@ -70,54 +73,120 @@ class BatchConsumerThread(aiokafka.AIOKafkaConsumerThread):
 
 
 class BatchConsumer(aiokafka.Consumer):
-    """Faust's aiokafka consumer with batch delivery for the app's :class:`BatchTopics`."""
+    """Faust's aiokafka consumer with batch delivery for the app's :class:`BatchTopics`.
+
+    Batch records are handed over as aiokafka fetched them (lists per partition, no Faust message
+    per record) and acknowledged per partition with :meth:`acknowledge`: an offset up to which every
+    record is safe. Faust's per-record path (a message object, a scheduling iterator, a locked
+    acknowledgement and an index entry per record, sorted at every commit) held two workers to about
+    16,000 events/s on a 2-core machine; without it they reached 21,000.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._acked_through: dict[TP, int] = {}
 
     def _new_consumer_thread(self) -> BatchConsumerThread:
         return BatchConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
+    def acknowledge(self, tp: TP, offset: int) -> None:
+        """Every record of batch partition ``tp`` before ``offset`` is processed: commit up to it."""
+        if offset > self._acked_through.get(tp, -1):
+            self._acked_through[tp] = offset
+            self._acked.setdefault(tp, [])  # Faust commits the partitions listed there
+
+    def _new_offset(self, tp: TP) -> int | None:
+        if tp.topic in self.app.batch_topics.handlers:
+            return self._acked_through.get(tp)
+        return super()._new_offset(tp)
+
+    async def on_partitions_revoked(self, revoked: set[TP]) -> None:
+        for tp in revoked:
+            self._acked_through.pop(tp, None)
+        await super().on_partitions_revoked(revoked)
+
     async def _drain_messages(self, fetcher) -> None:
         """Fetch records; hand a batch over when it is full or its oldest record is ``within_s`` old
         (by the record's Kafka timestamp, so records that waited in the fetch buffer while the
-        previous batch was processed are not held back again)."""
+        previous batch was processed are not held back again). A batch fetched before a rebalance is
+        dropped: Faust seeks every partition it still owns back to its committed offset."""
         batches: BatchTopics = self.app.batch_topics
-        pending: dict[str, list[Message]] = {}
+        pending: dict[TP, list[ConsumerRecord]] = {}
+        size = 0
         due = 0.0
+        generation = None
         while not (self._stopped.is_set() or fetcher._stopped.is_set()):
             wait = max(0.0, min(1.0, due - time.time())) if pending else 1.0
-            async for tp, message in self.getmany(timeout=wait):
-                if not self._first_read(tp, message.offset):
-                    continue
+            fetched = await self._fetch(wait)
+            if pending and self.app.consumer_generation_id != generation:
+                pending, size = {}, 0
+            for tp, records in fetched.items():
                 if tp.topic not in batches.handlers:
-                    await self.callback(message)
+                    await self._deliver(tp, records)
                     continue
                 if not pending:
-                    due = time.time() + batches.within_s
-                due = min(due, message.timestamp + batches.within_s)
-                pending.setdefault(tp.topic, []).append(message)
-            ready = time.time() >= due or sum(map(len, pending.values())) >= batches.size
-            if pending and ready:
-                for topic, messages in pending.items():
-                    self._processing(messages)
-                    await batches.handlers[topic](messages)
-                pending = {}
+                    due, generation = time.time() + batches.within_s, self.app.consumer_generation_id
+                due = min(due, min(record.timestamp for record in records) / 1000 + batches.within_s)
+                pending.setdefault(tp, []).extend(records)
+                size += len(records)
+            if pending and (time.time() >= due or size >= batches.size):
+                await self._hand_over(pending)
+                pending, size = {}, 0
 
-    def _processing(self, messages: list[Message]) -> None:
-        """Tell Faust's livelock detector that the partitions of ``messages`` are being processed (it
-        watches the stream of every assigned partition and, as batch topics have none, logged "Stream
-        has not started processing" for each of them every few seconds)."""
+    async def _fetch(self, timeout: float) -> dict[TP, list[ConsumerRecord]]:
+        """Records fetched within ``timeout`` for the active partitions, each not read before (the
+        fetcher may hand out a record again after a seek)."""
+        records, active = await self._wait_next_records(timeout)
+        if records is None or self.should_stop:
+            return {}
+        if not self.flow_active:
+            try:
+                await self.perform_seek()
+            except Exception as exc:  # as Faust's own fetch loop: the next fetch tries again
+                self.log.warning("cannot seek back to the committed offsets: %r", exc)
+            return {}
+        fetched = {}
+        for tp, batch in records.items():
+            if active is None or tp in active or tp in self._buffered_partitions:
+                self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
+                batch = self._unread(tp, batch)
+                if batch:
+                    fetched[tp] = batch
+        return fetched
+
+    def _unread(self, tp: TP, records: list[ConsumerRecord]) -> list[ConsumerRecord]:
+        last = self._read_offset[tp]
+        if last is not None and records[0].offset < last:
+            records = [record for record in records if record.offset >= last]
+        if records:
+            self._read_offset[tp] = records[-1].offset
+        return records
+
+    async def _deliver(self, tp: TP, records: list[ConsumerRecord]) -> None:
+        """Faust's usual path: one message at a time to the topic's agents (stops on a rebalance)."""
+        generation = self.app.consumer_generation_id
+        for record in records:
+            if self.app.consumer_generation_id != generation or not self.flow_active:
+                return
+            await self.callback(self._to_message(tp, record))
+
+    async def _hand_over(self, pending: dict[TP, list[ConsumerRecord]]) -> None:
+        by_topic: dict[str, dict[TP, list[ConsumerRecord]]] = {}
+        for tp, records in pending.items():
+            by_topic.setdefault(tp.topic, {})[tp] = records
+        self._processing(pending)
+        for topic, batch in by_topic.items():
+            await self.app.batch_topics.handlers[topic](batch)
+
+    def _processing(self, tps: Iterable[TP]) -> None:
+        """Tell Faust's livelock detector that partitions ``tps`` are being processed (it watches the
+        stream of every assigned partition and, as batch topics have none, logged "Stream has not
+        started processing" for each of them every few seconds)."""
         monitor = self.app.monitor
         if monitor is not None:
             now = time.monotonic()
-            for message in messages:
-                monitor.stream_inbound_time[message.tp] = now
-
-    def _first_read(self, tp: TP, offset: int) -> bool:
-        """False for a record read before (the fetcher may hand out a record again after a seek)."""
-        last = self._read_offset[tp]
-        if last is not None and offset < last:
-            return False
-        self._read_offset[tp] = offset
-        return True
+            for tp in tps:
+                monitor.stream_inbound_time[tp] = now
 
 
 class Transport(aiokafka.Transport):

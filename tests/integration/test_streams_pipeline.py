@@ -6,6 +6,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from confluent_kafka import Consumer, TopicPartition
 
 from billing.clickhouse import client
 from billing.meters import active_meters
@@ -43,6 +44,24 @@ def test_hourly_rollups_equal_the_manifest_exactly(run):
     mine, manifest = run
     assert manifest.summary["usage"]["duplicates"] > 0 and manifest.summary["usage"]["late"] > 0
     assert differences(manifest.usage_totals("hour"), hourly_totals(mine)) == []
+
+
+def test_the_worker_commits_every_consumed_offset(run):
+    """A restart resumes where the worker stopped: its group's committed offset is the end of every
+    partition (batch topics are acknowledged per partition, the business topics per message)."""
+    mine, _ = run
+    consumer = Consumer({"bootstrap.servers": mine.kafka_bootstrap, "group.id": mine.worker_app_id,
+                         "enable.auto.commit": False})
+    try:
+        topics = [mine.topic_usage, mine.topic_customers, mine.topic_subscriptions, mine.topic_invoices,
+                  mine.topic_payments]
+        partitions = [TopicPartition(t, p) for t in topics for p in range(mine.kafka_partitions)]
+        committed = {(tp.topic, tp.partition): tp.offset for tp in consumer.committed(partitions, timeout=30)}
+        ends = {(tp.topic, tp.partition): consumer.get_watermark_offsets(tp, timeout=30)[1] for tp in partitions}
+    finally:
+        consumer.close()
+    assert sum(ends.values()) > 0
+    assert {tp: end for tp, end in ends.items() if end} == {tp: committed[tp] for tp, end in ends.items() if end}
 
 
 def test_minute_rollups_add_up_to_the_hours(run):
