@@ -47,7 +47,7 @@ from rocksdict import WriteBatch
 
 from billing.clickhouse import client as make_client
 from billing.contracts import to_bytes
-from billing.gc_tuning import trim_heap
+from billing.gc_tuning import COLLECT_EVERY_S, collect_garbage, trim_heap
 from billing.meters import active_meters
 from billing.settings import Settings
 from streams.metrics import WorkerMetrics
@@ -280,6 +280,7 @@ class StreamRuntime:
         app.timer(IDLE_CHECK_S)(self._close_idle)
         app.timer(s.worker_purge_interval_s)(self._purge)
         app.timer(s.worker_metrics_interval_s)(self._report)
+        app.timer(COLLECT_EVERY_S)(self._collect_garbage)
 
         @app.page("/metrics")
         async def metrics(view, request):
@@ -403,6 +404,11 @@ class StreamRuntime:
         self.metrics.add(total)
         if total:
             log.info("purged %s", dict(total))
+
+    async def _collect_garbage(self) -> None:
+        """The worker runs without Python's automatic collector (see :mod:`billing.gc_tuning`)."""
+        collect_garbage()
+        self.metrics.add(Counter(garbage_collections=1))
 
     def _on_revoked(self, sender, revoked, **kwargs) -> None:
         partitions = {tp.partition for tp in revoked}

@@ -28,6 +28,7 @@ COUNTERS = {
     "payment_anomalies": "Payment events with an unexpected transition or a sequence gap.",
     "dedup_keys_purged": "Expired idempotency keys deleted.",
     "windows_purged": "Closed windows deleted after their retention.",
+    "garbage_collections": "Scheduled garbage collections (the worker runs without Python's automatic collector).",
 }
 GAUGES = {
     "consumer_lag": "Records in the assigned partitions not processed yet.",

@@ -40,5 +40,5 @@ def run_worker(settings: Settings, name: str, web_port: int, loglevel: str = "wa
     data_dir = worker_dir(settings, name)
     data_dir.mkdir(parents=True, exist_ok=True)
     runtime = StreamRuntime(settings, name, web_port, data_dir)
-    tune_gc()
+    tune_gc(automatic=False)
     Worker(runtime.app, loglevel=loglevel, quiet=True).execute_from_commandline()

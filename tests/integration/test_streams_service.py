@@ -46,6 +46,7 @@ def test_worker_service_reports_health_counters_and_prometheus_metrics(kafka, wa
         with urllib.request.urlopen(service.endpoint, timeout=5) as response:
             exposition = response.read().decode()
         assert "billing_worker_events_in_total" in exposition and "billing_worker_sink_latency_seconds" in exposition
+        assert wait_for(lambda: fetch_stats(mine.worker_web_port)["garbage_collections"] > 0, timeout=30)
         assert wait_for(lambda: query(mine, "SELECT count() FROM {db}.pipeline_metrics WHERE metric = 'duplicates' "
                                             f"AND value = {stats['duplicates']}")[0][0] > 0, timeout=30)
     finally:

@@ -2,7 +2,7 @@ import gc
 
 import psutil
 
-from billing.gc_tuning import THRESHOLDS, trim_heap, tune_gc
+from billing.gc_tuning import THRESHOLDS, collect_garbage, trim_heap, tune_gc
 
 
 def test_tune_gc_freezes_the_start_up_objects_and_collects_less_often():
@@ -13,6 +13,21 @@ def test_tune_gc_freezes_the_start_up_objects_and_collects_less_often():
         assert gc.get_freeze_count() > 0
         assert THRESHOLDS[0] > before[0]
     finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
+
+
+def test_without_the_automatic_collector_cycles_wait_for_collect_garbage():
+    before = gc.get_threshold()
+    try:
+        tune_gc(automatic=False)
+        assert not gc.isenabled()
+        for _ in range(THRESHOLDS[0] * 2):  # enough allocations to trigger the automatic collector
+            cycle = []
+            cycle.append(cycle)
+        assert collect_garbage() >= THRESHOLDS[0]
+    finally:
+        gc.enable()
         gc.unfreeze()
         gc.set_threshold(*before)
 
