@@ -119,6 +119,7 @@ class BatchConsumer(aiokafka.Consumer):
             wait = max(0.0, min(1.0, due - time.time())) if pending else 1.0
             fetched = await self._fetch(wait)
             if pending and self.app.consumer_generation_id != generation:
+                self.log.info("dropped %d records fetched before a rebalance (read again from the committed offsets)", size)
                 pending, size = {}, 0
             for tp, records in fetched.items():
                 if tp.topic not in batches.handlers:
