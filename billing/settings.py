@@ -102,6 +102,7 @@ class Settings(BaseSettings):
     # Stream worker (`billing worker`)
     worker_app_id: str = Field(default="billing-streams", description="Faust app id: consumer group and changelog topic prefix.")
     worker_web_port: int = Field(default=6066, description="HTTP port of the worker's health/metrics endpoint (one per worker).")
+    worker_processes: int = Field(default=1, ge=1, description="Stream workers `billing up` starts (one consumer group; web ports from BILLING_WORKER_WEB_PORT on).")
     worker_windows_s: tuple[int, ...] = Field(default=(60, 3600), description="Tumbling window lengths of the usage rollups.")
     worker_grace_s: float = Field(default=60.0, ge=0, description="Lateness after a window's end that is still admitted into it.")
     worker_idle_close_s: float = Field(default=30.0, gt=0, description="Idle partitions close their windows by the wall clock after this long.")

@@ -8,10 +8,7 @@ import urllib.request
 
 from billing.platform.process import ManagedProcess
 from billing.platform.service import Service
-from billing.settings import REPO_ROOT
-
-WORKER_NAME = "worker-1"
-
+from billing.settings import REPO_ROOT, Settings
 
 def fetch_stats(port: int, timeout: float = 2.0) -> dict | None:
     """The worker's ``/stats`` document, or None when it does not answer."""
@@ -30,19 +27,25 @@ def describe(stats: dict) -> str:
 
 
 class WorkerService(Service):
-    """One `billing worker` process (Faust agents, RocksDB state) on the worker web port."""
+    """The ``index``-th `billing worker` process (Faust agents, RocksDB state) of the local stack:
+    service ``worker`` for the first, ``worker-2``, ``worker-3``... for the others, each on the next
+    web port."""
 
-    name = "worker"
+    def __init__(self, settings: Settings, index: int = 1):
+        super().__init__(settings)
+        self.index = index
+        self.name = "worker" if index == 1 else f"worker-{index}"
+        self.port = settings.worker_web_port + index - 1
 
     @property
     def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.settings.worker_web_port}/metrics"
+        return f"http://127.0.0.1:{self.port}/metrics"
 
     def managed(self) -> ManagedProcess:
-        port = self.settings.worker_web_port
+        port = self.port
         return ManagedProcess(
             name=self.name,
-            argv=[sys.executable, "-m", "billing", "worker", "--name", WORKER_NAME, "--web-port", str(port),
+            argv=[sys.executable, "-m", "billing", "worker", "--name", f"worker-{self.index}", "--web-port", str(port),
                   "--loglevel", "info"],
             run_dir=self.settings.run_dir,
             log_dir=self.settings.log_dir,
@@ -54,5 +57,14 @@ class WorkerService(Service):
         )
 
     def details(self) -> str:
-        stats = fetch_stats(self.settings.worker_web_port)
+        stats = fetch_stats(self.port)
         return describe(stats) if stats else ""
+
+
+def worker_services(settings: Settings) -> list[WorkerService]:
+    """The stack's workers: ``worker_processes`` of them, and any further one still running (started
+    before the setting was lowered), so that `billing status` shows it and `billing down` stops it."""
+    workers = [WorkerService(settings, index) for index in range(1, settings.worker_processes + 1)]
+    while (extra := WorkerService(settings, len(workers) + 1)).managed().process() is not None:
+        workers.append(extra)
+    return workers

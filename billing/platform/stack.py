@@ -13,9 +13,9 @@ def services(settings: Settings) -> list[Service]:
     from billing.platform.kafka import KafkaService
     from billing.platform.superset import SupersetService
     from billing.platform.warehouse import WarehouseService
-    from streams.service import WorkerService
+    from streams.service import worker_services
 
-    return [WarehouseService(settings), KafkaService(settings), WorkerService(settings), ApiService(settings),
+    return [WarehouseService(settings), KafkaService(settings), *worker_services(settings), ApiService(settings),
             SupersetService(settings)]
 
 

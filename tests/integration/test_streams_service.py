@@ -10,7 +10,7 @@ import urllib.request
 
 import pytest
 
-from streams.service import WorkerService, fetch_stats
+from streams.service import WorkerService, fetch_stats, worker_services
 from tests.integration.streams_harness import (
     additive_meters,
     caught_up,
@@ -55,24 +55,29 @@ def test_worker_service_reports_health_counters_and_prometheus_metrics(kafka, wa
 
 
 @pytest.mark.slow
-def test_two_workers_share_the_partitions_and_totals_stay_exact(kafka, warehouse, settings, tmp_path):
-    mine = isolated(settings, "scale")
-    first, second = worker_process(mine, "a"), worker_process(mine, "b", web_port=free_port())
-    first.start(timeout=90)
-    second.start(timeout=90)
+def test_two_workers_share_the_partitions_and_totals_stay_exact(kafka, warehouse, settings, tmp_path, monkeypatch):
+    """`BILLING_WORKER_PROCESSES=2`: the stack's services `worker` and `worker-2` share the partitions."""
+    mine = isolated(settings, "scale", worker_processes=2)
+    for name, value in env_of(mine).items():
+        monkeypatch.setenv(name, value)
+    workers = worker_services(mine)
+    assert [w.name for w in workers] == ["worker", "worker-2"]
+    for worker in workers:
+        assert worker.start()
     try:
         manifest = simulate(mine, tmp_path / "manifest", events=40_000, customers=40, days=2)
         wait_for(caught_up(mine, manifest), timeout=300, interval=2.0)
-        ports = (mine.worker_web_port, int(second.argv[second.argv.index("--web-port") + 1]))
 
         def shared() -> bool:  # polled: a rebalance in progress assigns nothing for a moment
-            owners = [fetch_stats(port)["partitions"] for port in ports]
+            owners = [fetch_stats(worker.port)["partitions"] for worker in workers]
             return all(owners) and sorted(owners[0] + owners[1]) == list(range(mine.kafka_partitions))
 
         assert wait_for(shared, timeout=60), "the two workers do not share every partition"
+        assert all(worker.status().healthy and "partitions" in worker.status().details for worker in workers)
     finally:
-        first.stop()
-        second.stop()
+        for worker in workers:
+            worker.stop()
+    assert not any(worker.status().running for worker in workers)
     assert differences(manifest.usage_totals("hour"), hourly_totals(mine)) == []
 
 

@@ -1,0 +1,28 @@
+import json
+import os
+
+import psutil
+
+from billing.platform.process import since_boot
+from billing.settings import Settings
+from streams.service import worker_services
+
+
+def test_the_stack_runs_the_configured_number_of_workers_on_consecutive_ports(tmp_path):
+    settings = Settings(state_dir=tmp_path, worker_processes=3, worker_web_port=7000)
+    workers = worker_services(settings)
+    assert [w.name for w in workers] == ["worker", "worker-2", "worker-3"]
+    assert [w.port for w in workers] == [7000, 7001, 7002]
+    argv = [w.managed().argv for w in workers]
+    assert [a[a.index("--name") + 1] for a in argv] == ["worker-1", "worker-2", "worker-3"]
+    assert [a[a.index("--web-port") + 1] for a in argv] == ["7000", "7001", "7002"]
+
+
+def test_a_worker_beyond_the_configured_number_is_listed_while_it_runs(tmp_path):
+    """Lowering BILLING_WORKER_PROCESSES must not hide (and leave running) a worker started before."""
+    settings = Settings(state_dir=tmp_path, worker_processes=1)
+    assert [w.name for w in worker_services(settings)] == ["worker"]
+    settings.run_dir.mkdir(parents=True, exist_ok=True)
+    me = psutil.Process(os.getpid())
+    (settings.run_dir / "worker-2.pid").write_text(json.dumps({"pid": me.pid, "since_boot": since_boot(me)}))
+    assert [w.name for w in worker_services(settings)] == ["worker", "worker-2"]
