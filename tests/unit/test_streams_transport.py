@@ -1,3 +1,6 @@
+import asyncio
+import logging
+import time
 from collections import defaultdict
 from types import SimpleNamespace
 
@@ -18,12 +21,13 @@ def _consumer() -> BatchConsumer:
     consumer.app = SimpleNamespace(monitor=Monitor(), batch_topics=topics)
     consumer._acked_through = {}
     consumer._acked = defaultdict(list)
-    consumer._read_offset = {}
+    consumer._read_offset = defaultdict(lambda: None)
+    consumer.log = logging.getLogger("billing.test")
     return consumer
 
 
-def _records(partition: int, *offsets: int) -> list[ConsumerRecord]:
-    return [ConsumerRecord(USAGE, partition, offset, 0, 0, b"k", b"v", None, 1, 1, ()) for offset in offsets]
+def _records(partition: int, *offsets: int, timestamp_ms: int = 0) -> list[ConsumerRecord]:
+    return [ConsumerRecord(USAGE, partition, offset, timestamp_ms, 0, b"k", b"v", None, 1, 1, ()) for offset in offsets]
 
 
 def test_a_batch_marks_its_partitions_as_processing_for_the_livelock_detector():
@@ -49,8 +53,48 @@ def test_acknowledged_offsets_are_committed_per_partition_and_never_move_back():
 def test_records_read_before_a_seek_are_not_handed_out_again():
     consumer = _consumer()
     tp = TP(USAGE, 1)
-    consumer._read_offset[tp] = None
     assert [r.offset for r in consumer._unread(tp, _records(1, 5, 6, 7))] == [5, 6, 7]
     assert [r.offset for r in consumer._unread(tp, _records(1, 6, 7, 8, 9))] == [7, 8, 9]
     assert consumer._unread(tp, _records(1, 3, 4)) == []
     assert consumer._read_offset[tp] == 9
+
+
+def test_batches_are_cut_by_size_and_a_batch_fetched_before_a_rebalance_is_dropped():
+    consumer = _consumer()
+    handed: list[dict] = []
+
+    async def handler(batch):
+        handed.append(batch)
+
+    consumer.app.batch_topics.handlers[USAGE] = handler
+    consumer.app.consumer_generation_id = 1
+    consumer._stopped = asyncio.Event()
+    fetcher = SimpleNamespace(_stopped=asyncio.Event())
+    now_ms = int(time.time() * 1000)
+
+    def fresh(partition: int, *offsets: int) -> list[ConsumerRecord]:
+        return _records(partition, *offsets, timestamp_ms=now_ms)
+
+    fetches = [
+        {TP(USAGE, 0): fresh(0, 1, 2, 3)},  # not due yet: 3 of 10 records, 1 s to wait
+        "rebalance",
+        {TP(USAGE, 1): fresh(1, *range(10, 20))},  # full: handed over alone
+        {TP(USAGE, 2): fresh(2, *range(5, 10)), TP(USAGE, 3): fresh(3, *range(0, 5))},  # full: both
+    ]
+
+    async def fetch(timeout):
+        step = fetches.pop(0) if fetches else None
+        if step == "rebalance":
+            consumer.app.consumer_generation_id += 1
+            step = {}
+        if step is None:
+            consumer._stopped.set()
+            return {}
+        return {tp: consumer._unread(tp, records) for tp, records in step.items()}
+
+    consumer._fetch = fetch
+    asyncio.run(consumer._drain_messages(fetcher))
+    assert [{tp.partition: [r.offset for r in records] for tp, records in batch.items()} for batch in handed] == [
+        {1: list(range(10, 20))},
+        {2: list(range(5, 10)), 3: list(range(0, 5))},
+    ]
