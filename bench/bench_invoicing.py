@@ -17,16 +17,16 @@ import os
 import tempfile
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.bench_marts import _free_port as free_port
-from billing.clickhouse import client
 from billing.invoicing.run import Invoicing
-from billing.migrations import migrate
+from billing.kafka.topics import TopicSpec, admin_client, ensure_topics
 from billing.platform import stack
-from billing.platform.topics import TopicSpec, admin_client, ensure_topics
 from billing.settings import get_settings
+from billing.warehouse.client import client
+from billing.warehouse.migrations import migrate
 
 CUSTOMERS = 10_000
 DB = "bench_invoicing"
@@ -102,7 +102,7 @@ def run() -> str:
             rollups = ch.command(f"SELECT count() FROM {DB}.usage_rollups")
             invoicing = Invoicing(settings)
             load = [os.getloadavg()[0]]
-            july, august = datetime(2026, 7, 2, tzinfo=timezone.utc), datetime(2026, 8, 2, tzinfo=timezone.utc)
+            july, august = datetime(2026, 7, 2, tzinfo=UTC), datetime(2026, 8, 2, tzinfo=UTC)
             first = invoicing.run_period("2026-06", now=july)
             again = invoicing.run_period("2026-06", now=july.replace(hour=1))
             final = invoicing.run_period("2026-06", now=july.replace(hour=2), finalize=True)

@@ -21,10 +21,10 @@ from pathlib import Path
 
 import clickhouse_connect
 
-from billing.dbt_project import run_dbt
-from billing.migrations import migrate
-from billing.platform.warehouse import ping
+from billing.analytics.dbt_project import run_dbt
 from billing.settings import REPO_ROOT, Settings
+from billing.warehouse.client import ping
+from billing.warehouse.migrations import migrate
 
 CUSTOMERS = 10_000
 DAYS = 30
@@ -195,7 +195,7 @@ def _free_port() -> int:
 
 def _start_endpoint(data_dir: Path, port: int) -> subprocess.Popen:
     server = subprocess.Popen(
-        [sys.executable, "-m", "billing.warehouse.server", "--data-dir", str(data_dir), "--port", str(port)],
+        [sys.executable, "-m", "billing.chdb_server.server", "--data-dir", str(data_dir), "--port", str(port)],
         cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 60

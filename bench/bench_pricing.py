@@ -12,19 +12,19 @@ import io
 import random
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+from billing.core.pricing import BillTo, CouponGrant, Period, Segment, builtin_catalog, month_period, price_invoice
+from billing.core.pricing.invoice import to_invoice
 from billing.invoicing.export import write_invoices_csv
 from billing.invoicing.pdf import BillTo as Party
 from billing.invoicing.pdf import Branding, render_pdf
-from billing.pricing import BillTo, CouponGrant, Period, Segment, builtin_catalog, month_period, price_invoice
-from billing.pricing.invoice import to_invoice
 
 CUSTOMERS = 10_000
 PDFS = 50
-PERIOD = month_period(datetime(2024, 3, 1, tzinfo=timezone.utc))
+PERIOD = month_period(datetime(2024, 3, 1, tzinfo=UTC))
 LOCATIONS = [("US", "CA"), ("US", "NY"), ("US", "TX"), ("DE", None), ("FR", None), ("GB", None), ("JP", None), ("CA", "QC"), ("BR", None)]
 
 
@@ -72,7 +72,7 @@ def run() -> str:
     started = time.perf_counter()
     invoices = [
         to_invoice(p, invoice_id=f"INV-202403-{c['id']}", customer_id=c["id"], issued_at=issued, due_at=issued + timedelta(days=14))
-        for p, c in zip(priced, customers)
+        for p, c in zip(priced, customers, strict=True)
     ]
     contract_s = time.perf_counter() - started
     started = time.perf_counter()

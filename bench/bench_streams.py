@@ -20,24 +20,23 @@ import socket
 import sys
 import time
 import urllib.request
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import orjson
 import psutil
 from confluent_kafka import Consumer
 
-from billing.clickhouse import client
-from billing.meters import active_meters
-from billing.migrations import migrate
-from billing.platform.kafka import KafkaService
+from billing.core.meters import active_meters
+from billing.kafka.topics import admin_client, ensure_topics, topic_specs
+from billing.platform.kafka_broker import KafkaService
 from billing.platform.process import ManagedProcess
-from billing.platform.topics import admin_client, ensure_topics, topic_specs
-from billing.platform.warehouse import WarehouseService
+from billing.platform.warehouse_service import WarehouseService
 from billing.settings import REPO_ROOT, get_settings
+from billing.warehouse.client import client
+from billing.warehouse.migrations import migrate
 from producers.simulator import SimulationConfig, Simulator
 from producers.sinks import KafkaSink
 
-UTC = timezone.utc
 EVENTS = 1_000_000
 CUSTOMERS = 200
 FRESH_RATE = 5000

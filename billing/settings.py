@@ -14,6 +14,10 @@ from pathlib import Path
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from billing.core.contracts import FUTURE_TOLERANCE_S, set_future_tolerance_source
+from billing.core.meters import MeterSet, load_meters, set_meter_source
+from billing.core.pricing.catalog import PlanCatalog, builtin_catalog, load_catalog
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -96,7 +100,7 @@ class Settings(BaseSettings):
         default=None, description="YAML file defining the meters (default: the five built-in meters)."
     )
     usage_future_tolerance_s: float = Field(
-        default=300.0, ge=0, description="How far in the future a usage event's time may be before it is rejected."
+        default=FUTURE_TOLERANCE_S, ge=0, description="How far in the future a usage event's time may be before it is rejected."
     )
 
     # Stream worker (`billing worker`)
@@ -116,7 +120,7 @@ class Settings(BaseSettings):
 
     # Pricing and invoices
     plans_dir: Path | None = Field(
-        default=None, description="Folder (or file) of plan catalog YAML/JSON (default: the example plans in billing/plans)."
+        default=None, description="Folder (or file) of plan catalog YAML/JSON (default: the example plans in billing/core/plans)."
     )
     invoice_company_name: str = Field(default="Acme Metering Inc.", description="Seller name printed on invoices.")
     invoice_company_address: str = Field(
@@ -158,3 +162,21 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """Return the process-wide settings (read once from the environment)."""
     return Settings()
+
+
+# ------------------------------------------------------------------ the core's inputs, as configured
+
+
+@lru_cache(maxsize=8)
+def _meters_at(path: Path | None) -> MeterSet:
+    return load_meters(path)
+
+
+def configured_catalog() -> PlanCatalog:
+    """The catalog at ``BILLING_PLANS_DIR``, or the shipped example plans when it is unset."""
+    path = get_settings().plans_dir
+    return load_catalog([path]) if path is not None else builtin_catalog()
+
+
+set_meter_source(lambda: _meters_at(get_settings().meters_file))
+set_future_tolerance_source(lambda: get_settings().usage_future_tolerance_s)

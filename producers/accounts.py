@@ -14,7 +14,7 @@ from decimal import Decimal
 
 from faker import Faker
 
-from billing.contracts import (
+from billing.core.contracts import (
     Adjustment,
     AdjustmentKind,
     BillingInterval,
@@ -32,8 +32,8 @@ from billing.contracts import (
     SubscriptionEventType,
     SubscriptionStatus,
 )
-from billing.pricing.money import currency as currency_of
-from producers import catalog as cat
+from billing.core.pricing.money import currency as currency_of
+from producers import world as cat
 from producers.customers import CustomerProfile
 from producers.usage import us_of
 

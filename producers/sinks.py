@@ -12,7 +12,7 @@ from pathlib import Path
 
 from confluent_kafka import KafkaError, KafkaException, Producer
 
-from billing.errors import PlatformError, ServiceUnavailable
+from billing.core.errors import PlatformError, ServiceUnavailable
 
 _log = logging.getLogger("billing.simulate.kafka")
 _log.addHandler(logging.NullHandler())

@@ -33,7 +33,7 @@ import logging
 import time
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import partial
 from itertools import islice
 from pathlib import Path
@@ -45,18 +45,17 @@ from faust.exceptions import ConsumerNotStarted
 from faust.types import TP
 from rocksdict import WriteBatch
 
-from billing.clickhouse import client as make_client
-from billing.contracts import to_bytes
+from billing.core.contracts import to_bytes
+from billing.core.meters import active_meters
 from billing.gc_tuning import COLLECT_EVERY_S, collect_garbage, trim_heap
-from billing.meters import active_meters
 from billing.settings import Settings
+from billing.warehouse.client import client as make_client
 from streams.metrics import WorkerMetrics
 from streams.pipeline import Output, Record, RecordProcessor, UsageProcessor, WindowConfig
 from streams.sink import SinkStopped, WarehouseSink
 from streams.transport import BatchApp
 
 log = logging.getLogger("billing.worker")
-UTC = timezone.utc
 DAY_S = 86_400
 IDLE_CHECK_S = 5.0
 METADATA_WAIT_S = 30.0

@@ -16,7 +16,7 @@ from decimal import Decimal
 
 import orjson
 
-from billing.contracts import PaymentStatus, PaymentTransaction
+from billing.core.contracts import PaymentStatus, PaymentTransaction
 
 S = PaymentStatus
 ALLOWED: dict[PaymentStatus | None, frozenset[PaymentStatus]] = {

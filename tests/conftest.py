@@ -28,6 +28,12 @@ from billing.platform import stack  # noqa: E402
 from billing.platform.service import Service  # noqa: E402
 from billing.settings import Settings, get_settings  # noqa: E402
 
+pytest_plugins = [
+    "tests.integration.api_fixtures",
+    "tests.integration.invoicing_fixtures",
+    "tests.integration.marts_data",
+]
+
 
 @pytest.fixture(scope="session")
 def settings() -> Settings:

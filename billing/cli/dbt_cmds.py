@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import typer
 
+from billing.analytics.dbt_project import PLAN_SEED, check_warehouse, run_dbt, write_plan_seed
 from billing.cli.app import app, console
-from billing.dbt_project import PLAN_SEED, check_warehouse, run_dbt, write_plan_seed
-from billing.pricing.catalog import configured_catalog
-from billing.settings import get_settings
+from billing.settings import configured_catalog, get_settings
 
 dbt_app = typer.Typer(
     help="Build and test the analytics marts with dbt (extra arguments are passed to dbt).",
@@ -26,7 +23,7 @@ def _refresh_plans() -> None:
     console.print(f"plan seed: {count} plan(s) from the pricing catalog -> {PLAN_SEED.relative_to(PLAN_SEED.parents[2])}")
 
 
-def _dbt(verb: list[str], ctx: typer.Context, target: Optional[str], plans: bool = False) -> None:
+def _dbt(verb: list[str], ctx: typer.Context, target: str | None, plans: bool = False) -> None:
     settings = get_settings()
     check_warehouse(settings)
     if plans:
@@ -39,37 +36,37 @@ def _dbt(verb: list[str], ctx: typer.Context, target: Optional[str], plans: bool
 
 
 @dbt_app.command(context_settings=PASS_THROUGH)
-def build(ctx: typer.Context, target: Optional[str] = typer.Option(None, "--target", help=TARGET_HELP)) -> None:
+def build(ctx: typer.Context, target: str | None = typer.Option(None, "--target", help=TARGET_HELP)) -> None:
     """Refresh the plan seed, then seed, run and test every model (`dbt build`)."""
     _dbt(["build"], ctx, target, plans=True)
 
 
 @dbt_app.command(context_settings=PASS_THROUGH)
-def run(ctx: typer.Context, target: Optional[str] = typer.Option(None, "--target", help=TARGET_HELP)) -> None:
+def run(ctx: typer.Context, target: str | None = typer.Option(None, "--target", help=TARGET_HELP)) -> None:
     """Build the models (`dbt run`), e.g. `billing dbt run --select fct_transaction+`."""
     _dbt(["run"], ctx, target)
 
 
 @dbt_app.command(context_settings=PASS_THROUGH)
-def test(ctx: typer.Context, target: Optional[str] = typer.Option(None, "--target", help=TARGET_HELP)) -> None:
+def test(ctx: typer.Context, target: str | None = typer.Option(None, "--target", help=TARGET_HELP)) -> None:
     """Run the data tests, reconciliations included (`dbt test`)."""
     _dbt(["test"], ctx, target)
 
 
 @dbt_app.command(context_settings=PASS_THROUGH)
-def seed(ctx: typer.Context, target: Optional[str] = typer.Option(None, "--target", help=TARGET_HELP)) -> None:
+def seed(ctx: typer.Context, target: str | None = typer.Option(None, "--target", help=TARGET_HELP)) -> None:
     """Refresh the plan seed and load the seeds (`dbt seed`)."""
     _dbt(["seed"], ctx, target, plans=True)
 
 
 @dbt_app.command(context_settings=PASS_THROUGH)
-def freshness(ctx: typer.Context, target: Optional[str] = typer.Option(None, "--target", help=TARGET_HELP)) -> None:
+def freshness(ctx: typer.Context, target: str | None = typer.Option(None, "--target", help=TARGET_HELP)) -> None:
     """Check how recent the raw sources are (`dbt source freshness`)."""
     _dbt(["source", "freshness"], ctx, target)
 
 
 @dbt_app.command(context_settings=PASS_THROUGH)
-def docs(ctx: typer.Context, target: Optional[str] = typer.Option(None, "--target", help=TARGET_HELP)) -> None:
+def docs(ctx: typer.Context, target: str | None = typer.Option(None, "--target", help=TARGET_HELP)) -> None:
     """Generate the documentation site (`dbt docs generate`) into <state>/dbt/target."""
     _dbt(["docs", "generate"], ctx, target)
 

@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.table import Table
 
 from billing.cli.app import app, console
-from billing.errors import ConfigError
-from billing.meters import active_meters
-from billing.pricing import BillTo, CouponGrant, PlanCatalog, Segment, load_catalog, price_invoice
-from billing.pricing.catalog import configured_catalog
-from billing.pricing.money import currency
-from billing.pricing.plans import Coupon, FlatCharge, PackageCharge, PercentageCharge, PerUnitCharge, Plan
-from billing.pricing.proration import Period, plan_period
+from billing.core.errors import ConfigError
+from billing.core.meters import active_meters
+from billing.core.pricing import BillTo, CouponGrant, PlanCatalog, Segment, load_catalog, price_invoice
+from billing.core.pricing.money import currency
+from billing.core.pricing.plans import Coupon, FlatCharge, PackageCharge, PercentageCharge, PerUnitCharge, Plan
+from billing.core.pricing.proration import Period, plan_period
+from billing.settings import configured_catalog
 
 plans_app = typer.Typer(help="Price plans: validate files, inspect plans, quote usage.", no_args_is_help=True)
 app.add_typer(plans_app, name="plans")
@@ -25,7 +24,7 @@ app.add_typer(plans_app, name="plans")
 CatalogOption = typer.Option(None, "--catalog", "-c", help="Catalog file or folder (default: BILLING_PLANS_DIR or the example plans).")
 
 
-def _catalog(path: Optional[Path]) -> PlanCatalog:
+def _catalog(path: Path | None) -> PlanCatalog:
     return load_catalog([path]) if path is not None else configured_catalog()
 
 
@@ -45,7 +44,7 @@ def validate(files: list[Path] = typer.Argument(..., help="Plan catalog files or
 
 
 @plans_app.command("list")
-def list_plans(catalog_path: Optional[Path] = CatalogOption) -> None:
+def list_plans(catalog_path: Path | None = CatalogOption) -> None:
     """List the plans and coupons of the catalog."""
     catalog = _catalog(catalog_path)
     table = _id_table("plans", "name", "currency", "interval", "charges", "minimum")
@@ -82,7 +81,7 @@ def _duration(coupon: Coupon) -> str:
 
 
 @plans_app.command()
-def show(plan_id: str = typer.Argument(..., help="Plan id."), catalog_path: Optional[Path] = CatalogOption) -> None:
+def show(plan_id: str = typer.Argument(..., help="Plan id."), catalog_path: Path | None = CatalogOption) -> None:
     """Show one plan with every charge, tier and price."""
     plan = _catalog(catalog_path).plan(plan_id)
     console.print(f"[bold]{plan.name}[/] ({plan.id}) · {plan.currency} per {plan.interval}")
@@ -106,20 +105,20 @@ def show(plan_id: str = typer.Argument(..., help="Plan id."), catalog_path: Opti
 def quote(
     plan_id: str = typer.Option(..., "--plan", "-p", help="Plan id."),
     usage: list[str] = typer.Option([], "--usage", "-u", help="meter=quantity (repeatable)."),
-    country: Optional[str] = typer.Option(None, help="Customer country (ISO 3166-1 alpha-2) for taxes."),
-    region: Optional[str] = typer.Option(None, help="Customer state/province for regional taxes."),
+    country: str | None = typer.Option(None, help="Customer country (ISO 3166-1 alpha-2) for taxes."),
+    region: str | None = typer.Option(None, help="Customer state/province for regional taxes."),
     coupon: list[str] = typer.Option([], help="Coupon id (repeatable)."),
     credits: str = typer.Option("0", help="Prepaid credit balance in the plan currency."),
-    start: Optional[str] = typer.Option(None, help="Active from (ISO date/time, UTC) for a prorated quote."),
-    end: Optional[str] = typer.Option(None, help="Active until (ISO date/time, UTC), e.g. a cancellation."),
-    month: Optional[str] = typer.Option(None, help="Billing period containing this date (default: today, UTC)."),
-    pdf: Optional[Path] = typer.Option(None, help="Also render the quote as a PDF at this path."),
-    catalog_path: Optional[Path] = CatalogOption,
+    start: str | None = typer.Option(None, help="Active from (ISO date/time, UTC) for a prorated quote."),
+    end: str | None = typer.Option(None, help="Active until (ISO date/time, UTC), e.g. a cancellation."),
+    month: str | None = typer.Option(None, help="Billing period containing this date (default: today, UTC)."),
+    pdf: Path | None = typer.Option(None, help="Also render the quote as a PDF at this path."),
+    catalog_path: Path | None = CatalogOption,
 ) -> None:
     """Price ad-hoc usage on a plan and show every line with its computation."""
     catalog = _catalog(catalog_path)
     plan = catalog.plan(plan_id)
-    period = plan_period(plan.interval, _moment(month) if month else datetime.now(timezone.utc))
+    period = plan_period(plan.interval, _moment(month) if month else datetime.now(UTC))
     active = period
     if start or end:
         active = Period(_moment(start) if start else period.start, _moment(end) if end else period.end)
@@ -151,11 +150,11 @@ def quote(
         console.print(f"credits         -{money.format(priced.credits_applied)}")
     console.print(f"[bold]amount due      {money.format(priced.amount_due)}[/]")
     if pdf is not None:
+        from billing.core.pricing.invoice import to_invoice
         from billing.invoicing.pdf import BillTo as Party
         from billing.invoicing.pdf import render_pdf
-        from billing.pricing.invoice import to_invoice
 
-        issued = datetime.now(timezone.utc).replace(microsecond=0)
+        issued = datetime.now(UTC).replace(microsecond=0)
         invoice = to_invoice(priced, invoice_id=f"QUOTE-{plan.id}-{issued:%Y%m%d%H%M%S}", customer_id="quote", issued_at=issued, due_at=issued)
         render_pdf(invoice, Party("Quote", "quote", lines=(f"Country: {country}",) if country else ()), pdf)
         console.print(f"PDF written to {pdf}")
@@ -213,4 +212,4 @@ def _moment(text: str) -> datetime:
         moment = datetime.fromisoformat(text)
     except ValueError:
         raise ConfigError(f"{text!r} is not an ISO date or date-time (e.g. 2024-02-16 or 2024-02-16T12:00:00Z)") from None
-    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)

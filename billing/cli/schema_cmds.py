@@ -9,8 +9,8 @@ from pathlib import Path
 import typer
 
 from billing.cli.app import app, console
-from billing.contracts import ALL_MODELS, SCHEMA_VERSION, TOPIC_MODELS
-from billing.errors import ConfigError
+from billing.core.contracts import ALL_MODELS, SCHEMA_VERSION, TOPIC_MODELS
+from billing.core.errors import ConfigError
 from billing.settings import REPO_ROOT
 
 SCHEMA_DIR = REPO_ROOT / "docs" / "schemas"

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from billing.cli.app import app, console
-from billing.errors import ConfigError
-from billing.meters import active_meters
+from billing.core.errors import ConfigError
+from billing.core.meters import active_meters
 from billing.settings import get_settings
 from producers.manifest import default_manifest_dir
 from producers.simulator import SimulationConfig, Simulator
@@ -36,24 +35,24 @@ def parse_start(text: str | None) -> datetime | None:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise ConfigError(f"--start must be an ISO 8601 date or time (got {text!r})") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 @app.command()
 def simulate(
     customers: int = typer.Option(100, "--customers", help="Number of simulated customers."),
     rate: str = typer.Option("1000", "--rate", help="Usage events per second, or 'max'."),
-    duration: Optional[float] = typer.Option(None, "--duration", help="Seconds to run (real time) or rate x duration events (history)."),
-    events: Optional[int] = typer.Option(None, "--events", help="Number of usage events to generate."),
-    start: Optional[str] = typer.Option(None, "--start", help="Simulate history from this UTC time (ISO 8601)."),
-    days: Optional[float] = typer.Option(None, "--days", help="Length of the simulated history (default 1 with --start)."),
+    duration: float | None = typer.Option(None, "--duration", help="Seconds to run (real time) or rate x duration events (history)."),
+    events: int | None = typer.Option(None, "--events", help="Number of usage events to generate."),
+    start: str | None = typer.Option(None, "--start", help="Simulate history from this UTC time (ISO 8601)."),
+    days: float | None = typer.Option(None, "--days", help="Length of the simulated history (default 1 with --start)."),
     seed: int = typer.Option(42, "--seed", help="Random seed: same seed and options, same output."),
     duplicate_rate: float = typer.Option(0.0, "--duplicate-rate", help="Probability an event is sent twice."),
     late_rate: float = typer.Option(0.0, "--late-rate", help="Probability an event arrives later than --lateness."),
     malformed_rate: float = typer.Option(0.0, "--malformed-rate", help="Probability an event is malformed."),
     lateness: float = typer.Option(7200.0, "--lateness", help="Seconds a late event lags behind its event time (at least)."),
-    manifest: Optional[Path] = typer.Option(None, "--manifest", help="Manifest directory (default: <state>/manifests/seed-<seed>)."),
-    output: Optional[Path] = typer.Option(None, "--output", help="Write records to this file instead of Kafka."),
+    manifest: Path | None = typer.Option(None, "--manifest", help="Manifest directory (default: <state>/manifests/seed-<seed>)."),
+    output: Path | None = typer.Option(None, "--output", help="Write records to this file instead of Kafka."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Write to <state>/simulate/dry-run.tsv instead of Kafka."),
 ) -> None:
     """Generate customers, usage, subscriptions, invoices and payments, with injected faults.

@@ -5,15 +5,14 @@ from __future__ import annotations
 import csv
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.table import Table
 
-from billing import migrations
 from billing.cli.app import app, console
-from billing.clickhouse import client
 from billing.settings import get_settings
+from billing.warehouse import migrations
+from billing.warehouse.client import client
 
 warehouse_app = typer.Typer(help="Warehouse schema management.", no_args_is_help=True)
 app.add_typer(warehouse_app, name="warehouse")
@@ -42,7 +41,7 @@ def migration_status() -> None:
 @app.command()
 def sql(
     query: str = typer.Argument(..., help="SQL to run; '-' reads it from standard input."),
-    csv_out: Optional[Path] = typer.Option(None, "--csv", help="Write the result to this CSV file."),
+    csv_out: Path | None = typer.Option(None, "--csv", help="Write the result to this CSV file."),
     readonly: bool = typer.Option(False, "--readonly", help="Run as the read-only dashboards user."),
 ) -> None:
     """Run ad-hoc SQL against the warehouse and print the result as a table."""

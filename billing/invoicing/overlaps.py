@@ -3,7 +3,7 @@
 Other sources write invoices too (the simulator publishes anniversary-period invoices, ids
 ``inv-<n>-<YYYYMMDD>``, which the stream worker stores). Before billing a month, the run looks for
 each customer's invoices that are not void, are not the run's own invoice of that customer and
-month (:func:`~billing.invoicing.periods.invoice_id`), and whose service period overlaps the month;
+month (:func:`~billing.core.invoicing.periods.invoice_id`), and whose service period overlaps the month;
 such a customer is skipped for the month and reported with those invoice ids.
 
 Periods are half-open, ``[start, end)``: an invoice ending exactly when the month starts (or
@@ -19,10 +19,10 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 
-from billing.contracts import InvoiceStatus
-from billing.invoicing.periods import invoice_id
+from billing.core.contracts import InvoiceStatus
+from billing.core.invoicing.periods import invoice_id
+from billing.core.pricing.proration import Period
 from billing.invoicing.store import InvoiceHead
-from billing.pricing.proration import Period
 
 
 def overlaps(first: Period, second: Period) -> bool:

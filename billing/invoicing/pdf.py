@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Optional
 from xml.sax.saxutils import escape
 
 import reportlab
@@ -25,8 +24,8 @@ from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
-from billing.contracts import AdjustmentKind, Customer, Invoice
-from billing.pricing.money import Currency, currency
+from billing.core.contracts import AdjustmentKind, Customer, Invoice
+from billing.core.pricing.money import Currency, currency
 
 ACCENT = colors.HexColor("#1f4e79")
 MUTED = colors.HexColor("#6b7280")
@@ -44,7 +43,7 @@ class Branding:
     email: str = ""
 
     @classmethod
-    def from_settings(cls) -> "Branding":
+    def from_settings(cls) -> Branding:
         """Branding from ``BILLING_INVOICE_COMPANY_*``."""
         from billing.settings import get_settings
 
@@ -63,12 +62,12 @@ class BillTo:
     lines: tuple[str, ...] = field(default_factory=tuple)
 
     @classmethod
-    def from_customer(cls, customer: Customer) -> "BillTo":
+    def from_customer(cls, customer: Customer) -> BillTo:
         """Bill-to block from the Customer contract."""
         return cls(customer.company_name, customer.id, customer.email, (f"Country: {customer.country}",))
 
 
-def render_pdf(invoice: Invoice, bill_to: BillTo, path: Path, branding: Optional[Branding] = None) -> Path:
+def render_pdf(invoice: Invoice, bill_to: BillTo, path: Path, branding: Branding | None = None) -> Path:
     """Write ``invoice`` as a PDF at ``path`` and return the path."""
     _register_fonts()
     branding = branding or Branding.from_settings()
@@ -105,7 +104,7 @@ def _register_fonts() -> None:
     pdfmetrics.registerFont(TTFont(BOLD, str(fonts / "VeraBd.ttf")))
 
 
-def _style(name: str, size: float = 9, font: str = FONT, color=colors.black, align: int = 0, leading: Optional[float] = None) -> ParagraphStyle:
+def _style(name: str, size: float = 9, font: str = FONT, color=colors.black, align: int = 0, leading: float | None = None) -> ParagraphStyle:
     return ParagraphStyle(name, fontName=font, fontSize=size, leading=leading or size * 1.3, textColor=color, alignment=align)
 
 

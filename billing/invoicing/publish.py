@@ -7,8 +7,8 @@ from collections.abc import Iterable
 
 from confluent_kafka import KafkaError, KafkaException, Producer
 
-from billing.contracts import Invoice, to_bytes
-from billing.errors import PlatformError, ServiceUnavailable
+from billing.core.contracts import Invoice, to_bytes
+from billing.core.errors import PlatformError, ServiceUnavailable
 from billing.settings import Settings
 
 _log = logging.getLogger("billing.invoicing.kafka")

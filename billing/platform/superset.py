@@ -18,7 +18,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from billing.errors import PlatformError
+from billing.core.errors import PlatformError
 from billing.platform.process import ManagedProcess, http_ok, tail
 from billing.platform.service import Service
 from billing.platform.superset_api import SupersetClient

@@ -14,7 +14,7 @@ import subprocess
 from pathlib import Path
 from urllib.parse import quote
 
-from billing.errors import PlatformError
+from billing.core.errors import PlatformError
 from billing.platform.superset import SUPERSET_DIR, SupersetService
 from billing.settings import REPO_ROOT
 

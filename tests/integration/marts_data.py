@@ -1,8 +1,8 @@
 """Simulated data for the dbt marts and report tests, loaded into a scratch raw database.
 
 The simulator writes its records to a file; every record is parsed with the contracts and mapped
-with :mod:`billing.facts` (the stream worker's mapping), then inserted. The hourly usage rollups
-the stream worker would write are folded here with :class:`billing.meters.Accumulator`, and every
+with :mod:`billing.warehouse.facts` (the stream worker's mapping), then inserted. The hourly usage rollups
+the stream worker would write are folded here with :class:`billing.core.meters.Accumulator`, and every
 window also gets a stale lower version holding a wrong value, so the marts must read the rollups
 replay-safely (FINAL) to pass. Invoices and payments keep every version the simulator sent.
 """
@@ -16,15 +16,12 @@ import uuid
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from decimal import Decimal
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from billing import facts
-from billing.clickhouse import client
-from billing.contracts import (
+from billing.core.contracts import (
     ContractViolation,
     Customer,
     Invoice,
@@ -33,13 +30,14 @@ from billing.contracts import (
     UsageEvent,
     parse_topic,
 )
-from billing.meters import Accumulator, MeterSet, active_meters
-from billing.migrations import migrate
+from billing.core.meters import Accumulator, MeterSet, active_meters
 from billing.settings import Settings
+from billing.warehouse import facts
+from billing.warehouse.client import client
+from billing.warehouse.migrations import migrate
 from producers.simulator import SimulationConfig, Simulator
 from producers.sinks import FileSink, read_records
 
-UTC = timezone.utc
 START = datetime(2026, 6, 1, tzinfo=UTC)
 CONFIG = SimulationConfig(customers=120, rate=None, events=6000, start=START, days=30, seed=7,
                           duplicate_rate=0.02, late_rate=0.01, malformed_rate=0.01)

@@ -8,21 +8,20 @@ import sys
 import time
 import urllib.request
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-from billing.clickhouse import client
-from billing.meters import Aggregation, active_meters
-from billing.migrations import migrate
+from billing.core.meters import Aggregation, active_meters
+from billing.kafka.topics import admin_client, ensure_topics, topic_specs
 from billing.platform.process import ManagedProcess
-from billing.platform.topics import admin_client, ensure_topics, topic_specs
 from billing.settings import REPO_ROOT, Settings
+from billing.warehouse.client import client
+from billing.warehouse.migrations import migrate
 from producers.manifest import Manifest
 from producers.simulator import SimulationConfig, Simulator
 from producers.sinks import KafkaSink
 
-UTC = timezone.utc
 TOPIC_FIELDS = ("usage", "customers", "subscriptions", "invoices", "payments", "dead_letters")
 
 

@@ -3,21 +3,38 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
 
-from billing import facts
-from billing.clickhouse import client
-from billing.contracts import (
-    Adjustment, AdjustmentKind, Customer, DeadLetter, Invoice, InvoiceStatus, LineItem, LineKind,
-    BreakdownStep, PaymentMethod, PaymentStatus, PaymentTransaction, Segment, ShippingDetails,
-    SubscriptionEvent, SubscriptionEventType, SubscriptionStatus, BillingInterval, UsageData, UsageEvent,
+from billing.core.contracts import (
+    Adjustment,
+    AdjustmentKind,
+    BillingInterval,
+    BreakdownStep,
+    Customer,
+    DeadLetter,
+    Invoice,
+    InvoiceStatus,
+    LineItem,
+    LineKind,
+    PaymentMethod,
+    PaymentStatus,
+    PaymentTransaction,
+    Segment,
+    ShippingDetails,
+    SubscriptionEvent,
+    SubscriptionEventType,
+    SubscriptionStatus,
+    UsageData,
+    UsageEvent,
 )
-from billing.migrations import migrate
+from billing.warehouse import facts
+from billing.warehouse.client import client
+from billing.warehouse.migrations import migrate
 
-T0 = datetime(2026, 10, 5, 14, 30, 15, 123000, tzinfo=timezone.utc)
+T0 = datetime(2026, 10, 5, 14, 30, 15, 123000, tzinfo=UTC)
 
 
 @pytest.fixture()

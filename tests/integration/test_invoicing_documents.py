@@ -4,25 +4,23 @@ from __future__ import annotations
 
 import csv
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 
-import pytest
 from confluent_kafka import Consumer, TopicPartition
 from pypdf import PdfReader
 from typer.testing import CliRunner
 
 from billing.cli import invoice_cmds  # noqa: F401  (registers the commands)
 from billing.cli.app import app
-from billing.contracts import Invoice, InvoiceStatus, parse_topic
-from billing.invoicing.errors import PeriodError
+from billing.core.contracts import Invoice, InvoiceStatus, parse_topic
+from billing.core.invoicing.errors import PeriodError
+from billing.core.pricing.money import currency
 from billing.invoicing.pdf import render_pdf
 from billing.invoicing.run import Invoicing
-from billing.pricing.money import currency
 from tests.integration.invoicing_data import business_records
-from tests.integration.invoicing_fixtures import cli_env, simulated, world  # noqa: F401  (fixtures)
 
-MID_OCTOBER = datetime(2026, 10, 15, tzinfo=timezone.utc)
+MID_OCTOBER = datetime(2026, 10, 15, tzinfo=UTC)
 runner = CliRunner()
 
 

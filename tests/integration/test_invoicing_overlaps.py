@@ -3,22 +3,20 @@ month (the simulator's anniversary invoices, stored by the worker) make it skip 
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from typer.testing import CliRunner
 
 from billing.cli import invoice_cmds  # noqa: F401  (registers the commands)
 from billing.cli.app import app
-from billing.contracts import Invoice, InvoiceStatus, LineItem, LineKind
-from billing.invoicing.periods import invoice_id
+from billing.core.contracts import Invoice, InvoiceStatus, LineItem, LineKind
+from billing.core.invoicing.periods import invoice_id
+from billing.core.pricing import Period
+from billing.core.pricing.proration import month_period
 from billing.invoicing.run import SUPERSEDED, Invoicing
-from billing.pricing import Period
-from billing.pricing.proration import month_period
 from tests.integration.invoicing_data import SEPTEMBER, business_records, count
-from tests.integration.invoicing_fixtures import cli_env, simulated, world  # noqa: F401  (fixtures)
 
-UTC = timezone.utc
 OCTOBER = datetime(2026, 10, 1, tzinfo=UTC)
 MID_OCTOBER = datetime(2026, 10, 15, tzinfo=UTC)
 SEPT = Period(SEPTEMBER, OCTOBER)

@@ -7,21 +7,25 @@ from the invoicing code's spans or SQL.
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
 
-from billing import facts
-from billing.contracts import InvoiceStatus, LineKind
-from billing.errors import ConfigError
-from billing.invoicing.errors import InvalidTransition, NoSubscription, PeriodError, UnknownCustomer, UnknownInvoice
+from billing.core.contracts import InvoiceStatus, LineKind
+from billing.core.errors import ConfigError
+from billing.core.invoicing.errors import (
+    InvalidTransition,
+    NoSubscription,
+    PeriodError,
+    UnknownCustomer,
+    UnknownInvoice,
+)
+from billing.core.pricing import BillTo, Period, Segment, builtin_catalog, price_invoice
 from billing.invoicing.run import Invoicing
-from billing.pricing import BillTo, Period, Segment, builtin_catalog, price_invoice
+from billing.warehouse import facts
 from tests.integration.invoicing_data import SEPTEMBER, add_usage, business_records, count
-from tests.integration.invoicing_fixtures import simulated, world  # noqa: F401  (fixtures)
 
-UTC = timezone.utc
 OCTOBER = datetime(2026, 10, 1, tzinfo=UTC)
 MID_OCTOBER, MID_NOVEMBER, DECEMBER_2 = (datetime(2026, 10, 15, tzinfo=UTC), datetime(2026, 11, 15, tzinfo=UTC),
                                          datetime(2026, 12, 2, tzinfo=UTC))

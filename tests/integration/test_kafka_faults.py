@@ -10,8 +10,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from billing.errors import PlatformError
-from billing.platform.kafka import KafkaService
+from billing.core.errors import PlatformError
+from billing.platform.kafka_broker import KafkaService
 from billing.platform.process import port_owner
 from billing.settings import REPO_ROOT, Settings
 

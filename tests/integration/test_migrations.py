@@ -7,9 +7,9 @@ import uuid
 
 import pytest
 
-from billing.clickhouse import client
-from billing.errors import ConfigError
-from billing.migrations import SCHEMA_DIR, migrate, pending
+from billing.core.errors import ConfigError
+from billing.warehouse.client import client
+from billing.warehouse.migrations import SCHEMA_DIR, migrate, pending
 
 
 @pytest.fixture()

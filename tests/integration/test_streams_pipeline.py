@@ -8,9 +8,9 @@ from decimal import Decimal
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
-from billing.clickhouse import client
-from billing.meters import active_meters
-from billing.reconcile import fix_rows, reconcile
+from billing.core.meters import active_meters
+from billing.warehouse.client import client
+from billing.warehouse.reconcile import fix_rows, reconcile
 from streams.pipeline import ROLLUP_COLUMNS
 from tests.integration.streams_harness import (
     additive_meters,

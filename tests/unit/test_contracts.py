@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import orjson
@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from billing.cli import schema_cmds
-from billing.contracts import (
+from billing.core.contracts import (
     TOPIC_MODELS,
     ContractViolation,
     DeadLetter,
@@ -23,14 +23,12 @@ from billing.contracts import (
     parse_usage,
     to_bytes,
 )
-from billing.meters import Aggregation, Meter, MeterSet, active_meters
+from billing.core.meters import Aggregation, Meter, MeterSet, active_meters
 from billing.settings import Settings
 from producers.simulator import SimulationConfig, Simulator
 from producers.sinks import FileSink, read_records
 
-NOW = datetime(2024, 6, 1, 12, tzinfo=timezone.utc)
-UTC = timezone.utc
-
+NOW = datetime(2024, 6, 1, 12, tzinfo=UTC)
 
 def usage(**overrides) -> dict:
     event = {

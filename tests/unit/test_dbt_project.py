@@ -9,12 +9,18 @@ from pathlib import Path
 import pytest
 import yaml
 
-from billing import report
-from billing.dbt_project import (
-    PLAN_COLUMNS, PLAN_SEED, PROJECT_DIR, check_warehouse, dbt_env, plan_rows, write_plan_seed,
+from billing.analytics import report
+from billing.analytics.dbt_project import (
+    PLAN_COLUMNS,
+    PLAN_SEED,
+    PROJECT_DIR,
+    check_warehouse,
+    dbt_env,
+    plan_rows,
+    write_plan_seed,
 )
-from billing.errors import ConfigError, ServiceUnavailable
-from billing.pricing.catalog import builtin_catalog
+from billing.core.errors import ConfigError, ServiceUnavailable
+from billing.core.pricing.catalog import builtin_catalog
 from billing.settings import Settings
 
 MODELS = sorted((PROJECT_DIR / "models").rglob("*.sql"))

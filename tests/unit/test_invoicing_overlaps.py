@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from billing.contracts import InvoiceStatus
+from billing.core.contracts import InvoiceStatus
+from billing.core.invoicing.periods import invoice_id, parse_period
+from billing.core.pricing.proration import Period
 from billing.invoicing.overlaps import blocking, overlaps
-from billing.invoicing.periods import invoice_id, parse_period
 from billing.invoicing.store import InvoiceHead
-from billing.pricing.proration import Period
 
-UTC = timezone.utc
 SEP = parse_period("2026-09")
 D = lambda month, day: datetime(2026, month, day, tzinfo=UTC)  # noqa: E731
 

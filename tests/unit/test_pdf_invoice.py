@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
 
 from pypdf import PdfReader
 
+from billing.core.pricing import BillTo, CouponGrant, Segment, builtin_catalog, month_period, price_invoice
+from billing.core.pricing.invoice import to_invoice
 from billing.invoicing.export import INVOICE_COLUMNS, write_invoices_csv, write_usage_csv
 from billing.invoicing.pdf import BillTo as Party
 from billing.invoicing.pdf import Branding, render_pdf
-from billing.pricing import BillTo, CouponGrant, Segment, builtin_catalog, month_period, price_invoice
-from billing.pricing.invoice import to_invoice
 
-UTC = timezone.utc
 FEB = month_period(datetime(2024, 2, 1, tzinfo=UTC))
 CATALOG = builtin_catalog()
 BRAND = Branding("Müller Metering GmbH", ("Hauptstraße 1", "10115 Berlin"), "rechnung@mueller.example")

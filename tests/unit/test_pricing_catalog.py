@@ -8,9 +8,9 @@ from decimal import Decimal
 import pytest
 import yaml
 
-from billing.errors import ConfigError
-from billing.pricing import builtin_catalog, currency, load_catalog
-from billing.pricing.plans import CHARGE_MODELS
+from billing.core.errors import ConfigError
+from billing.core.pricing import builtin_catalog, currency, load_catalog
+from billing.core.pricing.plans import CHARGE_MODELS
 
 
 def plan_with(charge: dict, **plan) -> dict:

@@ -5,15 +5,14 @@ Rounding is half-up to the currency's minor unit, once per line, discount and ta
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal as D
 
 import pytest
 
-from billing.errors import ConfigError
-from billing.pricing import BillTo, CouponGrant, Period, Segment, builtin_catalog, month_period, price_invoice
+from billing.core.errors import ConfigError
+from billing.core.pricing import BillTo, CouponGrant, Period, Segment, builtin_catalog, month_period, price_invoice
 
-UTC = timezone.utc
 FEB = month_period(datetime(2024, 2, 1, tzinfo=UTC))  # 29 days (leap year)
 CATALOG = builtin_catalog()
 

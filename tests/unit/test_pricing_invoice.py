@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
 
-from billing.contracts import AdjustmentKind, Invoice, LineKind
-from billing.pricing import BillTo, CouponGrant, Period, Segment, builtin_catalog, month_period, price_invoice
-from billing.pricing.invoice import to_invoice
+from billing.core.contracts import AdjustmentKind, Invoice, LineKind
+from billing.core.pricing import BillTo, CouponGrant, Period, Segment, builtin_catalog, month_period, price_invoice
+from billing.core.pricing.invoice import to_invoice
 
-UTC = timezone.utc
 FEB = month_period(datetime(2024, 2, 1, tzinfo=UTC))
 CATALOG = builtin_catalog()
 

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from billing.pricing import charges
-from billing.pricing.adjustments import CouponGrant
-from billing.pricing.engine import Segment, price_invoice
-from billing.pricing.money import MINOR_UNITS
-from billing.pricing.plans import (
+from billing.core.pricing import charges
+from billing.core.pricing.adjustments import CouponGrant
+from billing.core.pricing.engine import Segment, price_invoice
+from billing.core.pricing.money import MINOR_UNITS
+from billing.core.pricing.plans import (
     Coupon,
     GraduatedCharge,
     PackageCharge,
@@ -21,9 +21,8 @@ from billing.pricing.plans import (
     Plan,
     VolumeCharge,
 )
-from billing.pricing.proration import Period, month_period
+from billing.core.pricing.proration import Period, month_period
 
-UTC = timezone.utc
 PERIOD = month_period(datetime(2024, 3, 1, tzinfo=UTC))
 
 prices = st.decimals(min_value=0, max_value=100, places=4)
@@ -81,7 +80,7 @@ def test_graduated_total_is_the_sum_over_tiers(tiers, quantity, free):
     billable = max(Decimal(0), quantity - free)
     tier_steps = [step for step in steps if step.tier_from is not None]
     assert sum((step.units for step in tier_steps), Decimal(0)) == billable
-    for step, tier in zip(tier_steps, charge.tiers):
+    for step, tier in zip(tier_steps, charge.tiers, strict=False):
         assert step.amount == step.units * tier.unit_price + tier.flat_fee
         assert step.tier_from == tier.from_ and step.units > 0
     assert total(steps) == sum((s.amount for s in tier_steps), Decimal(0))

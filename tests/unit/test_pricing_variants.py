@@ -6,9 +6,9 @@ from decimal import Decimal
 
 import pytest
 
-from billing.errors import ConfigError
-from billing.pricing import builtin_catalog, load_catalog
-from producers.catalog import MARKETS, PLANS
+from billing.core.errors import ConfigError
+from billing.core.pricing import builtin_catalog, load_catalog
+from producers.world import MARKETS, PLANS
 
 CATALOG = builtin_catalog()
 

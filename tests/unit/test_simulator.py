@@ -6,7 +6,7 @@ import gc
 import socket
 import subprocess
 from collections import Counter, defaultdict
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -14,15 +14,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from billing.contracts import TOPIC_MODELS, ContractViolation, parse_topic, parse_usage
-from billing.errors import ConfigError, ServiceUnavailable
-from billing.meters import aggregate, load_meters, window_start
+from billing.core.contracts import TOPIC_MODELS, ContractViolation, parse_topic, parse_usage
+from billing.core.errors import ConfigError, ServiceUnavailable
+from billing.core.meters import aggregate, load_meters, window_start
 from billing.settings import REPO_ROOT
 from producers.manifest import Manifest
 from producers.simulator import SimulationConfig, Simulator
 from producers.sinks import FileSink, KafkaSink, read_records
 
-UTC = timezone.utc
 START = datetime(2024, 5, 30, tzinfo=UTC)
 LATER = datetime(2030, 1, 1, tzinfo=UTC)
 BILLING = str(REPO_ROOT / ".venv" / "bin" / "billing")

@@ -6,8 +6,8 @@ import base64
 
 import pytest
 
-from billing.warehouse.auth import User, Users, credentials
-from billing.warehouse.errors import QueryError, http_status
+from billing.chdb_server.auth import User, Users, credentials
+from billing.chdb_server.errors import QueryError, http_status
 
 
 def test_engine_errors_keep_their_code_and_map_to_the_server_status() -> None:
