@@ -22,7 +22,7 @@ from pathlib import Path
 import clickhouse_connect
 
 from billing.analytics.dbt_project import run_dbt
-from billing.settings import REPO_ROOT, Settings
+from billing.settings import Settings
 from billing.warehouse.client import ping
 from billing.warehouse.migrations import migrate
 
@@ -196,7 +196,7 @@ def _free_port() -> int:
 def _start_endpoint(data_dir: Path, port: int) -> subprocess.Popen:
     server = subprocess.Popen(
         [sys.executable, "-m", "billing.chdb_server.server", "--data-dir", str(data_dir), "--port", str(port)],
-        cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 60
     while not ping(f"http://127.0.0.1:{port}"):

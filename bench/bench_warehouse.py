@@ -24,7 +24,6 @@ from pathlib import Path
 
 import clickhouse_connect
 
-from billing.settings import REPO_ROOT
 from billing.warehouse.client import ping
 
 ROWS = 1_000_000
@@ -76,7 +75,7 @@ def _endpoint(data_dir: Path) -> Iterator[Callable[[], object]]:
     port = _free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "billing.chdb_server.server", "--data-dir", str(data_dir), "--port", str(port)],
-        cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     try:
         deadline = time.monotonic() + 60

@@ -11,6 +11,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
+from platformdirs import user_data_dir
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -18,7 +19,13 @@ from billing.core.contracts import FUTURE_TOLERANCE_S, set_future_tolerance_sour
 from billing.core.meters import MeterSet, load_meters, set_meter_source
 from billing.core.pricing.catalog import PlanCatalog, builtin_catalog, load_catalog
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+
+def default_state_dir() -> Path:
+    """``.state/`` of the checkout the code runs from; the user data folder for an installed wheel."""
+    source = Path(__file__).resolve().parent.parent
+    if (source / "pyproject.toml").is_file() and (source / ".git").exists():
+        return source / ".state"
+    return Path(user_data_dir("billing-pipeline", appauthor=False))
 
 
 class Settings(BaseSettings):
@@ -27,8 +34,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="BILLING_", env_file=".env", extra="ignore")
 
     state_dir: Path = Field(
-        default=REPO_ROOT / ".state",
-        description="Git-ignored folder for local data, logs, pid files and downloaded jars.",
+        default_factory=default_state_dir,
+        description="Folder for local data, logs, pid files and downloaded jars (default: .state/ in a checkout, "
+                    "the user data folder for an installed package).",
     )
 
     @field_validator("state_dir")
@@ -88,7 +96,7 @@ class Settings(BaseSettings):
         default=None, description="Superset's SECRET_KEY (default: generated once into <state>/superset/secret_key)."
     )
     superset_venv: Path = Field(
-        default=REPO_ROOT / ".state" / "superset-venv",
+        default_factory=lambda: default_state_dir() / "superset-venv",
         description="Superset's own virtualenv (its pins conflict with the pipeline's); shared by all state dirs.",
     )
     superset_workers: int = Field(default=1, ge=1, description="Gunicorn worker processes of Superset.")

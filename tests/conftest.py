@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from billing.settings import REPO_ROOT
+from tests.paths import REPO_ROOT
 
 TEST_ENV = {
     "BILLING_STATE_DIR": str(REPO_ROOT / ".state" / "test"),

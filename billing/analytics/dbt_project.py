@@ -20,10 +20,14 @@ import httpx
 
 from billing.core.errors import ConfigError, ServiceUnavailable
 from billing.core.pricing.catalog import PlanCatalog
-from billing.settings import REPO_ROOT, Settings
+from billing.resources import DBT_PROJECT
+from billing.settings import Settings
 
-PROJECT_DIR = REPO_ROOT / "dbt"
-PLAN_SEED = PROJECT_DIR / "seeds" / "plan_catalog.csv"
+PROJECT_DIR = DBT_PROJECT
+"""The dbt project as shipped (package data; never written to)."""
+PLAN_SEED = Path("seeds") / "plan_catalog.csv"
+"""Where the plan seed lives inside a project folder."""
+GENERATED = ("target", "logs", "dbt_packages", ".user.yml")
 PLAN_COLUMNS = ("plan_id", "plan_name", "currency", "billing_interval", "base_fee", "minimum_commitment",
                 "metered_charges", "charge_count")
 
@@ -39,7 +43,16 @@ def plan_rows(catalog: PlanCatalog) -> list[tuple]:
     return rows
 
 
-def write_plan_seed(catalog: PlanCatalog, path: Path = PLAN_SEED) -> int:
+def working_copy(settings: Settings) -> Path:
+    """A fresh copy of the shipped dbt project in ``<state>/dbt/project``, where dbt may write (the
+    plan seed, its caches): the shipped project stays read-only wherever the package is installed."""
+    folder = settings.state_dir / "dbt" / "project"
+    shutil.rmtree(folder, ignore_errors=True)
+    shutil.copytree(PROJECT_DIR, folder, ignore=shutil.ignore_patterns(*GENERATED))
+    return folder
+
+
+def write_plan_seed(catalog: PlanCatalog, path: Path) -> int:
     """Write the catalog's plans as the dbt seed ``plan_catalog``; returns the number of plans."""
     rows = plan_rows(catalog)
     with path.open("w", newline="") as handle:
@@ -89,10 +102,13 @@ def check_warehouse(settings: Settings) -> None:
         ) from None
 
 
-def run_dbt(settings: Settings, args: Sequence[str], target: str | None = None,
-            capture: bool = False) -> subprocess.CompletedProcess:
-    """Run ``dbt <args>`` on the project with the project's profile and the settings' databases."""
-    (settings.state_dir / "dbt").mkdir(parents=True, exist_ok=True)
-    command = [dbt_executable(), *args, "--project-dir", str(PROJECT_DIR), "--profiles-dir", str(PROJECT_DIR)]
-    return subprocess.run(command, env=dbt_env(settings, target), cwd=PROJECT_DIR, text=True,
+def run_dbt(settings: Settings, args: Sequence[str], target: str | None = None, capture: bool = False,
+            catalog: PlanCatalog | None = None) -> subprocess.CompletedProcess:
+    """Run ``dbt <args>`` on a working copy of the project (:func:`working_copy`) with the project's
+    profile and the settings' databases; ``catalog`` given, its plans are written as the plan seed first."""
+    project = working_copy(settings)
+    if catalog is not None:
+        write_plan_seed(catalog, project / PLAN_SEED)
+    command = [dbt_executable(), *args, "--project-dir", str(project), "--profiles-dir", str(project)]
+    return subprocess.run(command, env=dbt_env(settings, target), cwd=project, text=True,
                           capture_output=capture, check=False)

@@ -6,7 +6,6 @@ import sys
 
 from billing.platform.process import ManagedProcess, http_ok
 from billing.platform.service import Service
-from billing.settings import REPO_ROOT
 
 
 def healthy(url: str, timeout: float = 2.0) -> bool:
@@ -34,7 +33,6 @@ class ApiService(Service):
             health=lambda: healthy(self.endpoint),
             ports=[(settings.api_host, settings.api_port)],
             env={"PYTHONUNBUFFERED": "1"},
-            cwd=REPO_ROOT,
             hint="set BILLING_API_PORT",
         )
 

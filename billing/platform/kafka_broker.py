@@ -23,6 +23,7 @@ import subprocess
 import sys
 import time
 import uuid
+from importlib import resources
 from pathlib import Path
 
 import psutil
@@ -33,7 +34,7 @@ from billing.platform.process import ManagedProcess
 from billing.platform.service import Service
 from billing.settings import Settings
 
-POM = Path(__file__).with_name("kafka-pom.xml")
+POM = Path(str(resources.files("billing.platform") / "kafka-pom.xml"))
 MIN_JAVA = 17
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 LOOPBACK = {"127.0.0.1", "localhost"}

@@ -19,10 +19,11 @@ from urllib.parse import quote
 import yaml
 
 from billing.core.errors import ConfigError
-from billing.settings import REPO_ROOT, Settings
+from billing.resources import SUPERSET
+from billing.settings import Settings
 from billing.warehouse.client import endpoint
 
-ASSETS_DIR = REPO_ROOT / "superset" / "assets"
+ASSETS_DIR = SUPERSET / "assets"
 KINDS = ("databases", "datasets", "charts", "dashboards", "queries")
 MASK = "XXXXXXXXXX"
 _ROOT = "billing_assets"

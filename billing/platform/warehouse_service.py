@@ -14,7 +14,7 @@ from urllib.parse import urlparse
 
 from billing.platform.process import ManagedProcess
 from billing.platform.service import Service
-from billing.settings import REPO_ROOT, Settings
+from billing.settings import Settings
 from billing.warehouse.client import endpoint, ping
 from billing.warehouse.migrations import migrate
 
@@ -50,7 +50,6 @@ class WarehouseService(Service):
             health=lambda: ping(self.endpoint),
             ports=[(host, port)],
             env={"TZ": "UTC", "PYTHONUNBUFFERED": "1"},
-            cwd=REPO_ROOT,
             hint="set BILLING_CLICKHOUSE_URL",
         )
 

@@ -8,7 +8,7 @@ import urllib.request
 
 from billing.platform.process import ManagedProcess
 from billing.platform.service import Service
-from billing.settings import REPO_ROOT, Settings
+from billing.settings import Settings
 
 
 def fetch_stats(port: int, timeout: float = 2.0) -> dict | None:
@@ -53,7 +53,6 @@ class WorkerService(Service):
             health=lambda: fetch_stats(port) is not None,
             ports=[("127.0.0.1", port)],
             env={"PYTHONUNBUFFERED": "1"},
-            cwd=REPO_ROOT,
             hint="set BILLING_WORKER_WEB_PORT",
         )
 

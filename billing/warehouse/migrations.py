@@ -20,11 +20,12 @@ import httpx
 from clickhouse_connect.driver.client import Client
 
 from billing.core.errors import ConfigError
-from billing.settings import REPO_ROOT, Settings
+from billing.resources import SCHEMA_MIGRATIONS
+from billing.settings import Settings
 from billing.warehouse.client import client as make_client
 from billing.warehouse.sql import Kind, tokenize
 
-SCHEMA_DIR = REPO_ROOT / "clickhouse" / "schema"
+SCHEMA_DIR = SCHEMA_MIGRATIONS
 _FILE_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 LOCAL_ENDPOINT_NAME = "billing-chdb"
 

@@ -24,12 +24,13 @@ from billing.kafka.topics import admin_client
 from billing.platform.process import tail
 from billing.platform.service import Service
 from billing.platform.superset import SupersetService
-from billing.settings import REPO_ROOT, Settings
+from billing.settings import Settings
 from billing.warehouse.client import client
 from producers.manifest import Manifest
 from producers.simulator import SimulationConfig, Simulator
 from producers.sinks import KafkaSink
 from tests.integration.streams_harness import env_of, isolated, wait_for, worker_process
+from tests.paths import REPO_ROOT
 
 CUSTOMERS, HISTORY_DAYS, HISTORY_EVENTS, LIVE_EVENTS = 80, 75, 20_000, 1_500
 WORKER = "dash"

@@ -15,12 +15,13 @@ from pathlib import Path
 from billing.core.meters import Aggregation, active_meters
 from billing.kafka.topics import admin_client, ensure_topics, topic_specs
 from billing.platform.process import ManagedProcess
-from billing.settings import REPO_ROOT, Settings
+from billing.settings import Settings
 from billing.warehouse.client import client
 from billing.warehouse.migrations import migrate
 from producers.manifest import Manifest
 from producers.simulator import SimulationConfig, Simulator
 from producers.sinks import KafkaSink
+from tests.paths import REPO_ROOT
 
 TOPIC_FIELDS = ("usage", "customers", "subscriptions", "invoices", "payments", "dead_letters")
 

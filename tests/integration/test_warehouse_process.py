@@ -17,8 +17,9 @@ import pytest
 
 from billing.platform.process import ManagedProcess
 from billing.platform.warehouse_service import WarehouseService
-from billing.settings import REPO_ROOT, Settings
+from billing.settings import Settings
 from billing.warehouse.client import ping
+from tests.paths import REPO_ROOT
 
 
 def _client(settings: Settings):

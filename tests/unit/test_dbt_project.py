@@ -49,7 +49,7 @@ def test_required_marts_exist() -> None:
 
 
 def test_checked_in_plan_seed_is_the_builtin_catalog() -> None:
-    with PLAN_SEED.open() as handle:
+    with (PROJECT_DIR / PLAN_SEED).open() as handle:
         rows = list(csv.reader(handle))
     assert tuple(rows[0]) == PLAN_COLUMNS
     assert rows[1:] == [[str(v) for v in row] for row in plan_rows(builtin_catalog())]

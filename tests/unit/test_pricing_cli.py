@@ -6,7 +6,7 @@ from typer.testing import CliRunner
 
 from billing.cli import app
 from billing.core.errors import ConfigError
-from billing.settings import REPO_ROOT
+from tests.paths import REPO_ROOT
 
 runner = CliRunner()
 

@@ -17,10 +17,10 @@ from hypothesis import strategies as st
 from billing.core.contracts import TOPIC_MODELS, ContractViolation, parse_topic, parse_usage
 from billing.core.errors import ConfigError, ServiceUnavailable
 from billing.core.meters import aggregate, load_meters, window_start
-from billing.settings import REPO_ROOT
 from producers.manifest import Manifest
 from producers.simulator import SimulationConfig, Simulator
 from producers.sinks import FileSink, KafkaSink, read_records
+from tests.paths import REPO_ROOT
 
 START = datetime(2024, 5, 30, tzinfo=UTC)
 LATER = datetime(2030, 1, 1, tzinfo=UTC)
