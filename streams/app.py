@@ -48,6 +48,7 @@ from rocksdict import WriteBatch
 from billing.core.contracts import to_bytes
 from billing.core.meters import active_meters
 from billing.gc_tuning import COLLECT_EVERY_S, collect_garbage, trim_heap
+from billing.kafka.config import producer_config
 from billing.settings import Settings
 from billing.warehouse.client import client as make_client
 from streams.metrics import WorkerMetrics
@@ -172,11 +173,10 @@ class PartitionTable:
 def changelog_config(settings: Settings) -> dict:
     """librdkafka settings of the table changelog producer. Messages never time out: during a broker
     outage the worker waits for its changelog (and stalls) instead of dropping state changes."""
-    return {
-        "bootstrap.servers": settings.kafka_bootstrap, "enable.idempotence": True, "acks": "all",
-        "message.timeout.ms": 0, "linger.ms": 5, "compression.type": "lz4", "batch.num.messages": 100_000,
+    return producer_config(settings.kafka_bootstrap, {
+        "message.timeout.ms": 0, "linger.ms": 5, "batch.num.messages": 100_000,
         "queue.buffering.max.messages": 2_000_000, "logger": log,
-    }
+    })
 
 
 class ChangelogRefused(Exception):

@@ -47,9 +47,8 @@ log = logging.getLogger("billing.worker")
 
 USAGE_DIMENSIONS = COLUMNS["usage_events"].index("dimensions")
 USAGE_GROUP_KEY = COLUMNS["usage_events"].index("group_key")
-ROLLUP_COLUMNS = ("customer_id", "meter", "window_seconds", "window_start", "group_key", "dimensions", "aggregation",
-                  "value", "event_count", "version", "closed", "updated_at")
-"""Columns of ``usage_rollups`` in the order of :func:`rollup_row`."""
+ROLLUP_COLUMNS = COLUMNS["usage_rollups"]
+"""Columns of ``usage_rollups``, in the order of :func:`rollup_row`."""
 
 
 class StateStore(Protocol):

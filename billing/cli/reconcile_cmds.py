@@ -12,8 +12,8 @@ from billing.core.errors import ConfigError
 from billing.core.meters import active_meters
 from billing.settings import get_settings
 from billing.warehouse.client import client
+from billing.warehouse.facts import COLUMNS
 from billing.warehouse.reconcile import fix_rows, reconcile
-from streams.pipeline import ROLLUP_COLUMNS
 
 
 def _time(text: str | None, option: str) -> datetime | None:
@@ -55,7 +55,7 @@ def reconcile_command(
     console.print(f"{checked:,} window(s) checked, {len(diffs):,} differ.")
     if diffs and fix:
         rows = fix_rows(diffs, meters)
-        ch.insert(f"{settings.clickhouse_database}.usage_rollups", rows, column_names=list(ROLLUP_COLUMNS))
+        ch.insert(f"{settings.clickhouse_database}.usage_rollups", rows, column_names=list(COLUMNS["usage_rollups"]))
         console.print(f"fixed: wrote {len(rows):,} corrected rollup(s).")
     elif diffs:
         raise typer.Exit(1)

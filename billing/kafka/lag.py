@@ -12,6 +12,7 @@ from collections.abc import Callable
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from billing.core.errors import PlatformError, ServiceUnavailable
+from billing.kafka.config import client_config
 from billing.settings import Settings
 
 CONSUMED_TOPICS = ("usage", "customers", "subscriptions", "invoices", "payments")
@@ -19,12 +20,11 @@ CONSUMED_TOPICS = ("usage", "customers", "subscriptions", "invoices", "payments"
 
 def group_lag(settings: Settings, timeout: float = 10.0) -> dict[str, int]:
     """Topic -> records not yet committed by the worker group (all partitions summed)."""
-    consumer = Consumer({
-        "bootstrap.servers": settings.kafka_bootstrap,
+    consumer = Consumer(client_config(settings.kafka_bootstrap, {
         "group.id": settings.worker_app_id,
         "enable.auto.commit": False,
         "socket.timeout.ms": int(timeout * 1000),
-    })
+    }))
     try:
         topics = [settings.topics()[name] for name in CONSUMED_TOPICS]
         metadata = consumer.list_topics(timeout=timeout)

@@ -18,6 +18,7 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from billing.core.errors import PlatformError, ServiceUnavailable
+from billing.kafka.config import client_config
 from billing.settings import Settings
 
 HOUR_MS = 3_600_000
@@ -63,7 +64,7 @@ def topic_specs(settings: Settings) -> dict[str, TopicSpec]:
 
 def admin_client(bootstrap: str) -> AdminClient:
     """An AdminClient for ``bootstrap`` that does not print librdkafka connection noise."""
-    return AdminClient({"bootstrap.servers": bootstrap, "socket.timeout.ms": 5000, "logger": _quiet})
+    return AdminClient(client_config(bootstrap, {"socket.timeout.ms": 5000, "logger": _quiet}))
 
 
 def partition_counts(admin: AdminClient, timeout: float = 5.0) -> dict[str, int]:

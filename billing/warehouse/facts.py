@@ -24,6 +24,9 @@ from billing.core.meters import QUANTITY_FIELD, Meter, MeterSet, active_meters
 
 Rows = dict[str, list[list]]
 
+DERIVED_TABLES = frozenset({"usage_rollups", "payment_transactions"})
+"""Tables the stream worker derives from many messages (their rows are not one contract's)."""
+
 COLUMNS: dict[str, tuple[str, ...]] = {
     "usage_events": ("event_id", "customer_id", "meter", "event_time", "quantity", "value", "dimensions",
                      "group_key", "source", "kafka_partition", "kafka_offset"),
@@ -46,6 +49,12 @@ COLUMNS: dict[str, tuple[str, ...]] = {
                        "status", "failure_reason", "attempt", "sequence", "initiated_at", "completed_at",
                        "refunded_amount", "event_time"),
     "dead_letters": ("time", "source_topic", "partition", "offset", "reason", "payload", "key"),
+    "usage_rollups": ("customer_id", "meter", "window_seconds", "window_start", "group_key", "dimensions",
+                      "aggregation", "value", "event_count", "version", "closed", "updated_at"),
+    "payment_transactions": ("transaction_id", "invoice_id", "customer_id", "method", "amount", "currency", "status",
+                             "last_failure", "attempts", "failures", "first_initiated_at", "last_completed_at",
+                             "succeeded_at", "processing_seconds", "refunded_amount", "disputed", "status_path",
+                             "version", "updated_at"),
 }
 
 

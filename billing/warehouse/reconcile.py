@@ -82,7 +82,7 @@ def current_rollups(ch: Client, settings: Settings, seconds: int, conditions: It
 
 
 def rollup_row(window: WindowId, meter: Meter, value: WindowValue, version: int, closed: int) -> list:
-    """A ``usage_rollups`` row (columns of :data:`streams.pipeline.ROLLUP_COLUMNS`)."""
+    """A ``usage_rollups`` row (columns of ``facts.COLUMNS["usage_rollups"]``)."""
     customer, name, seconds, start, gkey = window
     return [customer, name, seconds, datetime.fromtimestamp(start, UTC), gkey, value.dimensions,
             meter.aggregation.value, value.value, value.events, version, closed, datetime.now(UTC)]

@@ -24,8 +24,7 @@ from billing.warehouse import facts
 from billing.warehouse.client import client
 from billing.warehouse.migrations import migrate
 
-ROLLUP_COLUMNS = ("customer_id", "meter", "window_seconds", "window_start", "group_key", "dimensions", "aggregation",
-                  "value", "event_count", "version", "closed", "updated_at")
+ROLLUP_COLUMNS = facts.COLUMNS["usage_rollups"]
 
 
 def usage_event(subject: str, **overrides) -> dict:

@@ -21,8 +21,7 @@ from producers.simulator import SimulationConfig, Simulator
 from producers.sinks import FileSink, read_records
 
 SEPTEMBER = datetime(2026, 9, 1, tzinfo=UTC)
-ROLLUP_COLUMNS = ("customer_id", "meter", "window_seconds", "window_start", "group_key", "dimensions", "aggregation",
-                  "value", "event_count", "version", "closed", "updated_at")
+ROLLUP_COLUMNS = facts.COLUMNS["usage_rollups"]
 
 
 def simulate(folder: Path, *, customers: int = 30, seed: int = 11, events: int = 40_000) -> tuple[Path, Manifest]:

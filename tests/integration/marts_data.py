@@ -41,8 +41,7 @@ from producers.sinks import FileSink, read_records
 START = datetime(2026, 6, 1, tzinfo=UTC)
 CONFIG = SimulationConfig(customers=120, rate=None, events=6000, start=START, days=30, seed=7,
                           duplicate_rate=0.02, late_rate=0.01, malformed_rate=0.01)
-ROLLUP_COLUMNS = ("customer_id", "meter", "window_seconds", "window_start", "group_key", "dimensions", "aggregation",
-                  "value", "event_count", "version", "closed", "updated_at")
+ROLLUP_COLUMNS = facts.COLUMNS["usage_rollups"]
 
 
 @dataclass

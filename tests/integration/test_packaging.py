@@ -10,6 +10,7 @@ database on the test warehouse, builds the dbt marts and runs an invoice run.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -24,13 +25,19 @@ from billing.warehouse.migrations import discover
 from tests.paths import REPO_ROOT
 
 
+LOCAL_ONLY = (".git", ".venv", ".state", "build", "dist", "*.egg-info", "__pycache__", "target", "logs", "screenshots")
+"""What a checkout holds that is not the source (the wheel is built from a copy without it, so the
+build leaves nothing in the checkout)."""
+
+
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory) -> Path:
     """A fresh virtualenv with the built wheel installed non-editable; returns its bin folder."""
     root = tmp_path_factory.mktemp("packaging")
-    wheels = root / "wheels"
+    source, wheels = root / "source", root / "wheels"
+    shutil.copytree(REPO_ROOT, source, symlinks=True, ignore=shutil.ignore_patterns(*LOCAL_ONLY))
     build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet",
-                            "-w", str(wheels), str(REPO_ROOT)], capture_output=True, text=True, cwd=root)
+                            "-w", str(wheels), str(source)], capture_output=True, text=True, cwd=root)
     assert build.returncode == 0, build.stderr
     (wheel,) = wheels.glob("billing_pipeline-*.whl")
     venv = root / "venv"
