@@ -35,6 +35,17 @@ pytest_plugins = [
 ]
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark tests by their folder, so ``-m "not integration"`` runs the fast tier alone: everything
+    under tests/integration/ and tests/e2e/ needs the local broker and/or warehouse."""
+    for item in items:
+        folder = item.path.relative_to(REPO_ROOT / "tests").parts[0]
+        if folder in ("integration", "e2e"):
+            item.add_marker(pytest.mark.integration)
+        if folder == "e2e":
+            item.add_marker(pytest.mark.e2e)
+
+
 @pytest.fixture(scope="session")
 def settings() -> Settings:
     """Settings of the test stack."""
