@@ -12,7 +12,7 @@ from rich.table import Table
 from billing.cli.app import app, console
 from billing.core.errors import ConfigError
 from billing.core.meters import active_meters
-from billing.core.pricing import BillTo, CouponGrant, PlanCatalog, Segment, load_catalog, price_invoice
+from billing.core.pricing import CouponGrant, PlanCatalog, PlanTerm, TaxProfile, load_catalog, price_invoice
 from billing.core.pricing.money import currency
 from billing.core.pricing.plans import Coupon, FlatCharge, PackageCharge, PercentageCharge, PerUnitCharge, Plan
 from billing.core.pricing.proration import Period, plan_period
@@ -125,8 +125,8 @@ def quote(
     quantities = _usage(usage)
     priced = price_invoice(
         period,
-        [Segment(plan, active, quantities)],
-        bill_to=BillTo(country, region),
+        [PlanTerm(plan, active, quantities)],
+        bill_to=TaxProfile(country, region),
         coupons=[CouponGrant(catalog.coupon(code)) for code in coupon],
         credit_balance=_decimal("credits", credits),
         tax_rules=catalog.tax_rules,

@@ -37,7 +37,7 @@ from billing.core.invoicing.periods import closed_period, invoice_id, label
 from billing.core.invoicing.timeline import PlanSpan, plan_spans
 from billing.core.invoicing.usage import quantities, span_stats
 from billing.core.meters import MeterSet, active_meters
-from billing.core.pricing import PlanCatalog, PricedInvoice, Segment, price_invoice
+from billing.core.pricing import PlanCatalog, PlanTerm, PricedInvoice, price_invoice
 from billing.core.pricing.catalog import builtin_catalog, load_catalog
 from billing.core.pricing.engine import Line
 from billing.core.pricing.proration import Period, month_period
@@ -264,9 +264,9 @@ class Invoicing:
             if not spans:
                 continue
             q = Period(head.period_start, head.period_end)
-            segments = [Segment(self.catalog.plan(plan_id), span.period, quantities(usage.get((head.id, number), {}), self.meters))
+            terms = [PlanTerm(self.catalog.plan(plan_id), span.period, quantities(usage.get((head.id, number), {}), self.meters))
                         for number, span, plan_id in spans]
-            repriced = price_invoice(q, segments)
+            repriced = price_invoice(q, terms)
             billed = list(lines.get(head.id, ())) + [line for owner, line in later_corrections[head.customer_id] if owner != head.id]
             found[head.customer_id].extend(compose.corrections(repriced, compose.billed_by_charge(billed, q), head.id))
         return found

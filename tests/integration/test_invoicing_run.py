@@ -21,7 +21,7 @@ from billing.core.invoicing.errors import (
     UnknownCustomer,
     UnknownInvoice,
 )
-from billing.core.pricing import BillTo, Period, Segment, builtin_catalog, price_invoice
+from billing.core.pricing import Period, PlanTerm, TaxProfile, builtin_catalog, price_invoice
 from billing.invoicing.run import Invoicing
 from billing.warehouse import facts
 from tests.integration.invoicing_data import SEPTEMBER, add_usage, business_records, count
@@ -77,7 +77,7 @@ def test_run_bills_every_subscription_and_reconciles_with_the_manifest(world):
         billed = usage_lines(invoice)
         assert billed == {meter: usage.get(meter, Decimal(0)) for meter in billed}, customer_id
         assert set(billed) == {charge.meter for charge in plan.charges if hasattr(charge, "meter")}
-        expected = price_invoice(SEPT, [Segment(plan, SEPT, usage)], bill_to=BillTo(customer.country),
+        expected = price_invoice(SEPT, [PlanTerm(plan, SEPT, usage)], bill_to=TaxProfile(customer.country),
                                  tax_rules=CATALOG.tax_rules)
         assert (invoice.currency, invoice.subtotal, invoice.tax, invoice.total) == (
             customer.currency, expected.subtotal, expected.tax_total, expected.total), customer_id
@@ -166,7 +166,7 @@ def test_late_usage_becomes_a_correction_on_the_next_invoice(world):
     plan = CATALOG.plan_for(max(events[customer_id], key=lambda e: e.sequence).plan_id, customers[customer_id].currency)
     assert [(c.charge, c.meter, c.quantity) for c in corrections] == [(f"{plan.id}.api_calls@2026-09", "api_calls", late)]
     usage = manifest_usage(world, customer_id, SEPTEMBER, OCTOBER)
-    repriced = price_invoice(SEPT, [Segment(plan, SEPT, {**usage, "api_calls": usage.get("api_calls", Decimal(0)) + late})])
+    repriced = price_invoice(SEPT, [PlanTerm(plan, SEPT, {**usage, "api_calls": usage.get("api_calls", Decimal(0)) + late})])
     billed = sum(line.amount for line in september[customer_id].line_items)
     assert corrections[0].amount == repriced.subtotal - billed != 0
     assert all(not any(line.kind is LineKind.CORRECTION for line in inv.line_items)

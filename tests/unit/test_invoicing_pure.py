@@ -130,9 +130,9 @@ CUSTOMER = compose.BillingCustomer("cus-1", "USD", "US")
 def test_plan_of_a_span_is_the_product_in_the_customer_currency():
     span = PlanSpan("s", "growth", SEP.start, SEP.end)
     euro = compose.BillingCustomer("cus-2", "EUR", "DE")
-    assert [s.plan.id for s in compose.segments(euro, [span], [{}], CATALOG)] == ["growth_eur"]
+    assert [s.plan.id for s in compose.terms(euro, [span], [{}], CATALOG)] == ["growth_eur"]
     with pytest.raises(NoSubscription, match="cus-1 has no subscription billable"):
-        compose.segments(CUSTOMER, [], [], CATALOG)
+        compose.terms(CUSTOMER, [], [], CATALOG)
 
 
 def _billed(priced) -> list[LineItem]:

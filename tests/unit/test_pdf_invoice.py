@@ -9,7 +9,7 @@ from decimal import Decimal as D
 
 from pypdf import PdfReader
 
-from billing.core.pricing import BillTo, CouponGrant, Segment, builtin_catalog, month_period, price_invoice
+from billing.core.pricing import CouponGrant, PlanTerm, TaxProfile, builtin_catalog, month_period, price_invoice
 from billing.core.pricing.invoice import to_invoice
 from billing.invoicing.export import INVOICE_COLUMNS, write_invoices_csv, write_usage_csv
 from billing.invoicing.pdf import BillTo as Party
@@ -24,8 +24,8 @@ GLOBEX = Party("Globex Corporation", "cus_8f3a", "ap@globex.example", ("Country:
 def growth_invoice():
     priced = price_invoice(
         FEB,
-        [Segment(CATALOG.plan("growth"), FEB, {"api_calls": D(12_345_678), "compute_seconds": D(7201)})],
-        bill_to=BillTo("US", "NY"),
+        [PlanTerm(CATALOG.plan("growth"), FEB, {"api_calls": D(12_345_678), "compute_seconds": D(7201)})],
+        bill_to=TaxProfile("US", "NY"),
         coupons=[CouponGrant(CATALOG.coupon("launch20"))],
         credit_balance=D(100),
         tax_rules=CATALOG.tax_rules,
@@ -57,8 +57,8 @@ def test_pdf_shows_parties_dates_lines_tiers_and_totals(tmp_path):
 
 
 def test_pdf_uses_the_currency_minor_units(tmp_path):
-    priced = price_invoice(FEB, [Segment(CATALOG.plan("enterprise_jpy"), FEB, {"api_calls": D(6_000_000), "compute_seconds": D(1234)})],
-                           bill_to=BillTo("JP"), tax_rules=CATALOG.tax_rules)
+    priced = price_invoice(FEB, [PlanTerm(CATALOG.plan("enterprise_jpy"), FEB, {"api_calls": D(6_000_000), "compute_seconds": D(1234)})],
+                           bill_to=TaxProfile("JP"), tax_rules=CATALOG.tax_rules)
     invoice = to_invoice(priced, invoice_id="INV-JP-1", customer_id="cus_jp", issued_at=FEB.end, due_at=FEB.end)
     text = pdf_text(render_pdf(invoice, Party("Kabushiki Kaisha", "cus_jp"), tmp_path / "jp.pdf", BRAND))
     # 315,005 + 10 % tax 31,501 = 346,506 JPY, printed without decimals

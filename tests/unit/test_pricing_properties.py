@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from billing.core.pricing import charges
 from billing.core.pricing.adjustments import CouponGrant
-from billing.core.pricing.engine import Segment, price_invoice
+from billing.core.pricing.engine import PlanTerm, price_invoice
 from billing.core.pricing.money import MINOR_UNITS
 from billing.core.pricing.plans import (
     Coupon,
@@ -132,7 +132,7 @@ def plan_for(charge, code):
 @given(usage_charges(), st.sampled_from(sorted(MINOR_UNITS)), quantities, counts)
 def test_rounding_never_moves_a_line_by_more_than_half_a_minor_unit(charge, code, quantity, count):
     plan = plan_for(charge, code)
-    inv = price_invoice(PERIOD, [Segment(plan, PERIOD, {"m": quantity, "n": count})])
+    inv = price_invoice(PERIOD, [PlanTerm(plan, PERIOD, {"m": quantity, "n": count})])
     for line in inv.lines:
         assert abs(line.amount - line.exact) <= plan.money.quantum / 2
         assert line.amount == plan.money.round(line.amount)
@@ -151,7 +151,7 @@ def test_discounts_and_credits_never_make_a_total_negative(charge, quantity, cou
         CouponGrant(Coupon(id=f"c{i}", percent_off=Decimal(60)) if kind == "percent" else Coupon(id=f"c{i}", amount_off=Decimal(75), currency="USD"))
         for i, kind in enumerate(coupon_kinds)
     ]
-    inv = price_invoice(PERIOD, [Segment(plan_for(charge, "USD"), PERIOD, {"m": quantity, "n": count})], coupons=coupons, credit_balance=balance)
+    inv = price_invoice(PERIOD, [PlanTerm(plan_for(charge, "USD"), PERIOD, {"m": quantity, "n": count})], coupons=coupons, credit_balance=balance)
     assert 0 <= inv.taxable <= inv.subtotal
     assert 0 <= inv.credits_applied <= balance
     assert inv.amount_due >= 0

@@ -22,7 +22,7 @@ from billing.core.invoicing.errors import NoSubscription
 from billing.core.invoicing.grants import Grants
 from billing.core.invoicing.periods import label
 from billing.core.invoicing.timeline import PlanSpan
-from billing.core.pricing import BillTo, PlanCatalog, PricedInvoice, Segment, price_invoice
+from billing.core.pricing import PlanCatalog, PlanTerm, PricedInvoice, TaxProfile, price_invoice
 from billing.core.pricing.charges import Step
 from billing.core.pricing.engine import Line
 from billing.core.pricing.invoice import to_invoice
@@ -43,8 +43,8 @@ class BillingCustomer:
     tax_exempt: bool = False
 
     @property
-    def bill_to(self) -> BillTo:
-        return BillTo(self.country, self.tax_region, self.tax_exempt)
+    def bill_to(self) -> TaxProfile:
+        return TaxProfile(self.country, self.tax_region, self.tax_exempt)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,19 +58,19 @@ class Billed:
         return Billed(self.quantity + other.quantity, self.amount + other.amount)
 
 
-def segments(customer: BillingCustomer, spans: Sequence[PlanSpan], usage: Sequence[Mapping[str, Decimal]],
-             catalog: PlanCatalog) -> list[Segment]:
-    """One pricing segment per span: the product's plan in the customer's currency and its usage."""
+def terms(customer: BillingCustomer, spans: Sequence[PlanSpan], usage: Sequence[Mapping[str, Decimal]],
+             catalog: PlanCatalog) -> list[PlanTerm]:
+    """One pricing term per span: the product's plan in the customer's currency and its usage."""
     if not spans:
         raise NoSubscription(f"customer {customer.id} has no subscription billable in this period")
-    return [Segment(catalog.plan_for(span.plan_id, customer.currency), span.period, dict(quantities))
+    return [PlanTerm(catalog.plan_for(span.plan_id, customer.currency), span.period, dict(quantities))
             for span, quantities in zip(spans, usage, strict=True)]
 
 
 def price(period: Period, customer: BillingCustomer, spans: Sequence[PlanSpan], usage: Sequence[Mapping[str, Decimal]],
           catalog: PlanCatalog, corrections: Sequence[Line] = (), grants: Grants = Grants()) -> PricedInvoice:
     """Price ``customer``'s ``period`` with its coupons and prepaid credits (:mod:`~billing.core.invoicing.grants`)."""
-    return price_invoice(period, segments(customer, spans, usage, catalog), bill_to=customer.bill_to,
+    return price_invoice(period, terms(customer, spans, usage, catalog), bill_to=customer.bill_to,
                          tax_rules=catalog.tax_rules, corrections=corrections, coupons=grants.coupons,
                          credit_balance=grants.credit_balance)
 

@@ -8,19 +8,19 @@ per charge model, with audit steps), :mod:`proration` (periods, by-the-second pr
 
 from billing.core.pricing.adjustments import CouponGrant
 from billing.core.pricing.catalog import PlanCatalog, builtin_catalog, load_catalog
-from billing.core.pricing.engine import BillTo, Line, PricedInvoice, Segment, price_invoice
+from billing.core.pricing.engine import Line, PlanTerm, PricedInvoice, TaxProfile, price_invoice
 from billing.core.pricing.money import Currency, currency
 from billing.core.pricing.proration import Period, month_period
 
 __all__ = [
-    "BillTo",
+    "TaxProfile",
     "CouponGrant",
     "Currency",
     "Line",
     "Period",
     "PlanCatalog",
     "PricedInvoice",
-    "Segment",
+    "PlanTerm",
     "builtin_catalog",
     "currency",
     "load_catalog",

@@ -1,12 +1,12 @@
 """The pricing engine: pure, deterministic, Decimal-only.
 
-``price_invoice(period, segments, ...)`` turns facts into an invoice:
+``price_invoice(period, terms, ...)`` turns facts into an invoice:
 
-1. each :class:`Segment` (a plan active for part of the period, with the usage metered while it
-   was active; a mid-period plan change gives two segments) yields one line per charge, rounded
+1. each :class:`PlanTerm` (a plan active for part of the period, with the usage metered while it
+   was active; a mid-period plan change gives two terms) yields one line per charge, rounded
    half-up to the currency's minor unit, each with the steps that computed it;
 2. a plan's ``minimum_commitment`` (prorated like flat fees) adds a true-up line when the
-   segment's charges fall short of it;
+   term's charges fall short of it;
 3. corrections (already priced lines, e.g. late usage of an earlier invoice) join the subtotal;
 4. coupons discount the subtotal, taxes apply to what is left, prepaid credits pay the total.
 
@@ -32,7 +32,7 @@ ZERO = Decimal(0)
 
 
 @dataclass(frozen=True, slots=True)
-class Segment:
+class PlanTerm:
     """A plan active during ``active`` (clipped to the period) and the usage metered meanwhile."""
 
     plan: Plan
@@ -41,7 +41,7 @@ class Segment:
 
 
 @dataclass(frozen=True, slots=True)
-class BillTo:
+class TaxProfile:
     """The customer facts pricing needs: where they are taxed, and whether they are exempt."""
 
     country: str | None = None
@@ -93,12 +93,12 @@ class PricedInvoice:
         return sum((t.amount for t in self.taxes), ZERO)
 
 
-def price_segment(period: Period, segment: Segment) -> list[Line]:
+def price_term(period: Period, term: PlanTerm) -> list[Line]:
     """The lines one plan produces for its active part of ``period``."""
-    plan, money = segment.plan, segment.plan.money
-    fraction = period.fraction(segment.active)
-    active = Period(max(period.start, segment.active.start), min(period.end, segment.active.end)) if fraction else segment.active
-    for meter, quantity in segment.usage.items():
+    plan, money = term.plan, term.plan.money
+    fraction = period.fraction(term.active)
+    active = Period(max(period.start, term.active.start), min(period.end, term.active.end)) if fraction else term.active
+    for meter, quantity in term.usage.items():
         if quantity < 0:
             raise ConfigError(f"usage of meter {meter!r} is negative ({quantity}); usage must be >= 0")
     lines: list[Line] = []
@@ -106,7 +106,7 @@ def price_segment(period: Period, segment: Segment) -> list[Line]:
         if isinstance(charge, FlatCharge):
             quantity, steps, meter = Decimal(1), charges.flat(charge, fraction), None
         else:
-            quantity, steps = charges.usage_steps(charge, segment.usage)
+            quantity, steps = charges.usage_steps(charge, term.usage)
             meter = charge.meter
         exact = sum((step.amount for step in steps), ZERO)
         lines.append(
@@ -121,9 +121,9 @@ def price_segment(period: Period, segment: Segment) -> list[Line]:
 
 def price_invoice(
     period: Period,
-    segments: Sequence[Segment],
+    terms: Sequence[PlanTerm],
     *,
-    bill_to: BillTo = BillTo(),
+    bill_to: TaxProfile = TaxProfile(),
     coupons: Iterable[CouponGrant] = (),
     credit_balance: Decimal = ZERO,
     tax_rules: Iterable[TaxRule] = (),
@@ -132,13 +132,13 @@ def price_invoice(
     """Price one customer's billing period (see the module docstring for the order of steps).
 
     ``corrections`` are lines priced elsewhere, in the invoice currency and already rounded."""
-    if not segments:
-        raise ConfigError("an invoice needs at least one plan segment")
-    money = segments[0].plan.money
-    mixed = {segment.plan.currency for segment in segments} - {money.code}
+    if not terms:
+        raise ConfigError("an invoice needs at least one plan term")
+    money = terms[0].plan.money
+    mixed = {term.plan.currency for term in terms} - {money.code}
     if mixed:
         raise ConfigError(f"plans of one invoice must share a currency: {money.code} and {', '.join(sorted(mixed))}")
-    lines = [line for segment in segments for line in price_segment(period, segment)]
+    lines = [line for term in terms for line in price_term(period, term)]
     lines.extend(corrections)
     subtotal = sum((line.amount for line in lines), ZERO)
     discounts = apply_coupons(coupons, subtotal, money)
