@@ -243,7 +243,8 @@ count means other work competed for the CPU and the numbers understate the API. 
 per request (single) and per event (batch) is the load-independent cost: 2,000 req/s need
 2,000 x that per second of the cores left by the load generator and the broker.
 
-| API workers | single p50 ms | single p95 ms | single p99 ms | API CPU µs/request | single statuses | batch events/s | API CPU µs/event | batch statuses |
+| API workers | single p50 ms | single p95 ms | single p99 ms | API CPU µs/request | single statuses | \
+batch events/s | API CPU µs/event | batch statuses |
 |---|---|---|---|---|---|---|---|---|
 {rows}
 """

@@ -64,7 +64,8 @@ GENERATE = [
            if(number % 100 < 6, {PLANS}[1 + number % 4], NULL), 'month',
            multiIf(number % 100 < 6, 'active', number % 100 < 10, 'canceled', 'active'),
            if(number % 100 >= 10, toDateTime64('{START}', 3, 'UTC') - toIntervalDay(3), {SIGNUP}),
-           if(number % 100 >= 6 AND number % 100 < 10, toDateTime64('{START}', 3, 'UTC') + toIntervalSecond(cityHash64(number) % {MONTH_SECONDS}) + toIntervalDay(2), NULL),
+           if(number % 100 >= 6 AND number % 100 < 10,
+              toDateTime64('{START}', 3, 'UTC') + toIntervalSecond(cityHash64(number) % {MONTH_SECONDS}) + toIntervalDay(2), NULL),
            toDateTime64('{START}', 3, 'UTC') + toIntervalSecond(cityHash64(number) % {MONTH_SECONDS}),
            toDateTime64('{START}', 3, 'UTC') + toIntervalSecond(cityHash64(number) % {MONTH_SECONDS})
     FROM numbers({CUSTOMERS}) WHERE number % 100 < 15""",
@@ -130,7 +131,8 @@ def run() -> str:
         "| run | invoices computed | written + published | corrections | seconds |",
         "|---|---:|---:|---:|---:|",
         f"| first run of June (drafts) | {len(first.invoices):,} | {first.created:,} | {first.corrections} | {first.seconds:.2f} |",
-        f"| re-run of June (no change) | {len(again.invoices):,} | {again.created + again.updated:,} | {again.corrections} | {again.seconds:.2f} |",
+        f"| re-run of June (no change) | {len(again.invoices):,} | {again.created + again.updated:,} | "
+        f"{again.corrections} | {again.seconds:.2f} |",
         f"| June again with `--finalize` | {len(final.invoices):,} | {final.finalized:,} | {final.corrections} | {final.seconds:.2f} |",
         f"| July, re-checking June's finalized invoices for late usage (5 % had some) | {len(following.invoices):,} | "
         f"{following.created:,} | {following.corrections:,} | {following.seconds:.2f} |",

@@ -90,7 +90,8 @@ def run() -> str:
         "## pricing",
         "",
         f"{CUSTOMERS:,} customers' monthly invoices across the {len({s.plan.id for c in customers for s in c['terms']})} example plans "
-        f"({lines:,} lines; 10 % prorated joins, ~3 % mid-month plan changes, 20 % coupons, taxes in 9 locations). Target: < 10 s for the whole invoice computation.",
+        f"({lines:,} lines; 10 % prorated joins, ~3 % mid-month plan changes, 20 % coupons, taxes in 9 locations). "
+        "Target: < 10 s for the whole invoice computation.",
         "",
         "| step | time | rate |",
         "|---|---|---|",

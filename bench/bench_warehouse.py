@@ -119,7 +119,8 @@ def _measure(connects: dict[str, Callable[[], object]], batches: list[list[list]
     insert_s = dict.fromkeys(SIDES, 0.0)
     for columns in batches:
         for side, client in clients.items():
-            insert_s[side] += _timed(lambda client=client, columns=columns: client.insert("usage", columns, column_names=COLUMNS, column_oriented=True))
+            insert_s[side] += _timed(
+                lambda client=client, columns=columns: client.insert("usage", columns, column_names=COLUMNS, column_oriented=True))
     samples: dict[str, dict[str, list[float]]] = {side: {"group": [], "point": []} for side in SIDES}
     for run in range(QUERY_RUNS + 3):
         for side, client in clients.items():

@@ -114,14 +114,18 @@ class Settings(BaseSettings):
     # Stream worker (`billing worker`)
     worker_app_id: str = Field(default="billing-streams", description="Faust app id: consumer group and changelog topic prefix.")
     worker_web_port: int = Field(default=6066, description="HTTP port of the worker's health/metrics endpoint (one per worker).")
-    worker_processes: int = Field(default=1, ge=1, description="Stream workers `billing up` starts (one consumer group; web ports from BILLING_WORKER_WEB_PORT on).")
+    worker_processes: int = Field(default=1, ge=1, description="Stream workers `billing up` starts (one consumer group; web ports "
+                                                               "from BILLING_WORKER_WEB_PORT on).")
     worker_windows_s: tuple[int, ...] = Field(default=(60, 3600), description="Tumbling window lengths of the usage rollups.")
     worker_grace_s: float = Field(default=60.0, ge=0, description="Lateness after a window's end that is still admitted into it.")
-    worker_idle_close_s: float = Field(default=30.0, gt=0, description="Idle partitions close their windows by the wall clock after this long.")
+    worker_idle_close_s: float = Field(default=30.0, gt=0, description="Idle partitions close their windows by the wall clock "
+                                                                       "after this long.")
     worker_dedup_retention_days: float = Field(default=32.0, gt=0, description="How long idempotency keys are remembered.")
-    worker_window_retention_days: float = Field(default=3.0, gt=0, description="How long window state is kept for corrections (older windows are recomputed from the warehouse).")
+    worker_window_retention_days: float = Field(default=3.0, gt=0, description="How long window state is kept for corrections "
+                                                                               "(older windows are recomputed from the warehouse).")
     worker_purge_interval_s: float = Field(default=3600.0, gt=0, description="How often expired dedup keys and windows are purged.")
-    worker_batch_size: int = Field(default=20_000, ge=1, description="Most records the worker processes and writes to the warehouse at once (under load; a quiet stream is cut by the interval).")
+    worker_batch_size: int = Field(default=20_000, ge=1, description="Most records the worker processes and writes to the warehouse "
+                                                                     "at once (under load; a quiet stream is cut by the interval).")
     worker_batch_interval_s: float = Field(default=0.5, gt=0, description="Longest wait before a partial batch is processed.")
     worker_sink_max_backoff_s: float = Field(default=10.0, gt=0, description="Longest pause between warehouse write retries.")
     worker_metrics_interval_s: float = Field(default=10.0, gt=0, description="How often counters are written to pipeline_metrics.")

@@ -97,7 +97,8 @@ def show(plan_id: str = typer.Argument(..., help="Plan id."), catalog_path: Path
         if tiers:
             table = Table("tier", "from (exclusive)", "up to (inclusive)", "unit price", "flat fee")
             for number, tier in enumerate(tiers, 1):
-                table.add_row(str(number), f"{tier.from_:,}", "∞" if tier.up_to is None else f"{tier.up_to:,}", str(tier.unit_price), str(tier.flat_fee))
+                table.add_row(str(number), f"{tier.from_:,}", "∞" if tier.up_to is None else f"{tier.up_to:,}",
+                              str(tier.unit_price), str(tier.flat_fee))
             console.print(table)
 
 
@@ -138,7 +139,8 @@ def quote(
         table.add_row(f"[bold]{line.description}[/]", f"{line.quantity:,}", "", "", f"[bold]{money.format(line.amount)}[/]")
         for step in line.steps:
             flat = str(step.flat_fee) if step.flat_fee else ""
-            table.add_row(f"[dim]  {step.description}[/]", f"[dim]{_short(step.units)}", f"[dim]{step.unit_price}", f"[dim]{flat}", f"[dim]{_short(step.amount)}")
+            table.add_row(f"[dim]  {step.description}[/]", f"[dim]{_short(step.units)}", f"[dim]{step.unit_price}", f"[dim]{flat}",
+                          f"[dim]{_short(step.amount)}")
     console.print(table)
     console.print(f"subtotal        {money.format(priced.subtotal)}")
     for discount in priced.discounts:
@@ -155,7 +157,8 @@ def quote(
         from billing.invoicing.pdf import render_pdf
 
         issued = datetime.now(UTC).replace(microsecond=0)
-        invoice = to_invoice(priced, invoice_id=f"QUOTE-{plan.id}-{issued:%Y%m%d%H%M%S}", customer_id="quote", issued_at=issued, due_at=issued)
+        invoice = to_invoice(priced, invoice_id=f"QUOTE-{plan.id}-{issued:%Y%m%d%H%M%S}", customer_id="quote",
+                             issued_at=issued, due_at=issued)
         render_pdf(invoice, Party("Quote", "quote", lines=(f"Country: {country}",) if country else ()), pdf)
         console.print(f"PDF written to {pdf}")
 
@@ -175,7 +178,8 @@ def _describe_charge(plan: Plan, charge) -> list[str]:
         fee = f" + {charge.fixed_fee} per transaction ({charge.count_meter})" if charge.fixed_fee else ""
         lines.append(f"{charge.rate}% of the amount{fee}")
         if charge.min_amount is not None or charge.max_amount is not None:
-            lines.append(f"per period: at least {charge.min_amount or 0}, at most {charge.max_amount if charge.max_amount is not None else 'unlimited'}")
+            lines.append(f"per period: at least {charge.min_amount or 0}, "
+                         f"at most {charge.max_amount if charge.max_amount is not None else 'unlimited'}")
     return lines
 
 

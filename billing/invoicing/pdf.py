@@ -104,7 +104,8 @@ def _register_fonts() -> None:
     pdfmetrics.registerFont(TTFont(BOLD, str(fonts / "VeraBd.ttf")))
 
 
-def _style(name: str, size: float = 9, font: str = FONT, color=colors.black, align: int = 0, leading: float | None = None) -> ParagraphStyle:
+def _style(name: str, size: float = 9, font: str = FONT, color=colors.black, align: int = 0,
+           leading: float | None = None) -> ParagraphStyle:
     return ParagraphStyle(name, fontName=font, fontSize=size, leading=leading or size * 1.3, textColor=color, alignment=align)
 
 
@@ -154,7 +155,8 @@ def _header(branding: Branding, invoice: Invoice) -> Table:
         seller.append(_p(branding.email, "muted"))
     title = [_p("INVOICE", "title"), _p(f"No. {invoice.id}", "right"), _p(invoice.status.value.upper(), "muted_right")]
     table = Table([[seller, title]], colWidths=["60%", "40%"])
-    table.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP"), ("LINEBELOW", (0, 0), (-1, 0), 1.2, ACCENT), ("BOTTOMPADDING", (0, 0), (-1, 0), 8)]))
+    table.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP"), ("LINEBELOW", (0, 0), (-1, 0), 1.2, ACCENT),
+                               ("BOTTOMPADDING", (0, 0), (-1, 0), 8)]))
     return table
 
 
@@ -171,14 +173,16 @@ def _parties(invoice: Invoice, bill_to: BillTo) -> Table:
     ]
     rows = [[_p(label.upper(), "label"), _p(value, "right")] for label, value in facts]
     facts_table = Table(rows, colWidths=[32 * mm, 50 * mm])
-    facts_table.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "MIDDLE"), ("TOPPADDING", (0, 0), (-1, -1), 1), ("BOTTOMPADDING", (0, 0), (-1, -1), 1)]))
+    facts_table.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "MIDDLE"), ("TOPPADDING", (0, 0), (-1, -1), 1),
+                                     ("BOTTOMPADDING", (0, 0), (-1, -1), 1)]))
     table = Table([[customer, facts_table]], colWidths=["55%", "45%"])
     table.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP"), ("ALIGN", (1, 0), (1, 0), "RIGHT")]))
     return table
 
 
 def _lines(invoice: Invoice, money: Currency, width: float) -> Table:
-    rows = [[_p("DESCRIPTION", "head"), _p("QUANTITY", "head_right"), _p("UNIT PRICE", "head_right"), _p(f"AMOUNT ({money.code})", "head_right")]]
+    rows = [[_p("DESCRIPTION", "head"), _p("QUANTITY", "head_right"), _p("UNIT PRICE", "head_right"),
+             _p(f"AMOUNT ({money.code})", "head_right")]]
     styles = [
         ("BACKGROUND", (0, 0), (-1, 0), ACCENT),
         ("VALIGN", (0, 0), (-1, -1), "TOP"),

@@ -82,7 +82,8 @@ def simulate(settings: Settings, manifest: Path, *, events: int, customers: int 
     """Send a deterministic history (ending a day ago: raw facts have a TTL) to the test's topics;
     return its manifest."""
     start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=days + 1)
-    config = SimulationConfig(customers=customers, rate=None, events=events, seed=seed, start=start, days=days, duplicate_rate=duplicate_rate,
+    config = SimulationConfig(customers=customers, rate=None, events=events, seed=seed,
+                              start=start, days=days, duplicate_rate=duplicate_rate,
                               late_rate=late_rate, malformed_rate=malformed_rate)
     Simulator(config, active_meters(), KafkaSink(settings.kafka_bootstrap, settings.topics()), manifest).run()
     return Manifest.load(manifest)

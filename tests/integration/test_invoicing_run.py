@@ -200,7 +200,8 @@ def test_bad_input_is_one_clear_error_and_writes_nothing(world, tmp_path):
     with pytest.raises(ConfigError, match=f"customer {odd.id}: unknown currency 'XXX'.*nothing was written"):
         invoicing.run_period("2026-09", now=MID_OCTOBER)
     assert count(world.ch, world.db, "invoices") == count(world.ch, world.db, "invoice_spans") == 0
-    world.ch.insert(f"{world.db}.customers", facts.customer_rows(odd.model_copy(update={"updated_at": moved.updated_at + timedelta(days=1)}))["customers"],
+    world.ch.insert(f"{world.db}.customers",
+                    facts.customer_rows(odd.model_copy(update={"updated_at": moved.updated_at + timedelta(days=1)}))["customers"],
                     column_names=facts.COLUMNS["customers"])
 
     lonely = odd.model_copy(update={"id": "cus-lonely"})
@@ -250,7 +251,8 @@ def test_tax_region_and_exemption_come_from_the_customer(world):
                     eu.model_copy(update={"tax_exempt": True, "updated_at": eu.updated_at + later})):
         world.ch.insert(f"{world.db}.customers", facts.customer_rows(changed)["customers"], column_names=facts.COLUMNS["customers"])
     invoices = {inv.customer_id: inv for inv in Invoicing(world.settings).run_period("2026-09", now=MID_OCTOBER).invoices}
-    assert invoices[us.id].tax_rate == Decimal("0.04") and invoices[us.id].tax == (invoices[us.id].subtotal * Decimal("0.04")).quantize(Decimal("0.01"), rounding="ROUND_HALF_UP")
+    assert invoices[us.id].tax_rate == Decimal("0.04") and invoices[us.id].tax == (
+        invoices[us.id].subtotal * Decimal("0.04")).quantize(Decimal("0.01"), rounding="ROUND_HALF_UP")
     assert invoices[eu.id].tax == 0 and invoices[eu.id].total == invoices[eu.id].subtotal
     assert any(inv.tax > 0 for c, inv in invoices.items() if customers[c].country in ("DE", "FR", "NL", "ES") and c != eu.id)
 

@@ -159,7 +159,8 @@ def test_corrections_follow_the_minimum_commitment_true_up():
     billed = _billed(compose.price(SEP, CUSTOMER, span, [{"api_calls": Decimal(1000)}], CATALOG))
     repriced = compose.price(SEP, CUSTOMER, span, [{"api_calls": Decimal(201_000)}], CATALOG)
     lines = compose.corrections(repriced, compose.billed_by_charge(billed, SEP), "inv")
-    assert {line.charge_id: line.amount for line in lines} == {"api_calls@2026-09": Decimal("60.00"), "minimum_commitment@2026-09": Decimal("-60.00")}
+    assert {line.charge_id: line.amount for line in lines} == {"api_calls@2026-09": Decimal("60.00"),
+                                                               "minimum_commitment@2026-09": Decimal("-60.00")}
 
 
 def _bounds(text: str) -> tuple[datetime, datetime]:
@@ -175,7 +176,8 @@ def test_lifecycle_transitions_and_refusals():
                           invoice_id="inv-1", customer_id="cus-1", subscription_id="s", now=datetime(2026, 10, 2, tzinfo=UTC))
     at = datetime(2026, 10, 3, tzinfo=UTC)
     final = transition(draft, InvoiceStatus.FINALIZED, at, due_days=14)
-    assert (final.status, final.issued_at, final.due_at, final.line_items) == (InvoiceStatus.FINALIZED, at, at + timedelta(days=14), draft.line_items)
+    assert (final.status, final.issued_at, final.due_at, final.line_items) == (
+        InvoiceStatus.FINALIZED, at, at + timedelta(days=14), draft.line_items)
     paid = transition(final, InvoiceStatus.PAID, at, due_days=14)
     assert paid.paid_at > final.event_time and paid.event_time > final.event_time
     with pytest.raises(InvalidTransition, match="cannot void invoice inv-1: it is paid; refund the payment instead"):

@@ -72,7 +72,8 @@ def test_invoice_csv_has_one_exact_row_per_line_item():
     rows = list(csv.DictReader(io.StringIO(out.getvalue())))
     assert tuple(rows[0]) == INVOICE_COLUMNS
     api = rows[1]
-    assert (api["charge"], api["kind"], api["quantity"], api["amount"], api["total"]) == ("growth.api_calls", "usage", "12345678", "2484.57", "2049.66")
+    assert (api["charge"], api["kind"], api["quantity"], api["amount"], api["total"]) == (
+        "growth.api_calls", "usage", "12345678", "2484.57", "2049.66")
     assert rows[0]["period_start"] == "2024-02-01T00:00:00Z"
     assert sum(D(row["amount"]) for row in rows[:3]) == D(rows[0]["subtotal"])
 

@@ -155,7 +155,8 @@ def test_stacked_canadian_taxes():
 
 def test_fixed_coupon_then_prepaid_credits():
     welcome = CouponGrant(CATALOG.coupon("welcome50"))
-    inv = invoice("starter", {"api_calls": 250_000, "bandwidth_gb": "10.5"}, bill_to=TaxProfile("US", "CA"), coupons=[welcome], credit_balance=D("20"))
+    inv = invoice("starter", {"api_calls": 250_000, "bandwidth_gb": "10.5"}, bill_to=TaxProfile("US", "CA"), coupons=[welcome],
+                  credit_balance=D("20"))
     # 89.05 - 50 = 39.05; tax 7.25 % = 2.831125 -> 2.83; total 41.88; 20 credits -> due 21.88
     assert (inv.taxable, inv.tax_total, inv.total) == (D("39.05"), D("2.83"), D("41.88"))
     assert (inv.credits_applied, inv.amount_due) == (D("20.00"), D("21.88"))

@@ -148,10 +148,12 @@ def test_rounding_never_moves_a_line_by_more_than_half_a_minor_unit(charge, code
 )
 def test_discounts_and_credits_never_make_a_total_negative(charge, quantity, count, balance, coupon_kinds):
     coupons = [
-        CouponGrant(Coupon(id=f"c{i}", percent_off=Decimal(60)) if kind == "percent" else Coupon(id=f"c{i}", amount_off=Decimal(75), currency="USD"))
+        CouponGrant(Coupon(id=f"c{i}", percent_off=Decimal(60)) if kind == "percent"
+                    else Coupon(id=f"c{i}", amount_off=Decimal(75), currency="USD"))
         for i, kind in enumerate(coupon_kinds)
     ]
-    inv = price_invoice(PERIOD, [PlanTerm(plan_for(charge, "USD"), PERIOD, {"m": quantity, "n": count})], coupons=coupons, credit_balance=balance)
+    inv = price_invoice(PERIOD, [PlanTerm(plan_for(charge, "USD"), PERIOD, {"m": quantity, "n": count})], coupons=coupons,
+                        credit_balance=balance)
     assert 0 <= inv.taxable <= inv.subtotal
     assert 0 <= inv.credits_applied <= balance
     assert inv.amount_due >= 0

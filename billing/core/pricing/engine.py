@@ -167,7 +167,9 @@ def _minimum_true_up(plan: Plan, money: Currency, fraction: Decimal, spent: Deci
     if spent >= minimum:
         return None
     steps = (
-        Step(f"minimum commitment {plan.minimum_commitment} x {fraction:.6f} (rounded)", minimum, units=fraction, unit_price=plan.minimum_commitment),
+        Step(f"minimum commitment {plan.minimum_commitment} x {fraction:.6f} (rounded)", minimum, units=fraction,
+             unit_price=plan.minimum_commitment),
         charges.adjustment("charges of the period", -spent),
     )
-    return Line(plan.id, "minimum_commitment", "Minimum commitment true-up", "minimum_commitment", None, Decimal(1), minimum - spent, minimum - spent, steps, active, fraction)
+    return Line(plan.id, "minimum_commitment", "Minimum commitment true-up", "minimum_commitment", None, Decimal(1),
+                minimum - spent, minimum - spent, steps, active, fraction)

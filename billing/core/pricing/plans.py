@@ -158,7 +158,8 @@ def _known_currency(code: str) -> str:
         raise ValueError(str(exc)) from None
 
 
-MONEY_FIELDS = frozenset({"amount", "unit_price", "flat_fee", "package_price", "fixed_fee", "min_amount", "max_amount", "minimum_commitment"})
+MONEY_FIELDS = frozenset({"amount", "unit_price", "flat_fee", "package_price", "fixed_fee", "min_amount", "max_amount",
+                          "minimum_commitment"})
 """Fields that hold a price in the plan's currency (every model names its money fields alike)."""
 
 
