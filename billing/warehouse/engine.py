@@ -12,6 +12,7 @@ from __future__ import annotations
 import fcntl
 import os
 import re
+import shutil
 import sys
 import tempfile
 import threading
@@ -20,6 +21,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from chdb import _chdb
 
@@ -28,6 +30,7 @@ from billing.warehouse.auth import User
 from billing.warehouse.errors import SESSION_IS_LOCKED, UNKNOWN_SETTING, QueryError
 
 SESSION_WAIT_S = 10.0
+SPOOL_DIR = "http_inserts"
 
 
 def _literal(value: str) -> str:
@@ -134,6 +137,19 @@ class Engine:
         self.version = self._keeper.query("SELECT version()", "TabSeparated").bytes().decode().strip()
         self._sessions: dict[tuple[str, str], Session] = {}
         self._lock = threading.Lock()
+        self.spool_dir = data_dir / SPOOL_DIR
+        shutil.rmtree(self.spool_dir, ignore_errors=True)  # left by a crash: no request owns them now
+        self.spool_dir.mkdir(mode=0o700)
+
+    @contextmanager
+    def spool(self) -> Iterator[tuple[str, BinaryIO]]:
+        """A private file (path, writer) for the data of one INSERT, deleted when the request ends."""
+        fd, path = tempfile.mkstemp(dir=self.spool_dir, prefix="insert-")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                yield path, fh
+        finally:
+            os.unlink(path)
 
     def check_settings(self, settings: Mapping[str, str]) -> None:
         """Reject unknown settings like a server does (custom_* settings are allowed)."""

@@ -32,7 +32,7 @@ from billing.warehouse.codec import UnsupportedEncoding, choose_encoding, decode
 from billing.warehouse.engine import Engine
 from billing.warehouse.errors import BAD_ARGUMENTS, CANNOT_DECOMPRESS, READONLY, SYNTAX_ERROR, QueryError
 from billing.warehouse.form import read_form
-from billing.warehouse.sql import Statement, analyze
+from billing.warehouse.sql import Statement, analyze, insert_from_file
 
 DISPLAY_NAME = "billing-chdb"
 DEFAULT_SESSION_TIMEOUT_S = 60.0
@@ -262,15 +262,21 @@ class Handler(BaseHTTPRequestHandler):
                 self._send_bytes(200, headers, result.bytes(), "text/plain; charset=UTF-8", request.params)
 
     def _insert(self, request: Request, conn, statement: Statement, sql: str, data_head: bytes) -> None:
-        inserter = _run(conn.send_insert, sql, statement.input_format)
-        try:
+        """Spool the data to a file and let the engine read it with ``FROM INFILE``.
+
+        chdb's streaming insert (``send_insert``) reports rows as written even when the table
+        refuses them (a CHECK constraint, too many partitions) and stores nothing; a query
+        reports the engine's error like a server does.
+        """
+        with self.server.app.engine.spool() as (path, fh):
             for chunk in itertools.chain([data_head], request.body.rest()):
-                if chunk:
-                    _run(conn.insert_append, inserter, chunk)
-        except BaseException:
-            conn.insert_cancel(inserter)
-            raise
-        result = _run(conn.insert_done, inserter)
+                fh.write(chunk)
+            fh.close()
+            try:
+                result = _run(conn.query, insert_from_file(sql, path, statement.input_format), "TabSeparated",
+                              params=request.bind)
+            except QueryError as error:
+                raise QueryError(error.code, error.text.replace(path, "request body")) from None
         headers = request.base_headers() + [("X-ClickHouse-Summary", summary(
             written_rows=result.rows_written(), written_bytes=result.bytes_written(),
             elapsed_s=time.perf_counter() - request.started))]
