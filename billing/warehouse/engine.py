@@ -10,6 +10,7 @@ connection, so ``USE``/``SET``/temporary tables persist until the session expire
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import re
 import shutil
@@ -131,8 +132,11 @@ class Engine:
         self.data_dir = data_dir
         check_data_dir(data_dir)
         self._keeper = _open_engine(data_dir)
-        names = self._keeper.query("SELECT name FROM system.settings", "TabSeparated").bytes()
-        self.setting_names = frozenset(names.decode().split())
+        settings = self._keeper.query("SELECT name, value FROM system.settings", "JSONCompactEachRow").bytes()
+        self.setting_values = dict(json.loads(line) for line in settings.decode().splitlines())
+        self.setting_names = frozenset(self.setting_values)
+        functions = self._keeper.query("SELECT name FROM system.table_functions", "TabSeparated").bytes()
+        self.table_functions = frozenset(functions.decode().split())
         self.timezone = self._keeper.query("SELECT timezone()", "TabSeparated").bytes().decode().strip()
         self.version = self._keeper.query("SELECT version()", "TabSeparated").bytes().decode().strip()
         self._sessions: dict[tuple[str, str], Session] = {}

@@ -32,6 +32,7 @@ from billing.warehouse.codec import UnsupportedEncoding, choose_encoding, decode
 from billing.warehouse.engine import Engine
 from billing.warehouse.errors import BAD_ARGUMENTS, CANNOT_DECOMPRESS, READONLY, SYNTAX_ERROR, QueryError
 from billing.warehouse.form import read_form
+from billing.warehouse.guard import ReadonlyPolicy, check_statement, inspect
 from billing.warehouse.sql import Statement, analyze, insert_from_file
 
 DISPLAY_NAME = "billing-chdb"
@@ -93,6 +94,7 @@ class App:
     def __init__(self, engine: Engine, users: Users):
         self.engine = engine
         self.users = users
+        self.readonly_policy = ReadonlyPolicy(engine.table_functions, engine.setting_values)
         self._inflight = 0
         self._idle = threading.Condition()
 
@@ -219,7 +221,16 @@ class Handler(BaseHTTPRequestHandler):
                     request.read_form(self.headers.get("Content-Type"))
                 user = app.users.authenticate(*credentials(self.headers, request.params))
                 app.engine.check_settings(request.settings)
+                if user.readonly:
+                    app.readonly_policy.check_settings(request.settings)
                 statement, sql, data_head = request.read_statement()
+                if statement.is_data_insert and user.readonly:
+                    raise QueryError.make(READONLY, "Cannot execute query in readonly mode")
+                if not statement.is_data_insert:
+                    facts = inspect(sql)
+                    check_statement(facts)
+                    if user.readonly:
+                        app.readonly_policy.check(facts)
                 self._execute(request, user, statement, sql, data_head)
             except QueryError as error:
                 self.close_connection = self.close_connection or not request.body.eof
