@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import socket
 import subprocess
+import sys
 from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -20,11 +21,10 @@ from billing.core.meters import aggregate, load_meters, window_start
 from producers.manifest import Manifest
 from producers.simulator import SimulationConfig, Simulator
 from producers.sinks import FileSink, KafkaSink, read_records
-from tests.paths import REPO_ROOT
 
 START = datetime(2024, 5, 30, tzinfo=UTC)
 LATER = datetime(2030, 1, 1, tzinfo=UTC)
-BILLING = str(REPO_ROOT / ".venv" / "bin" / "billing")
+BILLING = str(Path(sys.executable).with_name("billing"))
 
 
 def simulate(tmp: Path, **options) -> tuple[Path, Manifest]:
