@@ -10,8 +10,10 @@ connection, so ``USE``/``SET``/temporary tables persist until the session expire
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import re
+import shutil
 import sys
 import tempfile
 import threading
@@ -20,6 +22,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from chdb import _chdb
 
@@ -28,6 +31,7 @@ from billing.chdb_server.errors import SESSION_IS_LOCKED, UNKNOWN_SETTING, Query
 from billing.core.errors import PlatformError
 
 SESSION_WAIT_S = 10.0
+SPOOL_DIR = "http_inserts"
 
 
 def _literal(value: str) -> str:
@@ -128,12 +132,28 @@ class Engine:
         self.data_dir = data_dir
         check_data_dir(data_dir)
         self._keeper = _open_engine(data_dir)
-        names = self._keeper.query("SELECT name FROM system.settings", "TabSeparated").bytes()
-        self.setting_names = frozenset(names.decode().split())
+        settings = self._keeper.query("SELECT name, value FROM system.settings", "JSONCompactEachRow").bytes()
+        self.setting_values = dict(json.loads(line) for line in settings.decode().splitlines())
+        self.setting_names = frozenset(self.setting_values)
+        functions = self._keeper.query("SELECT name FROM system.table_functions", "TabSeparated").bytes()
+        self.table_functions = frozenset(functions.decode().split())
         self.timezone = self._keeper.query("SELECT timezone()", "TabSeparated").bytes().decode().strip()
         self.version = self._keeper.query("SELECT version()", "TabSeparated").bytes().decode().strip()
         self._sessions: dict[tuple[str, str], Session] = {}
         self._lock = threading.Lock()
+        self.spool_dir = data_dir / SPOOL_DIR
+        shutil.rmtree(self.spool_dir, ignore_errors=True)  # left by a crash: no request owns them now
+        self.spool_dir.mkdir(mode=0o700)
+
+    @contextmanager
+    def spool(self) -> Iterator[tuple[str, BinaryIO]]:
+        """A private file (path, writer) for the data of one INSERT, deleted when the request ends."""
+        fd, path = tempfile.mkstemp(dir=self.spool_dir, prefix="insert-")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                yield path, fh
+        finally:
+            os.unlink(path)
 
     def check_settings(self, settings: Mapping[str, str]) -> None:
         """Reject unknown settings like a server does (custom_* settings are allowed)."""

@@ -8,8 +8,10 @@ SYNTAX_ERROR = 62
 UNKNOWN_SETTING = 115
 READONLY = 164
 UNKNOWN_USER = 192
+ACCESS_DENIED = 497
 REQUIRED_PASSWORD = 194
 SESSION_IS_LOCKED = 373
+INTO_OUTFILE_NOT_ALLOWED = 358
 AUTHENTICATION_FAILED = 516
 BAD_ARGUMENTS = 36
 CANNOT_DECOMPRESS = 271
@@ -23,7 +25,9 @@ _NAMES = {
     READONLY: "READONLY",
     REQUIRED_PASSWORD: "REQUIRED_PASSWORD",
     SESSION_IS_LOCKED: "SESSION_IS_LOCKED",
+    INTO_OUTFILE_NOT_ALLOWED: "INTO_OUTFILE_NOT_ALLOWED",
     AUTHENTICATION_FAILED: "AUTHENTICATION_FAILED",
+    ACCESS_DENIED: "ACCESS_DENIED",
     BAD_ARGUMENTS: "BAD_ARGUMENTS",
     CANNOT_DECOMPRESS: "CANNOT_DECOMPRESS",
     NOT_IMPLEMENTED: "NOT_IMPLEMENTED",
@@ -36,6 +40,7 @@ _STATUS_BY_CODE = {
     UNKNOWN_USER: 403,
     193: 403,  # WRONG_PASSWORD
     AUTHENTICATION_FAILED: 403,
+    ACCESS_DENIED: 403,
     # parse errors, bad arguments and bad data
     **dict.fromkeys((6, 8, 15, 25, 26, 27, 36, 38, 41, 44, 53, 62, 72, 117, 167, 168, 223, 321, 376, 427), 400),
     # unknown table, function, identifier, type, storage, database, setting, aggregate, format, engine
@@ -70,7 +75,10 @@ class QueryError(Exception):
         match = _CODE.search(text)
         if match is None:
             return cls.make(UNKNOWN_EXCEPTION, text or type(exc).__name__)
-        return cls(int(match.group(1)), text[match.start():])
+        text = text[match.start():]
+        while text.startswith(match.group(0) + "DB::Exception: Code: "):  # the engine wraps some errors twice
+            text = text[len(match.group(0) + "DB::Exception: "):]
+        return cls(int(match.group(1)), text)
 
     @property
     def http_status(self) -> int:

@@ -31,8 +31,9 @@ from billing.chdb_server.codec import UnsupportedEncoding, choose_encoding, deco
 from billing.chdb_server.engine import Engine
 from billing.chdb_server.errors import BAD_ARGUMENTS, CANNOT_DECOMPRESS, READONLY, SYNTAX_ERROR, QueryError
 from billing.chdb_server.form import read_form
+from billing.chdb_server.guard import ReadonlyPolicy, check_statement, inspect
 from billing.core.errors import BillingError
-from billing.warehouse.sql import Statement, analyze
+from billing.warehouse.sql import Statement, analyze, insert_from_file
 
 DISPLAY_NAME = "billing-chdb"
 DEFAULT_SESSION_TIMEOUT_S = 60.0
@@ -93,6 +94,7 @@ class App:
     def __init__(self, engine: Engine, users: Users):
         self.engine = engine
         self.users = users
+        self.readonly_policy = ReadonlyPolicy(engine.table_functions, engine.setting_values)
         self._inflight = 0
         self._idle = threading.Condition()
 
@@ -219,7 +221,16 @@ class Handler(BaseHTTPRequestHandler):
                     request.read_form(self.headers.get("Content-Type"))
                 user = app.users.authenticate(*credentials(self.headers, request.params))
                 app.engine.check_settings(request.settings)
+                if user.readonly:
+                    app.readonly_policy.check_settings(request.settings)
                 statement, sql, data_head = request.read_statement()
+                if statement.is_data_insert and user.readonly:
+                    raise QueryError.make(READONLY, "Cannot execute query in readonly mode")
+                if not statement.is_data_insert:
+                    facts = inspect(sql)
+                    check_statement(facts)
+                    if user.readonly:
+                        app.readonly_policy.check(facts)
                 self._execute(request, user, statement, sql, data_head)
             except QueryError as error:
                 self.close_connection = self.close_connection or not request.body.eof
@@ -262,15 +273,21 @@ class Handler(BaseHTTPRequestHandler):
                 self._send_bytes(200, headers, result.bytes(), "text/plain; charset=UTF-8", request.params)
 
     def _insert(self, request: Request, conn, statement: Statement, sql: str, data_head: bytes) -> None:
-        inserter = _run(conn.send_insert, sql, statement.input_format)
-        try:
+        """Spool the data to a file and let the engine read it with ``FROM INFILE``.
+
+        chdb's streaming insert (``send_insert``) reports rows as written even when the table
+        refuses them (a CHECK constraint, too many partitions) and stores nothing; a query
+        reports the engine's error like a server does.
+        """
+        with self.server.app.engine.spool() as (path, fh):
             for chunk in itertools.chain([data_head], request.body.rest()):
-                if chunk:
-                    _run(conn.insert_append, inserter, chunk)
-        except BaseException:
-            conn.insert_cancel(inserter)
-            raise
-        result = _run(conn.insert_done, inserter)
+                fh.write(chunk)
+            fh.close()
+            try:
+                result = _run(conn.query, insert_from_file(sql, path, statement.input_format), "TabSeparated",
+                              params=request.bind)
+            except QueryError as error:
+                raise QueryError(error.code, error.text.replace(path, "request body")) from None
         headers = request.base_headers() + [("X-ClickHouse-Summary", summary(
             written_rows=result.rows_written(), written_bytes=result.bytes_written(),
             elapsed_s=time.perf_counter() - request.started))]

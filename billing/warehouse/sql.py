@@ -230,3 +230,25 @@ def _query(keyword: str, text: str) -> Statement:
             break
         statement_tokens.append(tok)
     return Statement(keyword, True, output_format=_output_format(statement_tokens))
+
+
+def _quote_string(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def insert_from_file(sql: str, path: str, fmt: str) -> str:
+    """``INSERT ... FROM INFILE path FORMAT fmt`` for the head ``sql`` of an INSERT with inline data.
+
+    ``FROM INFILE`` goes after the table and column list, before a top-level SETTINGS clause.
+    """
+    before = None
+    settings_at = len(sql)
+    for tok in significant(sql):
+        if (tok.depth == 0 and tok.kind is Kind.WORD and tok.upper == "SETTINGS" and before is not None
+                and before.upper not in ("INTO", "TABLE") and before.text != "."):
+            settings_at = tok.start
+            break
+        before = tok
+    name = fmt if fmt.isalnum() else "`" + fmt.replace("`", "``") + "`"
+    head, tail = sql[:settings_at].rstrip(), sql[settings_at:].strip()
+    return f"{head} FROM INFILE {_quote_string(path)} {tail + ' ' if tail else ''}FORMAT {name}"
