@@ -51,6 +51,7 @@ from billing.gc_tuning import COLLECT_EVERY_S, collect_garbage, trim_heap
 from billing.kafka.config import producer_config
 from billing.settings import Settings
 from billing.warehouse.client import client as make_client
+from streams.faust_internals import partition_db
 from streams.metrics import WorkerMetrics
 from streams.pipeline import Output, Record, RecordProcessor, UsageProcessor, WindowConfig
 from streams.sink import SinkStopped, WarehouseSink
@@ -92,7 +93,7 @@ class PartitionTable:
         self.refused: list[str] = []
 
     def _db(self, partition: int):
-        return self.table.data._db_for_partition(partition)
+        return partition_db(self.table, partition)
 
     def read(self, partition: int, key: bytes) -> bytes | None:
         place = (partition, key)
