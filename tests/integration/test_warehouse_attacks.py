@@ -7,7 +7,9 @@ normally right after it.
 
 from __future__ import annotations
 
+import gzip
 import socket
+import time
 import uuid
 from pathlib import Path
 from urllib.parse import urlencode, urlsplit
@@ -15,6 +17,7 @@ from urllib.parse import urlencode, urlsplit
 import pytest
 
 from billing.settings import Settings
+from billing.warehouse.server import MAX_CONNECTIONS
 
 DB = "wh_attacks"
 
@@ -195,3 +198,111 @@ def test_killing_other_queries_is_refused_and_they_survive(endpoint, reader) -> 
         while chunk := victim.recv(65536):
             received += chunk
     assert _parse(received)[0] == 200 and b"__exception__" not in received
+
+
+def test_a_gzip_bomb_is_refused_without_inflating_the_server(endpoint, warehouse) -> None:
+    body = gzip.compress(b"SELECT 1 " + b" " * (200 << 20), compresslevel=9)
+    assert len(body) < 300_000
+    process = warehouse.managed().process()
+    before = process.memory_info().rss
+    answer = _request(endpoint, "POST", {}, body, {"Content-Encoding": "gzip"})
+    grown = process.memory_info().rss - before
+    _refused(answer, 62, 400)
+    assert b"Max query size exceeded" in answer[2]
+    assert grown < 64 << 20, f"the server grew by {grown >> 20} MiB"
+    _healthy(endpoint)
+
+
+@pytest.mark.parametrize("query_id", ["a\r\nSet-Cookie: stolen=1", "a\nX-Injected: 1", "x" * 256, "caf\u00e9", ""])
+def test_a_query_id_that_could_break_headers_is_refused(endpoint, query_id: str) -> None:
+    status, headers, body = _request(endpoint, "GET", {"query": "SELECT 1", "query_id": query_id})
+    if not query_id:  # an empty query_id means "none": the server makes one
+        assert status == 200 and headers["X-ClickHouse-Query-Id"]
+        return
+    _refused((status, headers, body), 36, 400)
+    assert "Set-Cookie" not in headers and "X-Injected" not in headers
+    assert headers["X-ClickHouse-Query-Id"] != query_id
+    _healthy(endpoint)
+
+
+@pytest.mark.parametrize("timeout", ["nan", "inf", "-inf", "1e308", "3601", "-1", "soon"])
+def test_session_timeout_is_bounded(endpoint, timeout: str) -> None:
+    params = {"query": "SELECT 1", "session_id": f"s-{uuid.uuid4()}", "session_timeout": timeout}
+    _refused(_request(endpoint, "GET", params), 374, 500)
+    assert _request(endpoint, "GET", {**params, "session_timeout": "3600"})[2] == b"1\n"
+
+
+def test_content_length_with_transfer_encoding_is_refused_and_nothing_is_smuggled(endpoint, admin) -> None:
+    smuggled = f"CREATE TABLE {DB}.smuggled (a Int8) ENGINE = Memory".encode()
+    inner = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (len(smuggled), smuggled)
+    chunked = b"0\r\n\r\n" + inner
+    request = (b"POST /?query=SELECT+1 HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n"
+               b"Transfer-Encoding: chunked\r\n\r\n%s" % (len(chunked), chunked))
+    answer = _raw(endpoint, request)
+    _refused(_parse(answer), 36, 400)
+    assert answer.count(b"HTTP/1.1 ") == 1
+    assert admin(f"EXISTS TABLE {DB}.smuggled") == b"0\n"
+    _healthy(endpoint)
+
+
+@pytest.mark.parametrize(("headers", "code", "status"), [
+    ({"Transfer-Encoding": "gzip, chunked"}, 48, 501),
+    ({"Transfer-Encoding": "identity"}, 48, 501),
+    ({"Content-Length": "-5"}, 36, 400),
+    ({"Content-Length": "+8"}, 36, 400),
+])
+def test_bad_body_framing_is_refused(endpoint, headers: dict[str, str], code: int, status: int) -> None:
+    head = "POST /?query=SELECT+1 HTTP/1.1\r\nHost: x\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    _refused(_parse(_raw(endpoint, head.encode() + b"\r\n")), code, status)
+    _healthy(endpoint)
+
+
+def test_two_different_content_lengths_are_refused(endpoint) -> None:
+    request = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 8\r\nContent-Length: 30\r\n\r\nSELECT 1"
+    _refused(_parse(_raw(endpoint, request)), 36, 400)
+    _healthy(endpoint)
+
+
+@pytest.mark.parametrize("sql", [b"\0SELECT 1", b"SELECT 1\0; DROP TABLE x", b"", b"  -- nothing\n"])
+def test_nul_bytes_and_empty_queries_are_syntax_errors(endpoint, sql: bytes) -> None:
+    _refused(_request(endpoint, "POST", {}, sql), 62, 400)
+    _healthy(endpoint)
+
+
+def test_a_nul_inside_a_string_is_data(endpoint) -> None:
+    assert _request(endpoint, "POST", {}, b"SELECT length('a\0b')")[2] == b"3\n"
+
+
+@pytest.mark.parametrize(("body", "headers", "code", "status"), [
+    (b"SELECT 1", {"Content-Encoding": "br"}, 36, 400),
+    (b"\x04\x22\x4d\x18" + b"\xff" * 32, {"Content-Encoding": "lz4"}, 271, 500),
+    (b"SELECT '\xff\xfe'", {}, 62, 400),
+    (b"SELECT 1 " + b"-" * 300_000, {}, 62, 400),
+])
+def test_undecodable_or_oversized_bodies(endpoint, body: bytes, headers: dict[str, str], code: int,
+                                         status: int) -> None:
+    _refused(_request(endpoint, "POST", {}, body, headers), code, status)
+    _healthy(endpoint)
+
+
+def test_a_malformed_chunk_is_refused(endpoint) -> None:
+    request = b"POST /?query=SELECT+1 HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n"
+    _refused(_parse(_raw(endpoint, request)), 36, 400)
+    _healthy(endpoint)
+
+
+def test_connections_over_the_limit_are_answered_503(endpoint) -> None:
+    idle = [socket.create_connection(endpoint, timeout=30) for _ in range(MAX_CONNECTIONS)]
+    try:
+        status, headers, body = _parse(_raw(endpoint, b"GET /?query=SELECT+1 HTTP/1.1\r\nHost: x\r\n\r\n"))
+        assert (status, headers["X-ClickHouse-Exception-Code"]) == (503, "202"), body
+    finally:
+        for sock in idle:
+            sock.close()
+    for _ in range(50):  # the server notices the closed connections within its poll interval
+        try:
+            _healthy(endpoint)
+            return
+        except AssertionError:
+            time.sleep(0.1)
+    _healthy(endpoint)
