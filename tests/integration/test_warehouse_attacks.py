@@ -12,6 +12,7 @@ import socket
 import time
 import uuid
 from pathlib import Path
+from typing import NamedTuple
 from urllib.parse import urlencode, urlsplit
 
 import pytest
@@ -22,10 +23,17 @@ from billing.warehouse.server import MAX_CONNECTIONS
 DB = "wh_attacks"
 
 
+class Endpoint(NamedTuple):
+    address: tuple[str, int]
+    admin_headers: str
+    """Request header lines that authenticate as the admin user."""
+
+
 @pytest.fixture(scope="module")
-def endpoint(warehouse, settings: Settings) -> tuple[str, int]:
+def endpoint(warehouse, settings: Settings) -> Endpoint:
     url = urlsplit(settings.clickhouse_url)
-    return url.hostname, url.port
+    auth = f"X-ClickHouse-User: {settings.clickhouse_user}\r\nX-ClickHouse-Key: {settings.clickhouse_password}\r\n"
+    return Endpoint((url.hostname, url.port), auth)
 
 
 @pytest.fixture(scope="module")
@@ -48,9 +56,9 @@ def reader(settings: Settings) -> dict[str, str]:
     return {"user": settings.clickhouse_readonly_user, "password": settings.clickhouse_readonly_password}
 
 
-def _raw(endpoint: tuple[str, int], data: bytes, timeout: float = 30) -> bytes:
+def _raw(endpoint: Endpoint, data: bytes, timeout: float = 30) -> bytes:
     """Send raw bytes on a fresh connection and return everything the server answers until it closes."""
-    with socket.create_connection(endpoint, timeout=timeout) as sock:
+    with socket.create_connection(endpoint.address, timeout=timeout) as sock:
         sock.sendall(data)
         received = b""
         while chunk := sock.recv(65536):
@@ -58,9 +66,12 @@ def _raw(endpoint: tuple[str, int], data: bytes, timeout: float = 30) -> bytes:
         return received
 
 
-def _request(endpoint: tuple[str, int], method: str, params: dict[str, str], body: bytes = b"",
+def _request(endpoint: Endpoint, method: str, params: dict[str, str], body: bytes = b"",
              headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+    """One request on a fresh connection, as the admin user unless ``params`` name a user."""
     head = f"{method} /?{urlencode(params)} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+    if "user" not in params:
+        head += endpoint.admin_headers
     head += "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
     if method == "POST" and "Transfer-Encoding" not in (headers or {}):
         head += f"Content-Length: {len(body)}\r\n"
@@ -87,7 +98,7 @@ def _dechunk(data: bytes) -> bytes:
     return out
 
 
-def _healthy(endpoint: tuple[str, int]) -> None:
+def _healthy(endpoint: Endpoint) -> None:
     assert _request(endpoint, "GET", {"query": "SELECT 1"})[2] == b"1\n"
 
 
@@ -189,9 +200,10 @@ def test_ssrf_through_url_cannot_make_the_admin_run_ddl(endpoint, admin, reader,
 
 def test_killing_other_queries_is_refused_and_they_survive(endpoint, reader) -> None:
     query_id = f"victim-{uuid.uuid4()}"
-    with socket.create_connection(endpoint, timeout=30) as victim:
+    with socket.create_connection(endpoint.address, timeout=30) as victim:
         params = urlencode({"query": "SELECT sleepEachRow(0.5) FROM numbers(4) FORMAT TSV", "query_id": query_id})
-        victim.sendall(f"GET /?{params} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+        victim.sendall(f"GET /?{params} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{endpoint.admin_headers}\r\n"
+                       .encode())
         sql = f"KILL QUERY WHERE query_id = '{query_id}'"
         _refused(_request(endpoint, "POST", reader, sql.encode()), READONLY, 500)
         received = b""
@@ -286,13 +298,14 @@ def test_undecodable_or_oversized_bodies(endpoint, body: bytes, headers: dict[st
 
 
 def test_a_malformed_chunk_is_refused(endpoint) -> None:
-    request = b"POST /?query=SELECT+1 HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n"
+    request = (b"POST /?query=SELECT+1 HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n%s\r\n"
+               b"zz\r\nabc\r\n0\r\n\r\n" % endpoint.admin_headers.encode())
     _refused(_parse(_raw(endpoint, request)), 36, 400)
     _healthy(endpoint)
 
 
 def test_connections_over_the_limit_are_answered_503(endpoint) -> None:
-    idle = [socket.create_connection(endpoint, timeout=30) for _ in range(MAX_CONNECTIONS)]
+    idle = [socket.create_connection(endpoint.address, timeout=30) for _ in range(MAX_CONNECTIONS)]
     try:
         status, headers, body = _parse(_raw(endpoint, b"GET /?query=SELECT+1 HTTP/1.1\r\nHost: x\r\n\r\n"))
         assert (status, headers["X-ClickHouse-Exception-Code"]) == (503, "202"), body
@@ -306,3 +319,12 @@ def test_connections_over_the_limit_are_answered_503(endpoint) -> None:
         except AssertionError:
             time.sleep(0.1)
     _healthy(endpoint)
+
+
+def test_the_admin_user_needs_its_password(endpoint, admin) -> None:
+    """A web page can POST to 127.0.0.1 from the user's browser: without the password nothing runs."""
+    ddl = f"CREATE TABLE {DB}.csrf (a Int8) ENGINE = Memory".encode()
+    for auth in ("", "X-ClickHouse-User: default\r\n", "X-ClickHouse-User: default\r\nX-ClickHouse-Key: wrong\r\n"):
+        request = f"POST / HTTP/1.1\r\nHost: x\r\n{auth}Content-Length: {len(ddl)}\r\n\r\n".encode() + ddl
+        _refused(_parse(_raw(endpoint, request)), 516, 403)
+    assert admin(f"EXISTS TABLE {DB}.csrf") == b"0\n"
