@@ -24,6 +24,7 @@ from pathlib import Path
 
 import clickhouse_connect
 
+from billing.settings import get_settings
 from billing.warehouse.client import ping
 
 ROWS = 1_000_000
@@ -83,7 +84,10 @@ def _endpoint(data_dir: Path) -> Iterator[Callable[[], object]]:
             if time.monotonic() > deadline or server.poll() is not None:
                 raise RuntimeError("the warehouse endpoint did not start")
             time.sleep(0.2)
-        yield lambda: clickhouse_connect.get_client(host="127.0.0.1", port=port, compress="lz4")
+        settings = get_settings()  # the server reads the same environment, so the same admin password
+        yield lambda: clickhouse_connect.get_client(host="127.0.0.1", port=port, compress="lz4",
+                                                    username=settings.clickhouse_user,
+                                                    password=settings.clickhouse_password)
     finally:
         server.terminate()
         server.wait(timeout=60)

@@ -8,11 +8,13 @@ optional ``.env`` file, then the defaults below, which describe the local stack 
 
 from __future__ import annotations
 
+import os
+import secrets
 from functools import lru_cache
 from pathlib import Path
 
 from platformdirs import user_data_dir
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from billing.core.contracts import FUTURE_TOLERANCE_S, set_future_tolerance_source
@@ -81,7 +83,11 @@ class Settings(BaseSettings):
         description="ClickHouse HTTP endpoint (the local chdb server or a real server).",
     )
     clickhouse_user: str = "default"
-    clickhouse_password: str = ""
+    clickhouse_password: str | None = Field(
+        default=None,
+        description="Admin password (default: generated once into <state>/secrets/clickhouse_password, mode 0600; "
+                    "`billing warehouse password` prints it). Set it, even empty, to use a real server's.",
+    )
     clickhouse_database: str = Field(default="billing", description="Database of raw facts and rollups.")
     clickhouse_marts_database: str = Field(default="billing_marts", description="Database dbt builds marts in.")
     clickhouse_readonly_user: str = Field(default="dashboards", description="Read-only user.")
@@ -148,6 +154,12 @@ class Settings(BaseSettings):
     # Timeouts
     start_timeout_s: float = Field(default=60.0, description="How long `billing up` waits per service.")
 
+    @model_validator(mode="after")
+    def _generated_password(self) -> Settings:
+        if self.clickhouse_password is None:
+            self.clickhouse_password = stored_secret(self.state_dir / "secrets" / "clickhouse_password")
+        return self
+
     @property
     def log_dir(self) -> Path:
         """Folder for service log files."""
@@ -168,6 +180,23 @@ class Settings(BaseSettings):
             "payments": self.topic_payments,
             "dead_letters": self.topic_dead_letters,
         }
+
+
+def stored_secret(path: Path) -> str:
+    """The secret kept in ``path``; the first process to ask writes a random one (mode 0600)."""
+    if not path.exists():
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        draft = path.with_name(f".{path.name}.{os.getpid()}")
+        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_urlsafe(24))
+        try:
+            os.link(draft, path)  # atomic: a process that lost the race reads the winner's secret
+        except FileExistsError:
+            pass
+        finally:
+            draft.unlink()
+    return path.read_text().strip()
 
 
 @lru_cache(maxsize=1)

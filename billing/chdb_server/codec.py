@@ -21,28 +21,43 @@ class UnsupportedEncoding(ValueError):
     """The client used a Content-Encoding this endpoint does not implement."""
 
 
+OUTPUT_STEP = 1 << 20
+"""Most bytes one decompression step yields: a small compressed chunk can expand a thousandfold
+(a gzip bomb), so output is produced in steps and the reader can stop at its limit."""
+
+
 class _FrameDecoder(Protocol):
-    def decompress(self, data: bytes) -> bytes: ...
+    def decompress(self, data: bytes, max_length: int = -1) -> bytes: ...
 
     @property
     def eof(self) -> bool: ...
+
+    @property
+    def needs_input(self) -> bool: ...
 
     @property
     def unused_data(self) -> bytes: ...
 
 
 class _Zlib:
-    """Adapter giving zlib decompress objects the eof/unused_data shape of the other decoders."""
+    """Adapter giving zlib decompress objects the eof/needs_input/unused_data shape of the others."""
 
     def __init__(self, wbits: int):
         self._obj = zlib.decompressobj(wbits)
+        self._full = False
 
-    def decompress(self, data: bytes) -> bytes:
-        return self._obj.decompress(data)
+    def decompress(self, data: bytes, max_length: int = -1) -> bytes:
+        out = self._obj.decompress(self._obj.unconsumed_tail + data, max(max_length, 0))
+        self._full = 0 < max_length <= len(out)
+        return out
 
     @property
     def eof(self) -> bool:
         return self._obj.eof
+
+    @property
+    def needs_input(self) -> bool:
+        return not self._obj.unconsumed_tail and not self._full
 
     @property
     def unused_data(self) -> bytes:
@@ -59,30 +74,40 @@ _DECODERS: dict[str, Callable[[], _FrameDecoder]] = {
 
 
 def decode_stream(chunks: Iterable[bytes], encoding: str | None) -> Iterator[bytes]:
-    """Decompress a body given as chunks, across any number of concatenated frames."""
+    """Decompress a body given as chunks, across any number of concatenated frames.
+
+    Each yielded piece is at most :data:`OUTPUT_STEP` bytes, whatever the compression ratio. An
+    unknown encoding raises :class:`UnsupportedEncoding` here, before the body is read.
+    """
     name = (encoding or "").strip().lower()
     if name in ("", "identity"):
-        yield from (c for c in chunks if c)
-        return
+        return (c for c in chunks if c)
     factory = _DECODERS.get(name)
     if factory is None:
         raise UnsupportedEncoding(f"Unknown Content-Encoding {encoding!r}; supported: {', '.join(SUPPORTED)}")
+    return _decode(chunks, factory, name)
+
+
+def _decode(chunks: Iterable[bytes], factory: Callable[[], _FrameDecoder], name: str) -> Iterator[bytes]:
     decoder: _FrameDecoder | None = None
     for chunk in chunks:
-        while chunk:
+        while True:
             if decoder is None:
+                if not chunk:
+                    break
                 decoder = factory()
             try:
-                out = decoder.decompress(chunk)
+                out = decoder.decompress(chunk, OUTPUT_STEP)
             except Exception as exc:  # each library has its own error type (RuntimeError, ZstdError, zlib.error)
                 raise ValueError(f"Corrupt {name} body: {exc}") from None
+            chunk = b""
             if out:
                 yield out
             if decoder.eof:
                 chunk = decoder.unused_data
                 decoder = None
-            else:
-                chunk = b""
+            elif decoder.needs_input:
+                break
     if decoder is not None:
         raise ValueError(f"Truncated {name} body: the last compressed frame is incomplete")
 

@@ -27,7 +27,7 @@ from typing import BinaryIO
 from chdb import _chdb
 
 from billing.chdb_server.auth import User
-from billing.chdb_server.errors import SESSION_IS_LOCKED, UNKNOWN_SETTING, QueryError
+from billing.chdb_server.errors import BAD_ARGUMENTS, SESSION_IS_LOCKED, UNKNOWN_SETTING, QueryError
 from billing.core.errors import PlatformError
 
 SESSION_WAIT_S = 10.0
@@ -154,6 +154,14 @@ class Engine:
                 yield path, fh
         finally:
             os.unlink(path)
+
+    def max_query_size(self, settings: Mapping[str, str]) -> int:
+        """The longest query text (bytes) a request with ``settings`` may send."""
+        value = settings.get("max_query_size") or self.setting_values["max_query_size"]
+        try:
+            return int(value)
+        except ValueError:
+            raise QueryError.make(BAD_ARGUMENTS, f"Invalid max_query_size: '{value}'") from None
 
     def check_settings(self, settings: Mapping[str, str]) -> None:
         """Reject unknown settings like a server does (custom_* settings are allowed)."""

@@ -64,6 +64,8 @@ class Facts:
     settings: list[str] = field(default_factory=list)
     outfile: bool = False
     more_statements: bool = False
+    empty: bool = False
+    nul_at: int | None = None
 
 
 def _skip_value(tokens: list[Token], i: int) -> int:
@@ -95,7 +97,7 @@ def _settings_clause(tokens: list[Token], i: int, names: list[str]) -> int:
 def inspect(sql: str) -> Facts:
     """Facts of the first statement of ``sql`` (and whether another one follows it)."""
     tokens = list(significant(sql))
-    facts = Facts()
+    facts = Facts(empty=not tokens)
     words = [t for t in tokens if t.kind is Kind.WORD]
     if words and tokens[0] is words[0]:
         facts.keyword = words[0].upper
@@ -107,6 +109,8 @@ def inspect(sql: str) -> Facts:
         tok = tokens[i]
         after = tokens[i + 1] if i + 1 < len(tokens) else None
         before = tokens[i - 1] if i else None
+        if tok.text == "\0" and facts.nul_at is None:
+            facts.nul_at = tok.start
         if tok.text == ";" and tok.depth == 0:
             facts.more_statements = after is not None
             break
@@ -128,7 +132,12 @@ def inspect(sql: str) -> Facts:
 
 
 def check_statement(facts: Facts) -> None:
-    """What a ClickHouse server refuses over HTTP for every user."""
+    """What a ClickHouse server refuses over HTTP for every user (a NUL byte would end chdb's query early)."""
+    if facts.empty:
+        raise QueryError.make(SYNTAX_ERROR, "Empty query")
+    if facts.nul_at is not None:
+        raise QueryError.make(SYNTAX_ERROR, f"Syntax error: a NUL byte at position {facts.nul_at + 1} "
+                                            "(write it as '\\0' inside a string)")
     if facts.more_statements:
         raise QueryError.make(SYNTAX_ERROR, "Multi-statements are not allowed")
     if facts.outfile:

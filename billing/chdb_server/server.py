@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import math
+import re
 import secrets
 import signal
 import socket
@@ -29,14 +31,30 @@ from billing.chdb_server.auth import User, Users, credentials
 from billing.chdb_server.body import CHUNK, BadRequestBody, Rechunker, iter_body
 from billing.chdb_server.codec import UnsupportedEncoding, choose_encoding, decode_stream, encoder
 from billing.chdb_server.engine import Engine
-from billing.chdb_server.errors import BAD_ARGUMENTS, CANNOT_DECOMPRESS, READONLY, SYNTAX_ERROR, QueryError
+from billing.chdb_server.errors import (
+    BAD_ARGUMENTS,
+    CANNOT_DECOMPRESS,
+    INVALID_SESSION_TIMEOUT,
+    NOT_IMPLEMENTED,
+    READONLY,
+    SYNTAX_ERROR,
+    TOO_MANY_SIMULTANEOUS_QUERIES,
+    QueryError,
+)
 from billing.chdb_server.form import read_form
-from billing.chdb_server.guard import ReadonlyPolicy, check_statement, inspect
 from billing.core.errors import BillingError
+from billing.warehouse.guard import ReadonlyPolicy, check_statement, inspect
 from billing.warehouse.sql import Statement, analyze, insert_from_file
 
 DISPLAY_NAME = "billing-chdb"
+MAX_QUERY_ID = 255
+_QUERY_ID = re.compile(rf"[\x20-\x7e]{{1,{MAX_QUERY_ID}}}")
 DEFAULT_SESSION_TIMEOUT_S = 60.0
+MAX_SESSION_TIMEOUT_S = 3600.0
+SOCKET_TIMEOUT_S = 30
+"""Longest wait for a client to send or take bytes, also between requests on a kept-alive connection
+(ClickHouse's http_receive_timeout, http_send_timeout and keep_alive_timeout)."""
+MAX_CONNECTIONS = 256
 SHUTDOWN_GRACE_S = 15.0
 SESSION_REAP_INTERVAL_S = 5.0
 
@@ -128,7 +146,9 @@ class Request:
 
     def _use(self, params: dict[str, str], query_id: str) -> None:
         self.params = params
-        self.query_id = params.get("query_id") or query_id
+        wanted = params.get("query_id") or query_id
+        self.bad_query_id = not _QUERY_ID.fullmatch(wanted)
+        self.query_id = query_id if self.bad_query_id else wanted  # never echo a header-breaking value
         self.settings = {k: v for k, v in params.items() if k not in TRANSPORT_PARAMS and not k.startswith("param_")}
         self.bind = {k[6:]: v for k, v in params.items() if k.startswith("param_")}
 
@@ -138,20 +158,25 @@ class Request:
         if fields is not None:
             self._use({**self.params, **fields}, self.query_id)
 
-    def read_statement(self) -> tuple[Statement, str, bytes]:
-        """Analyse the SQL at the start of the request: (statement, sql to run, inline data head)."""
+    def read_statement(self, max_query_size: int) -> tuple[Statement, str, bytes]:
+        """Analyse the SQL at the start of the request: (statement, sql to run, inline data head).
+
+        The SQL (without INSERT data) may be ``max_query_size`` bytes long; reading stops there.
+        """
         head = bytearray(self.params.get("query", "").encode())
         if head and self.method == "POST":
             head += b"\n"
         self.body.read_until(head, len(head) + CHUNK)
         statement = analyze(head.decode("latin-1"), final=self.body.eof)
         while statement.needs_more:
+            _check_query_size(head, max_query_size)
             self.body.read_until(head, len(head) + CHUNK)
             statement = analyze(head.decode("latin-1"), final=self.body.eof)
         try:
             if statement.is_data_insert:
                 return statement, statement.sql.encode("latin-1").decode(), bytes(head[statement.data_start:])
-            self.body.read_until(head, sys.maxsize)
+            self.body.read_until(head, max_query_size + 1)
+            _check_query_size(head, max_query_size)
             return statement, head.decode(), b""
         except UnicodeDecodeError as exc:
             raise QueryError.make(SYNTAX_ERROR, f"The query is not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
@@ -169,7 +194,7 @@ class Handler(BaseHTTPRequestHandler):
     """Answers ClickHouse HTTP requests; one thread per client connection."""
 
     protocol_version = "HTTP/1.1"
-    timeout = 3600
+    timeout = SOCKET_TIMEOUT_S
     server: Server
 
     def version_string(self) -> str:
@@ -203,6 +228,12 @@ class Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:  # noqa: N802
         url = urlsplit(self.path)
         params = dict(parse_qsl(url.query, keep_blank_values=True))
+        framing = framing_error(self.headers.get_all("Content-Length") or [],
+                                self.headers.get_all("Transfer-Encoding") or [])
+        if framing is not None:
+            self.close_connection = True
+            self._send_error(framing, [])
+            return
         raw = iter_body(self.rfile, self.headers.get("Content-Length"), self.headers.get("Transfer-Encoding"))
         try:
             body = decode_stream(raw, self.headers.get("Content-Encoding"))
@@ -219,11 +250,14 @@ class Handler(BaseHTTPRequestHandler):
             try:
                 if method == "POST":
                     request.read_form(self.headers.get("Content-Type"))
+                if request.bad_query_id:
+                    raise QueryError.make(BAD_ARGUMENTS, "Invalid query_id: it must be 1 to "
+                                          f"{MAX_QUERY_ID} printable ASCII characters")
                 user = app.users.authenticate(*credentials(self.headers, request.params))
                 app.engine.check_settings(request.settings)
                 if user.readonly:
                     app.readonly_policy.check_settings(request.settings)
-                statement, sql, data_head = request.read_statement()
+                statement, sql, data_head = request.read_statement(app.engine.max_query_size(request.settings))
                 if statement.is_data_insert and user.readonly:
                     raise QueryError.make(READONLY, "Cannot execute query in readonly mode")
                 if not statement.is_data_insert:
@@ -245,10 +279,7 @@ class Handler(BaseHTTPRequestHandler):
     def _execute(self, request: Request, user: User, statement: Statement, sql: str, data_head: bytes) -> None:
         engine = self.server.app.engine
         params = request.params
-        try:
-            timeout = float(params.get("session_timeout") or DEFAULT_SESSION_TIMEOUT_S)
-        except ValueError:
-            raise QueryError.make(BAD_ARGUMENTS, f"Invalid session timeout: '{params['session_timeout']}'") from None
+        timeout = session_timeout(params.get("session_timeout"))
         with engine.connection(user, params.get("session_id"), timeout) as session:
             session.prepare(params.get("database"), request.settings)
             if statement.keyword in ("USE", "SET"):
@@ -381,6 +412,42 @@ class Handler(BaseHTTPRequestHandler):
         self._send_bytes(error.http_status, headers, (error.text + "\n").encode(), "text/plain; charset=UTF-8")
 
 
+def framing_error(content_length: list[str], transfer_encoding: list[str]) -> QueryError | None:
+    """Why a request's body framing is unsafe to read (request smuggling), or None."""
+    if content_length and transfer_encoding:
+        return QueryError.make(BAD_ARGUMENTS, "A request must not have both Content-Length and Transfer-Encoding")
+    codings = [c.strip().lower() for c in ",".join(transfer_encoding).split(",")] if transfer_encoding else []
+    if codings and codings != ["chunked"]:
+        return QueryError.make(NOT_IMPLEMENTED, f"Transfer-Encoding {', '.join(transfer_encoding)!r} is not "
+                                                "supported; use chunked")
+    lengths = {v.strip() for v in content_length}
+    if len(lengths) > 1 or any(not (v.isascii() and v.isdigit()) for v in lengths):
+        return QueryError.make(BAD_ARGUMENTS, f"Invalid Content-Length {', '.join(content_length)!r}")
+    return None
+
+
+def session_timeout(value: str | None) -> float:
+    """Seconds a session may stay idle: a number from 0 to ``max_session_timeout``, as a server checks it."""
+    if not value:
+        return DEFAULT_SESSION_TIMEOUT_S
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = math.nan
+    if not 0 <= seconds < math.inf:
+        raise QueryError.make(INVALID_SESSION_TIMEOUT, f"Invalid session timeout: '{value}'")
+    if seconds > MAX_SESSION_TIMEOUT_S:
+        raise QueryError.make(INVALID_SESSION_TIMEOUT, f"Session timeout '{value}' is larger than "
+                                                       f"max_session_timeout: {MAX_SESSION_TIMEOUT_S:g}")
+    return seconds
+
+
+def _check_query_size(head: bytearray, limit: int) -> None:
+    if len(head) > limit:
+        raise QueryError.make(SYNTAX_ERROR, f"Max query size exceeded: the query is longer than max_query_size "
+                                            f"({limit} bytes)")
+
+
 def _run(func, *args, **kwargs):
     """Call into chdb, turning its RuntimeError into a :class:`QueryError` with the ClickHouse code."""
     try:
@@ -403,13 +470,46 @@ def _blocks(conn, stream, first) -> Iterator[bytes]:
 
 
 class Server(ThreadingHTTPServer):
+    """One thread per connection, at most :data:`MAX_CONNECTIONS` at a time (more are answered 503)."""
+
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 128
 
     def __init__(self, address: tuple[str, int], app: App):
         self.app = app
+        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
         super().__init__(address, Handler)
+
+    def process_request(self, request, client_address) -> None:
+        if self._slots.acquire(blocking=False):
+            super().process_request(request, client_address)
+        else:
+            _refuse_connection(request)
+
+    def process_request_thread(self, request, client_address) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+
+def _refuse_connection(sock: socket.socket) -> None:
+    """Answer 503 on a connection over the limit without reading its request, and close it."""
+    error = QueryError.make(TOO_MANY_SIMULTANEOUS_QUERIES, f"Too many simultaneous connections (max {MAX_CONNECTIONS})")
+    body = (error.text + "\n").encode()
+    head = (f"HTTP/1.1 503 Service Unavailable\r\nX-ClickHouse-Exception-Code: {error.code}\r\n"
+            f"Content-Type: text/plain; charset=UTF-8\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n")
+    try:
+        sock.settimeout(1.0)
+        sock.sendall(head.encode() + body)
+        sock.shutdown(socket.SHUT_WR)
+        sock.settimeout(0.1)
+        sock.recv(65536)  # read what the client already sent, or closing would reset the connection
+    except OSError:
+        pass
+    finally:
+        sock.close()
 
 
 def _reap_sessions(engine: Engine, stop: threading.Event) -> None:

@@ -40,6 +40,13 @@ def migration_status() -> None:
     console.print(table)
 
 
+@warehouse_app.command()
+def password() -> None:
+    """Print the warehouse admin user and password (generated into the state folder unless set)."""
+    settings = get_settings()
+    print(f"{settings.clickhouse_user}:{settings.clickhouse_password}")
+
+
 @app.command()
 def sql(
     query: str = typer.Argument(..., help="SQL to run; '-' reads it from standard input."),

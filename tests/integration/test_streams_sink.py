@@ -155,3 +155,20 @@ def test_every_table_the_sink_writes_reads_back_exactly(db):
         got = ch.query(f"SELECT {', '.join(cols)} FROM {table} ORDER BY {', '.join(cols[:2])}").result_rows
         want = sorted(([stored(row[c]) for c in cols] for row in rows[table]), key=lambda row: row[:2])
         assert [list(row) for row in got] == want, table
+
+
+def test_a_batch_over_more_months_than_one_insert_may_touch_is_stored_whole(db):
+    """ClickHouse refuses an insert touching over 100 partitions (TOO_MANY_PARTS): the sink splits it.
+
+    The months lie ahead, since the table's TTL drops events older than 400 days."""
+    months = [datetime(2030 + i // 12, i % 12 + 1, 28, 23, 59, 59, tzinfo=UTC) for i in range(130)]
+    events = [[f"evt-{i}", "cus-1", "api_calls", t, Decimal(i) / 1000, "", {}, "", "test", 0, i]
+              for i, t in enumerate(months + months[:7])]
+    sink = WarehouseSink(db, active_meters(), stopping=lambda: True)  # a refused insert raises, never retries
+
+    assert sink.write(Output(rows={"usage_events": events})) == len(events)
+
+    ch = client(db, database=db.clickhouse_database)
+    count, total, spanned = ch.query("SELECT count(), sum(quantity), uniqExact(toYYYYMM(event_time)) "
+                                     "FROM usage_events FINAL").result_rows[0]
+    assert (count, total, spanned) == (137, sum(Decimal(i) / 1000 for i in range(137)), 130)

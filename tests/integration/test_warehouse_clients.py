@@ -29,7 +29,10 @@ EPOCH = datetime(2024, 1, 1, tzinfo=UTC)
 
 
 def _client(settings: Settings, **kwargs) -> Client:
+    """A client of the endpoint, as the admin user unless ``username``/``password`` say otherwise."""
     host, port = settings.clickhouse_url.rsplit("/", 1)[-1].split(":")
+    kwargs.setdefault("username", settings.clickhouse_user)
+    kwargs.setdefault("password", settings.clickhouse_password)
     return clickhouse_connect.get_client(host=host, port=int(port), **kwargs)
 
 
@@ -50,8 +53,12 @@ def admin(warehouse, settings: Settings) -> Iterator[Client]:
 
 def _http(settings: Settings, params: dict[str, str] | None = None, body: bytes | None = None,
           headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+    """A raw request, as the admin user unless ``params`` name a user."""
     url = settings.clickhouse_url + "/?" + urlencode(params or {})
-    request = urllib.request.Request(url, data=body, headers=headers or {}, method="POST" if body is not None else "GET")
+    headers = dict(headers or {})
+    if "user" not in (params or {}):
+        headers.update({"X-ClickHouse-User": settings.clickhouse_user, "X-ClickHouse-Key": settings.clickhouse_password})
+    request = urllib.request.Request(url, data=body, headers=headers, method="POST" if body is not None else "GET")
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             return response.status, dict(response.headers), response.read()
@@ -144,7 +151,7 @@ def test_query_parameters_are_bound(admin: Client) -> None:
 
 def test_sqlalchemy_dialect_inspects_tables(settings: Settings, admin: Client) -> None:
     admin.command(f"CREATE TABLE IF NOT EXISTS {DB}.inspected (id UInt32, label String) ENGINE = MergeTree ORDER BY id")
-    url = settings.clickhouse_url.replace("http://", "clickhousedb://default:@") + f"/{DB}"
+    url = settings.clickhouse_url.replace("http://", f"clickhousedb://default:{settings.clickhouse_password}@") + f"/{DB}"
     engine = sqlalchemy.create_engine(url)
     try:
         inspector = sqlalchemy.inspect(engine)

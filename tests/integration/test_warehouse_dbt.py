@@ -54,7 +54,8 @@ def test_dbt_seed_run_and_test_pass(dbt_dirs: tuple[Path, Path], settings: Setti
         result = dbt(dbt_dirs, *step)
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     host, port = settings.clickhouse_url.rsplit("/", 1)[-1].split(":")
-    client = clickhouse_connect.get_client(host=host, port=int(port))
+    client = clickhouse_connect.get_client(host=host, port=int(port), username=settings.clickhouse_user,
+                                           password=settings.clickhouse_password)
     rows = client.query(
         f"SELECT customer_id, meter, toString(usage_date), quantity, events FROM {SCHEMA}.fct_tiny_daily_usage "
         "ORDER BY customer_id, meter, usage_date"

@@ -17,7 +17,8 @@ URLENCODED = {"Content-Type": "application/x-www-form-urlencoded"}
 
 def _client(config: Settings, **kwargs) -> Client:
     host, port = config.clickhouse_url.rsplit("/", 1)[-1].split(":")
-    return clickhouse_connect.get_client(host=host, port=int(port), **kwargs)
+    return clickhouse_connect.get_client(host=host, port=int(port), username=config.clickhouse_user,
+                                         password=config.clickhouse_password, **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +35,8 @@ def admin(warehouse, settings: Settings) -> Iterator[Client]:
 
 @pytest.fixture()
 def http(warehouse, settings: Settings) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=settings.clickhouse_url, timeout=60) as client:
+    admin_auth = {"X-ClickHouse-User": settings.clickhouse_user, "X-ClickHouse-Key": settings.clickhouse_password}
+    with httpx.Client(base_url=settings.clickhouse_url, headers=admin_auth, timeout=60) as client:
         yield client
 
 

@@ -22,9 +22,11 @@ from billing.warehouse.client import ping
 from tests.paths import REPO_ROOT
 
 
-def _client(settings: Settings):
-    host, port = settings.clickhouse_url.rsplit("/", 1)[-1].split(":")
-    return clickhouse_connect.get_client(host=host, port=int(port), compress="lz4")
+def _client(settings: Settings, port: int | None = None, **kwargs):
+    """An admin client of the endpoint of ``settings``, or of a server this test started on ``port``."""
+    host, default_port = settings.clickhouse_url.rsplit("/", 1)[-1].split(":")
+    return clickhouse_connect.get_client(host=host, port=port or int(default_port), username=settings.clickhouse_user,
+                                         password=settings.clickhouse_password, **kwargs)
 
 
 def _free_port() -> int:
@@ -63,7 +65,7 @@ def private_warehouse(settings: Settings, tmp_path: Path) -> Iterator[WarehouseS
 
 
 def test_data_survives_kill_9_and_restart(private_warehouse: WarehouseService) -> None:
-    client = _client(private_warehouse.settings)
+    client = _client(private_warehouse.settings, compress="lz4")
     client.command("CREATE DATABASE IF NOT EXISTS wh_crash")
     client.command("CREATE TABLE wh_crash.events (id UInt64, note String) ENGINE = MergeTree ORDER BY id")
     client.insert("wh_crash.events", [(i, f"n{i}") for i in range(25_000)])
@@ -74,7 +76,7 @@ def test_data_survives_kill_9_and_restart(private_warehouse: WarehouseService) -
     assert not ping(private_warehouse.endpoint) and not psutil.pid_exists(pid)
     assert private_warehouse.start()
     assert managed.process().pid != pid
-    client = _client(private_warehouse.settings)
+    client = _client(private_warehouse.settings, compress="lz4")
     assert client.query("SELECT count(), sum(id), max(note) FROM wh_crash.events").result_rows == [
         (25_000, sum(range(25_000)), "n9999")
     ]
@@ -107,13 +109,13 @@ def test_a_data_dir_that_is_a_file_fails_with_one_line(tmp_path: Path) -> None:
     assert proc.returncode == 1 and "is not a directory" in out and len(out.strip().splitlines()) == 1, out
 
 
-def test_sigterm_finishes_cleanly_and_keeps_data(tmp_path: Path) -> None:
+def test_sigterm_finishes_cleanly_and_keeps_data(tmp_path: Path, settings: Settings) -> None:
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     proc = _server(tmp_path / "data", port)
     try:
         _wait_healthy(url, proc)
-        client = clickhouse_connect.get_client(host="127.0.0.1", port=port)
+        client = _client(settings, port)
         client.command("CREATE TABLE t (a UInt8) ENGINE = MergeTree ORDER BY a")
         client.insert("t", [(1,), (2,)])
         client.close()
@@ -127,7 +129,7 @@ def test_sigterm_finishes_cleanly_and_keeps_data(tmp_path: Path) -> None:
     proc = _server(tmp_path / "data", port)
     try:
         _wait_healthy(url, proc)
-        client = clickhouse_connect.get_client(host="127.0.0.1", port=port)
+        client = _client(settings, port)
         assert client.query("SELECT sum(a) FROM t").result_rows == [(3,)]
         client.close()
     finally:
@@ -142,12 +144,12 @@ def test_an_external_server_is_never_started_locally(settings: Settings, url: st
     assert external.endpoint == url
 
 
-def test_a_corrupt_data_dir_fails_with_one_line_naming_the_file(tmp_path: Path) -> None:
+def test_a_corrupt_data_dir_fails_with_one_line_naming_the_file(tmp_path: Path, settings: Settings) -> None:
     port = _free_port()
     proc = _server(tmp_path / "data", port)
     try:
         _wait_healthy(f"http://127.0.0.1:{port}", proc)
-        client = clickhouse_connect.get_client(host="127.0.0.1", port=port)
+        client = _client(settings, port)
         client.command("CREATE TABLE broken (a UInt8) ENGINE = MergeTree ORDER BY a")
         client.close()
     finally:

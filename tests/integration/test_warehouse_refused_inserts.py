@@ -32,7 +32,8 @@ TOO_MANY_PARTS = 252
 
 def _client(settings: Settings, **kwargs) -> Client:
     url = urlsplit(settings.clickhouse_url)
-    return clickhouse_connect.get_client(host=url.hostname, port=url.port, **kwargs)
+    return clickhouse_connect.get_client(host=url.hostname, port=url.port, username=settings.clickhouse_user,
+                                         password=settings.clickhouse_password, **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -64,11 +65,13 @@ def monthly(admin: Client) -> str:
 
 def _post(settings: Settings, params: dict[str, str], body: bytes | Iterator[bytes],
           headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
-    """POST over a fresh connection; an iterator body goes out with chunked transfer encoding."""
+    """POST as the admin user over a fresh connection; an iterator body goes out with chunked transfer encoding."""
+    headers = {"X-ClickHouse-User": settings.clickhouse_user, "X-ClickHouse-Key": settings.clickhouse_password,
+               **(headers or {})}
     url = urlsplit(settings.clickhouse_url)
     conn = http.client.HTTPConnection(url.hostname, url.port, timeout=60)
     try:
-        conn.request("POST", "/?" + urlencode(params), body=body, headers=headers or {},
+        conn.request("POST", "/?" + urlencode(params), body=body, headers=headers,
                      encode_chunked=not isinstance(body, bytes))
         response = conn.getresponse()
         return response.status, dict(response.getheaders()), response.read()

@@ -40,3 +40,11 @@ def test_debug_shows_the_traceback():
     result = run_cli("--debug", "down", "no-such-service")
     assert result.returncode != 0
     assert "Traceback" in result.stderr
+
+
+def test_warehouse_password_prints_the_generated_admin_password(tmp_path, monkeypatch):
+    monkeypatch.setenv("BILLING_STATE_DIR", str(tmp_path))
+    monkeypatch.delenv("BILLING_CLICKHOUSE_PASSWORD", raising=False)
+    result = run_cli("warehouse", "password")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"default:{(tmp_path / 'secrets' / 'clickhouse_password').read_text()}\n"

@@ -22,3 +22,20 @@ def test_environment_overrides_defaults(monkeypatch):
     assert settings.kafka_partitions == 12
     assert settings.topics()["usage"] == "acme.usage"
     assert Path(settings.state_dir).is_absolute()
+
+
+def test_the_admin_password_is_generated_once_into_a_private_file(tmp_path, monkeypatch):
+    monkeypatch.delenv("BILLING_CLICKHOUSE_PASSWORD", raising=False)
+    first = Settings(state_dir=tmp_path)
+    stored = tmp_path / "secrets" / "clickhouse_password"
+    assert len(first.clickhouse_password) >= 24 and stored.read_text() == first.clickhouse_password
+    assert stored.stat().st_mode & 0o777 == 0o600 and stored.parent.stat().st_mode & 0o077 == 0
+    assert Settings(state_dir=tmp_path).clickhouse_password == first.clickhouse_password
+    assert Settings(state_dir=tmp_path / "other").clickhouse_password != first.clickhouse_password
+    assert list(stored.parent.iterdir()) == [stored]
+
+
+def test_a_set_admin_password_is_used_as_is_even_empty(tmp_path, monkeypatch):
+    monkeypatch.setenv("BILLING_CLICKHOUSE_PASSWORD", "")
+    assert Settings(state_dir=tmp_path).clickhouse_password == ""
+    assert not (tmp_path / "secrets").exists()

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from billing.chdb_server.body import BadRequestBody, Rechunker, iter_body
-from billing.chdb_server.codec import UnsupportedEncoding, choose_encoding, decode_stream, encoder
+from billing.chdb_server.codec import OUTPUT_STEP, UnsupportedEncoding, choose_encoding, decode_stream, encoder
 
 COMPRESSORS = {
     "lz4": lz4.frame.compress,
@@ -97,3 +97,11 @@ def test_rechunker_reads_a_head_then_the_rest() -> None:
     head = reader.read_until(bytearray(), 4)
     assert bytes(head) == b"abcdef" and not reader.eof
     assert b"".join(reader.rest()) == b"ghi" and reader.eof
+
+
+@pytest.mark.parametrize("encoding", sorted(COMPRESSORS))
+def test_a_bomb_is_decoded_in_bounded_steps(encoding: str) -> None:
+    body = COMPRESSORS[encoding](b"\0" * (64 << 20)) * 2
+    sizes = [len(piece) for piece in decode_stream([body], encoding)]
+    assert sum(sizes) == 128 << 20
+    assert max(sizes) <= OUTPUT_STEP
