@@ -60,6 +60,8 @@ UTC = timezone.utc
 DAY_S = 86_400
 IDLE_CHECK_S = 5.0
 METADATA_WAIT_S = 30.0
+HEARTBEATS_PER_SESSION = 20
+"""Heartbeats a worker sends within its session timeout (a few lost ones do not cost it its partitions)."""
 Batch = dict[TP, list[Record]]
 Acknowledge = Callable[[dict[TP, int]], Awaitable[None]]
 """Receives, per topic partition, the offset before which every record of a batch is stored."""
@@ -207,6 +209,8 @@ class StreamRuntime:
             processing_guarantee="at_least_once",
             consumer_auto_offset_reset="earliest",
             broker_commit_interval=1.0,
+            broker_session_timeout=settings.worker_session_timeout_s,
+            broker_heartbeat_interval=settings.worker_session_timeout_s / HEARTBEATS_PER_SESSION,
             table_standby_replicas=0,
             producer_acks=-1,
             producer_linger=0.02,
