@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from streams.service import fetch_stats, progressing
 from tests.integration.streams_harness import (
     caught_up,
     differences,
@@ -50,7 +51,8 @@ def _expected_facts(manifest) -> dict[str, dict]:
 def test_kills_joins_and_leaves_while_producing_leave_nothing_behind(kafka, warehouse, settings, tmp_path):
     mine = isolated(settings, "churn", worker_metrics_interval_s=2.0)
     rng = random.Random(20261207)
-    workers = [worker_process(mine, "w1"), worker_process(mine, "w2", free_port())]
+    ports = [mine.worker_web_port, free_port()]
+    workers = [worker_process(mine, f"w{n}", port) for n, port in enumerate(ports, start=1)]
     third = worker_process(mine, "w3", free_port())
     for worker in workers:
         worker.start(timeout=90)
@@ -76,11 +78,15 @@ def test_kills_joins_and_leaves_while_producing_leave_nothing_behind(kafka, ware
         manifest = produced["manifest"]
         wait_for(lambda: not uncommitted(mine) and caught_up(mine, manifest)(), timeout=180, interval=2.0)
         behind = uncommitted(mine)
+        reported = wait_for(lambda: all(fetch_stats(port)["consumer_lag"] == 0 for port in ports), timeout=30)
+        healthy = all(progressing(port) for port in ports)
     finally:
         producer.join()
         for worker in [*workers, third]:
             worker.stop()
     assert behind == {}, f"records never committed (topic/partition: records): {behind}"
+    assert reported, "a worker reports lag although every offset is committed"
+    assert healthy
     assert differences(manifest.usage_totals("hour"), hourly_totals(mine)) == []
     assert query(mine, "SELECT count() FROM {db}.usage_events FINAL")[0][0] == manifest.summary["usage"]["unique_valid"]
     expected, stored = _expected_facts(manifest), _business_facts(mine)
