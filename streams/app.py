@@ -46,12 +46,15 @@ from faust.types import TP
 from rocksdict import WriteBatch
 
 from billing.core.contracts import to_bytes
+from billing.core.errors import ServiceUnavailable
 from billing.core.meters import active_meters
 from billing.gc_tuning import COLLECT_EVERY_S, collect_garbage, trim_heap
 from billing.kafka.config import producer_config
+from billing.kafka.lag import GroupOffsets
 from billing.settings import Settings
 from billing.warehouse.client import client as make_client
 from streams.faust_internals import partition_db
+from streams.health import ProgressWatch
 from streams.metrics import WorkerMetrics
 from streams.pipeline import Output, Record, RecordProcessor, UsageProcessor, WindowConfig
 from streams.sink import SinkStopped, WarehouseSink
@@ -61,6 +64,8 @@ log = logging.getLogger("billing.worker")
 DAY_S = 86_400
 IDLE_CHECK_S = 5.0
 METADATA_WAIT_S = 30.0
+HEARTBEATS_PER_SESSION = 20
+"""Heartbeats a worker sends within its session timeout (a few lost ones do not cost it its partitions)."""
 Batch = dict[TP, list[Record]]
 Acknowledge = Callable[[dict[TP, int]], Awaitable[None]]
 """Receives, per topic partition, the offset before which every record of a batch is stored."""
@@ -207,6 +212,8 @@ class StreamRuntime:
             processing_guarantee="at_least_once",
             consumer_auto_offset_reset="earliest",
             broker_commit_interval=1.0,
+            broker_session_timeout=settings.worker_session_timeout_s,
+            broker_heartbeat_interval=settings.worker_session_timeout_s / HEARTBEATS_PER_SESSION,
             table_standby_replicas=0,
             producer_acks=-1,
             producer_linger=0.02,
@@ -224,6 +231,8 @@ class StreamRuntime:
         self.last_seen: dict[int, float] = {}
         self.positions: dict[tuple[str, int], int] = {}
         self.stopping = False
+        self.progress = ProgressWatch(settings.worker_stall_after_s)
+        self.group_offsets: GroupOffsets | None = None
         self.sink = WarehouseSink(settings, self.meters, stopping=lambda: self.stopping,
                                   on_retry=lambda exc: self.metrics.add({"sink_retries": 1}))
         self.changelog = Producer(changelog_config(settings))
@@ -293,6 +302,12 @@ class StreamRuntime:
         @app.page("/health")
         async def health(view, request):
             return view.json({"status": "ok", "worker": self.name})
+
+        @app.page("/healthz")
+        async def healthz(view, request):
+            stalled = self.stalled()
+            return view.json({"status": "stalled" if stalled else "ok", "worker": self.name, "stalled": stalled},
+                             status=503 if stalled else 200)
 
         app.on_partitions_revoked.connect(self._on_revoked)
         app.on_before_shutdown.connect(self._on_shutdown)
@@ -422,26 +437,19 @@ class StreamRuntime:
         self.stopping = True
         with contextlib.suppress(SinkStopped):
             await self._written()
+        if self.group_offsets is not None:
+            self.group_offsets.close()
 
     # ------------------------------------------------------------------------------- reporting
-
-    def lag(self) -> int:
-        """Records in the assigned partitions not processed (acknowledged) yet."""
-        consumer = self.app.consumer
-        total = 0
-        for tp in consumer.assignment():
-            if tp.topic in self.logical:
-                highwater = consumer.highwater(tp)
-                if highwater is not None:
-                    total += max(0, highwater - self.positions.get((tp.topic, tp.partition), 0))
-        return total
 
     async def _report(self) -> None:
         self.metrics.update_rate()
         try:
-            self.metrics.set("consumer_lag", self.lag())
-        except Exception:  # the consumer is not assigned yet
-            pass
+            await self._observe_progress()
+        except ServiceUnavailable as exc:
+            log.warning("cannot read the group's offsets: %s", exc)
+        self.metrics.set("consumer_lag", self.progress.lag())
+        self.metrics.set("stalled_partitions", len(self.progress.stalled()))
         self.metrics.set("open_windows", sum(self.usage.open_windows(p) for p in self.usage.partitions))
         rows = self.metrics.rows()
         try:
@@ -449,22 +457,42 @@ class StreamRuntime:
         except Exception as exc:  # metrics are best effort; the data path retries on its own
             log.warning("cannot write pipeline_metrics: %s", exc)
 
+    async def _observe_progress(self) -> None:
+        """Read the committed and end offsets of the consumed partitions this worker owns from the
+        broker (lag, stalled partitions)."""
+        owned = [(topic, partition) for topic, partition in self._assignment() if topic in self.logical]
+        self.progress.observe(await asyncio.to_thread(self._offsets, owned))
+
+    def _offsets(self, owned: list[tuple[str, int]]) -> dict[tuple[str, int], tuple[int, int]]:
+        if self.group_offsets is None:
+            self.group_offsets = GroupOffsets(self.settings)
+        return self.group_offsets.offsets(owned)
+
+    def _assignment(self) -> list[tuple[str, int]]:
+        """Topic partitions assigned to this worker (none before it joined its group or while a
+        rebalance is in progress)."""
+        try:
+            return sorted((tp.topic, tp.partition) for tp in self.app.consumer.assignment())
+        except ConsumerNotStarted:
+            return []
+
+    def stalled(self) -> dict[str, dict]:
+        """``topic/partition`` -> records waiting and seconds without progress, for the owned
+        partitions stalled longer than ``worker_stall_after_s``."""
+        return {f"{topic}/{partition}": {"waiting": stall.waiting, "for_s": round(stall.for_s, 1)}
+                for (topic, partition), stall in sorted(self.progress.stalled().items())}
+
     def _write_metrics(self, rows: list[list]) -> None:
         make_client(self.settings).insert(f"{self.settings.clickhouse_database}.pipeline_metrics", rows,
                                           column_names=["time", "worker", "metric", "value"])
 
     def owned(self) -> list[int]:
-        """Usage topic partitions assigned to this worker (none before it joined its group or while a
-        rebalance is in progress)."""
-        try:
-            assignment = self.app.consumer.assignment()
-        except ConsumerNotStarted:
-            return []
-        return sorted(tp.partition for tp in assignment if tp.topic == self.topics["usage"])
+        """Usage topic partitions assigned to this worker."""
+        return [partition for topic, partition in self._assignment() if topic == self.topics["usage"]]
 
     def stats(self) -> dict:
         """Counters, gauges and identity of this worker (the `/stats` page), with the next offset to
         store per topic partition and the usage partitions rewound to an offset gap (diagnostics)."""
-        return {"worker": self.name, "partitions": self.owned(), **self.metrics.snapshot(),
+        return {"worker": self.name, "partitions": self.owned(), "stalled": self.stalled(), **self.metrics.snapshot(),
                 "positions": {f"{topic}/{partition}": offset for (topic, partition), offset in sorted(self.positions.items())},
                 "rewinding": {str(partition): offset for partition, offset in self.usage.rewinding.items()}}

@@ -31,7 +31,8 @@ COUNTERS = {
     "garbage_collections": "Scheduled garbage collections (the worker runs without Python's automatic collector).",
 }
 GAUGES = {
-    "consumer_lag": "Records in the assigned partitions not processed yet.",
+    "consumer_lag": "Records in the owned partitions not committed yet (end minus committed offsets, from the broker).",
+    "stalled_partitions": "Owned partitions with records waiting and no committed progress for worker_stall_after_s.",
     "open_windows": "Windows not closed yet (index entries).",
     "throughput": "Usage events consumed per second over the last metrics interval.",
 }

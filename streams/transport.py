@@ -16,6 +16,7 @@ Registered under the ``billing://`` broker scheme (entry point ``faust.transport
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
@@ -33,6 +34,8 @@ FETCH_MAX_WAIT_MS = 100
 """Longest time the broker holds a fetch with no new data. Faust sets 1,500 ms; the consumer keeps
 one fetch per broker in flight, so records arriving on a partition just drained waited for the
 long poll of the others (up to 1.5 s of extra delay per batch)."""
+REBALANCE_POLL_S = 0.05
+"""How often a delivery held back during a rebalance checks whether it has ended."""
 
 
 class BatchTopics:
@@ -166,12 +169,25 @@ class BatchConsumer(aiokafka.Consumer):
         return records
 
     async def _deliver(self, tp: TP, records: list[ConsumerRecord]) -> None:
-        """Faust's usual path: one message at a time to the topic's agents (stops on a rebalance)."""
+        """Faust's usual path: one message at a time to the topic's agents (stops on a rebalance).
+
+        Records of a source topic fetched before the rebalance in progress is complete wait for its
+        end. Faust resumes the source partitions and seeks them to their committed offsets before
+        it ends a rebalance, and only then clears the agents' queues (``FlowControlEvent.resume``):
+        records queued in between were dropped after they had been read, and stayed unprocessed
+        and uncommitted until a later rebalance or restart read them again."""
         generation = self.app.consumer_generation_id
+        if not self._is_changelog_tp(tp):
+            await self._rebalance_completed()
         for record in records:
             if self.app.consumer_generation_id != generation or not self.flow_active:
                 return
             await self.callback(self._to_message(tp, record))
+
+    async def _rebalance_completed(self) -> None:
+        """Return once the app is not rebalancing (or the consumer stops)."""
+        while self.app.rebalancing and not self.should_stop:
+            await asyncio.sleep(REBALANCE_POLL_S)
 
     async def _hand_over(self, pending: dict[TP, list[ConsumerRecord]]) -> None:
         by_topic: dict[str, dict[TP, list[ConsumerRecord]]] = {}

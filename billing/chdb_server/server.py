@@ -42,8 +42,8 @@ from billing.chdb_server.errors import (
     QueryError,
 )
 from billing.chdb_server.form import read_form
+from billing.chdb_server.guard import ReadonlyPolicy, check_statement, inspect
 from billing.core.errors import BillingError
-from billing.warehouse.guard import ReadonlyPolicy, check_statement, inspect
 from billing.warehouse.sql import Statement, analyze, insert_from_file
 
 DISPLAY_NAME = "billing-chdb"

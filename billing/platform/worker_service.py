@@ -20,6 +20,15 @@ def fetch_stats(port: int, timeout: float = 2.0) -> dict | None:
         return None
 
 
+def progressing(port: int, timeout: float = 2.0) -> bool:
+    """True when the worker answers and has no stalled partition (``/healthz`` answers 200, not 503)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=timeout) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
 def describe(stats: dict) -> str:
     """One status line: lag, throughput, dedup hits, dead letters, late corrections."""
     return (f"lag {stats['consumer_lag']:,.0f}, {stats['throughput']:,.0f} ev/s, "
@@ -50,7 +59,7 @@ class WorkerService(Service):
                   "--loglevel", "info"],
             run_dir=self.settings.run_dir,
             log_dir=self.settings.log_dir,
-            health=lambda: fetch_stats(port) is not None,
+            health=lambda: progressing(port),
             ports=[("127.0.0.1", port)],
             env={"PYTHONUNBUFFERED": "1"},
             hint="set BILLING_WORKER_WEB_PORT",

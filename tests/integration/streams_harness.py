@@ -12,6 +12,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+from confluent_kafka import Consumer, TopicPartition
+
 from billing.core.meters import Aggregation, active_meters
 from billing.kafka.topics import admin_client, ensure_topics, topic_specs
 from billing.platform.process import ManagedProcess
@@ -51,7 +53,7 @@ def env_of(settings: Settings) -> dict[str, str]:
         "worker_app_id", "clickhouse_database", "clickhouse_url", "kafka_bootstrap", "state_dir",
         "worker_web_port", "worker_idle_close_s", "worker_batch_size", "worker_grace_s", "kafka_partitions",
         "worker_metrics_interval_s", "worker_dedup_retention_days", "worker_purge_interval_s",
-        "worker_window_retention_days",
+        "worker_window_retention_days", "worker_stall_after_s", "worker_session_timeout_s",
     ]
     return {f"BILLING_{name.upper()}": str(getattr(settings, name)) for name in names}
 
@@ -78,12 +80,12 @@ def _health(port: int) -> bool:
 
 def simulate(settings: Settings, manifest: Path, *, events: int, customers: int = 30, seed: int = 7,
              days: float = 1.0, duplicate_rate: float = 0.02, late_rate: float = 0.01,
-             malformed_rate: float = 0.01) -> Manifest:
-    """Send a deterministic history (ending a day ago: raw facts have a TTL) to the test's topics;
-    return its manifest."""
+             malformed_rate: float = 0.01, rate: float | None = None) -> Manifest:
+    """Send a deterministic history (ending a day ago: raw facts have a TTL) to the test's topics,
+    at most ``rate`` usage events per second (None: as fast as possible); return its manifest."""
     start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=days + 1)
-    config = SimulationConfig(customers=customers, rate=None, events=events, seed=seed,
-                              start=start, days=days, duplicate_rate=duplicate_rate,
+    config = SimulationConfig(customers=customers, rate=rate, events=events, seed=seed, start=start, days=days,
+                              duplicate_rate=duplicate_rate,
                               late_rate=late_rate, malformed_rate=malformed_rate)
     Simulator(config, active_meters(), KafkaSink(settings.kafka_bootstrap, settings.topics()), manifest).run()
     return Manifest.load(manifest)
@@ -131,3 +133,24 @@ def caught_up(settings: Settings, manifest: Manifest) -> Callable[[], bool]:
         return events == usage["unique_valid"] and dead >= usage["malformed"] and hourly_totals(settings) == expected
 
     return check
+
+
+CONSUMED = ("usage", "customers", "subscriptions", "invoices", "payments")
+
+
+def uncommitted(settings: Settings) -> dict[str, int]:
+    """``topic/partition`` -> records the worker group has not committed (end offset minus
+    committed offset), for every partition of the consumed topics that is behind."""
+    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": settings.worker_app_id,
+                         "enable.auto.commit": False})
+    try:
+        topics = settings.topics()
+        partitions = [TopicPartition(topics[name], p) for name in CONSUMED for p in range(settings.kafka_partitions)]
+        behind = {}
+        for tp in consumer.committed(partitions, timeout=30):
+            end = consumer.get_watermark_offsets(tp, timeout=30)[1]
+            if end > max(tp.offset, 0):
+                behind[f"{tp.topic}/{tp.partition}"] = end - max(tp.offset, 0)
+        return behind
+    finally:
+        consumer.close()

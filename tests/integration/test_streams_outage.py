@@ -16,6 +16,7 @@ import pytest
 from billing.platform.kafka_broker import KafkaService
 from billing.platform.service import Service
 from billing.platform.warehouse_service import WarehouseService
+from billing.platform.worker_service import fetch_stats, progressing
 from billing.settings import Settings
 from tests.integration.streams_harness import (
     caught_up,
@@ -30,6 +31,7 @@ from tests.integration.streams_harness import (
 )
 
 OUTAGE_S = 30
+STALL_AFTER_S = 10.0
 MAX_LOG_LINES = 1_000
 """A 30 s broker outage wrote 4,600 log lines before repeated client errors were held back."""
 
@@ -43,6 +45,7 @@ class Outage:
     endpoint: Callable[[], dict]
     beside: str
     check: Callable[[Settings], None] = lambda mine: None
+    stalls: bool = False  # the worker reports itself stalled during the outage (it can still read its offsets)
 
 
 def retried(mine: Settings) -> None:
@@ -52,7 +55,7 @@ def retried(mine: Settings) -> None:
 
 OUTAGES = {
     "warehouse": Outage(WarehouseService, lambda: {"clickhouse_url": f"http://127.0.0.1:{free_port()}"}, "kafka",
-                        retried),
+                        retried, stalls=True),
     "broker": Outage(KafkaService, lambda: {"kafka_bootstrap": f"127.0.0.1:{free_port()}",
                                             "kafka_controller_port": free_port()}, "warehouse"),
 }
@@ -67,7 +70,7 @@ def test_an_outage_stalls_the_worker_and_loses_nothing(kind, request, settings, 
     service = outage.service(own)
     service.start()
     try:
-        mine = isolated(own, f"{kind}-down", worker_metrics_interval_s=1.0)
+        mine = isolated(own, f"{kind}-down", worker_metrics_interval_s=1.0, worker_stall_after_s=STALL_AFTER_S)
         manifest = simulate(mine, tmp_path / "manifest", events=60_000, customers=40, days=2, seed=5)
         total = manifest.summary["usage"]["unique_valid"]
         worker = worker_process(mine, "w1")
@@ -78,8 +81,12 @@ def test_an_outage_stalls_the_worker_and_loses_nothing(kind, request, settings, 
             service.stop()
             time.sleep(OUTAGE_S)
             assert worker.is_running(), f"the worker must survive a {kind} outage"
+            if outage.stalls:
+                assert not progressing(mine.worker_web_port)
+                assert fetch_stats(mine.worker_web_port)["stalled"], "no partition reported stalled"
             service.start()
             wait_for(caught_up(mine, manifest), timeout=400, interval=2.0)
+            assert wait_for(lambda: progressing(mine.worker_web_port), timeout=30), "still unhealthy after catching up"
         finally:
             worker.stop()
         assert 0 < stored_before_outage < total

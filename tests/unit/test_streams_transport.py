@@ -7,10 +7,12 @@ from types import SimpleNamespace
 from aiokafka.structs import ConsumerRecord
 from faust.sensors.monitor import Monitor
 from faust.types import TP
+from mode.utils.queues import FlowControlEvent, ThrowableQueue
 
 from streams.transport import BatchConsumer, BatchTopics
 
 USAGE = "billing.usage"
+SUBSCRIPTIONS = "billing.subscriptions"
 
 
 def _consumer() -> BatchConsumer:
@@ -23,11 +25,13 @@ def _consumer() -> BatchConsumer:
     consumer._acked = defaultdict(list)
     consumer._read_offset = defaultdict(lambda: None)
     consumer.log = logging.getLogger("billing.test")
+    consumer._stopped = asyncio.Event()
+    consumer._crashed = asyncio.Event()
     return consumer
 
 
-def _records(partition: int, *offsets: int, timestamp_ms: int = 0) -> list[ConsumerRecord]:
-    return [ConsumerRecord(USAGE, partition, offset, timestamp_ms, 0, b"k", b"v", None, 1, 1, ()) for offset in offsets]
+def _records(partition: int, *offsets: int, timestamp_ms: int = 0, topic: str = USAGE) -> list[ConsumerRecord]:
+    return [ConsumerRecord(topic, partition, offset, timestamp_ms, 0, b"k", b"v", None, 1, 1, ()) for offset in offsets]
 
 
 def test_a_batch_marks_its_partitions_as_processing_for_the_livelock_detector():
@@ -68,7 +72,6 @@ def test_batches_are_cut_by_size_and_a_batch_fetched_before_a_rebalance_is_dropp
 
     consumer.app.batch_topics.handlers[USAGE] = handler
     consumer.app.consumer_generation_id = 1
-    consumer._stopped = asyncio.Event()
     fetcher = SimpleNamespace(_stopped=asyncio.Event())
     now_ms = int(time.time() * 1000)
 
@@ -98,3 +101,43 @@ def test_batches_are_cut_by_size_and_a_batch_fetched_before_a_rebalance_is_dropp
         {1: list(range(10, 20))},
         {2: list(range(5, 10)), 3: list(range(0, 5))},
     ]
+
+
+def test_records_fetched_while_a_rebalance_completes_reach_the_agents_after_faust_clears_their_queues():
+    """Faust resumes the source partitions of a new assignment and seeks them while it completes the
+    rebalance; its flow control was resumed earlier (recovery), so records fetched then could be
+    queued for the agents, and the final ``flow_control.resume()`` cleared the queues: the records
+    were read but never processed nor committed (issue 20: offset 149 of 151 stuck for 17
+    rebalances)."""
+    consumer = _consumer()
+    flow = FlowControlEvent(initially_suspended=False)
+    queue = ThrowableQueue(flow_control=flow, clear_on_resume=True)  # an agent's channel queue
+    recovered = []
+
+    async def callback(message):  # the conductor: changelogs to the table recovery, the rest to an agent
+        if message.topic == changelog.topic:
+            recovered.append(message.offset)
+            return
+        await flow.acquire()
+        queue.put_nowait(message.offset)
+
+    consumer.callback = callback
+    consumer._to_message = lambda tp, record: record
+    consumer.flow_active = True
+    consumer.app.rebalancing = True
+    consumer.app.consumer_generation_id = 5
+    changelog = TP("app-payments-changelog", 1)
+    consumer.app.tables = SimpleNamespace(changelog_topics={changelog.topic})
+
+    async def rebalance_ends_after_records_were_fetched():
+        await consumer._deliver(changelog, _records(1, 7, topic=changelog.topic))
+        assert recovered == [7]  # table recovery reads its changelogs during the rebalance
+        delivering = asyncio.ensure_future(consumer._deliver(TP(SUBSCRIPTIONS, 1),
+                                                             _records(1, 149, 150, topic=SUBSCRIPTIONS)))
+        await asyncio.sleep(0.2)  # Faust seeks the resumed partitions to their committed offsets
+        flow.resume()  # ... and clears the agents' queues
+        consumer.app.rebalancing = False  # app.on_rebalance_end()
+        await delivering
+
+    asyncio.run(rebalance_ends_after_records_were_fetched())
+    assert [queue.get_nowait() for _ in range(queue.qsize())] == [149, 150]
