@@ -106,6 +106,10 @@ class Settings(BaseSettings):
     clickhouse_password: str = ""
     clickhouse_database: str = Field(default="billing", description="Database of raw facts and rollups.")
     clickhouse_marts_database: str = Field(default="billing_marts", description="Database dbt builds marts in.")
+    clickhouse_cluster: str | None = Field(
+        default=None,
+        description="ClickHouse cluster name: migrations run ON CLUSTER with Replicated engines (tables <name>_local) "
+                    "and Distributed tables under the original names, sharded by customer (billing/warehouse/cluster.py).")
     clickhouse_readonly_user: str = Field(default="dashboards", description="Read-only user.")
     clickhouse_readonly_password: str = "dashboards"
 
