@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint unit integration bench venv up down status clean help
+.PHONY: demo test test-cluster lint unit integration bench venv up down status clean help
 
 help:
 	@echo "make demo   - install, start the local platform and run the pipeline end to end"
@@ -37,6 +37,9 @@ unit: venv lint
 
 integration: venv
 	$(BIN)/python -m pytest -m integration $(PYTEST_ARGS)
+
+test-cluster: venv
+	$(BIN)/python -m pytest -m cluster $(PYTEST_ARGS)
 
 bench: venv
 	$(BIN)/python -m bench

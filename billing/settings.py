@@ -21,6 +21,9 @@ from billing.core.contracts import FUTURE_TOLERANCE_S, set_future_tolerance_sour
 from billing.core.meters import MeterSet, load_meters, set_meter_source
 from billing.core.pricing.catalog import PlanCatalog, builtin_catalog, load_catalog
 
+KAFKA_PORT_STEP = 2
+"""Port distance between the nodes of a local cluster (each uses a broker and a controller port)."""
+
 
 def default_state_dir() -> Path:
     """``.state/`` of the checkout the code runs from; the user data folder for an installed wheel."""
@@ -47,6 +50,16 @@ class Settings(BaseSettings):
         """Relative state folders are taken from the current directory, once, so child processes agree."""
         return value.expanduser().resolve()
 
+    @model_validator(mode="after")
+    def _local_cluster(self) -> Settings:
+        """A local cluster of several brokers: every client gets all of their addresses, and new topics
+        are replicated (unless the replication factor was set)."""
+        if self.kafka_brokers > 1 and "," not in self.kafka_bootstrap:
+            self.kafka_bootstrap = ",".join(f"{host}:{port}" for host, port, _ in self.kafka_local_nodes())
+        if "kafka_replication" not in self.model_fields_set:
+            self.kafka_replication = min(3, self.kafka_brokers)
+        return self
+
     # HTTP API
     api_host: str = Field(default="127.0.0.1", description="Address `billing api` listens on.")
     api_port: int = Field(default=8000, description="Port of the HTTP API.")
@@ -64,12 +77,21 @@ class Settings(BaseSettings):
     api_delivery_timeout_s: float = Field(default=10.0, gt=0, description="How long a request waits for Kafka to confirm delivery.")
 
     # Kafka
-    kafka_bootstrap: str = Field(default="127.0.0.1:9092", description="Kafka bootstrap servers.")
-    kafka_controller_port: int = Field(default=9093, description="Local KRaft controller port.")
+    kafka_bootstrap: str = Field(
+        default="127.0.0.1:9092",
+        description="Kafka bootstrap servers. With BILLING_KAFKA_BROKERS > 1 and one loopback address, it names the "
+                    "first local broker and is expanded to all of them (every client gets the whole list).")
+    kafka_controller_port: int = Field(default=9093, description="Local KRaft controller port (of the first node).")
+    kafka_brokers: int = Field(
+        default=1, ge=1, le=9,
+        description="Nodes of the local KRaft cluster `billing up` runs (each a broker and a controller voter); "
+                    "node i listens on the bootstrap and controller ports + 2(i-1).")
     kafka_heap: str = Field(default="768m", description="Java heap (-Xmx) of the local broker.")
     kafka_retention_hours: int = Field(default=168, description="Local broker log retention.")
     kafka_partitions: int = Field(default=4, description="Partitions of the event topics.")
-    kafka_replication: int = Field(default=1, description="Replication factor of new topics.")
+    kafka_replication: int = Field(
+        default=1, ge=1, description="Replication factor of new topics (default: 3 on a local cluster of 3+ brokers, "
+                                     "the number of brokers on a smaller one).")
     topic_usage: str = "billing.usage"
     topic_customers: str = "billing.customers"
     topic_subscriptions: str = "billing.subscriptions"
@@ -90,6 +112,10 @@ class Settings(BaseSettings):
     )
     clickhouse_database: str = Field(default="billing", description="Database of raw facts and rollups.")
     clickhouse_marts_database: str = Field(default="billing_marts", description="Database dbt builds marts in.")
+    clickhouse_cluster: str | None = Field(
+        default=None,
+        description="ClickHouse cluster name: migrations run ON CLUSTER with Replicated engines (tables <name>_local) "
+                    "and Distributed tables under the original names, sharded by customer (billing/warehouse/cluster.py).")
     clickhouse_readonly_user: str = Field(default="dashboards", description="Read-only user.")
     clickhouse_readonly_password: str = "dashboards"
 
@@ -175,6 +201,16 @@ class Settings(BaseSettings):
     def run_dir(self) -> Path:
         """Folder for pid files."""
         return self.state_dir / "run"
+
+    def kafka_local_nodes(self) -> list[tuple[str, int, int]]:
+        """(host, broker port, controller port) of each node of the local cluster: node i on the ports of
+        the first bootstrap address and of ``kafka_controller_port``, each + 2(i-1), so the default
+        ports pair up (9092/9093, 9094/9095, 9096/9097)."""
+        host, _, port = self.kafka_bootstrap.split(",")[0].strip().rpartition(":")
+        if not host or not port.isdigit():
+            raise ValueError(f"BILLING_KAFKA_BOOTSTRAP={self.kafka_bootstrap!r} is not host:port[,host:port…].")
+        return [(host.strip("[]"), int(port) + KAFKA_PORT_STEP * i, self.kafka_controller_port + KAFKA_PORT_STEP * i)
+                for i in range(self.kafka_brokers)]
 
     def topics(self) -> dict[str, str]:
         """Logical topic name -> configured Kafka topic name."""

@@ -30,6 +30,7 @@ from billing.settings import Settings, get_settings  # noqa: E402
 
 pytest_plugins = [
     "tests.integration.api_fixtures",
+    "tests.integration.cluster_fixtures",
     "tests.integration.invoicing_fixtures",
     "tests.integration.marts_data",
 ]

@@ -41,10 +41,17 @@ class TopicSpec:
     config: dict[str, str] = field(default_factory=dict)
 
 
+def min_insync_replicas(replication: int) -> int:
+    """Replicas that must have a write before it is acknowledged: 2 of 3 (one broker may be down
+    without stopping writes, and an acknowledged write survives losing any one broker), 1 when
+    there is no spare replica."""
+    return max(1, min(2, replication - 1))
+
+
 def topic_specs(settings: Settings) -> dict[str, TopicSpec]:
     """Logical topic name -> spec, for the six topics of :meth:`Settings.topics`."""
     replication = settings.kafka_replication
-    shared = {"min.insync.replicas": str(max(1, min(2, replication - 1)))}
+    shared = {"min.insync.replicas": str(min_insync_replicas(replication)), "unclean.leader.election.enable": "false"}
     retention = {
         "usage": settings.kafka_retention_hours * HOUR_MS,
         "dead_letters": max(settings.kafka_retention_hours, DEAD_LETTER_MIN_HOURS) * HOUR_MS,

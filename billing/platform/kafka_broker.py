@@ -1,4 +1,4 @@
-"""The local Apache Kafka broker: one KRaft node (broker and controller), no ZooKeeper, no Docker.
+"""The local Apache Kafka broker: KRaft nodes (each a broker and a controller), no ZooKeeper, no Docker.
 
 ``prepare`` checks Java, resolves the Kafka jars pinned in ``kafka-pom.xml`` from Maven Central
 into ``<state>/kafka/libs`` (once; a stamp makes re-runs no-ops), writes ``server.properties``
@@ -6,8 +6,15 @@ and a log4j2 config, and formats the storage once with a cluster id kept in the 
 The broker then runs as ``java -cp 'libs/*' kafka.Kafka server.properties``; it is healthy when
 it answers an AdminClient metadata request, and ``after_start`` creates the project's topics.
 
-When ``BILLING_KAFKA_BOOTSTRAP`` names anything but one loopback address, the project uses that
-cluster as it is: nothing is installed or started locally, only the topics are created.
+By default one node runs (service ``kafka``). ``BILLING_KAFKA_BROKERS=3`` runs a local cluster of
+three combined nodes (services ``kafka-1`` .. ``kafka-3``): every node is a broker and a voter of one
+static controller quorum, so any two nodes keep the cluster writable, with the same jars, one
+cluster id, and its own ports, data folder and logs (``<state>/kafka/cluster/node-<i>``). Separate
+controller processes would be what a production cluster runs; on one machine they would only
+add JVMs without adding independence.
+
+When ``BILLING_KAFKA_BOOTSTRAP`` names anything but the local node(s) on loopback addresses, the
+project uses that cluster as it is: nothing is installed or started locally, only the topics are created.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ from __future__ import annotations
 import base64
 import fcntl
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -28,8 +36,9 @@ from pathlib import Path
 
 import psutil
 
-from billing.core.errors import PlatformError
-from billing.kafka.topics import admin_client, ensure_topics, partition_counts, topic_specs
+from billing.core.errors import PlatformError, ServiceUnavailable
+from billing.kafka.cluster import replication, wait_for_brokers
+from billing.kafka.topics import admin_client, ensure_topics, min_insync_replicas, partition_counts, topic_specs
 from billing.platform.process import ManagedProcess
 from billing.platform.service import Service
 from billing.settings import Settings
@@ -109,19 +118,33 @@ def broker_address(settings: Settings) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
+def local_nodes(settings: Settings) -> list[tuple[str, int, int]]:
+    """(host, broker port, controller port) of each local node (see ``Settings.kafka_local_nodes``)."""
+    try:
+        return settings.kafka_local_nodes()
+    except ValueError as exc:
+        raise PlatformError(str(exc)) from exc
+
+
 def is_local(settings: Settings) -> bool:
-    """True when the bootstrap is one loopback address, i.e. the broker `billing up` runs."""
-    return "," not in settings.kafka_bootstrap and broker_address(settings)[0] in LOOPBACK
+    """True when the bootstrap names exactly the local node(s) on loopback, i.e. the brokers `billing up` runs."""
+    addresses = [address.strip() for address in settings.kafka_bootstrap.split(",")]
+    nodes = local_nodes(settings)
+    return nodes[0][0] in LOOPBACK and addresses == [f"{host}:{port}" for host, port, _ in nodes]
 
 
-def render_server_properties(settings: Settings, data_dir: Path) -> str:
-    """server.properties of the single-node KRaft broker for ``settings``."""
-    host, port = broker_address(settings)
-    controller = settings.kafka_controller_port
+def render_server_properties(settings: Settings, data_dir: Path, node: int = 1) -> str:
+    """server.properties of local KRaft node ``node`` (1-based) for ``settings``: a broker and a
+    voter of the controller quorum of all ``kafka_brokers`` nodes; internal topics replicated like
+    the project's, unclean leader election off."""
+    nodes = local_nodes(settings)
+    host, port, controller = nodes[node - 1]
+    replication = str(settings.kafka_replication)
+    min_isr = str(min_insync_replicas(settings.kafka_replication))
     props = {
         "process.roles": "broker,controller",
-        "node.id": "1",
-        "controller.quorum.voters": f"1@{host}:{controller}",
+        "node.id": str(node),
+        "controller.quorum.voters": ",".join(f"{i}@{h}:{c}" for i, (h, _, c) in enumerate(nodes, start=1)),
         "listeners": f"PLAINTEXT://{host}:{port},CONTROLLER://{host}:{controller}",
         "advertised.listeners": f"PLAINTEXT://{host}:{port}",
         "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
@@ -129,16 +152,17 @@ def render_server_properties(settings: Settings, data_dir: Path) -> str:
         "inter.broker.listener.name": "PLAINTEXT",
         "log.dirs": str(data_dir),
         "num.partitions": str(settings.kafka_partitions),
-        "default.replication.factor": "1",
-        "min.insync.replicas": "1",
+        "default.replication.factor": replication,
+        "min.insync.replicas": min_isr,
+        "unclean.leader.election.enable": "false",
         "auto.create.topics.enable": "false",
-        "offsets.topic.replication.factor": "1",
+        "offsets.topic.replication.factor": replication,
         "offsets.topic.num.partitions": "10",
-        "transaction.state.log.replication.factor": "1",
-        "transaction.state.log.min.isr": "1",
+        "transaction.state.log.replication.factor": replication,
+        "transaction.state.log.min.isr": min_isr,
         "transaction.state.log.num.partitions": "10",
-        "share.coordinator.state.topic.replication.factor": "1",
-        "share.coordinator.state.topic.min.isr": "1",
+        "share.coordinator.state.topic.replication.factor": replication,
+        "share.coordinator.state.topic.min.isr": min_isr,
         "group.initial.rebalance.delay.ms": "0",
         "log.retention.hours": str(settings.kafka_retention_hours),
         "log.segment.bytes": str(64 * 1024 * 1024),
@@ -181,6 +205,15 @@ rootLogger.appenderRef.out.ref = out
 logger.request.name = kafka.request.logger
 logger.request.level = warn
 """
+
+
+def accepts(host: str, port: int) -> bool:
+    """True when ``host:port`` accepts a TCP connection."""
+    try:
+        socket.create_connection((host, port), timeout=1).close()
+    except OSError:
+        return False
+    return True
 
 
 def new_cluster_id() -> str:
@@ -227,9 +260,9 @@ def read_since(path: Path, offset: int, limit: int = 64 * 1024) -> str:
         return fh.read().decode("utf-8", "replace")
 
 
-def startup_failure(log_text: str) -> str | None:
-    """Why the latest start in a service log failed: Kafka's fatal exception or the JVM's complaint."""
-    section = log_text.rsplit(f"starting {KafkaService.name}\n", 1)[-1].splitlines()
+def startup_failure(log_text: str, name: str = "kafka") -> str | None:
+    """Why the latest start of service ``name`` in its log failed: Kafka's fatal exception or the JVM's complaint."""
+    section = log_text.rsplit(f"starting {name}\n", 1)[-1].splitlines()
     for index, line in enumerate(section[:-1]):
         if "Exiting Kafka due to fatal exception" in line:
             return section[index + 1].strip()
@@ -239,25 +272,33 @@ def startup_failure(log_text: str) -> str | None:
 
 
 class KafkaService(Service):
-    """The local single-node KRaft broker (or an external cluster given by the bootstrap)."""
+    """Local KRaft node ``node`` (the single broker ``kafka``, or ``kafka-<node>`` of a local cluster),
+    or an external cluster given by the bootstrap."""
 
-    name = "kafka"
-
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, node: int = 1):
         super().__init__(settings)
-        self.home = settings.state_dir / "kafka"
-        self.libs = self.home / "libs"
+        self.node = node
+        self.clustered = self.stops_with_peers = settings.kafka_brokers > 1 and is_local(settings)
+        self.name = f"kafka-{node}" if self.clustered else "kafka"
+        root = settings.state_dir / "kafka"
+        self.libs = root / "libs"
+        self.home = root / "cluster" / f"node-{node}" if self.clustered else root
         self.data = self.home / "data"
         self.config_file = self.home / "server.properties"
         self.log4j_file = self.home / "log4j2.properties"
-        self.cluster_id_file = self.home / "cluster.id"
+        self.cluster_id_file = (root / "cluster" if self.clustered else root) / "cluster.id"
 
     @property
     def endpoint(self) -> str:
-        return self.settings.kafka_bootstrap
+        if not self.clustered:
+            return self.settings.kafka_bootstrap
+        host, port, _ = local_nodes(self.settings)[self.node - 1]
+        return f"{host}:{port}"
 
-    def managed(self) -> ManagedProcess:
-        host, port = broker_address(self.settings)
+    def managed(self, starting: bool = False) -> ManagedProcess:
+        """The node's process; ``starting``, a cluster node is up once its controller listens (its
+        broker waits for a quorum of nodes, so the cluster's readiness is checked after the last one)."""
+        host, port, controller = local_nodes(self.settings)[self.node - 1]
         argv = [
             locate_java() or "java",
             f"-Xmx{self.settings.kafka_heap}",
@@ -271,19 +312,25 @@ class KafkaService(Service):
             argv=argv,
             run_dir=self.settings.run_dir,
             log_dir=self.settings.log_dir,
-            health=self._answers,
-            ports=[(host, port), (host, self.settings.kafka_controller_port)],
+            health=self._votes if self.clustered and starting else self._listens if self.clustered else self._answers,
+            ports=[(host, port), (host, controller)],
             cwd=self.home,
             hint="BILLING_KAFKA_BOOTSTRAP / BILLING_KAFKA_CONTROLLER_PORT",
         )
 
+    def _listens(self) -> bool:
+        """Health of a cluster node: its broker and controller ports accept connections."""
+        host, port, controller = local_nodes(self.settings)[self.node - 1]
+        return accepts(host, controller) and accepts(host, port)
+
+    def _votes(self) -> bool:
+        host, _, controller = local_nodes(self.settings)[self.node - 1]
+        return accepts(host, controller)
+
     def _answers(self) -> bool:
-        """Health: the broker port accepts connections and the broker answers a metadata request."""
-        if is_local(self.settings):
-            try:
-                socket.create_connection(broker_address(self.settings), timeout=1).close()
-            except OSError:
-                return False
+        """Health of the single broker: its port accepts connections and it answers a metadata request."""
+        if is_local(self.settings) and not accepts(*broker_address(self.settings)):
+            return False
         partition_counts(admin_client(self.settings.kafka_bootstrap), timeout=3)
         return True
 
@@ -296,8 +343,9 @@ class KafkaService(Service):
         self.resolve_jars()
         self.home.mkdir(parents=True, exist_ok=True)
         self.settings.log_dir.mkdir(parents=True, exist_ok=True)
-        self.config_file.write_text(render_server_properties(self.settings, self.data))
-        self.log4j_file.write_text(render_log4j2(self.settings.log_dir / "kafka-server.log"))
+        self.cluster_id_file.parent.mkdir(parents=True, exist_ok=True)
+        self.config_file.write_text(render_server_properties(self.settings, self.data, self.node))
+        self.log4j_file.write_text(render_log4j2(self.settings.log_dir / f"{self.name}-server.log"))
         self.format_storage()
 
     def resolve_jars(self) -> None:
@@ -355,7 +403,7 @@ class KafkaService(Service):
             return
         raise PlatformError(
             f"kafka: data folder {self.data} is unusable: {problem}. Move it away to keep its data, "
-            f"or delete it to start empty (`rm -rf {self.data} {self.cluster_id_file}`), then run `billing up kafka` again."
+            f"or delete it to start empty (`rm -rf {self.data} {self.cluster_id_file}`), then run `billing up {self.name}` again."
         )
 
     def format_storage(self) -> None:
@@ -385,14 +433,14 @@ class KafkaService(Service):
             self.after_start()
             return False
         self.prepare()
-        proc = self.managed()
+        proc = self.managed(starting=True)
         log_offset = proc.log_file.stat().st_size if proc.log_file.exists() else 0
         try:
             started = proc.start(timeout=self.settings.start_timeout_s)
         except PlatformError as exc:
-            reason = startup_failure(read_since(proc.log_file, log_offset))
+            reason = startup_failure(read_since(proc.log_file, log_offset), self.name)
             if reason:
-                raise PlatformError(f"kafka could not start: {reason} (log: {proc.log_file})") from exc
+                raise PlatformError(f"{self.name} could not start: {reason} (log: {proc.log_file})") from exc
             raise
         self.after_start()
         return started
@@ -402,14 +450,23 @@ class KafkaService(Service):
         return super().stop() if is_local(self.settings) else False
 
     def after_start(self) -> None:
-        """Create the missing topics with their partition counts and wait until they are visible."""
+        """Create the missing topics with their partition counts and wait until they are visible; on a
+        local cluster, once its last node started and every broker registered."""
+        if self.clustered:
+            if self.node < self.settings.kafka_brokers:
+                return
+            wait_for_brokers(admin_client(self.settings.kafka_bootstrap), self.settings.kafka_brokers,
+                             self.settings.start_timeout_s)
         specs = list(topic_specs(self.settings).values())
         created = ensure_topics(admin_client(self.settings.kafka_bootstrap), specs, timeout=self.settings.start_timeout_s)
         if created:
             say(f"created topics {', '.join(created)}")
 
     def details(self) -> str:
-        """Topics and partitions of the project on the cluster."""
+        """Topics and partitions of the project on the cluster; for a node of a local cluster, the
+        partitions it leads, whether it is the active controller and the under-replicated partitions."""
+        if self.clustered:
+            return self.node_details()
         try:
             counts = partition_counts(admin_client(self.settings.kafka_bootstrap), timeout=3)
         except PlatformError:
@@ -417,3 +474,53 @@ class KafkaService(Service):
         names = [spec.name for spec in topic_specs(self.settings).values()]
         present = [name for name in names if name in counts]
         return f"{len(present)}/{len(names)} topics, {sum(counts[n] for n in present)} partitions"
+
+    def node_details(self) -> str:
+        try:
+            state = replication(admin_client(self.settings.kafka_bootstrap), timeout=3)
+        except ServiceUnavailable:
+            return ""
+        role = ", active controller" if active_controller(self.settings) == self.node else ""
+        registered = "" if self.node in state.brokers else ", not registered"
+        return (f"broker {self.node}{role}{registered}: leads {state.leaders[self.node]}/{state.partitions} partitions; "
+                f"cluster: {len(state.brokers)} brokers, {len(state.under_replicated)} under-replicated, "
+                f"{len(state.leaderless)} leaderless")
+
+
+def quorum_state(data_dir: Path) -> tuple[int, int] | None:
+    """(leader epoch, leader id) that a node's metadata log last recorded (None when unknown)."""
+    path = data_dir / "__cluster_metadata-0" / "quorum-state"
+    try:
+        state = json.loads(path.read_text())
+        return int(state["leaderEpoch"]), int(state["leaderId"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def active_controller(settings: Settings) -> int | None:
+    """Node id of the local cluster's active controller: the leader of the newest epoch any running
+    node recorded (KRaft brokers answer DescribeCluster with a random broker, not the controller)."""
+    states = [quorum_state(node.data) for node in kafka_services(settings) if node.managed().is_running()]
+    known = [state for state in states if state and state[1] >= 0]
+    return max(known)[1] if known else None
+
+
+def cluster_of(settings: Settings, brokers: int) -> Settings:
+    """``settings`` for a local cluster of ``brokers`` nodes starting at the same ports."""
+    wider = settings.model_copy(update={"kafka_brokers": brokers})
+    return wider.model_copy(update={"kafka_bootstrap": ",".join(f"{h}:{p}" for h, p, _ in local_nodes(wider))})
+
+
+def kafka_services(settings: Settings) -> list[KafkaService]:
+    """The local nodes: ``kafka_brokers`` of them, and any further cluster node still running (started
+    before the setting was lowered), so that `billing status` shows it and `billing down` stops it."""
+    if not is_local(settings):
+        return [KafkaService(settings)]
+    nodes = [KafkaService(settings, node) for node in range(1, settings.kafka_brokers + 1)]
+    node = settings.kafka_brokers + 1 if settings.kafka_brokers > 1 else 1
+    while True:
+        extra = KafkaService(cluster_of(settings, max(node, 2)), node)
+        if extra.managed().process() is None:
+            return nodes
+        nodes.append(extra)
+        node += 1

@@ -168,23 +168,19 @@ class ManagedProcess:
 
     def stop(self, timeout: float = 20.0) -> bool:
         """Stop the service and its children (TERM, then KILL after ``timeout``). False if not running."""
+        return stop_together([self], timeout)[0]
+
+    def terminate(self) -> list[psutil.Process]:
+        """Send TERM to the service's process group; returns its members (none when not running)."""
         proc = self.process()
         if proc is None:
-            return False
+            return []
         members = [proc, *proc.children(recursive=True)]
         try:
             os.killpg(proc.pid, signal.SIGTERM)
         except (ProcessLookupError, PermissionError):
             proc.terminate()
-        _, alive = psutil.wait_procs(members, timeout=timeout)
-        for member in alive:
-            try:
-                member.kill()
-            except psutil.NoSuchProcess:
-                pass
-        psutil.wait_procs(alive, timeout=5)
-        self.pid_file.unlink(missing_ok=True)
-        return True
+        return members
 
     def kill(self) -> None:
         """SIGKILL the service without any shutdown (used by crash tests)."""
@@ -193,3 +189,19 @@ class ManagedProcess:
             os.killpg(proc.pid, signal.SIGKILL)
             psutil.wait_procs([proc], timeout=10)
             self.pid_file.unlink(missing_ok=True)
+
+
+def stop_together(processes: Sequence[ManagedProcess], timeout: float = 20.0) -> list[bool]:
+    """Stop services at once (TERM to all, then KILL what runs after ``timeout``): nodes of a cluster
+    that need each other to shut down cleanly. Returns, per service, whether it was running."""
+    members = [proc.terminate() for proc in processes]
+    _, alive = psutil.wait_procs([m for group in members for m in group], timeout=timeout)
+    for member in alive:
+        try:
+            member.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(alive, timeout=5)
+    for proc in processes:
+        proc.pid_file.unlink(missing_ok=True)
+    return [bool(group) for group in members]

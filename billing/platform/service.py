@@ -33,6 +33,8 @@ class Service(ABC):
     name: str
     optional = False
     """Optional services (heavy ones such as Superset) start only when named: `billing up superset`."""
+    stops_with_peers = False
+    """Nodes of a cluster: `billing down` stops them at once (one by one, the last would wait for a quorum)."""
 
     def __init__(self, settings: Settings):
         self.settings = settings

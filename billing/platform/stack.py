@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from billing.core.errors import PlatformError
+from billing.platform.process import stop_together
 from billing.platform.service import Service, ServiceStatus
 from billing.settings import Settings
 
@@ -10,12 +11,12 @@ from billing.settings import Settings
 def services(settings: Settings) -> list[Service]:
     """Services in start order (stopped in reverse)."""
     from billing.platform.api_service import ApiService
-    from billing.platform.kafka_broker import KafkaService
+    from billing.platform.kafka_broker import kafka_services
     from billing.platform.superset import SupersetService
     from billing.platform.warehouse_service import WarehouseService
     from billing.platform.worker_service import worker_services
 
-    return [WarehouseService(settings), KafkaService(settings), *worker_services(settings), ApiService(settings),
+    return [WarehouseService(settings), *kafka_services(settings), *worker_services(settings), ApiService(settings),
             SupersetService(settings)]
 
 
@@ -48,8 +49,17 @@ def up(settings: Settings, names: list[str] | None = None, on_start=None) -> Non
 
 
 def down(settings: Settings, names: list[str] | None = None) -> list[tuple[str, bool]]:
-    """Stop services in reverse order; returns (name, was_running) pairs."""
-    return [(svc.name, svc.stop()) for svc in reversed(select(settings, names))]
+    """Stop services in reverse order, the nodes of a cluster at once; returns (name, was_running) pairs."""
+    chosen = select(settings, names)
+    peers = [svc for svc in chosen if svc.stops_with_peers]
+    stopped: list[tuple[str, bool]] = []
+    for svc in reversed(chosen):
+        if not svc.stops_with_peers:
+            stopped.append((svc.name, svc.stop()))
+        elif svc is peers[-1]:
+            stopped += zip([p.name for p in reversed(peers)], reversed(stop_together([p.managed() for p in peers])),
+                           strict=True)
+    return stopped
 
 
 def status(settings: Settings) -> list[ServiceStatus]:

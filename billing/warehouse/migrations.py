@@ -3,7 +3,9 @@
 Migrations are the files ``clickhouse/schema/NNNN_name.sql``, applied in version order. Each file
 holds one or more statements separated by ``;`` (split with the SQL tokenizer, so semicolons in
 strings and comments are safe); ``${database}`` and ``${marts_database}`` are replaced by the
-configured database names. Applied versions are recorded with a checksum in
+configured database names. With ``BILLING_CLICKHOUSE_CLUSTER`` set, every statement is rendered
+for that cluster (``billing/warehouse/cluster.py``: ON CLUSTER, Replicated engines, Distributed
+tables sharded by customer). Applied versions are recorded with a checksum in
 ``<database>.schema_migrations``: re-running is a no-op, and editing an applied migration is an
 error (add a new one instead).
 """
@@ -23,6 +25,7 @@ from billing.core.errors import ConfigError
 from billing.resources import SCHEMA_MIGRATIONS
 from billing.settings import Settings
 from billing.warehouse.client import client as make_client
+from billing.warehouse.cluster import on_cluster
 from billing.warehouse.sql import Kind, tokenize
 
 SCHEMA_DIR = SCHEMA_MIGRATIONS
@@ -47,11 +50,18 @@ class Migration:
         return hashlib.sha256(self.text.encode()).hexdigest()
 
     def statements(self, settings: Settings) -> list[str]:
-        """The statements of this migration with database names filled in."""
+        """The statements of this migration with database names filled in (for the configured cluster, if any)."""
         rendered = Template(self.text).safe_substitute(
             database=settings.clickhouse_database, marts_database=settings.clickhouse_marts_database
         )
-        return split_statements(rendered)
+        return for_cluster(settings, split_statements(rendered))
+
+
+def for_cluster(settings: Settings, statements: list[str]) -> list[str]:
+    """``statements`` as they apply to the configured ClickHouse cluster (unchanged without one)."""
+    if not settings.clickhouse_cluster:
+        return statements
+    return [rendered for statement in statements for rendered in on_cluster(statement, settings.clickhouse_cluster)]
 
 
 def split_statements(sql: str) -> list[str]:
@@ -84,13 +94,19 @@ def discover(directory: Path = SCHEMA_DIR) -> list[Migration]:
     return [migrations[v] for v in sorted(migrations)]
 
 
-def _ensure_ledger(ch: Client, settings: Settings) -> None:
+def ledger_statements(settings: Settings) -> list[str]:
+    """The database and the ``schema_migrations`` table that records applied versions."""
     db = settings.clickhouse_database
-    ch.command(f"CREATE DATABASE IF NOT EXISTS {db}")
-    ch.command(
+    return for_cluster(settings, [
+        f"CREATE DATABASE IF NOT EXISTS {db}",
         f"CREATE TABLE IF NOT EXISTS {db}.schema_migrations (version UInt32, name String, checksum String, "
-        "applied_at DateTime64(3, 'UTC') DEFAULT now64(3)) ENGINE = ReplacingMergeTree ORDER BY version"
-    )
+        "applied_at DateTime64(3, 'UTC') DEFAULT now64(3)) ENGINE = ReplacingMergeTree ORDER BY version",
+    ])
+
+
+def _ensure_ledger(ch: Client, settings: Settings) -> None:
+    for statement in ledger_statements(settings):
+        ch.command(statement)
 
 
 def applied(ch: Client, settings: Settings) -> dict[int, str]:

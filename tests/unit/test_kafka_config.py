@@ -47,6 +47,8 @@ def test_server_properties_single_kraft_node(tmp_path: Path) -> None:
     for key in ("offsets.topic.replication.factor", "transaction.state.log.replication.factor",
                 "transaction.state.log.min.isr", "default.replication.factor"):
         assert props[key] == "1", key
+    assert props["min.insync.replicas"] == "1"
+    assert props["unclean.leader.election.enable"] == "false"
     assert not any(key.startswith("zookeeper") for key in props)
 
 

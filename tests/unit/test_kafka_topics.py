@@ -29,6 +29,7 @@ def test_min_insync_replicas_follows_replication() -> None:
     assert topic_specs(Settings(kafka_replication=1))["usage"].config["min.insync.replicas"] == "1"
     assert topic_specs(Settings(kafka_replication=3))["usage"].config["min.insync.replicas"] == "2"
     assert all(spec.replication == 3 for spec in topic_specs(Settings(kafka_replication=3)).values())
+    assert all(spec.config["unclean.leader.election.enable"] == "false" for spec in topic_specs(Settings()).values())
 
 
 @given(partitions=st.integers(1, 64), hours=st.integers(1, 24 * 365))

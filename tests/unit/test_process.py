@@ -11,7 +11,7 @@ import psutil
 import pytest
 
 from billing.core.errors import PlatformError
-from billing.platform.process import ManagedProcess, port_owner
+from billing.platform.process import ManagedProcess, port_owner, stop_together
 
 
 def free_port() -> int:
@@ -166,3 +166,13 @@ def test_http_ok_checks_status_and_body():
     finally:
         server.shutdown()
     assert not http_ok(base + "/ping")
+
+
+def test_stop_together_stops_every_service_at_once(tmp_path):
+    ports = [free_port(), free_port()]
+    procs = [http_server(tmp_path / str(port), port) for port in ports]
+    for proc in procs:
+        proc.start(timeout=20)
+    assert stop_together([*procs, http_server(tmp_path / "never", free_port())]) == [True, True, False]
+    assert not any(listening(port) for port in ports)
+    assert not any(proc.pid_file.exists() for proc in procs)
