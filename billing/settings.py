@@ -15,7 +15,12 @@ from platformdirs import user_data_dir
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from billing.core.contracts import FUTURE_TOLERANCE_S, set_future_tolerance_source
+from billing.core.contracts import (
+    FUTURE_TOLERANCE_S,
+    PAST_HORIZON_DAYS,
+    set_future_tolerance_source,
+    set_past_horizon_source,
+)
 from billing.core.meters import MeterSet, load_meters, set_meter_source
 from billing.core.pricing.catalog import PlanCatalog, builtin_catalog, load_catalog
 
@@ -110,6 +115,10 @@ class Settings(BaseSettings):
     usage_future_tolerance_s: float = Field(
         default=FUTURE_TOLERANCE_S, ge=0, description="How far in the future a usage event's time may be before it is rejected."
     )
+    usage_past_horizon_days: float = Field(
+        default=PAST_HORIZON_DAYS, gt=0,
+        description="How many days old a usage event's time may be before it is rejected (never before 1970).",
+    )
 
     # Stream worker (`billing worker`)
     worker_app_id: str = Field(default="billing-streams", description="Faust app id: consumer group and changelog topic prefix.")
@@ -192,3 +201,4 @@ def configured_catalog() -> PlanCatalog:
 
 set_meter_source(lambda: _meters_at(get_settings().meters_file))
 set_future_tolerance_source(lambda: get_settings().usage_future_tolerance_s)
+set_past_horizon_source(lambda: get_settings().usage_past_horizon_days)

@@ -81,7 +81,8 @@ async def ingest(ctx: ApiContext, key: ApiKey, content_type: str | None, content
     raw = await read_limited(content_length, chunks, settings.api_max_body_bytes)
     documents = decode(raw, media, settings.api_max_batch_events)
     items = validate(documents, usage_context({"meters": ctx.meters, "now": datetime.now(UTC),
-                                               "future_tolerance": settings.usage_future_tolerance_s}))
+                                               "future_tolerance": settings.usage_future_tolerance_s,
+                                               "past_horizon": settings.usage_past_horizon_days}))
     forbidden = forbidden_subjects(items, key)
     if forbidden:
         subjects = sorted(set(forbidden.values()))
