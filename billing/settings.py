@@ -55,6 +55,8 @@ class Settings(BaseSettings):
     api_port: int = Field(default=8000, description="Port of the HTTP API.")
     api_workers: int = Field(default=1, ge=1, description="Uvicorn worker processes of the HTTP API.")
     api_max_body_bytes: int = Field(default=5 * 1024 * 1024, ge=1024, description="Largest accepted request body.")
+    api_max_header_bytes: int = Field(
+        default=16 * 1024, ge=1024, description="Largest accepted request line plus headers (431 beyond).")
     api_max_batch_events: int = Field(default=5000, ge=1, description="Most usage events in one batch request.")
     api_rate_per_s: float = Field(default=500.0, gt=0, description="Default sustained requests/s per API key.")
     api_rate_burst: int = Field(default=1000, ge=1, description="Default burst (token bucket size) per API key.")

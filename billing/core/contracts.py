@@ -169,6 +169,17 @@ def _time_input(value: Any) -> Any:
 _RFC3339 = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?(?:[Zz]|[+-][0-9]{2}:[0-9]{2})?")
 
 
+def _json_content_type(value: Any) -> Any:
+    """``application/json``, with an optional ``charset=utf-8``, normalized to ``application/json``."""
+    if value is None:
+        return None
+    if type(value) is str:
+        media, *parameters = (part.strip().lower() for part in value.split(";"))
+        if media == "application/json" and all(p.replace('"', "") in ("charset=utf-8", "charset=utf8") for p in parameters):
+            return "application/json"
+    raise ValueError(f"{clip(value)} is not accepted: data is JSON (application/json, UTF-8)")
+
+
 class UsageData(BaseModel):
     """Payload of a usage event: the quantity plus string dimensions (region, endpoint, tier,
     user_id, ...). Dimensions are free-form; each meter says which ones it groups on."""
@@ -222,7 +233,8 @@ class UsageEvent(Contract):
     time: Annotated[UtcDatetime, BeforeValidator(_time_input)] = Field(
         description="When the usage happened: RFC 3339 with a UTC offset (stored as UTC), from 1970 on, within the "
                     "past horizon and the future tolerance.")
-    datacontenttype: Literal["application/json"] | None = None
+    datacontenttype: Annotated[str | None, BeforeValidator(_json_content_type)] = Field(
+        default=None, description="Media type of data: application/json (a UTF-8 charset parameter is allowed).")
     data: UsageData
 
     @field_validator("type")
