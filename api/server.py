@@ -2,7 +2,8 @@
 
 uvicorn's httptools protocol buffers a request head of any size (an 8 MB ``Authorization`` header
 is read whole); :class:`BoundedHttpToolsProtocol` answers 431 and closes the connection as soon as
-a head grows past ``BILLING_API_MAX_HEADER_BYTES``. The h11 protocol gets the same limit through
+a head grows past ``BILLING_API_MAX_HEADER_BYTES`` (at most one socket read later), or when a head
+read at once is larger, before the app sees the request. The h11 protocol gets the same limit through
 uvicorn's ``h11_max_incomplete_event_size``.
 """
 
@@ -32,23 +33,36 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self.head_limit = get_settings().api_max_header_bytes
         self.head_bytes = 0
         self.in_head = False
+        self.refused = False
 
     def data_received(self, data: bytes) -> None:
-        """Feed the parser; while a head is incomplete afterwards, count the bytes it took so far."""
+        """Feed the parser; refuse a head that grew past the limit (still incomplete, or parsed whole)."""
         super().data_received(data)
-        if self.in_head and not self.transport.is_closing():
+        if self.in_head:
             self.head_bytes += len(data)
-            if self.head_bytes > self.head_limit:
-                self.transport.write(_too_large(self.head_limit))
-                self.transport.close()
+        if (self.refused or self.head_bytes > self.head_limit) and not self.transport.is_closing():
+            self.transport.write(_too_large(self.head_limit))
+            self.transport.close()
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self.in_head, self.head_bytes = True, 0
+        self.in_head, self.head_bytes, self.refused = True, 0, False
 
     def on_headers_complete(self) -> None:
         self.in_head = False
+        size = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
+        if size > self.head_limit:
+            self.refused = True  # answered by data_received once the parser returns; the app never sees it
+            return
         super().on_headers_complete()
+
+    def on_body(self, body: bytes) -> None:
+        if not self.refused:
+            super().on_body(body)
+
+    def on_message_complete(self) -> None:
+        if not self.refused:
+            super().on_message_complete()
 
 
 def uvicorn_options(settings: Settings) -> dict[str, Any]:

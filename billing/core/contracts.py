@@ -185,7 +185,7 @@ class UsageData(BaseModel):
     user_id, ...). Dimensions are free-form; each meter says which ones it groups on."""
 
     model_config = ConfigDict(frozen=True, extra="allow", coerce_numbers_to_str=True)
-    __pydantic_extra__: dict[str, Annotated[Printable, Field(max_length=DIMENSION_VALUE_MAX)]]
+    __pydantic_extra__: dict[str, Annotated[str, Field(max_length=DIMENSION_VALUE_MAX), AfterValidator(_printable)]]
 
     quantity: Quantity = Field(
         description="Measured amount: a JSON number or a canonical decimal string, >= 0 and below 10^12, at most "
