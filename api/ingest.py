@@ -94,9 +94,10 @@ def check_media(content_type: str | None, binary: bool = False) -> str:
     return media
 
 
-def attributes(headers: dict[str, str]) -> dict[str, str]:
-    """CloudEvents attributes of binary-mode ``ce-*`` headers (names lower-case, values percent-decoded)."""
-    found = {}
+def attributes(headers: dict[str, str], content_type: str | None) -> dict[str, str]:
+    """CloudEvents attributes of a binary-mode request: its ``ce-*`` headers (names lower-case, values
+    percent-decoded) and its Content-Type as ``datacontenttype``, as the HTTP binding maps them."""
+    found = {"datacontenttype": content_type} if content_type else {}
     for name, value in headers.items():
         if name.startswith(ATTRIBUTE_PREFIX):
             try:

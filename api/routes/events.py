@@ -87,7 +87,7 @@ async def ingest(ctx: ApiContext, key: ApiKey, content_type: str | None, content
     settings = ctx.settings
     media = check_media(content_type, binary=bool(ce_headers))
     raw = await read_limited(content_length, chunks, settings.api_max_body_bytes)
-    documents = decode(raw, media, settings.api_max_batch_events, attributes(ce_headers) if ce_headers else None)
+    documents = decode(raw, media, settings.api_max_batch_events, attributes(ce_headers, content_type) if ce_headers else None)
     items = validate(documents, usage_context({"meters": ctx.meters, "now": datetime.now(UTC),
                                                "future_tolerance": settings.usage_future_tolerance_s,
                                                "past_horizon": settings.usage_past_horizon_days}))

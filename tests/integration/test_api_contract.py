@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import secrets
 import socket
-import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -15,15 +13,11 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import orjson
 import pytest
-import uvicorn
 
-from api.app import create_app
 from api.keys import KeyStore, store_path
-from api.server import uvicorn_options
 from billing.kafka.topics import TopicSpec, admin_client, ensure_topics
 from billing.settings import Settings, get_settings
-from tests.integration.api_fixtures import TopicTail, usage_event
-from tests.integration.streams_harness import free_port
+from tests.integration.api_fixtures import TopicTail, serve, usage_event
 
 pytestmark = pytest.mark.integration
 
@@ -38,21 +32,10 @@ def server(kafka, warehouse, api_settings: Settings) -> Iterator[tuple[str, Sett
     topic = f"tests-api-contract-{uuid.uuid4().hex[:8]}.usage"
     admin = admin_client(api_settings.kafka_bootstrap)
     ensure_topics(admin, [TopicSpec(topic, 1, 1, {"max.message.bytes": str(BROKER_MESSAGE_LIMIT)})])
-    settings = api_settings.model_copy(update={"topic_usage": topic, "api_port": free_port()})
-    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=settings.api_port, log_level="warning",
-                            **uvicorn_options(settings))
-    running = uvicorn.Server(config)
-    thread = threading.Thread(target=running.run, name="api-under-test", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not running.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the API server did not start"
-        time.sleep(0.05)
     try:
-        yield f"http://127.0.0.1:{settings.api_port}", settings
+        with serve(api_settings.model_copy(update={"topic_usage": topic})) as served:
+            yield served
     finally:
-        running.should_exit = True
-        thread.join(timeout=15)
         for future in admin.delete_topics([topic], operation_timeout=30).values():
             future.result()
 
