@@ -40,13 +40,16 @@ class BillingApi(FastAPI):
             await super().__call__(scope, receive, send)
 
 
-def _headers(scope: Scope) -> dict[bytes, str]:
-    """The request headers this path reads (first occurrence of each)."""
+def _headers(scope: Scope) -> tuple[dict[bytes, str], dict[str, str]]:
+    """The request headers this path reads and the ``ce-*`` headers (first occurrence of each)."""
     found: dict[bytes, str] = {}
+    ce: dict[str, str] = {}
     for name, value in scope["headers"]:
-        if name in (b"authorization", b"content-type", b"content-length") and name not in found:
-            found[name] = value.decode("latin-1")
-    return found
+        if name in (b"authorization", b"content-type", b"content-length"):
+            found.setdefault(name, value.decode("latin-1"))
+        elif name.startswith(b"ce-"):
+            ce.setdefault(name.decode("latin-1"), value.decode("latin-1"))
+    return found, ce
 
 
 async def _respond(send: Send, status: int, body: bytes, media: bytes, extra: dict[str, str] | None = None) -> None:
@@ -60,11 +63,11 @@ async def _respond(send: Send, status: int, body: bytes, media: bytes, extra: di
 async def serve_events(ctx: ApiContext, scope: Scope, receive: Receive, send: Send) -> None:
     """Answer one ``POST /v1/events`` request."""
     started = time.perf_counter()
-    headers = _headers(scope)
+    headers, ce = _headers(scope)
     try:
         key = authorize(ctx, bearer_token(headers.get(b"authorization")))
         body = await ingest(ctx, key, headers.get(b"content-type"), headers.get(b"content-length"),
-                            asgi_chunks(receive))
+                            asgi_chunks(receive), ce)
         status, media, extra = 202, _JSON, None
     except ClientDisconnect:
         return

@@ -1,5 +1,10 @@
 """Usage ingest, the pure part: request body -> validated items -> per-item results.
 
+The CloudEvents HTTP binding in its three modes: structured (``application/cloudevents+json``, or
+``application/json`` holding one event object), batched (``application/cloudevents-batch+json``, or
+``application/json`` holding an array) and binary (attributes in ``ce-*`` headers, the data as the
+``application/json`` body). Bodies are UTF-8 JSON; a declared charset other than UTF-8 is a 415.
+
 Batch semantics (documented in the README): authorization is all-or-nothing (one valid event for
 a customer the key may not write for makes the whole request 403 and nothing is produced);
 validation is per item (valid items are accepted, invalid ones are rejected with their reason).
@@ -14,18 +19,21 @@ import hashlib
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
+from urllib.parse import unquote
 
 from pydantic import ValidationError
 
 from api.keys import ApiKey
 from api.problems import Problem
 from api.recent import RecentIds
-from billing.core.contracts import UsageEvent, describe_error, loads_exact, to_bytes
+from billing.core.contracts import UsageEvent, clip, describe_error, loads_exact, to_bytes
 
 SINGLE = "application/cloudevents+json"
 BATCH = "application/cloudevents-batch+json"
 JSON = "application/json"
 ACCEPTED_MEDIA = (JSON, SINGLE, BATCH)
+BINARY = "binary"
+"""The media of a binary-mode request: attributes in ``ce-*`` headers, the data as JSON body."""
 
 
 class Status(StrEnum):
@@ -55,26 +63,62 @@ class Item:
         return out
 
 
+UTF8 = ("utf-8", "utf8")
+ATTRIBUTE_PREFIX = "ce-"
+
+
 def media_type(content_type: str | None) -> str:
     """The bare media type of a Content-Type header ('' when absent)."""
     return (content_type or "").split(";", 1)[0].strip().lower()
 
 
-def check_media(content_type: str | None) -> str:
-    """The media type of a usage request, or a 415 Problem."""
+def _charset(content_type: str) -> str | None:
+    for parameter in content_type.split(";")[1:]:
+        name, _, value = parameter.partition("=")
+        if name.strip().lower() == "charset":
+            return value.strip().strip('"').lower()
+    return None
+
+
+def check_media(content_type: str | None, binary: bool = False) -> str:
+    """The media type of a usage request (``binary``: one with ``ce-*`` attribute headers), or a 415 Problem."""
     media = media_type(content_type)
-    if media not in ACCEPTED_MEDIA:
-        raise Problem(415, f"content type {media or '(none)'!r} is not accepted; send one of {', '.join(ACCEPTED_MEDIA)}",
+    if binary and media == JSON:
+        media = BINARY
+    elif media not in ACCEPTED_MEDIA:
+        raise Problem(415, f"content type {clip(media or '(none)')} is not accepted; send one of {', '.join(ACCEPTED_MEDIA)}",
                       kind="unsupported-media-type")
+    charset = _charset(content_type)
+    if charset is not None and charset not in UTF8:
+        raise Problem(415, f"charset {clip(charset)} is not accepted; send UTF-8", kind="unsupported-media-type")
     return media
 
 
-def decode(raw: bytes, media: str, max_events: int) -> list[Any]:
-    """The documents of a request body of type ``media``, or a Problem (400, 413) saying what is wrong."""
+def attributes(headers: dict[str, str], content_type: str | None) -> dict[str, str]:
+    """CloudEvents attributes of a binary-mode request: its ``ce-*`` headers (names lower-case, values
+    percent-decoded) and its Content-Type as ``datacontenttype``, as the HTTP binding maps them."""
+    found = {"datacontenttype": content_type} if content_type else {}
+    for name, value in headers.items():
+        if name.startswith(ATTRIBUTE_PREFIX):
+            try:
+                found[name[len(ATTRIBUTE_PREFIX):]] = unquote(value, errors="strict")
+            except UnicodeDecodeError:
+                raise Problem(400, f"header {clip(name)} is not percent-encoded UTF-8", kind="malformed-header") from None
+    return found
+
+
+def decode(raw: bytes, media: str, max_events: int, binary: dict[str, str] | None = None) -> list[Any]:
+    """The documents of a request body of type ``media`` (with the ``binary`` mode's attributes), or a
+    Problem (400, 413) saying what is wrong."""
     try:
         document = loads_exact(raw)
     except (ValueError, RecursionError) as exc:
-        raise Problem(400, f"malformed JSON: {exc}", kind="malformed-json") from None
+        raise Problem(400, f"malformed JSON: {clip(str(exc), 200)}", kind="malformed-json") from None
+    if media == BINARY:
+        if not isinstance(document, dict):
+            raise Problem(400, f"a binary-mode body is the event's data (a JSON object), got {type(document).__name__}",
+                          kind="wrong-shape")
+        return [{**(binary or {}), "data": document}]
     if isinstance(document, dict) and media != BATCH:
         return [document]
     if isinstance(document, list) and media != SINGLE:
@@ -87,6 +131,9 @@ def decode(raw: bytes, media: str, max_events: int) -> list[Any]:
     expected = {SINGLE: "one event (a JSON object)", BATCH: "a JSON array of events"}.get(
         media, "an event object or an array of events")
     raise Problem(400, f"{media} body must be {expected}, got {type(document).__name__}", kind="wrong-shape")
+
+
+ECHOED_ID_MAX = 128
 
 
 def forbidden_subjects(items: list[Item], key: ApiKey) -> dict[int, str]:
@@ -102,6 +149,8 @@ def validate(documents: list[Any], context: dict[str, Any]) -> list[Item]:
     items = []
     for index, doc in enumerate(documents):
         event_id = doc.get("id") if isinstance(doc, dict) and isinstance(doc.get("id"), str) else None
+        if event_id is not None and len(event_id) > ECHOED_ID_MAX:
+            event_id = None  # an invalid id is not echoed back whole; the reason says what is wrong
         item = Item(index, event_id)
         if not isinstance(doc, dict):
             item.status, item.reason = Status.REJECTED, f"expected a JSON object, got {type(doc).__name__}"

@@ -10,6 +10,7 @@ API worker reads the same file, and lookups are cached for a few seconds by :cla
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 import sqlite3
 import threading
@@ -25,6 +26,13 @@ from billing.core.errors import ConfigError
 from billing.settings import Settings
 
 TOKEN_PREFIX = "bk_"
+TOKEN_FORMAT = re.compile(r"bk_[0-9a-f]{12}_[A-Za-z0-9_-]{43}")
+"""``bk_<12 hex key id>_<43 URL-safe base64 characters>``: what :meth:`KeyStore.create` hands out."""
+
+
+def well_formed(token: str) -> bool:
+    """True when ``token`` has the shape of an API key (checked before any lookup or caching)."""
+    return len(token) == 59 and TOKEN_FORMAT.fullmatch(token) is not None
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS api_keys (
@@ -118,7 +126,7 @@ class KeyStore:
 
     def lookup(self, token: str) -> ApiKey | None:
         """The active key of ``token``, or None."""
-        if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
+        if not well_formed(token):
             return None
         with closing(self._connect()) as db:
             row = db.execute(
@@ -137,8 +145,10 @@ def _row_to_key(row: tuple) -> ApiKey:
 class KeyCache:
     """Token -> key lookups through a small TTL cache, so a request rarely touches SQLite.
 
-    A revoked key stops working within ``ttl`` seconds. Unknown tokens are cached too (bounded),
-    so guessing does not turn into a database load.
+    A revoked key stops working within ``ttl`` seconds. Tokens without the key format are refused
+    before the cache and the store; well-formed unknown tokens are cached too, so guessing does not
+    turn into a database load. Every cached token is 59 bytes, so ``size`` entries bound the memory
+    (10,000 entries: about 3 MB with their keys).
     """
 
     def __init__(self, store: KeyStore, ttl: float = 5.0, size: int = 10_000):
@@ -149,7 +159,9 @@ class KeyCache:
         self._lock = threading.Lock()
 
     def get(self, token: str) -> ApiKey | None:
-        """The active key of ``token`` (None when unknown or revoked)."""
+        """The active key of ``token`` (None when malformed, unknown or revoked)."""
+        if not well_formed(token):
+            return None
         now = time.monotonic()
         with self._lock:
             hit = self._entries.get(token)

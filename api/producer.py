@@ -27,6 +27,19 @@ _quiet.propagate = False
 Record = tuple[bytes, bytes]
 """(key, value)"""
 
+_REFUSALS = frozenset({KafkaError.MSG_SIZE_TOO_LARGE, KafkaError.RECORD_LIST_TOO_LARGE, KafkaError.INVALID_RECORD,
+                       KafkaError.INVALID_MSG_SIZE, KafkaError.INVALID_MSG})
+
+
+class Refused(str):
+    """A delivery error the broker gives again for the same record (too large, invalid): resending cannot help."""
+
+
+def describe(error: KafkaError) -> str:
+    """The text of a delivery error; a :class:`Refused` when resending the record cannot succeed."""
+    text = error.str()
+    return Refused(text) if error.code() in _REFUSALS else text
+
 
 def producer_config(settings: Settings) -> dict:
     """librdkafka settings of the API producer."""
@@ -77,7 +90,7 @@ class _Pending:
             else:
                 value = msg.value()
                 index = next(i for i, v in enumerate(self.values) if v == value and self.errors[i] is None)
-                self._report(index, err.str())
+                self._report(index, describe(err))
 
     def finish(self) -> None:
         if self.timer is not None:
@@ -134,7 +147,8 @@ class EventProducer:
             pass
 
     async def send(self, topic: str, records: Sequence[Record]) -> list[str | None]:
-        """Produce ``records`` and wait for their delivery reports; per record None or an error."""
+        """Produce ``records`` and wait for their delivery reports; per record None or an error (a
+        :class:`Refused` one when the broker will never take the record)."""
         if not records:
             return []
         self._loop = asyncio.get_running_loop()
@@ -148,7 +162,7 @@ class EventProducer:
                 except BufferError:  # local queue full: let the poll thread drain it
                     await asyncio.sleep(0.005)
                 except KafkaException as exc:
-                    pending.report(index, exc.args[0].str())
+                    pending.report(index, describe(exc.args[0]))
                     break
         timeout = self.settings.api_delivery_timeout_s + 2.0
         pending.timer = self._loop.call_later(timeout, pending.expire, timeout)

@@ -8,15 +8,19 @@ import orjson
 
 from api.context import ApiContext
 from api.problems import Problem
+from api.producer import Refused
 from api.schemas import WriteAccepted
 from billing.core.contracts import Contract, to_bytes
 
 
 async def publish(ctx: ApiContext, topic: str, customer_id: str, event: Contract) -> WriteAccepted:
-    """Publish ``event`` to the logical ``topic`` and wait for the broker's confirmation; 503 otherwise."""
+    """Publish ``event`` to the logical ``topic`` and wait for the broker's confirmation; 503 otherwise
+    (422 when the broker refuses the event for good)."""
     name = ctx.settings.topics()[topic]
     payload = to_bytes(event)
     [error] = await ctx.producer.send(name, [(customer_id.encode(), payload)])
+    if isinstance(error, Refused):
+        raise Problem(422, f"Kafka refuses the {topic} event ({error}); resending cannot succeed", kind="refused-by-kafka")
     if error:
         raise Problem(503, f"Kafka did not confirm the {topic} event: {error}; retry the request",
                       kind="delivery-failed", headers={"Retry-After": "1"})

@@ -17,7 +17,12 @@ from platformdirs import user_data_dir
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from billing.core.contracts import FUTURE_TOLERANCE_S, set_future_tolerance_source
+from billing.core.contracts import (
+    FUTURE_TOLERANCE_S,
+    PAST_HORIZON_DAYS,
+    set_future_tolerance_source,
+    set_past_horizon_source,
+)
 from billing.core.meters import MeterSet, load_meters, set_meter_source
 from billing.core.pricing.catalog import PlanCatalog, builtin_catalog, load_catalog
 
@@ -65,6 +70,8 @@ class Settings(BaseSettings):
     api_port: int = Field(default=8000, description="Port of the HTTP API.")
     api_workers: int = Field(default=1, ge=1, description="Uvicorn worker processes of the HTTP API.")
     api_max_body_bytes: int = Field(default=5 * 1024 * 1024, ge=1024, description="Largest accepted request body.")
+    api_max_header_bytes: int = Field(
+        default=16 * 1024, ge=1024, description="Largest accepted request line plus headers (431 beyond).")
     api_max_batch_events: int = Field(default=5000, ge=1, description="Most usage events in one batch request.")
     api_rate_per_s: float = Field(default=500.0, gt=0, description="Default sustained requests/s per API key.")
     api_rate_burst: int = Field(default=1000, ge=1, description="Default burst (token bucket size) per API key.")
@@ -141,6 +148,10 @@ class Settings(BaseSettings):
     )
     usage_future_tolerance_s: float = Field(
         default=FUTURE_TOLERANCE_S, ge=0, description="How far in the future a usage event's time may be before it is rejected."
+    )
+    usage_past_horizon_days: float = Field(
+        default=PAST_HORIZON_DAYS, gt=0,
+        description="How many days old a usage event's time may be before it is rejected (never before 1970).",
     )
 
     # Stream worker (`billing worker`)
@@ -263,3 +274,4 @@ def configured_catalog() -> PlanCatalog:
 
 set_meter_source(lambda: _meters_at(get_settings().meters_file))
 set_future_tolerance_source(lambda: get_settings().usage_future_tolerance_s)
+set_past_horizon_source(lambda: get_settings().usage_past_horizon_days)

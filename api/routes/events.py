@@ -15,8 +15,10 @@ from api.body import read_limited
 from api.context import ApiContext, context
 from api.ingest import (
     ACCEPTED_MEDIA,
+    ATTRIBUTE_PREFIX,
     Item,
     Status,
+    attributes,
     check_media,
     decode,
     forbidden_subjects,
@@ -27,6 +29,7 @@ from api.ingest import (
 from api.keys import ApiKey
 from api.metrics import DELIVERY, events
 from api.problems import Problem
+from api.producer import Refused
 from billing.core.contracts import usage_context
 
 router = APIRouter(tags=["usage ingest"])
@@ -44,10 +47,13 @@ _RESULT = {"accepted": 1, "duplicate": 0, "rejected": 0, "failed": 0,
     status_code=202,
     summary="Ingest one usage event or a batch (CloudEvents)",
     description=(
-        "Body: one CloudEvents usage event (`application/cloudevents+json` or `application/json`) or a JSON "
-        "array of them (`application/cloudevents-batch+json` or `application/json`). The event `id` is the "
-        "idempotency key. Valid items are accepted once Kafka confirmed them; invalid items are rejected with "
-        "a reason; an event for a customer the key may not write for makes the whole request 403."
+        "The CloudEvents HTTP binding in its three modes. Structured: one usage event (`application/cloudevents+json` "
+        "or `application/json`). Batched: a JSON array of them (`application/cloudevents-batch+json` or "
+        "`application/json`). Binary: the attributes in `ce-*` headers (`ce-specversion`, `ce-id`, `ce-source`, "
+        "`ce-type`, `ce-subject`, `ce-time`; values percent-encoded) and the event's data as the `application/json` "
+        "body. Bodies are UTF-8 (another declared charset is a 415). The event `id` is the idempotency key. Valid "
+        "items are accepted once Kafka confirmed them; invalid items are rejected with a reason (an event too large "
+        "for the broker too); an event for a customer the key may not write for makes the whole request 403."
     ),
     openapi_extra={"requestBody": {"required": True, "content": {
         media: {"schema": {"type": "object"} if media.endswith("cloudevents+json") else {}, "example": _EXAMPLE}
@@ -59,7 +65,7 @@ _RESULT = {"accepted": 1, "duplicate": 0, "rejected": 0, "failed": 0,
         401: {"description": "Missing or unknown API key."},
         403: {"description": "An event names a customer the key may not write for."},
         413: {"description": "Body or batch too large."},
-        415: {"description": "Unsupported content type."},
+        415: {"description": "Unsupported content type or charset (UTF-8 only)."},
         422: {"description": "No event of the request is valid (per-item reasons)."},
         429: {"description": "Rate limit exceeded (see Retry-After)."},
         503: {"description": "Kafka did not confirm some events; resend the request (ids make it safe)."},
@@ -67,21 +73,24 @@ _RESULT = {"accepted": 1, "duplicate": 0, "rejected": 0, "failed": 0,
 )
 async def post_events(request: Request, key: ApiKey = Depends(authenticated)) -> Response:
     headers = request.headers
+    ce = {name: value for name, value in headers.items() if name.startswith(ATTRIBUTE_PREFIX)}
     body = await ingest(context(request), key, headers.get("content-type"), headers.get("content-length"),
-                        request.stream())
+                        request.stream(), ce)
     return Response(body, status_code=202, media_type="application/json")
 
 
 async def ingest(ctx: ApiContext, key: ApiKey, content_type: str | None, content_length: str | None,
-                 chunks: AsyncIterable[bytes]) -> bytes:
-    """The 202 response body of a usage request by ``key``, or a Problem. Shared by the route and
-    :mod:`api.direct`, which serves it without FastAPI's per-request machinery."""
+                 chunks: AsyncIterable[bytes], ce_headers: dict[str, str] | None = None) -> bytes:
+    """The 202 response body of a usage request by ``key`` (``ce_headers``: its ``ce-*`` headers, the
+    attributes of a binary-mode event), or a Problem. Shared by the route and :mod:`api.direct`, which
+    serves it without FastAPI's per-request machinery."""
     settings = ctx.settings
-    media = check_media(content_type)
+    media = check_media(content_type, binary=bool(ce_headers))
     raw = await read_limited(content_length, chunks, settings.api_max_body_bytes)
-    documents = decode(raw, media, settings.api_max_batch_events)
+    documents = decode(raw, media, settings.api_max_batch_events, attributes(ce_headers, content_type) if ce_headers else None)
     items = validate(documents, usage_context({"meters": ctx.meters, "now": datetime.now(UTC),
-                                               "future_tolerance": settings.usage_future_tolerance_s}))
+                                               "future_tolerance": settings.usage_future_tolerance_s,
+                                               "past_horizon": settings.usage_past_horizon_days}))
     forbidden = forbidden_subjects(items, key)
     if forbidden:
         subjects = sorted(set(forbidden.values()))
@@ -110,7 +119,9 @@ async def _deliver(ctx: ApiContext, items: list[Item]) -> None:
     DELIVERY.observe(time.perf_counter() - started)
     delivered = []
     for item, error in zip(items, errors, strict=True):
-        if error:
+        if isinstance(error, Refused):
+            item.status, item.reason = Status.REJECTED, f"Kafka refuses this event ({error}); resending cannot succeed"
+        elif error:
             item.status, item.reason = Status.FAILED, f"Kafka delivery failed: {error}"
         else:
             item.status = Status.ACCEPTED

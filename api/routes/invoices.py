@@ -39,10 +39,10 @@ _EXAMPLE_INVOICE = {
 
 
 async def _invoice(ctx: ApiContext, key: ApiKey, invoice_id: str) -> Invoice:
+    """The invoice; the same 404 for an unknown id and another tenant's invoice (neither existence nor owner leaks)."""
     found = await ctx.warehouse.read(reads.invoice, invoice_id)
-    if found is None:
+    if found is None or not key.may_access(found.customer_id):
         raise Problem(404, f"no invoice {invoice_id!r} in the warehouse", kind="unknown-invoice")
-    require_access(key, found.customer_id)
     return found
 
 

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import ValidationError
 
 from api import reads
-from api.auth import admin, authenticated, require_access
+from api.auth import admin, authenticated
 from api.context import ApiContext, context
 from api.keys import ApiKey
 from api.problems import Problem
@@ -132,7 +132,6 @@ async def get_subscription(request: Request, subscription_id: SubscriptionId,
                            key: ApiKey = Depends(authenticated)) -> Subscription:
     ctx = context(request)
     current = await ctx.warehouse.read(reads.subscription, subscription_id)
-    if current is None:
+    if current is None or not key.may_access(current.customer_id):  # another tenant's: the same 404
         raise Problem(404, f"no subscription {subscription_id!r} in the warehouse", kind="unknown-subscription")
-    require_access(key, current.customer_id)
     return Subscription.of(current)

@@ -22,6 +22,8 @@ def api(
     """Serve the HTTP API (usage ingest, billing queries, docs at /docs) with uvicorn."""
     import uvicorn
 
+    from api.server import uvicorn_options
+
     settings = get_settings()
     workers = workers or settings.api_workers
     os.environ["BILLING_API_WORKERS"] = str(workers)  # what the workers' settings see
@@ -31,7 +33,7 @@ def api(
         metrics_dir.mkdir(parents=True)
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     uvicorn.run("api.app:serve_app", factory=True, host=host or settings.api_host, port=port or settings.api_port,
-                workers=workers, log_level=log_level, access_log=False)
+                workers=workers, log_level=log_level, access_log=False, **uvicorn_options(settings))
 
 
 apikey_app = typer.Typer(help="API keys: create (printed once), list, revoke.", no_args_is_help=True)

@@ -5,11 +5,11 @@ wire they are JSON (orjson): money and quantities are Decimal serialized as stri
 timezone-aware UTC (``...Z``), ids are strings. Every model carries ``schema_version``.
 
 Usage events follow CloudEvents 1.0 (``specversion``, ``id`` = idempotency key, ``source``,
-``type`` = meter, ``subject`` = customer id, ``time``, ``data``). Validation rejects unknown
-meters, negative quantities, missing fields, naive timestamps and timestamps further in the future
-than ``Settings.usage_future_tolerance_s``. The validation context may carry ``meters`` (a
-:class:`~billing.core.meters.MeterSet`), ``now`` and ``future_tolerance`` (seconds) to override the
-settings, which is how tests and replays pin them.
+``type`` = meter, ``subject`` = customer id, ``time``, ``data``). The input rules, the same for every
+entry point (HTTP API, Kafka, simulator files), are listed in :data:`USAGE_INPUT_RULES`. The
+validation context may carry ``meters`` (a :class:`~billing.core.meters.MeterSet`), ``now``,
+``future_tolerance`` (seconds) and ``past_horizon`` (days) to override the settings, which is how
+tests and replays pin them.
 
 Fast paths for the hot loops: :func:`parse_usage` (bytes -> model, raising
 :class:`ContractViolation` with a one-line reason) and :func:`to_bytes` (model -> bytes).
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -30,8 +31,10 @@ from pydantic import (
     AfterValidator,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
+    PlainSerializer,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -43,8 +46,50 @@ from billing.core.meters import MeterSet, active_meters
 
 SCHEMA_VERSION = 1
 CLOUDEVENTS_SPECVERSION = "1.0"
-QUANTITY_MAX = Decimal(10) ** 15
+QUANTITY_LIMIT = Decimal(10) ** 12
+"""Quantities are below this (at most 12 integer digits): a sum of 10^17 of them still fits the
+warehouse's ``Decimal(38, 9)`` columns."""
 QUANTITY_DECIMAL_PLACES = 9
+"""The scale of the warehouse's ``Decimal(38, 9)`` columns."""
+MAX_DIMENSIONS = 64
+DIMENSION_NAME_MAX = 64
+DIMENSION_VALUE_MAX = 256
+EARLIEST_EVENT_TIME = datetime(1970, 1, 1, tzinfo=UTC)
+"""No usage event is older than this (the warehouse's ``DateTime`` rollup windows start there)."""
+ECHO_MAX = 64
+"""Longest piece of an input repeated in an error message."""
+
+USAGE_INPUT_RULES = (
+    "specversion is required and is \"1.0\"",
+    "id and subject: 1-128 characters of A-Z a-z 0-9 . _ : - (starting with a letter or digit)",
+    "source: 1-256 printable characters (no CR, LF, NUL, ANSI escapes or other control characters)",
+    "type: a configured meter",
+    "time: an RFC 3339 string with a UTC offset (numbers such as epoch seconds are refused), from 1970-01-01, "
+    "at most past_horizon days old and at most future_tolerance seconds ahead",
+    "data.quantity: a JSON number or a canonical decimal string (ASCII digits, an optional leading '-' and one "
+    "'.'; no '+', spaces, '_', exponents or leading zeros), >= 0, below 10^12, at most 9 decimal places",
+    f"data: at most {MAX_DIMENSIONS} dimensions besides quantity; names 1-{DIMENSION_NAME_MAX} printable "
+    f"characters, values strings (numbers become strings) of at most {DIMENSION_VALUE_MAX} printable characters",
+)
+"""The input rules of usage events, in the words the README and the API documentation use."""
+
+
+def clip(value: object, limit: int = ECHO_MAX) -> str:
+    """``repr`` of ``value`` cut to about ``limit`` characters, for error messages that name an input."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
+def _printable(value: str) -> str:
+    if not value.isprintable():
+        position, char = next((i, c) for i, c in enumerate(value) if not c.isprintable())
+        raise ValueError(f"contains the non-printable character {char!r} at position {position} "
+                         "(control characters such as CR, LF, NUL and ANSI escapes are refused)")
+    return value
+
+
+Printable = Annotated[str, AfterValidator(_printable)]
+"""A string of printable characters only (``str.isprintable``: no control or format characters)."""
 
 
 def _to_utc(value: datetime) -> datetime:
@@ -85,20 +130,80 @@ class Contract(BaseModel):
 # --------------------------------------------------------------------------------------- usage
 
 
+_CANONICAL_DECIMAL = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?")
+
+
+def _quantity_input(value: Any) -> Any:
+    """Let through JSON numbers and canonical decimal strings only (no other digits, no '+', '_', spaces)."""
+    kind = type(value)
+    if kind is str:
+        if _CANONICAL_DECIMAL.fullmatch(value) is None:
+            raise ValueError(f"{clip(value)} is not a canonical decimal string (ASCII digits, an optional leading '-' "
+                             "and one '.'; no '+', spaces, '_', exponents or leading zeros)")
+        return value
+    if kind is int or kind is Decimal or kind is float:
+        return value
+    raise ValueError(f"must be a JSON number or a decimal string, not {kind.__name__}")
+
+
+Quantity = Annotated[
+    Decimal,
+    BeforeValidator(_quantity_input),
+    Field(ge=0, lt=QUANTITY_LIMIT, decimal_places=QUANTITY_DECIMAL_PLACES, allow_inf_nan=False),
+    PlainSerializer(lambda value: format(value, "f"), return_type=str, when_used="json"),
+]
+"""On the wire a canonical decimal string: ``format(value, "f")`` never writes an exponent (``str`` does)."""
+
+
+def _time_input(value: Any) -> Any:
+    """Let through datetimes and RFC 3339 strings only (pydantic alone also reads epoch numbers)."""
+    if isinstance(value, datetime):
+        return value
+    if type(value) is not str:
+        raise ValueError(f"must be an RFC 3339 string such as 2025-01-31T12:00:00Z, not {type(value).__name__}")
+    if _RFC3339.fullmatch(value) is None:
+        raise ValueError(f"{clip(value)} is not an RFC 3339 time such as 2025-01-31T12:00:00Z")
+    return value
+
+
+_RFC3339 = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?(?:[Zz]|[+-][0-9]{2}:[0-9]{2})?")
+
+
+def _json_content_type(value: Any) -> Any:
+    """``application/json``, with an optional ``charset=utf-8``, normalized to ``application/json``."""
+    if value is None:
+        return None
+    if type(value) is str:
+        media, *parameters = (part.strip().lower() for part in value.split(";"))
+        if media == "application/json" and all(p.replace('"', "") in ("charset=utf-8", "charset=utf8") for p in parameters):
+            return "application/json"
+    raise ValueError(f"{clip(value)} is not accepted: data is JSON (application/json, UTF-8)")
+
+
 class UsageData(BaseModel):
     """Payload of a usage event: the quantity plus string dimensions (region, endpoint, tier,
     user_id, ...). Dimensions are free-form; each meter says which ones it groups on."""
 
     model_config = ConfigDict(frozen=True, extra="allow", coerce_numbers_to_str=True)
-    __pydantic_extra__: dict[str, Annotated[str, Field(max_length=256)]]
+    __pydantic_extra__: dict[str, Annotated[str, Field(max_length=DIMENSION_VALUE_MAX), AfterValidator(_printable)]]
 
-    quantity: Decimal = Field(
-        ge=0,
-        le=QUANTITY_MAX,
-        decimal_places=QUANTITY_DECIMAL_PLACES,
-        allow_inf_nan=False,
-        description="Measured amount (JSON number or string), >= 0.",
+    quantity: Quantity = Field(
+        description="Measured amount: a JSON number or a canonical decimal string, >= 0 and below 10^12, at most "
+                    "9 decimal places.",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bounded(cls, value: Any) -> Any:
+        """Refuse too many dimensions and bad names before their values are validated."""
+        if isinstance(value, dict):
+            dimensions = len(value) - ("quantity" in value)
+            if dimensions > MAX_DIMENSIONS:
+                raise ValueError(f"{dimensions} dimensions; at most {MAX_DIMENSIONS} besides quantity")
+            for name in value:
+                if not isinstance(name, str) or not 0 < len(name) <= DIMENSION_NAME_MAX or not name.isprintable():
+                    raise ValueError(f"dimension name {clip(name)} is not 1-{DIMENSION_NAME_MAX} printable characters")
+        return value
 
     @property
     def dimensions(self) -> dict[str, str]:
@@ -120,13 +225,16 @@ class UsageData(BaseModel):
 class UsageEvent(Contract):
     """One metered usage record in CloudEvents 1.0 shape (topic ``usage``)."""
 
-    specversion: Literal["1.0"] = CLOUDEVENTS_SPECVERSION
+    specversion: Literal["1.0"] = Field(description="CloudEvents version (required).")
     id: Id = Field(description="Idempotency key: a re-sent event keeps its id and is counted once.")
-    source: str = Field(min_length=1, max_length=256, description="Producer of the event (URI-reference).")
-    type: str = Field(min_length=1, max_length=64, description="The meter, e.g. api_calls.")
+    source: Printable = Field(min_length=1, max_length=256, description="Producer of the event (URI-reference).")
+    type: Printable = Field(min_length=1, max_length=64, description="The meter, e.g. api_calls.")
     subject: Id = Field(description="Customer id.")
-    time: UtcDatetime = Field(description="When the usage happened (timezone-aware; stored as UTC).")
-    datacontenttype: Literal["application/json"] | None = None
+    time: Annotated[UtcDatetime, BeforeValidator(_time_input)] = Field(
+        description="When the usage happened: RFC 3339 with a UTC offset (stored as UTC), from 1970 on, within the "
+                    "past horizon and the future tolerance.")
+    datacontenttype: Annotated[str | None, BeforeValidator(_json_content_type)] = Field(
+        default=None, description="Media type of data: application/json (a UTF-8 charset parameter is allowed).")
     data: UsageData
 
     @field_validator("type")
@@ -134,15 +242,18 @@ class UsageEvent(Contract):
     def _known_meter(cls, value: str, info: ValidationInfo) -> str:
         meters = _meters(info.context)
         if value not in meters:
-            raise ValueError(f"unknown meter {value!r}; known meters: {', '.join(meters.names)}")
+            raise ValueError(f"unknown meter {clip(value)}; known meters: {', '.join(meters.names)}")
         return value
 
     @field_validator("time")
     @classmethod
-    def _not_in_future(cls, value: datetime, info: ValidationInfo) -> datetime:
+    def _in_range(cls, value: datetime, info: ValidationInfo) -> datetime:
         context = info.context if info.context and "latest" in info.context else usage_context(info.context)
         if value > context["latest"]:
             raise ValueError(f"time {value.isoformat()} is more than {context['future_tolerance']:g}s in the future")
+        if value < context["earliest"]:
+            raise ValueError(f"time {value.isoformat()} is before {context['earliest'].isoformat()}: usage events are "
+                             f"at most {context['past_horizon']:g} days old and never before 1970")
         return value
 
     @field_validator("data")
@@ -169,13 +280,20 @@ def _meters(context: dict[str, Any] | None) -> MeterSet:
 
 FUTURE_TOLERANCE_S = 300.0
 """How far in the future a usage event's time may be, unless the settings say otherwise."""
+PAST_HORIZON_DAYS = 400.0
+"""How old a usage event may be, unless the settings say otherwise: a year of late usage and backfills."""
 
 
 def _default_future_tolerance() -> float:
     return FUTURE_TOLERANCE_S
 
 
+def _default_past_horizon() -> float:
+    return PAST_HORIZON_DAYS
+
+
 _future_tolerance_source: Callable[[], float] = _default_future_tolerance
+_past_horizon_source: Callable[[], float] = _default_past_horizon
 
 
 def set_future_tolerance_source(source: Callable[[], float]) -> None:
@@ -185,16 +303,29 @@ def set_future_tolerance_source(source: Callable[[], float]) -> None:
     _future_tolerance_source = source
 
 
+def set_past_horizon_source(source: Callable[[], float]) -> None:
+    """Make ``source`` give the default past horizon (days) of :func:`usage_context` (the settings layer
+    registers ``BILLING_USAGE_PAST_HORIZON_DAYS`` this way)."""
+    global _past_horizon_source
+    _past_horizon_source = source
+
+
 def usage_context(context: dict[str, Any] | None = None) -> dict[str, Any]:
-    """A validation context for usage events with the latest event time allowed (``latest``)
-    computed from ``now`` and ``future_tolerance`` (defaults: the clock and the settings). Hot loops
-    build it once per batch: every event then validates against the same limit."""
+    """A validation context for usage events with the accepted event times (``earliest``, ``latest``)
+    computed from ``now``, ``past_horizon`` (days) and ``future_tolerance`` (seconds); defaults: the
+    clock and the settings. Hot loops build it once per batch: every event then validates against
+    the same limits."""
     context = dict(context or {})
     tolerance = context.get("future_tolerance")
     if tolerance is None:
         tolerance = context["future_tolerance"] = _future_tolerance_source()
+    horizon = context.get("past_horizon")
+    if horizon is None:
+        horizon = context["past_horizon"] = _past_horizon_source()
     now = context.get("now") or datetime.now(UTC)
     context["latest"] = now + timedelta(seconds=tolerance)
+    oldest = (now - EARLIEST_EVENT_TIME).total_seconds() / 86400
+    context["earliest"] = EARLIEST_EVENT_TIME if horizon >= oldest else now - timedelta(days=horizon)
     return context
 
 
@@ -559,8 +690,8 @@ def to_bytes(model: BaseModel) -> bytes:
 def describe_error(exc: ValidationError) -> str:
     """One line naming every failed field and why."""
     parts = []
-    for err in exc.errors(include_url=False):
-        where = ".".join(str(p) for p in err["loc"]) or "message"
+    for err in exc.errors(include_url=False, include_input=False):
+        where = ".".join(str(p) if len(str(p)) <= ECHO_MAX else clip(p) for p in err["loc"]) or "message"
         msg = err["msg"].removeprefix("Value error, ")
         parts.append(f"{where}: {msg}")
     return "; ".join(parts)
@@ -585,12 +716,22 @@ def loads_exact(raw: bytes | str) -> Any:
     """Parse JSON with exact numbers: non-integer numbers become Decimal and big integers stay
     exact. orjson reads the document; one holding a float (a fraction, or an integer beyond 64 bits)
     is re-read by the standard library, which also reads what orjson refuses and reports malformed
-    input (its ValueError)."""
+    input (its ValueError). Bytes must be UTF-8 (the standard library alone would also read UTF-16
+    and UTF-32)."""
     try:
         document = orjson.loads(raw)
     except orjson.JSONDecodeError:
-        return json.loads(raw, parse_float=Decimal)
+        return json.loads(_utf8(raw), parse_float=Decimal)
     return json.loads(raw, parse_float=Decimal) if _has_float(document) else document
+
+
+def _utf8(raw: bytes | str) -> str:
+    if isinstance(raw, str):
+        return raw
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"the body is not UTF-8 ({exc.reason} at byte {exc.start})") from None
 
 
 def parse(model: type[Contract], raw: bytes | str, **context: Any) -> Contract:
@@ -615,11 +756,13 @@ def parse(model: type[Contract], raw: bytes | str, **context: Any) -> Contract:
 
 
 def parse_usage(raw: bytes | str, *, meters: MeterSet | None = None, now: datetime | None = None,
-                future_tolerance: float | None = None, context: dict[str, Any] | None = None) -> UsageEvent:
+                future_tolerance: float | None = None, past_horizon: float | None = None,
+                context: dict[str, Any] | None = None) -> UsageEvent:
     """Parse one usage event from wire bytes (see :func:`parse`). A loop over many events passes one
-    ``context`` made by :func:`usage_context` instead of ``meters``/``now``/``future_tolerance``."""
+    ``context`` made by :func:`usage_context` instead of ``meters``/``now``/``future_tolerance``/``past_horizon``."""
     if context is None:
-        context = usage_context({"meters": meters, "now": now, "future_tolerance": future_tolerance})
+        context = usage_context({"meters": meters, "now": now, "future_tolerance": future_tolerance,
+                                 "past_horizon": past_horizon})
     return parse(UsageEvent, raw, **context)
 
 

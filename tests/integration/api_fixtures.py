@@ -4,6 +4,7 @@ warehouse databases and topics per test module."""
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -12,17 +13,20 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
+import uvicorn
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.keys import KeyStore, store_path
+from api.server import uvicorn_options
 from billing.core.contracts import Contract
 from billing.kafka.topics import admin_client, ensure_topics, topic_specs
 from billing.settings import Settings
 from billing.warehouse import facts
 from billing.warehouse.client import client
 from billing.warehouse.migrations import migrate
+from tests.integration.streams_harness import free_port
 
 ROLLUP_COLUMNS = facts.COLUMNS["usage_rollups"]
 
@@ -156,6 +160,27 @@ def api(kafka, warehouse, api_settings: Settings) -> Iterator[TestClient]:
 def keys(api_settings: Settings) -> KeyStore:
     """The key store the API reads."""
     return KeyStore(store_path(api_settings))
+
+
+@contextmanager
+def serve(settings: Settings) -> Iterator[tuple[str, Settings]]:
+    """(base URL, settings) of the API served by uvicorn, with the protocol options of `billing api`,
+    in a thread of this process on a free port: real HTTP, the real broker and warehouse."""
+    served = settings.model_copy(update={"api_port": free_port()})
+    config = uvicorn.Config(create_app(served), host="127.0.0.1", port=served.api_port, log_level="warning",
+                            **uvicorn_options(served))
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="api-under-test", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the API server did not start"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{served.api_port}", served
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
 
 
 def bearer(token: str) -> dict[str, str]:

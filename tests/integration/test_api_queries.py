@@ -180,13 +180,26 @@ def test_bad_usage_queries_are_problems(api, tokens, params, status, kind):
 
 @pytest.mark.parametrize("path", [
     "/v1/customers/cust-a", "/v1/customers/cust-a/usage", "/v1/customers/cust-a/invoices",
-    "/v1/invoices/inv-cust-a-202609", "/v1/invoices/inv-cust-a-202609/pdf", "/v1/customers/cust-a/invoice-preview",
-    "/v1/customers/cust-a/subscriptions", "/v1/subscriptions/sub-a", "/v1/customers",
+    "/v1/customers/cust-a/invoice-preview", "/v1/customers/cust-a/subscriptions", "/v1/customers",
 ])
 def test_a_tenant_key_cannot_read_other_customers(api, tokens, path):
     response = _get(api, tokens, "b", path)
     assert response.status_code == 403, response.text
     assert response.headers["content-type"] == "application/problem+json"
+
+
+@pytest.mark.parametrize(("path", "unknown"), [
+    ("/v1/invoices/inv-cust-a-202609", "/v1/invoices/inv-cust-a-209909"),
+    ("/v1/invoices/inv-cust-a-202609/pdf", "/v1/invoices/inv-cust-a-209909/pdf"),
+    ("/v1/subscriptions/sub-a", "/v1/subscriptions/sub-q"),
+])
+def test_another_tenants_object_answers_like_an_unknown_id(api, tokens, path, unknown):
+    foreign, missing = _get(api, tokens, "b", path), _get(api, tokens, "b", unknown)
+    assert (foreign.status_code, missing.status_code) == (404, 404), foreign.text
+    assert foreign.json()["type"] == missing.json()["type"]
+    assert foreign.json()["detail"] == missing.json()["detail"].replace(unknown.split("/")[3], path.split("/")[3])
+    assert "cust-a" not in foreign.json()["detail"].replace(path.split("/")[3], "")
+    assert _get(api, tokens, "a", path).status_code == 200
 
 
 @pytest.mark.parametrize(("who", "path", "kind"), [

@@ -64,7 +64,7 @@ def test_records_on_the_broker_match_the_manifest(kafka, settings, tmp_path):
             ids, invalid = Counter(), 0
             for message in messages:
                 try:
-                    ids[parse_usage(message.value(), now=datetime(2030, 1, 1, tzinfo=UTC)).id] += 1
+                    ids[parse_usage(message.value(), now=datetime(2024, 8, 1, tzinfo=UTC)).id] += 1
                 except ContractViolation:
                     invalid += 1
             assert invalid == len(manifest.faults("malformed"))

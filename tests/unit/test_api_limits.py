@@ -118,3 +118,23 @@ def test_producer_reports_every_undelivered_record(tmp_path):
     finally:
         producer.close(timeout=0)
     assert len(errors) == 2 and all("timed out" in error for error in errors), errors
+
+
+@pytest.mark.parametrize("token", ["bk_nope_nope", "x" * 4_000_000, "bk_0123456789ab_" + "a" * 42, "bk_0123456789ab_" + "a" * 42 + "\n",
+                                   "bk_0123456789AB_" + "a" * 43, "bk_0123456789ab_" + "a" * 42 + "="])
+def test_malformed_tokens_touch_neither_the_cache_nor_the_store(tmp_path, token):
+    store = KeyStore(tmp_path / "keys.sqlite3")
+    cache = KeyCache(store, ttl=60)
+    looked_up = []
+    store.lookup = looked_up.append
+    assert cache.get(token) is None
+    assert looked_up == [] and len(cache._entries) == 0
+
+
+def test_well_formed_unknown_tokens_are_cached_once(tmp_path):
+    store = KeyStore(tmp_path / "keys.sqlite3")
+    _key, token = store.create(["c1"])
+    cache = KeyCache(store, ttl=60, size=2)
+    for n in range(5):
+        assert cache.get(token[:-1] + "ABCDE"[n]) is None
+    assert len(cache._entries) == 2 and all(len(t) == len(token) == 59 for t in cache._entries)

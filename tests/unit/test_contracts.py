@@ -9,9 +9,11 @@ import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from billing.cli import schema_cmds
 from billing.core.contracts import (
+    QUANTITY_LIMIT,
     TOPIC_MODELS,
     ContractViolation,
     DeadLetter,
@@ -19,9 +21,11 @@ from billing.core.contracts import (
     PaymentTransaction,
     SubscriptionEvent,
     UsageEvent,
+    loads_exact,
     parse_topic,
     parse_usage,
     to_bytes,
+    usage_context,
 )
 from billing.core.meters import Aggregation, Meter, MeterSet, active_meters
 from billing.settings import Settings
@@ -57,7 +61,7 @@ def test_valid_event_round_trips_byte_for_byte():
     assert again == event and to_bytes(again) == to_bytes(event)
 
 
-@given(st.decimals(min_value=0, max_value=10**12, places=6, allow_nan=False, allow_infinity=False))
+@given(st.decimals(min_value=0, max_value=QUANTITY_LIMIT - Decimal("0.000001"), places=6, allow_nan=False, allow_infinity=False))
 def test_quantity_is_exact_from_string_or_number(quantity):
     from_string = parse(usage(data={"quantity": str(quantity)}))
     from_number = parse_usage(b'{"specversion":"1.0","id":"e","source":"s","type":"api_calls","subject":"c",'
@@ -81,7 +85,7 @@ def test_offset_times_are_normalized_to_utc():
         (usage(time="2024-06-01T12:10:00Z"), "more than 300s in the future"),
         (usage(type="active_seats", data={"quantity": 1}), "meter active_seats needs data.user_id"),
         (usage(specversion="0.3"), "specversion"),
-        (usage(data={"quantity": "Infinity"}), "finite number"),
+        (usage(data={"quantity": "Infinity"}), "not a canonical decimal string"),
         (usage(extra_field=1), "extra_field: Extra inputs are not permitted"),
         ({k: v for k, v in usage().items() if k != "subject"}, "subject: Field required"),
         (usage(schema_version=2), "schema_version"),
@@ -228,10 +232,78 @@ def test_wire_form_is_the_compact_json_of_the_json_mode_dump(tmp_path):
     models = []
     for topic, _key, value in read_records(path):
         try:
-            models.append(parse_topic(topic, value, now=NOW + timedelta(days=365)))
+            models.append(parse_topic(topic, value, now=NOW + timedelta(days=1)))
         except ContractViolation:
             continue  # the simulator's injected malformed records
-    models.append(parse(usage(source="s\u00e9\U0001f600", data={"quantity": "1E+2", "note": "\u2028\"\\\x01"})))
+    models.append(parse(usage(source="s\u00e9\U0001f600", data={"quantity": "100", "note": "\u00e9\"\\"})))
+    models.append(DeadLetter.wrap(b"\x01", "\u2028\"\\\x01", "usage", time=NOW))
     assert {type(m) for m in models} >= {UsageEvent, Invoice, PaymentTransaction, SubscriptionEvent}
     for model in models:
         assert to_bytes(model) == orjson.dumps(model.model_dump(mode="json", exclude_none=True))
+
+
+@pytest.mark.parametrize(
+    ("event", "message"),
+    [
+        (usage(time="1969-12-31T23:59:59Z"), "never before 1970"),
+        (usage(time="1900-01-01T00:00:00Z"), "never before 1970"),
+        (usage(time="2023-04-01T00:00:00Z"), "at most 400 days old"),
+        (usage(time=1717239600), "must be an RFC 3339 string"),
+        (usage(time="1717239600"), "is not an RFC 3339 time"),
+        (usage(time="2024-06-01"), "is not an RFC 3339 time"),
+        (usage(data={"quantity": "\u0661\u0662"}), "not a canonical decimal string"),
+        (usage(data={"quantity": "1_000"}), "not a canonical decimal string"),
+        (usage(data={"quantity": " 5"}), "not a canonical decimal string"),
+        (usage(data={"quantity": "+5"}), "not a canonical decimal string"),
+        (usage(data={"quantity": "1e3"}), "not a canonical decimal string"),
+        (usage(data={"quantity": "007"}), "not a canonical decimal string"),
+        (usage(data={"quantity": True}), "not bool"),
+        (usage(data={"quantity": "1000000000000"}), "less than"),
+        (usage(data={"quantity": "0.0000000001"}), "decimal places"),
+        (usage(source="svc\r\nX-Injected: 1"), "non-printable character '\\r'"),
+        (usage(source="svc\x00"), "non-printable character '\\x00'"),
+        (usage(source="\x1b[31mred"), "non-printable character '\\x1b'"),
+        (usage(subject="cus-1\n"), "subject: String should match pattern"),
+        (usage(data={"quantity": 1, "region": "eu\x1b[2J"}), "data.region: contains the non-printable"),
+        (usage(data={"quantity": 1, **{f"d{i}": "x" for i in range(65)}}), "65 dimensions; at most 64"),
+        (usage(data={"quantity": 1, "k" * 65: "x"}), "dimension name"),
+        ({k: v for k, v in usage().items() if k != "specversion"}, "specversion: Field required"),
+    ],
+)
+def test_input_rules_refuse_with_a_reason(event, message):
+    with pytest.raises(ContractViolation) as info:
+        parse(event)
+    assert message in info.value.reason
+    assert "\n" not in info.value.reason and "\r" not in info.value.reason
+
+
+def test_quantities_travel_as_canonical_strings():
+    raw = orjson.dumps(usage(data={"quantity": 0})).replace(b'"quantity":0', b'"quantity":1e2')
+    assert b'"quantity":"100"' in to_bytes(parse_usage(raw, now=NOW))
+    tiny = parse(usage(data={"quantity": "0.0000001"}))
+    assert str(tiny.data.quantity) == "1E-7" and b'"quantity":"0.0000001"' in to_bytes(tiny)
+    infinite = loads_exact(orjson.dumps(usage()).replace(b'"quantity":"3"', b'"quantity":Infinity'))
+    with pytest.raises(ValidationError, match="finite number"):
+        UsageEvent.model_validate(infinite, context=usage_context({"now": NOW}))
+
+
+def test_past_horizon_is_configurable_and_never_reaches_before_1970():
+    old = orjson.dumps(usage(time="2023-05-01T00:00:00Z"))
+    assert parse_usage(old, now=NOW, past_horizon=800).time.year == 2023
+    assert Settings(usage_past_horizon_days=5).usage_past_horizon_days == 5
+    with pytest.raises(ContractViolation, match="never before 1970"):
+        parse_usage(orjson.dumps(usage(time="1969-12-31T23:59:59Z")), now=NOW, past_horizon=10**9)
+
+
+def test_non_utf8_bodies_are_refused():
+    with pytest.raises(ValueError, match="not UTF-8"):
+        loads_exact(orjson.dumps(usage()).decode().encode("utf-16"))
+
+
+def test_echoed_values_are_clipped():
+    with pytest.raises(ContractViolation) as info:
+        parse(usage(data={"quantity": "x" * 1_000_000}))
+    assert len(info.value.reason) < 400
+    with pytest.raises(ContractViolation) as info:
+        parse(usage(**{"k" * 1_000_000: 1}))
+    assert len(info.value.reason) < 400

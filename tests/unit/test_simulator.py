@@ -23,7 +23,7 @@ from producers.simulator import SimulationConfig, Simulator
 from producers.sinks import FileSink, KafkaSink, read_records
 
 START = datetime(2024, 5, 30, tzinfo=UTC)
-LATER = datetime(2030, 1, 1, tzinfo=UTC)
+LATER = START + timedelta(days=200)  # after every simulated history here, within the past horizon
 BILLING = str(Path(sys.executable).with_name("billing"))
 
 
