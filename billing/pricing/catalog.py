@@ -55,12 +55,12 @@ class PlanCatalog:
         except KeyError:
             raise ConfigError(f"unknown plan {plan_id!r}; known: {', '.join(sorted(self.plans)) or 'none'}") from None
 
-    def plan_for(self, product: str, code: str) -> Plan:
-        """The plan billing subscriptions to ``product`` in currency ``code``.
+    def plan_for(self, product: str, code: str, interval: str = "month") -> Plan:
+        """The plan billing subscriptions to ``product`` in currency ``code`` every ``interval``.
 
-        Exactly the plan with that product (its ``product``, or its id) and currency; there is no
-        silent fallback to another currency. Unknown currencies and missing prices raise
-        :class:`ConfigError` naming what the catalog does offer.
+        Exactly the plan with that product (its ``product``, or its id), currency and interval; there
+        is no silent fallback to another currency or interval. Unknown currencies and missing prices
+        raise :class:`ConfigError` naming what the catalog does offer.
         """
         money = currency(code)
         offered = [plan for plan in self.plans.values() if plan.product_id == product]
@@ -68,12 +68,12 @@ class PlanCatalog:
             products = sorted({plan.product_id for plan in self.plans.values()})
             raise ConfigError(f"unknown plan {product!r}; the catalog sells: {', '.join(products) or 'nothing'}")
         for plan in offered:
-            if plan.currency == money.code:
+            if plan.currency == money.code and plan.interval == interval:
                 return plan
-        currencies = ", ".join(sorted(plan.currency for plan in offered))
+        prices = ", ".join(sorted(f"{plan.currency} per {plan.interval}" for plan in offered))
         raise ConfigError(
-            f"plan {product!r} has no {money.code} price (priced in {currencies}); add a plan with "
-            f"product: {product} and currency: {money.code}, or a currency_variants rate"
+            f"plan {product!r} has no {money.code} price per {interval} (priced in {prices}); add a plan with "
+            f"product: {product}, currency: {money.code} and interval: {interval}, or a currency_variants rate"
         )
 
     def add(self, catalog: Catalog, source: str) -> None:
@@ -104,9 +104,10 @@ class PlanCatalog:
     def _add_plan(self, plan: Plan, source: str) -> None:
         if plan.id in self.plans:
             raise ConfigError(f"{source}: plan {plan.id!r} is defined twice")
-        twin = next((p for p in self.plans.values() if p.product_id == plan.product_id and p.currency == plan.currency), None)
+        twin = next((p for p in self.plans.values() if (p.product_id, p.currency, p.interval) == (plan.product_id, plan.currency, plan.interval)), None)
         if twin is not None:
-            raise ConfigError(f"{source}: plan {plan.id!r} prices {plan.product_id!r} in {plan.currency}, as {twin.id!r} does already")
+            raise ConfigError(f"{source}: plan {plan.id!r} prices {plan.product_id!r} in {plan.currency} per {plan.interval}, "
+                              f"as {twin.id!r} does already")
         self.plans[plan.id] = plan
 
     def coupon(self, coupon_id: str) -> Coupon:
