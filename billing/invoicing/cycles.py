@@ -26,10 +26,10 @@ that needs credit notes, which the engine does not issue yet.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 
-from billing.invoicing.timeline import PlanSpan, SubscriptionChange, plan_spans
+from billing.invoicing.timeline import SubscriptionChange, plan_spans
 from billing.pricing.engine import CycleFee
 from billing.pricing.plans import Plan
 from billing.pricing.proration import Period, cycle
@@ -39,12 +39,16 @@ REACH = timedelta(days=400)
 or ends within it."""
 
 
-def cycle_fees(changes: Iterable[SubscriptionChange], period: Period, plan_of: Callable[[PlanSpan], Plan]) -> list[CycleFee]:
+def cycle_fees(changes: Sequence[SubscriptionChange], period: Period, plan_of: Callable[[str, str], Plan]) -> list[CycleFee]:
     """The per-cycle fees the invoice of ``period`` bills, from one customer's subscription ``changes``
-    (every change known when the period is billed; later ones are taken as not happening)."""
+    (every change known when the period is billed; later ones are taken as not happening).
+    ``plan_of(product, interval)`` is the catalog plan the customer is billed on."""
+    if not any(plan.by_cycle(charge) for plan in {plan_of(c.plan_id, c.billing_interval).id: plan_of(c.plan_id, c.billing_interval)
+                                                   for c in changes}.values() for charge in plan.charges):
+        return []
     groups: dict[tuple, list[CycleFee]] = defaultdict(list)
     for span in plan_spans(changes, Period(period.start - REACH, period.end + REACH)):
-        plan = plan_of(span)
+        plan = plan_of(span.plan_id, span.interval)
         charges = [charge for charge in plan.charges if plan.by_cycle(charge)]
         if not charges:
             continue

@@ -196,9 +196,9 @@ class Invoicing:
         except ConfigError as exc:
             raise ConfigError(f"customer {customer.id}: {exc}; nothing was written") from None
 
-    def _plan_of(self, customer: compose.BillingCustomer) -> Callable[[PlanSpan], Plan]:
-        """The catalog plan of a span of ``customer`` (its product, currency and billing interval)."""
-        return lambda span: self.catalog.plan_for(span.plan_id, customer.currency, span.interval)
+    def _plan_of(self, customer: compose.BillingCustomer) -> Callable[[str, str], Plan]:
+        """``plan_of(product, interval)``: the catalog plan ``customer`` is billed on (in its currency)."""
+        return lambda product, interval: self.catalog.plan_for(product, customer.currency, interval)
 
     def _grants(self, holders: Sequence[compose.BillingCustomer], period: Period,
                 held: Mapping[str, grants.Held]) -> dict[str, grants.Grants]:

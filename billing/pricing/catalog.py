@@ -47,6 +47,8 @@ class PlanCatalog:
     coupons: dict[str, Coupon] = field(default_factory=dict)
     tax_rules: list[TaxRule] = field(default_factory=list)
     variants: list[tuple[CurrencyVariants, str]] = field(default_factory=list)
+    offers: dict[tuple[str, str, str], Plan] = field(default_factory=dict)
+    """``(product, currency, interval) -> plan``: how subscriptions find their plan."""
 
     def plan(self, plan_id: str) -> Plan:
         """The plan with ``plan_id``; unknown ids raise :class:`ConfigError`."""
@@ -62,6 +64,9 @@ class PlanCatalog:
         is no silent fallback to another currency or interval. Unknown currencies and missing prices
         raise :class:`ConfigError` naming what the catalog does offer.
         """
+        found = self.offers.get((product, code, interval))
+        if found is not None:
+            return found
         money = currency(code)
         offered = [plan for plan in self.plans.values() if plan.product_id == product]
         if not offered:
@@ -104,11 +109,13 @@ class PlanCatalog:
     def _add_plan(self, plan: Plan, source: str) -> None:
         if plan.id in self.plans:
             raise ConfigError(f"{source}: plan {plan.id!r} is defined twice")
-        twin = next((p for p in self.plans.values() if (p.product_id, p.currency, p.interval) == (plan.product_id, plan.currency, plan.interval)), None)
+        offer = (plan.product_id, plan.currency, plan.interval)
+        twin = self.offers.get(offer)
         if twin is not None:
             raise ConfigError(f"{source}: plan {plan.id!r} prices {plan.product_id!r} in {plan.currency} per {plan.interval}, "
                               f"as {twin.id!r} does already")
         self.plans[plan.id] = plan
+        self.offers[offer] = plan
 
     def coupon(self, coupon_id: str) -> Coupon:
         """The coupon with ``coupon_id``; unknown ids raise :class:`ConfigError`."""

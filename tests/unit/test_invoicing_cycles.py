@@ -36,7 +36,7 @@ def invoice(month: str, changes: list[SubscriptionChange], usage: dict[str, Deci
     period = parse_period(month)
     known = [c for c in changes if c.effective_time < period.end]
     spans = plan_spans(known, period)
-    plan_of = lambda span: catalog.plan_for(span.plan_id, customer.currency, span.interval)
+    plan_of = lambda product, interval: catalog.plan_for(product, customer.currency, interval)
     return compose.price(period, customer, spans, [usage] + [{}] * (len(spans) - 1), catalog,
                          cycle_fees=cycle_fees(known, period, plan_of))
 
