@@ -2,7 +2,7 @@
 
 A private local warehouse (own port and state folder) gets the schema and a month of data
 generated inside ClickHouse (`INSERT ... SELECT`): customers in the simulator's 13 markets (10
-currencies), subscriptions on the four simulated plans with mid-month plan changes,
+currencies), subscriptions on the four simulated plans (one in eight paid yearly) with mid-month plan changes,
 cancellations and trials ending mid-month, and hourly usage rollups for 5 meters. The invoices
 go to a private topic on the broker of the settings (started for the run when it is not running).
 
@@ -38,6 +38,7 @@ MARKETS = ("[('US','NA','USD'),('US','NA','USD'),('US','NA','USD'),('CA','NA','C
            "('MX','LATAM','MXN'),('GB','EMEA','GBP'),('DE','EMEA','EUR'),('FR','EMEA','EUR'),('NL','EMEA','EUR'),"
            "('ES','EMEA','EUR'),('IN','APAC','INR'),('JP','APAC','JPY'),('AU','APAC','AUD'),('SG','APAC','SGD')]")
 PLANS = "['starter','growth','business','enterprise']"
+INTERVAL = "if(number % 8 = 3, 'year', 'month')"  # one subscription in eight is paid yearly
 METERS = ("[('api_calls','SUM',1000),('storage_gb_hours','SUM',50),('bandwidth_gb','SUM',3),"
           "('compute_seconds','SUM',400),('active_seats','UNIQUE_COUNT',40)]")
 CUSTOMER_ID = "concat('cus-', leftPad(toString(number), 6, '0'))"
@@ -52,7 +53,7 @@ GENERATE = [
     # every subscription is created (active) at signup; then 6 % change plan, 4 % cancel, 5 % start mid-month after a trial
     f"""INSERT INTO {DB}.subscription_events
     SELECT concat('sub-', toString(number), '-1'), concat('sub-', toString(number)), {CUSTOMER_ID}, 'created', 1,
-           {PLANS}[1 + number % 4], NULL, 'month', if(number % 100 >= 10 AND number % 100 < 15, 'trialing', 'active'),
+           {PLANS}[1 + number % 4], NULL, {INTERVAL}, if(number % 100 >= 10 AND number % 100 < 15, 'trialing', 'active'),
            if(number % 100 >= 10 AND number % 100 < 15, toDateTime64('{START}', 3, 'UTC') - toIntervalDay(3), {SIGNUP}), NULL,
            if(number % 100 >= 10 AND number % 100 < 15, toDateTime64('{START}', 3, 'UTC') - toIntervalDay(3), {SIGNUP}),
            if(number % 100 >= 10 AND number % 100 < 15, toDateTime64('{START}', 3, 'UTC') - toIntervalDay(3), {SIGNUP})
@@ -61,7 +62,7 @@ GENERATE = [
     SELECT concat('sub-', toString(number), '-2'), concat('sub-', toString(number)), {CUSTOMER_ID},
            multiIf(number % 100 < 6, 'plan_changed', number % 100 < 10, 'canceled', 'status_changed'), 2,
            if(number % 100 < 6, {PLANS}[1 + (number + 1) % 4], {PLANS}[1 + number % 4]),
-           if(number % 100 < 6, {PLANS}[1 + number % 4], NULL), 'month',
+           if(number % 100 < 6, {PLANS}[1 + number % 4], NULL), {INTERVAL},
            multiIf(number % 100 < 6, 'active', number % 100 < 10, 'canceled', 'active'),
            if(number % 100 >= 10, toDateTime64('{START}', 3, 'UTC') - toIntervalDay(3), {SIGNUP}),
            if(number % 100 >= 6 AND number % 100 < 10,

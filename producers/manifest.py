@@ -8,8 +8,10 @@ A manifest is a directory:
   window after dedup, aggregated with the meter's aggregation (``value`` is a decimal string),
   with the number of unique valid events;
 - ``faults.parquet``: every injected duplicate, late and malformed event;
-- ``invoices.parquet`` / ``payments.parquet``: final facts per invoice and payment transaction;
-- ``record_counts.parquet``: records sent per topic and key (customer id).
+- ``record_counts.parquet``: records sent per topic and key (customer id);
+- ``invoices.parquet`` / ``payments.parquet``, written by the payer simulator
+  (`billing simulate payers`, :mod:`producers.paying`): the engine's invoices the payers saw with
+  their final state, and the final state of every payment transaction.
 
 Typical use in a test::
 
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -33,7 +36,6 @@ import pyarrow.parquet as pq
 from billing.core.contracts import Invoice, PaymentTransaction
 from billing.core.errors import ConfigError
 from billing.core.meters import Aggregation, Meter
-from producers.accounts import AccountEvent
 from producers.customers import CustomerProfile
 from producers.usage import DAY_US, HOUR_US, UsageGenerator
 
@@ -111,7 +113,7 @@ def _usage_rows(generator: UsageGenerator, hourly: dict, window_us: int) -> list
 
 
 def write_manifest(path: Path, summary: dict, customers: list[CustomerProfile], generator: UsageGenerator,
-                   account_events: list[AccountEvent], record_counts: dict[str, Counter]) -> None:
+                   record_counts: dict[str, Counter]) -> None:
     """Write the manifest of a finished run to the directory ``path``."""
     path.mkdir(parents=True, exist_ok=True)
     ids = [c.id for c in customers]
@@ -142,8 +144,6 @@ def write_manifest(path: Path, summary: dict, customers: list[CustomerProfile], 
         "event_time": pa.array([f[5] for f in faults], pa.int64()).cast(_TS),
         "emitted_at": pa.array([f[6] for f in faults], pa.int64()).cast(_TS),
     }), path / "faults.parquet")
-    _write_rows(path / "invoices.parquet", _invoice_facts(account_events))
-    _write_rows(path / "payments.parquet", _payment_facts(account_events))
     counts = [(topic, key, n) for topic, counter in sorted(record_counts.items()) for key, n in sorted(counter.items())]
     pq.write_table(pa.table({
         "topic": pa.array([c[0] for c in counts], pa.string()),
@@ -157,29 +157,30 @@ def _write_rows(path: Path, rows: list[dict]) -> None:
     pq.write_table(pa.Table.from_pylist(rows) if rows else pa.table({"id": pa.array([], pa.string())}), path)
 
 
-def _invoice_facts(events: list[AccountEvent]) -> list[dict]:
-    latest: dict[str, tuple[Invoice, int]] = {}
-    for event in events:
-        if event.topic == "invoices":
-            versions = latest.get(event.model.id, (None, 0))[1]
-            latest[event.model.id] = (event.model, versions + 1)
-    return [
-        {"id": inv.id, "customer_id": inv.customer_id, "currency": inv.currency, "period_start": inv.period_start,
-         "period_end": inv.period_end, "subtotal": str(inv.subtotal), "discount_total": str(inv.discount_total),
-         "tax": str(inv.tax), "total": str(inv.total), "status": inv.status.value, "issued_at": inv.issued_at,
-         "paid_at": inv.paid_at, "versions": versions}
-        for inv, versions in sorted(latest.values(), key=lambda v: v[0].id)
-    ]
+def _merge_rows(path: Path, rows: list[dict]) -> None:
+    """Write ``rows`` to ``path``, keeping the rows already there whose ``id`` is not among them."""
+    kept = {} if not path.exists() else {r["id"]: r for r in pq.read_table(path).to_pylist() if len(r) > 1}
+    kept.update((r["id"], r) for r in rows)
+    _write_rows(path, [kept[i] for i in sorted(kept)])
 
 
-def _payment_facts(events: list[AccountEvent]) -> list[dict]:
+def invoice_fact(invoice: Invoice) -> dict:
+    """The manifest row of an invoice as the payers left it."""
+    return {"id": invoice.id, "customer_id": invoice.customer_id, "currency": invoice.currency,
+            "period_start": invoice.period_start, "period_end": invoice.period_end, "subtotal": str(invoice.subtotal),
+            "discount_total": str(invoice.discount_total), "tax": str(invoice.tax), "total": str(invoice.total),
+            "status": invoice.status.value, "issued_at": invoice.issued_at, "due_at": invoice.due_at,
+            "paid_at": invoice.paid_at}
+
+
+def payment_facts(events: Iterable[PaymentTransaction]) -> list[dict]:
+    """The manifest rows of the payment transactions ``events`` belong to: final state of each."""
     by_tx: dict[str, list[PaymentTransaction]] = defaultdict(list)
     for event in events:
-        if event.topic == "payments":
-            by_tx[event.model.id].append(event.model)
+        by_tx[event.id].append(event)
     rows = []
     for tx_id in sorted(by_tx):
-        states = by_tx[tx_id]
+        states = sorted(by_tx[tx_id], key=lambda s: s.sequence)
         last = states[-1]
         rows.append({
             "id": tx_id, "invoice_id": last.invoice_id, "customer_id": last.customer_id, "method": last.method.value,
@@ -189,6 +190,13 @@ def _payment_facts(events: list[AccountEvent]) -> list[dict]:
             "first_initiated_at": states[0].initiated_at, "last_event_at": last.event_time,
         })
     return rows
+
+
+def write_settlements(path: Path, invoices: Iterable[Invoice], payments: Iterable[PaymentTransaction]) -> None:
+    """Record what the payers did with ``invoices`` (merged with earlier periods' rows in ``path``)."""
+    path.mkdir(parents=True, exist_ok=True)
+    _merge_rows(path / "invoices.parquet", [invoice_fact(invoice) for invoice in invoices])
+    _merge_rows(path / "payments.parquet", payment_facts(payments))
 
 
 class Manifest:
@@ -224,12 +232,15 @@ class Manifest:
         return [Fault(**r) for r in self._rows("faults.parquet") if kind is None or r["kind"] == kind]
 
     def invoices(self) -> list[dict]:
-        """Final state per invoice: amounts as decimal strings, status, versions sent."""
-        return self._rows("invoices.parquet")
+        """The engine's invoices the payers saw (`billing simulate payers`): amounts as decimal strings, final status."""
+        return self._settled("invoices.parquet")
 
     def payments(self) -> list[dict]:
-        """Final state per payment transaction: status, attempts, failure reasons."""
-        return self._rows("payments.parquet")
+        """Final state per payment transaction of the payers: status, attempts, failure reasons."""
+        return self._settled("payments.parquet")
+
+    def _settled(self, name: str) -> list[dict]:
+        return [r for r in self._rows(name) if len(r) > 1] if (self.path / name).exists() else []
 
     def record_counts(self, topic: str) -> dict[str, int]:
         """Records sent to the logical ``topic`` per key."""

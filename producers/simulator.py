@@ -8,7 +8,8 @@ Two time modes:
 - real time (neither given): event times are the wall clock at emission, for ``duration``
   seconds or until ``events`` were sent.
 
-Business events (customers, subscriptions, invoices, payments) are interleaved in event-time order.
+Business events (customers, subscriptions) are interleaved in event-time order. Invoices come from
+the billing engine (`billing invoice run`), payments from the payers (`billing simulate payers`).
 """
 
 from __future__ import annotations
@@ -176,7 +177,6 @@ class Simulator:
         self.progress = progress or (lambda n: None)
         self.clock = clock
         self.counts: dict[str, Counter] = {}
-        self.sent_accounts: list[AccountEvent] = []
 
     def run(self) -> SimulationResult:
         cfg = self.config
@@ -211,7 +211,7 @@ class Simulator:
         records = {topic: sum(c.values()) for topic, c in sorted(self.counts.items())}
         if self.manifest_dir is not None:
             write_manifest(self.manifest_dir, self._summary(start, end, records, generator, hourly, sent), customers,
-                           generator, self.sent_accounts, self.counts)
+                           generator, self.counts)
         return SimulationResult(records=records, usage_events=sent, seconds=seconds, manifest=self.manifest_dir)
 
     def _summary(self, start: datetime, end: datetime, records: dict, generator: UsageGenerator, hourly: dict,
@@ -245,7 +245,6 @@ class Simulator:
         for event in pending[index:stop]:
             by_topic.setdefault(event.topic, []).append((event.key, to_bytes(event.model)))
             self.counts.setdefault(event.topic, Counter())[event.key.decode()] += 1
-        self.sent_accounts.extend(pending[index:stop])
         for topic, records in by_topic.items():
             self.sink.send_many(topic, records)
         self.next_account = stop

@@ -48,7 +48,7 @@ SEGMENTS: dict[str, tuple[float, tuple[str, ...], tuple[int, int], float]] = {
     "enterprise": (0.07, ("business", "enterprise"), (300, 3000), 10.0),
 }
 
-# Plan id -> monthly list price in USD (yearly plans pay 10 months).
+# Plan id -> monthly list price in USD (the billing engine's catalog, billing/plans/, has the real prices).
 PLANS: dict[str, Decimal] = {
     "starter": Decimal("29"),
     "growth": Decimal("99"),
@@ -98,7 +98,8 @@ METHODS_BY_CURRENCY: dict[str, tuple[tuple[str, float], ...]] = {
     "EUR": (("sepa", 50), ("card", 38), ("paypal", 10), ("wire", 2)),
 }
 METHODS_DEFAULT: tuple[tuple[str, float], ...] = (("card", 75), ("paypal", 18), ("wire", 7))
-ENTERPRISE_WIRE_SHARE = 0.6
+LARGE_INVOICE_WIRE_SHARE = 0.6  # invoices above LARGE_INVOICE_USD are paid by wire this often
+LARGE_INVOICE_USD = Decimal("2000")
 # method -> (min, max) seconds from initiation to settlement
 PROCESSING_SECONDS: dict[str, tuple[int, int]] = {
     "card": (1, 6), "paypal": (2, 15), "ach": (86_400, 3 * 86_400),
@@ -112,20 +113,11 @@ CARD_ONLY_REASONS = frozenset({"card_expired"})
 SUCCESS_PROBABILITY = 0.9
 LATE_PAYER_SUCCESS_PROBABILITY = 0.7
 LATE_PAYER_SHARE = 0.08
+NEVER_PAYER_SHARE = 0.02  # customers who never pay (no payment attempt at all)
 MAX_ATTEMPTS = 4
-PAYMENT_TERMS_DAYS = 14
 REFUND_PROBABILITY = 0.02
 DISPUTE_PROBABILITY = 0.005
-VOID_PROBABILITY = 0.005
 
 # Subscriptions (per month of simulated time)
 PLAN_CHANGE_RATE = 0.06
 CANCEL_RATE = 0.02
-COUPON_SHARE = 0.10
-COUPON_PERCENTS: tuple[int, ...] = (10, 15, 20, 25)
-CREDIT_SHARE = 0.03
-
-# Physical add-on shipped with some invoices
-ADD_ON = ("edge-gateway", "Edge gateway appliance", Decimal("149"))
-ADD_ON_PROBABILITY = 0.03
-CARRIERS: tuple[str, ...] = ("DHL", "UPS", "FedEx", "DPD", "Royal Mail")

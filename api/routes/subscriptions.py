@@ -42,9 +42,9 @@ async def _customer(ctx: ApiContext, customer_id: str) -> Customer:
     return found
 
 
-def _check_plan(ctx: ApiContext, plan_id: str, customer: Customer) -> None:
+def _check_plan(ctx: ApiContext, plan_id: str, customer: Customer, interval: str) -> None:
     try:
-        ctx.catalog.plan_for(plan_id, customer.currency)
+        ctx.catalog.plan_for(plan_id, customer.currency, interval)
     except ConfigError as exc:
         raise Problem(422, f"plan_id: {exc}", kind="unknown-plan") from None
 
@@ -70,7 +70,7 @@ def _event(**fields) -> SubscriptionEvent:
 async def create_subscription(request: Request, body: SubscriptionCreate, _key: ApiKey = Depends(admin)) -> WriteAccepted:
     ctx = context(request)
     customer = await _customer(ctx, body.customer_id)
-    _check_plan(ctx, body.plan_id, customer)
+    _check_plan(ctx, body.plan_id, customer, body.billing_interval.value)
     subscription_id = body.subscription_id or f"sub-{uuid.uuid4().hex[:16]}"
     if body.subscription_id and await ctx.warehouse.read(reads.subscription, subscription_id):
         raise Problem(409, f"subscription {subscription_id!r} exists already", kind="subscription-exists")
@@ -105,7 +105,7 @@ async def change_subscription(request: Request, subscription_id: SubscriptionId,
         raise Problem(409, f"subscription {subscription_id} already has {body.plan_id or body.status.value!r}",
                       kind="no-change")
     if body.plan_id is not None:
-        _check_plan(ctx, body.plan_id, await _customer(ctx, current.customer_id))
+        _check_plan(ctx, body.plan_id, await _customer(ctx, current.customer_id), current.billing_interval.value)
     now = now_ms()
     effective = body.effective_time or now
     kind = body.event_type()

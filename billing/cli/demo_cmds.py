@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import typer
@@ -22,6 +22,12 @@ def last_month_start(now: datetime) -> datetime:
     """First instant of the calendar month before ``now`` (UTC)."""
     first = now.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     return (first.replace(year=first.year - 1, month=12) if first.month == 1 else first.replace(month=first.month - 1))
+
+
+def _next_month(moment: datetime) -> datetime:
+    """First instant of the calendar month after ``moment``."""
+    first = moment.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    return first.replace(year=first.year + 1, month=1) if first.month == 12 else first.replace(month=first.month + 1)
 
 
 FAULTS = {"duplicate_rate": 0.01, "late_rate": 0.005, "malformed_rate": 0.001}
@@ -48,14 +54,16 @@ def demo_steps(customers: int, events: int, seed: int, now: datetime | None = No
     """(title, billing arguments) of every demo step, in order.
 
     The simulated history runs from the start of last month until ``now`` (or over ``window``, an
-    earlier run's start and days): last month is fully invoiced by the simulated billing history,
-    and the open month shows up in the invoice preview.
+    earlier run's start and days): the billing engine bills last month as of two hours after it
+    closed (the same time on a re-run, so nothing changes), the payers pay those invoices up to
+    now, and the open month shows up in the invoice preview.
     """
     now = now or datetime.now(UTC)
     start = last_month_start(now)
     days = (now - start).total_seconds() / 86400
     if window is not None:
         start, days = window
+    billed_at = _next_month(start) + timedelta(hours=2)
     return [
         ("start the platform (warehouse, Kafka, stream worker, API)", ["up"]),
         ("simulate since last month, with duplicates, late and malformed events", [
@@ -66,6 +74,10 @@ def demo_steps(customers: int, events: int, seed: int, now: datetime | None = No
         ]),
         ("wait until the stream worker has stored everything", ["lag", "--wait", "1200"]),
         ("reconcile rollups with the raw facts", ["reconcile"]),
+        ("bill last month (the billing engine owns every invoice)", [
+            "invoice", "run", "--period", f"{start:%Y-%m}", "--finalize", "--as-of", billed_at.isoformat()]),
+        ("the payers pay last month's invoices (or fail to)", [
+            "simulate", "payers", "--period", f"{start:%Y-%m}", "--seed", str(seed)]),
         ("build and test the marts", ["dbt", "build"]),
         ("answer the finance and operations questions", ["report", "--limit", "3"]),
         ("preview the open invoice of a customer", ["invoice", "preview", "--customer", customer_id(seed, 1)]),

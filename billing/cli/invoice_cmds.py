@@ -32,6 +32,15 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _moment(text: str) -> datetime:
+    """An ISO 8601 time; without a zone it is UTC."""
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ConfigError(f"--as-of must be an ISO 8601 time such as 2026-12-01T02:00:00Z (got {text!r})") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 def _invoicing() -> Invoicing:
     return Invoicing(get_settings())
 
@@ -40,9 +49,12 @@ def _invoicing() -> Invoicing:
 def run(
     period: str = typer.Option(..., "--period", "-p", help="Closed month to bill, YYYY-MM."),
     finalize: bool = typer.Option(False, "--finalize", help="Finalize the invoices right away (default: drafts)."),
+    as_of: str | None = typer.Option(None, "--as-of", help="Run as of this UTC time (ISO 8601; default now): "
+                                        "the issue date of invoices finalized, for billing history."),
 ) -> None:
     """Bill every subscription of a closed month from the usage rollups (idempotent; finalized invoices never change)."""
     invoicing = _invoicing()
+    moment = _moment(as_of) if as_of else _now()
     columns = [TextColumn("[bold]{task.description:<26}"), BarColumn(), TextColumn("{task.completed:,.0f}/{task.total:,.0f}"),
                TimeElapsedColumn()]
     with Progress(*columns, console=console, transient=True) as bar:
@@ -51,7 +63,7 @@ def run(
         def progress(stage: str, done: int, total: int) -> None:
             bar.update(task, description=stage, completed=done, total=max(total, 1))
 
-        summary = invoicing.run_period(period, now=_now(), finalize=finalize, progress=progress)
+        summary = invoicing.run_period(period, now=moment, finalize=finalize, progress=progress)
     _print_summary(summary)
 
 
@@ -64,31 +76,23 @@ def _print_summary(summary: RunSummary) -> None:
         ("drafts unchanged", summary.unchanged), ("finalized by this run", summary.finalized),
         ("left alone (finalized, paid or void)", summary.frozen), ("correction lines (late usage)", summary.corrections),
         ("subscriptions not billable this month", summary.not_billable),
-        ("skipped: already invoiced (other invoices)", len(summary.skipped)),
-        ("own drafts voided (already invoiced)", summary.voided),
-        ("voided drafts billed again (no longer invoiced elsewhere)", summary.revived),
     ):
         table.add_row(what, f"{count:,}")
     console.print(table)
-    if summary.skipped:
-        console.print("[yellow]skipped, other invoices already bill part of the month:[/]\n" + _skipped_list(summary.skipped))
-    if summary.totals:
-        totals = Table("currency", "invoices", "total", title="totals of the invoices computed")
-        counts: dict[str, int] = {}
-        for invoice in summary.invoices:
-            counts[invoice.currency] = counts.get(invoice.currency, 0) + 1
-        for code, total in summary.totals.items():
-            totals.add_row(code, f"{counts[code]:,}", currency(code).format(total))
-        console.print(totals)
+    if summary.billed:
+        billed = Table("currency", "invoices", "fees", "usage", "true-ups, corrections", "discounts", "tax", "total",
+                       title="billed per currency (the invoices computed)")
+        for code, amounts in summary.billed.items():
+            money = currency(code)
+            billed.add_row(code, f"{amounts.invoices:,}", *(money.format(v) for v in (
+                amounts.fees, amounts.usage, amounts.other, amounts.discounts, amounts.tax, amounts.total)))
+        console.print(billed)
+    if summary.not_billed:
+        console.print("not billed: " + "; ".join(f"{count:,} {'subscription' if count == 1 else 'subscriptions'} {reason}"
+                                                  for reason, count in sorted(summary.not_billed.items())))
+    else:
+        console.print("not billed: nothing (every subscription with service in the month has its invoice)")
     console.print(f"done in {summary.seconds:.1f}s")
-
-
-def _skipped_list(skipped: dict[str, tuple[str, ...]], shown: int = 5) -> str:
-    """The first ``shown`` skipped customers with the invoices that overlap, one a line, and how many more."""
-    lines = [f"  {customer}: {', '.join(ids)}" for customer, ids in list(skipped.items())[:shown]]
-    if len(skipped) > shown:
-        lines.append(f"  ... and {len(skipped) - shown:,} more")
-    return "\n".join(lines)
 
 
 @invoice_app.command()
@@ -112,10 +116,7 @@ def preview(customer: str = typer.Option(..., "--customer", "-c", help="Customer
     for tax in result.priced.taxes:
         console.print(f"{tax.name} {tax.rate}%".ljust(16) + money.format(tax.amount))
     console.print(f"[bold]running total   {money.format(result.priced.total)}[/]")
-    if result.already_invoiced:
-        console.print(f"[yellow]not due: {', '.join(result.already_invoiced)} already bill part of {label(result.period)}; "
-                      "`billing invoice run` skips this customer for the month[/]")
-    elif result.grants.credit_balance:
+    if result.grants.credit_balance:
         console.print(f"prepaid credits -{money.format(result.priced.credits_applied)}  "
                       f"[dim]of {money.format(result.grants.credit_balance)} available[/]")
         console.print(f"[bold]amount due      {money.format(result.priced.amount_due)}[/]")

@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from billing.cli.app import app, console
+from billing.core.contracts import PaymentStatus
 from billing.core.errors import ConfigError
 from billing.core.meters import active_meters
+from billing.core.pricing.money import currency
+from billing.invoicing.run import Invoicing
 from billing.settings import get_settings
 from producers.manifest import default_manifest_dir
+from producers.paying import pay_period
 from producers.simulator import SimulationConfig, Simulator
 from producers.sinks import FileSink, KafkaSink
+
+simulate_app = typer.Typer(help="Simulate the world the engine bills: usage, customers, subscriptions; `payers` pays invoices.")
+app.add_typer(simulate_app, name="simulate")
 
 
 def parse_rate(text: str) -> float | None:
@@ -38,8 +47,9 @@ def parse_start(text: str | None) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-@app.command()
+@simulate_app.callback(invoke_without_command=True)
 def simulate(
+    ctx: typer.Context,
     customers: int = typer.Option(100, "--customers", help="Number of simulated customers."),
     rate: str = typer.Option("1000", "--rate", help="Usage events per second, or 'max'."),
     duration: float | None = typer.Option(None, "--duration", help="Seconds to run (real time) or rate x duration events (history)."),
@@ -55,11 +65,13 @@ def simulate(
     output: Path | None = typer.Option(None, "--output", help="Write records to this file instead of Kafka."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Write to <state>/simulate/dry-run.tsv instead of Kafka."),
 ) -> None:
-    """Generate customers, usage, subscriptions, invoices and payments, with injected faults.
+    """Generate customers, usage and subscriptions, with injected faults (invoices come from `billing invoice run`).
 
     Without --start/--days, events are stamped with the wall clock (real time); with them, a past
     time range is simulated as fast as --rate allows, byte-identically for a given --seed.
     """
+    if ctx.invoked_subcommand is not None:
+        return
     settings = get_settings()
     if events is None and duration is None:
         events = 10_000
@@ -102,3 +114,29 @@ def simulate(
         + ", ".join(f"{topic} {n:,}" for topic, n in result.records.items())
     )
     console.print(f"manifest: {result.manifest}")
+
+
+@simulate_app.command()
+def payers(
+    period: str = typer.Option(..., "--period", "-p", help="Closed month whose finalized invoices the payers pay, YYYY-MM."),
+    seed: int = typer.Option(42, "--seed", help="Random seed: same seed and invoices, same payments."),
+    until: str | None = typer.Option(None, "--until", help="Send what happened by this UTC time (ISO 8601; default now)."),
+    manifest: Path | None = typer.Option(None, "--manifest", help="Manifest directory (default: <state>/manifests/seed-<seed>)."),
+    output: Path | None = typer.Option(None, "--output", help="Write the payment records to this file instead of Kafka."),
+) -> None:
+    """Pay (or fail to pay) the invoices the engine finalized for a month: payments, retries, refunds, disputes."""
+    settings = get_settings()
+    moment = parse_start(until) or datetime.now(UTC)
+    sink = FileSink(output) if output is not None else KafkaSink(settings.kafka_bootstrap, settings.topics())
+    manifest_dir = manifest or default_manifest_dir(settings.state_dir, seed)
+    done = pay_period(Invoicing(settings), period, seed, moment, sink, manifest_dir)
+    console.print(f"{done.invoices:,} finalized invoices of {period}: {done.paid:,} paid ({done.newly_paid:,} just now), "
+                  f"{done.unpaid:,} not paid by {moment:%Y-%m-%d %H:%M} UTC; sent {done.payment_events:,} payment events "
+                  f"({done.scheduled_later:,} happen later: re-run to send them)")
+    collected: dict[str, Decimal] = defaultdict(Decimal)
+    for event in done.payments:
+        if event.status is PaymentStatus.SUCCEEDED:
+            collected[event.currency] += event.amount
+    if collected:
+        console.print("collected: " + ", ".join(currency(code).format(amount) for code, amount in sorted(collected.items())))
+    console.print(f"manifest: {manifest_dir}")

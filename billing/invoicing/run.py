@@ -6,8 +6,6 @@
    (:mod:`~billing.core.invoicing.timeline`) and pick the catalog plan of each span (product x customer
    currency); any unknown plan or currency fails the run before anything is written;
 2. leave finalized, paid and void invoices of the period alone (immutable), recompute the rest;
-   skip the customers already invoiced for some of the month by another invoice (one query,
-   :mod:`~billing.invoicing.overlaps`) and void the run's own drafts of them;
    read the coupons and prepaid credits of the customers (:mod:`~billing.core.invoicing.grants`);
 3. record the spans, read the usage of every span from the hourly rollups in one query
    (:mod:`~billing.core.invoicing.usage`), price;
@@ -16,7 +14,9 @@
 5. publish new and changed invoices to the invoices topic, then write them to the warehouse.
 
 A re-run writes nothing for invoices whose content did not change, and never a second invoice
-for a customer and period (ids are deterministic).
+for a customer and period (ids are deterministic). The engine is the only source of invoices: it
+bills each charge once per service period, and no customer with a billable subscription is
+skipped.
 """
 
 from __future__ import annotations
@@ -40,10 +40,12 @@ from billing.core.meters import MeterSet, active_meters
 from billing.core.pricing import PlanCatalog, PlanTerm, PricedInvoice, price_invoice
 from billing.core.pricing.catalog import builtin_catalog, load_catalog
 from billing.core.pricing.engine import Line
+from billing.core.pricing.plans import Plan
 from billing.core.pricing.proration import Period, month_period
-from billing.invoicing.overlaps import blocking
+from billing.invoicing.cycles import cycle_fees
 from billing.invoicing.publish import publish
 from billing.invoicing.store import MS, SpanRow, Store, content_key, epoch_ms
+from billing.invoicing.summary import CurrencyBilled, billed_by_currency, not_billed_reason
 from billing.settings import Settings
 from billing.warehouse import facts
 from billing.warehouse.client import client
@@ -54,11 +56,6 @@ Progress = Callable[[str, int, int], None]
 
 def _quiet(_stage: str, _done: int, _total: int) -> None:
     return None
-
-
-SUPERSEDED = "another invoice bills part of the period"
-"""Void reason of the run's own drafts of customers other invoices already bill; such a draft (never
-issued) is billed again by a later run once no other invoice bills the month."""
 
 
 def _millis(moment: datetime) -> datetime:
@@ -78,13 +75,10 @@ class RunSummary:
     finalized: int = 0
     corrections: int = 0
     not_billable: int = 0
-    skipped: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    """Customers not billed because other invoices already bill some of the period: customer -> their ids."""
-    voided: int = 0
-    """The run's own drafts of skipped customers, voided (an earlier run made them before the other invoices came)."""
-    revived: int = 0
-    """Own drafts voided that way earlier, billed again because no other invoice bills the month any more."""
-    totals: dict[str, Decimal] = field(default_factory=dict)
+    not_billed: dict[str, int] = field(default_factory=dict)
+    """Why the not billable subscriptions were not billed: reason -> customers."""
+    billed: dict[str, CurrencyBilled] = field(default_factory=dict)
+    """What the invoices computed bill, per currency."""
     invoices: list[Invoice] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -99,8 +93,6 @@ class Preview:
     priced: PricedInvoice
     invoice: Invoice
     grants: grants.Grants
-    already_invoiced: tuple[str, ...] = ()
-    """Other invoices that already bill some of the month: the invoice run will skip this customer."""
 
 
 class Invoicing:
@@ -131,20 +123,16 @@ class Invoicing:
                 spans[customer_id] = found
             else:
                 summary.not_billable += 1
+                reason = not_billed_reason(changes[customer_id], period)
+                summary.not_billed[reason] = summary.not_billed.get(reason, 0) + 1
         unknown = sorted(set(spans) - set(customers))
         if unknown:
             raise UnknownCustomer(f"{len(unknown)} subscribed customer(s) are not in the customers table, e.g. {unknown[0]}; "
                                   "load the customers topic first")
         ids = {customer_id: invoice_id(customer_id, period) for customer_id in spans}
-        statuses, superseded = self.store.statuses(period, SUPERSEDED)
-        todo = [c for c in spans if statuses.get(ids[c], InvoiceStatus.DRAFT) is InvoiceStatus.DRAFT or ids[c] in superseded]
+        statuses = self.store.statuses(period)
+        todo = [c for c in spans if statuses.get(ids[c], InvoiceStatus.DRAFT) is InvoiceStatus.DRAFT]
         summary.frozen = len(spans) - len(todo)
-        summary.skipped = self._already_invoiced(todo, period)
-        voided = self._voided([ids[c] for c in summary.skipped if statuses.get(ids[c]) is InvoiceStatus.DRAFT], run_at)
-        summary.voided = len(voided)
-        todo = [c for c in todo if c not in summary.skipped]
-        revived = [ids[c] for c in todo if ids[c] in superseded]
-        summary.revived = len(revived)
         plans = {c: self._plans(customers[c], spans[c]) for c in todo}
         held = self.store.held()
         granted = self._grants([customers[c] for c in todo if c in held], period, held)
@@ -163,12 +151,13 @@ class Invoicing:
         drafts = self.store.draft_contents(period)
         new_versions: list[Invoice] = []
         new_rows: list[facts.Rows] = []
-        stale: list[str] = list(revived)  # drafts whose lines change: their old lines are deleted before the rewrite
+        stale: list[str] = []  # drafts whose lines change: their old lines are deleted before the rewrite
         for done, customer_id in enumerate(todo, start=1):
             customer = customers[customer_id]
             span_usage = [quantities(usage.get((ids[customer_id], n), {}), self.meters) for n in range(len(spans[customer_id]))]
+            fees = cycle_fees(changes[customer_id], period, self._plan_of(customer))
             priced = compose.price(period, customer, spans[customer_id], span_usage, self.catalog,
-                                   corrections.get(customer_id, ()), granted.get(customer_id, grants.Grants()))
+                                   corrections.get(customer_id, ()), granted.get(customer_id, grants.Grants()), fees)
             invoice = compose.draft(priced, invoice_id=ids[customer_id], customer_id=customer_id,
                                     subscription_id=spans[customer_id][0].subscription_id, now=run_at)
             if finalize:
@@ -189,40 +178,26 @@ class Invoicing:
             summary.invoices.append(invoice)
             if done % 500 == 0 or done == len(todo):
                 progress("pricing", done, len(todo))
-        totals: Counter = Counter()
-        for invoice in summary.invoices:
-            totals[invoice.currency] += invoice.total
-        summary.totals = dict(sorted(totals.items()))
-        new_versions.extend(voided)
-        new_rows.extend(facts.invoice_rows(invoice) for invoice in voided)
+        summary.billed = billed_by_currency(summary.invoices)
         progress("publishing", 0, len(new_versions))
         publish(self.settings, new_versions)
         progress("writing", 0, len(new_versions))
-        self.store.forget_spans([*drafts, *revived], before=run_at)
+        self.store.forget_spans(list(drafts), before=run_at)
         self.store.forget_lines(stale)
         self.store.write_rows(new_rows)
         progress("done", len(new_versions), len(new_versions))
         summary.seconds = time.perf_counter() - started
         return summary
 
-    def _already_invoiced(self, customer_ids: Sequence[str], period: Period) -> dict[str, tuple[str, ...]]:
-        """The customers among ``customer_ids`` that other invoices already bill for some of ``period``, with
-        those invoices' ids (:func:`~billing.invoicing.overlaps.blocking`; one query for all customers)."""
-        wanted = set(customer_ids)
-        return {c: found for c, found in blocking(self.store.overlapping(period), period).items() if c in wanted}
-
-    def _voided(self, own_drafts: Sequence[str], run_at: datetime) -> list[Invoice]:
-        """Void versions of the run's own drafts ``own_drafts`` (not written yet)."""
-        if not own_drafts:
-            return []
-        return [transition(draft, InvoiceStatus.VOID, run_at, self.settings.invoice_due_days, SUPERSEDED)
-                for draft in self.store.invoices(ids=own_drafts)]
-
     def _plans(self, customer: compose.BillingCustomer, spans: Sequence[PlanSpan]) -> list[str]:
         try:
-            return [self.catalog.plan_for(span.plan_id, customer.currency).id for span in spans]
+            return [self.catalog.plan_for(span.plan_id, customer.currency, span.interval).id for span in spans]
         except ConfigError as exc:
             raise ConfigError(f"customer {customer.id}: {exc}; nothing was written") from None
+
+    def _plan_of(self, customer: compose.BillingCustomer) -> Callable[[str, str], Plan]:
+        """``plan_of(product, interval)``: the catalog plan ``customer`` is billed on (in its currency)."""
+        return lambda product, interval: self.catalog.plan_for(product, customer.currency, interval)
 
     def _grants(self, holders: Sequence[compose.BillingCustomer], period: Period,
                 held: Mapping[str, grants.Held]) -> dict[str, grants.Grants]:
@@ -251,6 +226,7 @@ class Invoicing:
         if not earlier:
             return {}
         recorded = self.store.recorded_spans(Period(since, period.start))
+        by_cycle = compose.cycle_codes(self.catalog)
         usage = self.store.recorded_span_usage(Period(since, period.start))
         lines = self.store.line_rows(since)
         later_corrections: dict[str, list] = defaultdict(list)
@@ -264,10 +240,12 @@ class Invoicing:
             if not spans:
                 continue
             q = Period(head.period_start, head.period_end)
-            terms = [PlanTerm(self.catalog.plan(plan_id), span.period, quantities(usage.get((head.id, number), {}), self.meters))
+            terms = [PlanTerm(self.catalog.plan(plan_id), span.period, quantities(usage.get((head.id, number), {}), self.meters),
+                                fees_by_cycle=True)
                         for number, span, plan_id in spans]
             repriced = price_invoice(q, terms)
-            billed = list(lines.get(head.id, ())) + [line for owner, line in later_corrections[head.customer_id] if owner != head.id]
+            billed = [line for line in lines.get(head.id, ()) if line.charge not in by_cycle]
+            billed += [line for owner, line in later_corrections[head.customer_id] if owner != head.id]
             found[head.customer_id].extend(compose.corrections(repriced, compose.billed_by_charge(billed, q), head.id))
         return found
 
@@ -286,11 +264,11 @@ class Invoicing:
         stats = span_stats(self.store.hourly(customer_id, elapsed), spans)
         held = self.store.held(customer_id)
         found = self._grants([customer] if held else [], period, held).get(customer_id, grants.Grants())
-        priced = compose.price(period, customer, spans, [quantities(s, self.meters) for s in stats], self.catalog, (), found)
+        fees = cycle_fees(changes, period, self._plan_of(customer))
+        priced = compose.price(period, customer, spans, [quantities(s, self.meters) for s in stats], self.catalog, (), found, fees)
         invoice = compose.draft(priced, invoice_id=invoice_id(customer_id, period), customer_id=customer_id,
                                 subscription_id=spans[0].subscription_id, now=now)
-        billed = blocking(self.store.overlapping(period, customer=customer_id), period).get(customer_id, ())
-        return Preview(customer, period, elapsed.end, priced, invoice, found, billed)
+        return Preview(customer, period, elapsed.end, priced, invoice, found)
 
     def _customer(self, customer_id: str) -> compose.BillingCustomer:
         customer = self.store.customers([customer_id]).get(customer_id)
@@ -319,6 +297,15 @@ class Invoicing:
         if not found:
             raise UnknownInvoice(f"no invoice {invoice_id_!r} in the warehouse; see `billing invoice list`")
         return found[0]
+
+    def mark_paid(self, payments: Sequence[tuple[Invoice, datetime]]) -> list[Invoice]:
+        """Record that each finalized invoice was paid at its time: publish the paid versions, then write them."""
+        paid = [transition(invoice, InvoiceStatus.PAID, _millis(at), self.settings.invoice_due_days)
+                for invoice, at in payments]
+        if paid:
+            publish(self.settings, paid)
+            self.store.write_invoices(paid)
+        return paid
 
     def change_status(self, invoice_id_: str, target: InvoiceStatus, *, now: datetime, reason: str | None = None) -> Invoice:
         """Finalize, pay or void (with a ``reason``) one invoice: publish the new version, then record it."""

@@ -123,7 +123,8 @@ class Store:
         """Every subscription event effective before ``before``, per customer."""
         where = "AND customer_id = {customer:String}" if customer else ""
         rows = self.ch.query(
-            f"SELECT customer_id, subscription_id, sequence, plan_id, status, start_time, end_time, effective_time "
+            f"SELECT customer_id, subscription_id, sequence, plan_id, status, start_time, end_time, effective_time, "
+            "billing_interval "
             f"FROM {self.db}.subscription_events FINAL WHERE effective_time < {MS.format('before')} {where}",
             parameters={"before": epoch_ms(before), "customer": customer},
         ).result_rows
@@ -132,15 +133,13 @@ class Store:
             changes[customer_id].append(SubscriptionChange(*fields))
         return changes
 
-    def statuses(self, period: Period, void_reason: str) -> tuple[dict[str, InvoiceStatus], set[str]]:
-        """Current status of every invoice of ``period``, and the ids of the void, never issued ones
-        voided for ``void_reason``."""
+    def statuses(self, period: Period) -> dict[str, InvoiceStatus]:
+        """Current status of every invoice of ``period``."""
         rows = self.ch.query(
-            f"SELECT invoice_id, status, status = 'void' AND issued_at IS NULL AND void_reason = {{reason:String}} "
-            f"FROM {self.db}.invoices FINAL WHERE period_start = {MS.format('start')}",
-            parameters={"start": epoch_ms(period.start), "reason": void_reason},
+            f"SELECT invoice_id, status FROM {self.db}.invoices FINAL WHERE period_start = {MS.format('start')}",
+            parameters={"start": epoch_ms(period.start)},
         ).result_rows
-        return {r[0]: InvoiceStatus(r[1]) for r in rows}, {r[0] for r in rows if r[2]}
+        return {r[0]: InvoiceStatus(r[1]) for r in rows}
 
     def span_usage(self, spans_sql: str, low: datetime, high: datetime, params: dict) -> dict[tuple[str, int], dict[str, HourStats]]:
         """Hour statistics per (invoice id, span number) and meter, for the spans selected by ``spans_sql``.
@@ -205,16 +204,6 @@ class Store:
         rows = self.ch.query(
             f"SELECT invoice_id, customer_id, period_start, period_end, status FROM {self.db}.invoices FINAL "
             f"WHERE period_start >= {MS.format('since')}", parameters={"since": epoch_ms(since)},
-        ).result_rows
-        return [InvoiceHead(i, c, start, end, InvoiceStatus(status)) for i, c, start, end, status in rows]
-
-    def overlapping(self, period: Period, customer: str | None = None) -> list[InvoiceHead]:
-        """Identity and status of every invoice (of ``customer``, when given) whose period overlaps ``period``."""
-        where = "AND customer_id = {customer:String}" if customer is not None else ""
-        rows = self.ch.query(
-            f"SELECT invoice_id, customer_id, period_start, period_end, status FROM {self.db}.invoices FINAL "
-            f"WHERE period_start < {MS.format('end')} AND period_end > {MS.format('start')} {where}",
-            parameters={"start": epoch_ms(period.start), "end": epoch_ms(period.end), "customer": customer},
         ).result_rows
         return [InvoiceHead(i, c, start, end, InvoiceStatus(status)) for i, c, start, end, status in rows]
 

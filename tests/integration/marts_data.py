@@ -4,7 +4,9 @@ The simulator writes its records to a file; every record is parsed with the cont
 with :mod:`billing.warehouse.facts` (the stream worker's mapping), then inserted. The hourly usage rollups
 the stream worker would write are folded here with :class:`billing.core.meters.Accumulator`, and every
 window also gets a stale lower version holding a wrong value, so the marts must read the rollups
-replay-safely (FINAL) to pass. Invoices and payments keep every version the simulator sent.
+replay-safely (FINAL) to pass. June is then billed by the engine (`billing invoice run --finalize`,
+its own invoices topic) and paid by the payers (`billing simulate payers`), whose payment records
+are loaded like the worker loads them; invoices keep every version the engine wrote.
 """
 
 from __future__ import annotations
@@ -31,16 +33,21 @@ from billing.core.contracts import (
     parse_topic,
 )
 from billing.core.meters import Accumulator, MeterSet, active_meters
+from billing.invoicing.run import Invoicing
+from billing.kafka.topics import TopicSpec, admin_client, ensure_topics
 from billing.settings import Settings
 from billing.warehouse import facts
 from billing.warehouse.client import client
 from billing.warehouse.migrations import migrate
+from producers.paying import pay_period
 from producers.simulator import SimulationConfig, Simulator
 from producers.sinks import FileSink, read_records
 
 START = datetime(2026, 6, 1, tzinfo=UTC)
 CONFIG = SimulationConfig(customers=120, rate=None, events=6000, start=START, days=30, seed=7,
                           duplicate_rate=0.02, late_rate=0.01, malformed_rate=0.01)
+BILLED_AT = datetime(2026, 7, 1, 2, tzinfo=UTC)  # the engine bills June
+PAID_BY = datetime(2026, 8, 20, tzinfo=UTC)  # payments sent up to here; later ones are still to come
 ROLLUP_COLUMNS = facts.COLUMNS["usage_rollups"]
 
 
@@ -51,7 +58,7 @@ class SimulatedData:
     manifest_dir: Path
     customers: dict[str, Customer] = field(default_factory=dict)
     subscriptions: list[SubscriptionEvent] = field(default_factory=list)
-    invoices: dict[str, Invoice] = field(default_factory=dict)  # latest version per id
+    invoices: dict[str, Invoice] = field(default_factory=dict)  # latest version per id (the engine's)
     payments: list[PaymentTransaction] = field(default_factory=list)
     usage: dict[str, UsageEvent] = field(default_factory=dict)  # unique by event id
 
@@ -92,11 +99,28 @@ def rollup_rows(events: list[UsageEvent], meters: MeterSet, written_at: datetime
 
 
 def load(settings: Settings, records: Path, manifest: Path) -> SimulatedData:
-    """Create the raw schema in ``settings.clickhouse_database`` and load the simulated records."""
+    """Create the raw schema in ``settings.clickhouse_database``, load the simulated records, bill June
+    with the engine and let the payers pay it (their records go through the worker's mapping too)."""
     migrate(settings)
     data = SimulatedData(manifest)
+    ch = client(settings, database=settings.clickhouse_database)
+    _insert(ch, _parse(data, read_records(records)))
+    written_at = max(e.time for e in data.usage.values()) + timedelta(hours=2)
+    ch.insert("usage_rollups", rollup_rows(list(data.usage.values()), active_meters(), written_at),
+              column_names=ROLLUP_COLUMNS)
+    invoicing = Invoicing(settings)
+    invoicing.run_period(f"{START:%Y-%m}", now=BILLED_AT, finalize=True)
+    payments = records.with_name("payments.tsv")
+    pay_period(invoicing, f"{START:%Y-%m}", CONFIG.seed, PAID_BY, FileSink(payments), manifest)
+    _insert(ch, _parse(data, read_records(payments)))
+    data.invoices = {invoice.id: invoice for invoice in invoicing.store.invoices()}
+    return data
+
+
+def _parse(data: SimulatedData, records) -> facts.Rows:
+    """Parse records into ``data`` and return their warehouse rows (malformed and duplicate usage left out)."""
     rows: facts.Rows = {}
-    for offset, (topic, _key, value) in enumerate(read_records(records)):
+    for offset, (topic, _key, value) in enumerate(records):
         try:
             model = parse_topic(topic, value, now=datetime.now(UTC), future_tolerance=300)
         except ContractViolation:
@@ -109,18 +133,15 @@ def load(settings: Settings, records: Path, manifest: Path) -> SimulatedData:
             data.customers[model.id] = model
         elif isinstance(model, SubscriptionEvent):
             data.subscriptions.append(model)
-        elif isinstance(model, Invoice):
-            data.invoices[model.id] = model
         elif isinstance(model, PaymentTransaction):
             data.payments.append(model)
         facts.merge(rows, facts.rows_for(model, 0, offset))
-    ch = client(settings, database=settings.clickhouse_database)
+    return rows
+
+
+def _insert(ch, rows: facts.Rows) -> None:
     for table, table_rows in rows.items():
         ch.insert(table, table_rows, column_names=facts.COLUMNS[table])
-    written_at = max(e.time for e in data.usage.values()) + timedelta(hours=2)
-    ch.insert("usage_rollups", rollup_rows(list(data.usage.values()), active_meters(), written_at),
-              column_names=ROLLUP_COLUMNS)
-    return data
 
 
 @dataclass
@@ -158,7 +179,7 @@ _BUILT: dict[str, BuiltMarts] = {}
 
 
 @pytest.fixture(scope="session")
-def marts(warehouse, settings: Settings, tmp_path_factory) -> Iterator[BuiltMarts]:
+def marts(warehouse, kafka, settings: Settings, tmp_path_factory) -> Iterator[BuiltMarts]:
     """Simulated data in a scratch raw database and the marts built once by `billing dbt build`.
 
     Test modules import this fixture; the build is shared through a module-level cache."""
@@ -167,7 +188,9 @@ def marts(warehouse, settings: Settings, tmp_path_factory) -> Iterator[BuiltMart
         suffix = uuid.uuid4().hex[:8]
         scoped = settings.model_copy(update={"clickhouse_database": f"marts_raw_{suffix}",
                                              "clickhouse_marts_database": f"marts_{suffix}",
-                                             "state_dir": workdir / "state"})
+                                             "state_dir": workdir / "state",
+                                             "topic_invoices": f"billing.invoices.marts_{suffix}"})
+        ensure_topics(admin_client(settings.kafka_bootstrap), [TopicSpec(scoped.topic_invoices, 1, 1)])
         records, manifest = simulate(workdir)
         data = load(scoped, records, manifest)
         result = billing_cli(scoped, "dbt", "build")
@@ -177,3 +200,4 @@ def marts(warehouse, settings: Settings, tmp_path_factory) -> Iterator[BuiltMart
     yield built
     if not os.environ.get("BILLING_TEST_KEEP"):
         drop_databases(settings, built.settings.clickhouse_database, built.settings.clickhouse_marts_database)
+        admin_client(settings.kafka_bootstrap).delete_topics([built.settings.topic_invoices])

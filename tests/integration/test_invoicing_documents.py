@@ -7,17 +7,19 @@ import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
 
+import pyarrow.parquet as pq
 from confluent_kafka import Consumer, TopicPartition
 from pypdf import PdfReader
 from typer.testing import CliRunner
 
-from billing.cli import invoice_cmds  # noqa: F401  (registers the commands)
+from billing.cli import invoice_cmds, simulate_cmds  # noqa: F401  (registers the commands)
 from billing.cli.app import app
 from billing.core.contracts import Invoice, InvoiceStatus, parse_topic
 from billing.core.invoicing.errors import PeriodError
 from billing.core.pricing.money import currency
 from billing.invoicing.pdf import render_pdf
 from billing.invoicing.run import Invoicing
+from producers.sinks import read_records
 from tests.integration.invoicing_data import business_records
 
 MID_OCTOBER = datetime(2026, 10, 15, tzinfo=UTC)
@@ -111,3 +113,24 @@ def test_cli_run_list_pay_pdf_export(cli_env, tmp_path):
     assert preview.exit_code == 0, preview.output
     shown = " ".join(preview.output.split())
     assert f"{subscribed} · 01 " in shown and "(open period, accrued so far)" in shown and "running total" in shown
+
+
+def test_cli_bills_a_month_as_of_its_close_and_the_payers_pay_it(cli_env, tmp_path):
+    world = cli_env
+    result = runner.invoke(app, ["invoice", "run", "--period", "2026-09", "--finalize", "--as-of", "2026-10-01T02:00:00Z"],
+                           terminal_width=200)
+    assert result.exit_code == 0, result.output
+    assert "billed per currency" in result.output and "not billed: nothing" in result.output
+    issued = {inv.issued_at.replace(microsecond=0) for inv in Invoicing(world.settings).store.invoices()}
+    assert issued == {datetime(2026, 10, 1, 2, tzinfo=UTC)}  # the draft's time + 1 ms
+    paid = runner.invoke(app, ["simulate", "payers", "--period", "2026-09", "--seed", "19", "--until", "2026-11-15",
+                               "--output", str(tmp_path / "payments.tsv"), "--manifest", str(tmp_path / "m")], terminal_width=200)
+    assert paid.exit_code == 0, paid.output
+    assert "30 finalized invoices of 2026-09" in paid.output
+    sent = [value for topic, _, value in read_records(tmp_path / "payments.tsv") if topic == "payments"]
+    transactions = pq.read_table(tmp_path / "m" / "payments.parquet").column("id").to_pylist()
+    assert sent and sorted(transactions) == sorted({parse_topic("payments", v).id for v in sent})
+    statuses = {inv.status for inv in Invoicing(world.settings).store.invoices()}
+    assert InvoiceStatus.PAID in statuses and statuses <= {InvoiceStatus.PAID, InvoiceStatus.FINALIZED}
+    bad = runner.invoke(app, ["invoice", "run", "--period", "2026-09", "--as-of", "yesterday"])
+    assert bad.exit_code != 0 and "--as-of must be an ISO 8601 time" in str(bad.exception)

@@ -22,6 +22,7 @@ from billing.core.invoicing.errors import (
     UnknownInvoice,
 )
 from billing.core.pricing import Period, PlanTerm, TaxProfile, builtin_catalog, price_invoice
+from billing.core.pricing.engine import CycleFee
 from billing.invoicing.run import Invoicing
 from billing.warehouse import facts
 from tests.integration.invoicing_data import SEPTEMBER, add_usage, business_records, count
@@ -69,25 +70,43 @@ def test_run_bills_every_subscription_and_reconciles_with_the_manifest(world):
     steady = [c for c, evs in events.items() if all(e.effective_time < SEPTEMBER and e.end_time is None for e in evs)
               and max(evs, key=lambda e: e.sequence).status.value in ("active", "past_due")]
     assert len(steady) >= 20
+    yearly_fees = 0
     for customer_id in steady:
-        customer, plan_id = customers[customer_id], max(events[customer_id], key=lambda e: e.sequence).plan_id
+        last = max(events[customer_id], key=lambda e: e.sequence)
+        customer, plan_id, interval = customers[customer_id], last.plan_id, last.billing_interval.value
         usage = manifest_usage(world, customer_id, SEPTEMBER, OCTOBER)
-        plan = CATALOG.plan_for(plan_id, customer.currency)
+        plan = CATALOG.plan_for(plan_id, customer.currency, interval)
         invoice = invoices[customer_id]
         billed = usage_lines(invoice)
         assert billed == {meter: usage.get(meter, Decimal(0)) for meter in billed}, customer_id
         assert set(billed) == {charge.meter for charge in plan.charges if hasattr(charge, "meter")}
-        expected = price_invoice(SEPT, [PlanTerm(plan, SEPT, usage)], bill_to=TaxProfile(customer.country),
-                                 tax_rules=CATALOG.tax_rules)
+        fees = []
+        if interval == "year":  # the yearly fee, in advance, only in the month its year starts (anniversary of the start)
+            start = last.start_time
+            renewal = datetime(2026, start.month, min(start.day, 28), tzinfo=UTC)
+            if SEPTEMBER < renewal <= OCTOBER:
+                year = Period(renewal, renewal.replace(year=2027))
+                fees = [CycleFee(plan, plan.charges[0], year, year, True)]
+                yearly_fees += 1
+        expected = price_invoice(SEPT, [PlanTerm(plan, SEPT, usage, fees_by_cycle=interval == "year")],
+                                 bill_to=TaxProfile(customer.country), tax_rules=CATALOG.tax_rules, cycle_fees=fees)
         assert (invoice.currency, invoice.subtotal, invoice.tax, invoice.total) == (
             customer.currency, expected.subtotal, expected.tax_total, expected.total), customer_id
 
-    changed = [c for c, evs in events.items() if any(e.type.value == "plan_changed" and e.effective_time >= SEPTEMBER for e in evs)
-               and not any(e.end_time for e in evs)]
+    september_changes = {c: [e for e in evs if e.type.value == "plan_changed" and e.effective_time >= SEPTEMBER]
+                         for c, evs in events.items() if not any(e.end_time for e in evs)}
+    for customer_id, changes in september_changes.items():
+        if len(changes) > 1:  # every plan of the month billed for its own seconds, which add up to the month
+            fees = [line for line in invoices[customer_id].line_items if line.kind is LineKind.SUBSCRIPTION]
+            plans = [changes[0].previous_plan_id, *(e.plan_id for e in changes)]
+            assert [line.charge.split(".")[0] for line in fees] == [
+                CATALOG.plan_for(p, invoices[customer_id].currency).id for p in plans]
+            assert sum(line.breakdown[0].quantity for line in fees) == 1
+    changed = [c for c, changes in september_changes.items() if len(changes) == 1]
     assert changed
     checked = 0
     for customer_id in changed:
-        change = next(e for e in events[customer_id] if e.type.value == "plan_changed")
+        change = september_changes[customer_id][0]
         invoice = invoices[customer_id]
         fees = [line for line in invoice.line_items if line.kind is LineKind.SUBSCRIPTION]
         assert [line.charge.split(".")[0] for line in fees] == [
@@ -105,7 +124,7 @@ def test_run_bills_every_subscription_and_reconciles_with_the_manifest(world):
         checked += len(sums)
     assert checked
 
-    canceled = [c for c, evs in events.items() if any(e.end_time and SEPTEMBER < e.end_time < OCTOBER for e in evs)]
+    canceled = [c for c, evs in events.items() if any(e.end_time and SEPTEMBER < e.end_time <= OCTOBER for e in evs)]
     assert canceled
     for customer_id in canceled:
         end = next(e.end_time for e in events[customer_id] if e.end_time)

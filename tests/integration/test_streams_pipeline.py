@@ -1,16 +1,22 @@
-"""Simulator -> Kafka -> `billing worker` -> ClickHouse: exact rollups, dead letters, payments,
-reconciliation."""
+"""Simulator -> Kafka -> `billing worker` -> ClickHouse: exact rollups, dead letters, payments of the
+engine's invoices, reconciliation."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
 from billing.core.meters import active_meters
+from billing.core.pricing.proration import month_period
+from billing.invoicing.run import Invoicing
 from billing.warehouse.client import client
 from billing.warehouse.reconcile import fix_rows, reconcile
+from producers.manifest import Manifest
+from producers.paying import pay_period
+from producers.sinks import KafkaSink
 from streams.pipeline import ROLLUP_COLUMNS
 from tests.integration.streams_harness import (
     additive_meters,
@@ -27,14 +33,24 @@ from tests.integration.streams_harness import (
 
 @pytest.fixture(scope="module")
 def run(kafka, warehouse, settings, tmp_path_factory):
-    """40 simulated days (usage with duplicates, late and malformed events; invoices and payments),
-    processed by one worker."""
+    """40 simulated days (usage with duplicates, late and malformed events), processed by one worker;
+    then the engine bills the last closed month and the payers pay it through the same worker."""
     mine = isolated(settings, "pipeline")
     manifest = simulate(mine, tmp_path_factory.mktemp("manifest"), events=30_000, days=40)
     worker = worker_process(mine, "w1")
     worker.start(timeout=90)
     try:
         wait_for(caught_up(mine, manifest), timeout=240)
+        customers = len(manifest.record_counts("customers"))
+        wait_for(lambda: query(mine, "SELECT count() FROM {db}.customers FINAL")[0][0] == customers, timeout=60)
+        now = datetime.now(UTC)
+        month = month_period(month_period(now).start - timedelta(seconds=1))
+        invoicing = Invoicing(mine)
+        invoicing.run_period(f"{month.start:%Y-%m}", now=month.end + timedelta(hours=2), finalize=True)
+        pay_period(invoicing, f"{month.start:%Y-%m}", 7, now, KafkaSink(mine.kafka_bootstrap, mine.topics()), manifest.path)
+        manifest = Manifest.load(manifest.path)
+        transactions = len(manifest.payments())
+        wait_for(lambda: query(mine, "SELECT count() FROM {db}.payment_transactions FINAL")[0][0] == transactions, timeout=120)
     finally:
         worker.stop()
     return mine, manifest

@@ -18,6 +18,7 @@ from billing.core.contracts import (
     ContractViolation,
     DeadLetter,
     Invoice,
+    InvoiceStatus,
     PaymentTransaction,
     SubscriptionEvent,
     UsageEvent,
@@ -27,8 +28,13 @@ from billing.core.contracts import (
     to_bytes,
     usage_context,
 )
+from billing.core.invoicing import compose
+from billing.core.invoicing.lifecycle import transition
+from billing.core.invoicing.timeline import PlanSpan
 from billing.core.meters import Aggregation, Meter, MeterSet, active_meters
+from billing.core.pricing import builtin_catalog, month_period
 from billing.settings import Settings
+from producers.payers import settle
 from producers.simulator import SimulationConfig, Simulator
 from producers.sinks import FileSink, read_records
 
@@ -223,9 +229,22 @@ def test_schema_check_detects_a_stale_file(tmp_path):
     assert schema_cmds.stale(tmp_path) == ["old.schema.json", "usage_event.schema.json"]
 
 
+def engine_invoice(customer_id: str) -> Invoice:
+    """A finalized invoice of the billing engine (Growth in euro, German VAT, some usage)."""
+    period = month_period(NOW - timedelta(days=40))
+    customer = compose.BillingCustomer(customer_id, "EUR", "DE")
+    catalog = builtin_catalog()
+    priced = compose.price(period, customer, [PlanSpan("sub", "growth", period.start, period.end)],
+                           [{"api_calls": Decimal("1234567"), "compute_seconds": Decimal("98765.432")}], catalog)
+    draft = compose.draft(priced, invoice_id=f"inv-{customer_id}-{period.start:%Y%m}", customer_id=customer_id,
+                          subscription_id="sub", now=period.end)
+    return transition(draft, InvoiceStatus.FINALIZED, period.end + timedelta(hours=2), 14)
+
+
 def test_wire_form_is_the_compact_json_of_the_json_mode_dump(tmp_path):
-    """to_bytes serializes in pydantic-core; every contract the simulator emits, and text with
-    non-ASCII, quote, backslash and control characters, keep the documented form byte for byte."""
+    """to_bytes serializes in pydantic-core; every contract the simulator, the engine and the payers
+    emit, and text with non-ASCII, quote, backslash and control characters, keep the documented form
+    byte for byte."""
     path = tmp_path / "records"
     config = SimulationConfig(customers=20, rate=None, events=2_000, start=NOW - timedelta(days=40), days=40, seed=5)
     Simulator(config, active_meters(), FileSink(path), tmp_path / "manifest.json").run()
@@ -237,6 +256,9 @@ def test_wire_form_is_the_compact_json_of_the_json_mode_dump(tmp_path):
             continue  # the simulator's injected malformed records
     models.append(parse(usage(source="s\u00e9\U0001f600", data={"quantity": "100", "note": "\u00e9\"\\"})))
     models.append(DeadLetter.wrap(b"\x01", "\u2028\"\\\x01", "usage", time=NOW))
+    for number in range(5):  # the engine's finalized invoices and the payers' payments of them
+        invoice = engine_invoice(f"cus-5-{number:06d}")
+        models.extend([invoice, *settle(invoice, 5).events])
     assert {type(m) for m in models} >= {UsageEvent, Invoice, PaymentTransaction, SubscriptionEvent}
     for model in models:
         assert to_bytes(model) == orjson.dumps(model.model_dump(mode="json", exclude_none=True))

@@ -61,7 +61,7 @@ def test_invoice_ids_are_deterministic_valid_and_distinct_per_period(customer, y
 
 def test_a_full_month_on_one_plan_is_one_span():
     assert plan_spans([change(1, SIGNUP, status="trialing"), change(2, SIGNUP + timedelta(days=14))], SEP) == [
-        PlanSpan("sub-1", "growth", SEP.start, SEP.end)]
+        PlanSpan("sub-1", "growth", SEP.start, SEP.end, "month", SIGNUP)]
 
 
 def test_plan_change_splits_the_month_on_the_second_and_fractions_add_up():
@@ -73,13 +73,13 @@ def test_plan_change_splits_the_month_on_the_second_and_fractions_add_up():
 
 def test_trial_is_free_and_starts_billing_when_active():
     spans = plan_spans([change(1, T(5), status="trialing"), change(2, T(19, 6))], SEP)
-    assert spans == [PlanSpan("sub-1", "growth", T(19, 6), SEP.end)]
+    assert spans == [PlanSpan("sub-1", "growth", T(19, 6), SEP.end, "month", SIGNUP)]
 
 
 def test_cancellation_bills_until_end_of_service_and_status_changes_do_not_split():
     changes = [change(1, SIGNUP), change(2, T(3), status="past_due"), change(3, T(6), status="active"),
                change(4, T(12), status="canceled", end=T(20))]
-    assert plan_spans(changes, SEP) == [PlanSpan("sub-1", "growth", SEP.start, T(20))]
+    assert plan_spans(changes, SEP) == [PlanSpan("sub-1", "growth", SEP.start, T(20), "month", SIGNUP)]
     assert plan_spans([change(1, SIGNUP), change(2, T(1), status="canceled", end=T(1))], SEP) == []
 
 

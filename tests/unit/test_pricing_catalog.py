@@ -31,6 +31,12 @@ def load_yaml(tmp_path, document, name="plans.yaml"):
     ("document", "message"),
     [
         (plan_with({"id": "fee", "model": "flat", "amount": 1}, currency="XYZ"), "plan 'pro' > currency: unknown currency 'XYZ'"),
+        (plan_with({"id": "fee", "model": "flat", "amount": 1}, interval="week"),
+         "plan 'pro' > interval: unknown interval 'week'; use one of: month, year"),
+        (plan_with({"id": "api", "model": "per_unit", "meter": "api_calls", "unit_price": 1, "pay_in_advance": True}),
+         "plan 'pro' > charge 'api': usage charges are billed monthly in arrears; pay_in_advance is only for flat fees"),
+        (plan_with({"id": "fee", "model": "flat", "amount": 1}, interval="year", minimum_commitment=10),
+         "plan 'pro': minimum_commitment is a monthly minimum; a yearly plan cannot have one"),
         (
             plan_with(tiered({"up_to": 100, "unit_price": 1}, {"from": 150, "unit_price": 1})),
             "plan 'pro' > charge 'api' > tiers: gap: tier 2 starts at 150 but the previous tier ends at 100",

@@ -24,7 +24,7 @@ def test_quote_prices_ad_hoc_usage_with_coupon_tax_and_credits(tmp_path):
 
 def test_validate_accepts_the_examples_and_rejects_bad_files(tmp_path):
     ok = runner.invoke(app, ["plans", "validate", str(REPO_ROOT / "billing" / "core" / "plans")])
-    assert ok.exit_code == 0 and "42 plan(s), 3 coupon(s), 14 tax rule(s)" in ok.output
+    assert ok.exit_code == 0 and "82 plan(s), 3 coupon(s), 14 tax rule(s)" in ok.output
     bad = tmp_path / "bad.yaml"
     bad.write_text("plans:\n  - {id: pro, name: Pro, currency: USD, charges: [{id: fee, model: flat, amount: -1}]}\n")
     result = runner.invoke(app, ["plans", "validate", str(bad)])

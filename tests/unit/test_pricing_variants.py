@@ -7,7 +7,8 @@ from decimal import Decimal
 import pytest
 
 from billing.core.errors import ConfigError
-from billing.core.pricing import builtin_catalog, load_catalog
+from billing.core.pricing import builtin_catalog, currency, load_catalog
+from billing.core.pricing.money import MINOR_UNITS
 from producers.world import MARKETS, PLANS
 
 CATALOG = builtin_catalog()
@@ -16,8 +17,9 @@ CATALOG = builtin_catalog()
 def test_every_simulated_plan_and_currency_has_a_price():
     for product in PLANS:
         for market in MARKETS:
-            plan = CATALOG.plan_for(product, market.currency)
-            assert (plan.product_id, plan.currency) == (product, market.currency)
+            for interval in ("month", "year"):
+                plan = CATALOG.plan_for(product, market.currency, interval)
+                assert (plan.product_id, plan.currency, plan.interval) == (product, market.currency, interval)
 
 
 def test_derived_variant_converts_every_price_exactly_and_keeps_quantities():
@@ -38,7 +40,7 @@ def test_hand_written_price_list_wins_over_conversion():
 
 
 @pytest.mark.parametrize(("product", "code", "message"), [
-    ("business", "KWD", "plan 'business' has no KWD price (priced in AUD, BRL"),
+    ("business", "KWD", "plan 'business' has no KWD price per month (priced in AUD per month, AUD per year, BRL"),
     ("platinum", "USD", "unknown plan 'platinum'; the catalog sells: business, enterprise, growth"),
     ("starter", "XXX", "unknown currency 'XXX'"),
 ])
@@ -62,5 +64,13 @@ def test_variant_errors_are_located(tmp_path):
     with pytest.raises(ConfigError, match="currency variant 1 > rates: unknown currency 'ZZZ'"):
         load_catalog([_write(tmp_path, PLAN + "currency_variants:\n  - {plan: pro, rates: {ZZZ: 1}}\n")])
     twin = PLAN + "  - {id: pro_eu, product: pro, name: Pro, currency: EUR, charges: [{id: fee, model: flat, amount: 9}]}\n"
-    with pytest.raises(ConfigError, match="plan 'pro_eur' prices 'pro' in EUR, as 'pro_eu' does already"):
+    with pytest.raises(ConfigError, match="plan 'pro_eur' prices 'pro' in EUR per month, as 'pro_eu' does already"):
         load_catalog([_write(tmp_path, twin + "currency_variants:\n  - {plan: pro, rates: {EUR: 0.9}}\n")])
+
+
+def test_currencies_come_from_the_maintained_cldr_data():
+    assert (currency("NGN").minor_units, currency("KWD").minor_units, currency("JPY").minor_units) == (2, 3, 0)
+    assert len(MINOR_UNITS) > 150 and {"USD", "EUR", "INR", "BRL", "CLP", "UGX"} <= set(MINOR_UNITS)
+    for retired_or_not_money in ("DEM", "XAU", "XXX", "XTS"):
+        with pytest.raises(ConfigError, match=f"unknown currency '{retired_or_not_money}'"):
+            currency(retired_or_not_money)

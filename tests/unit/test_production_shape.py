@@ -20,7 +20,8 @@ SETTING_NAMES = {f"BILLING_{name.upper()}" for name in Settings.model_fields}
 
 
 def resolves(args: list[str]) -> bool:
-    """True when ``billing <args>`` names a command (options after it are the command's)."""
+    """True when ``billing <args>`` names a command, or a group that runs without a subcommand
+    (options after it are the command's)."""
     command = typer.main.get_command(app)
     for word in args:
         if word.startswith("-") or not hasattr(command, "commands"):
@@ -28,7 +29,7 @@ def resolves(args: list[str]) -> bool:
         command = command.commands.get(word)
         if command is None:
             return False
-    return not hasattr(command, "commands")
+    return not hasattr(command, "commands") or command.invoke_without_command
 
 
 def pipeline_services() -> dict[str, dict]:

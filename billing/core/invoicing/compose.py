@@ -1,7 +1,9 @@
 """Pure invoice composition: plan spans + usage + catalog -> priced invoice -> ``Invoice`` contract.
 
 Plans: a span's plan id is a *product*; the plan billed is the catalog's plan for that product in
-the customer's currency (:meth:`PlanCatalog.plan_for`), never another currency.
+the customer's currency and the subscription's billing interval (:meth:`PlanCatalog.plan_for`),
+never another currency or interval. Fees billed once per cycle come from
+:mod:`~billing.invoicing.cycles`; the spans' terms bill the rest.
 
 Late usage: a finalized invoice is never edited. When an earlier period is priced again with the
 current usage and a charge differs from what was billed for it (its own line plus corrections
@@ -24,7 +26,7 @@ from billing.core.invoicing.periods import label
 from billing.core.invoicing.timeline import PlanSpan
 from billing.core.pricing import PlanCatalog, PlanTerm, PricedInvoice, TaxProfile, price_invoice
 from billing.core.pricing.charges import Step
-from billing.core.pricing.engine import Line
+from billing.core.pricing.engine import CycleFee, Line
 from billing.core.pricing.invoice import to_invoice
 from billing.core.pricing.proration import Period
 
@@ -63,16 +65,24 @@ def terms(customer: BillingCustomer, spans: Sequence[PlanSpan], usage: Sequence[
     """One pricing term per span: the product's plan in the customer's currency and its usage."""
     if not spans:
         raise NoSubscription(f"customer {customer.id} has no subscription billable in this period")
-    return [PlanTerm(catalog.plan_for(span.plan_id, customer.currency), span.period, dict(quantities))
+    return [PlanTerm(catalog.plan_for(span.plan_id, customer.currency, span.interval), span.period, dict(quantities),
+                    fees_by_cycle=True)
             for span, quantities in zip(spans, usage, strict=True)]
 
 
 def price(period: Period, customer: BillingCustomer, spans: Sequence[PlanSpan], usage: Sequence[Mapping[str, Decimal]],
-          catalog: PlanCatalog, corrections: Sequence[Line] = (), grants: Grants = Grants()) -> PricedInvoice:
-    """Price ``customer``'s ``period`` with its coupons and prepaid credits (:mod:`~billing.core.invoicing.grants`)."""
+          catalog: PlanCatalog, corrections: Sequence[Line] = (), grants: Grants = Grants(),
+          cycle_fees: Sequence[CycleFee] = ()) -> PricedInvoice:
+    """Price ``customer``'s ``period`` with its per-cycle fees, coupons and prepaid credits (:mod:`~billing.core.invoicing.grants`)."""
     return price_invoice(period, terms(customer, spans, usage, catalog), bill_to=customer.bill_to,
                          tax_rules=catalog.tax_rules, corrections=corrections, coupons=grants.coupons,
-                         credit_balance=grants.credit_balance)
+                         credit_balance=grants.credit_balance, cycle_fees=cycle_fees)
+
+
+def cycle_codes(catalog: PlanCatalog) -> frozenset[str]:
+    """Charge codes of the fees billed per cycle: late usage never corrects them."""
+    return frozenset(f"{plan.id}.{charge.id}" for plan in catalog.plans.values() for charge in plan.charges
+                     if plan.by_cycle(charge))
 
 
 def charge_code(line: Line) -> str:

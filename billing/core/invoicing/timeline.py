@@ -8,9 +8,11 @@ Rules (documented in the README's invoicing section):
 - ``canceled`` keeps the billability it had and ends at the event's ``end_time`` (service runs to
   the end of the paid cycle); nothing is billed after ``end_time``;
 - a ``plan_changed`` event switches the plan at its effective time: the period gets one span per
-  plan, and flat fees are prorated by the second over each span (usage is never prorated).
+  plan, and flat fees are prorated by the second over each span (usage is never prorated);
+- each span carries the subscription's billing interval (``month`` or ``year``, which selects the
+  catalog plan) and its ``start_time`` (the anchor of its yearly cycles).
 
-Consecutive intervals on the same plan of the same subscription merge into one span. Event times
+Consecutive intervals on the same plan and interval of the same subscription merge into one span. Event times
 are truncated to the whole second (proration is by the second), so the spans of a continuous
 subscription always add up to the whole period.
 """
@@ -40,16 +42,20 @@ class SubscriptionChange:
     start_time: datetime
     end_time: datetime | None
     effective_time: datetime
+    billing_interval: str = "month"
 
 
 @dataclass(frozen=True, slots=True)
 class PlanSpan:
-    """A subscription billable on ``plan_id`` (a product id) during ``[start, end)``."""
+    """A subscription billable on ``plan_id`` (a product id) every ``interval`` during ``[start, end)``;
+    ``anchor`` is when the subscription started (its yearly cycles' anniversary)."""
 
     subscription_id: str
     plan_id: str
     start: datetime
     end: datetime
+    interval: str = "month"
+    anchor: datetime | None = None
 
     @property
     def period(self) -> Period:
@@ -91,8 +97,8 @@ def _subscription_spans(changes: list[SubscriptionChange], period: Period) -> li
             continue
         change = state[4]
         last = spans[-1] if spans else None
-        if last is not None and last.plan_id == change.plan_id and last.end == low:
-            spans[-1] = PlanSpan(last.subscription_id, last.plan_id, last.start, high)
+        if last is not None and (last.plan_id, last.interval) == (change.plan_id, change.billing_interval) and last.end == low:
+            spans[-1] = PlanSpan(last.subscription_id, last.plan_id, last.start, high, last.interval, last.anchor)
         else:
-            spans.append(PlanSpan(change.subscription_id, change.plan_id, low, high))
+            spans.append(PlanSpan(change.subscription_id, change.plan_id, low, high, change.billing_interval, state[2]))
     return spans

@@ -49,6 +49,8 @@ class PlanCatalog:
     coupons: dict[str, Coupon] = field(default_factory=dict)
     tax_rules: list[TaxRule] = field(default_factory=list)
     variants: list[tuple[CurrencyVariants, str]] = field(default_factory=list)
+    offers: dict[tuple[str, str, str], Plan] = field(default_factory=dict)
+    """``(product, currency, interval) -> plan``: how subscriptions find their plan."""
 
     def plan(self, plan_id: str) -> Plan:
         """The plan with ``plan_id``; unknown ids raise :class:`ConfigError`."""
@@ -57,25 +59,28 @@ class PlanCatalog:
         except KeyError:
             raise ConfigError(f"unknown plan {plan_id!r}; known: {', '.join(sorted(self.plans)) or 'none'}") from None
 
-    def plan_for(self, product: str, code: str) -> Plan:
-        """The plan billing subscriptions to ``product`` in currency ``code``.
+    def plan_for(self, product: str, code: str, interval: str = "month") -> Plan:
+        """The plan billing subscriptions to ``product`` in currency ``code`` every ``interval``.
 
-        Exactly the plan with that product (its ``product``, or its id) and currency; there is no
-        silent fallback to another currency. Unknown currencies and missing prices raise
-        :class:`ConfigError` naming what the catalog does offer.
+        Exactly the plan with that product (its ``product``, or its id), currency and interval; there
+        is no silent fallback to another currency or interval. Unknown currencies and missing prices
+        raise :class:`ConfigError` naming what the catalog does offer.
         """
+        found = self.offers.get((product, code, interval))
+        if found is not None:
+            return found
         money = currency(code)
         offered = [plan for plan in self.plans.values() if plan.product_id == product]
         if not offered:
             products = sorted({plan.product_id for plan in self.plans.values()})
             raise ConfigError(f"unknown plan {product!r}; the catalog sells: {', '.join(products) or 'nothing'}")
         for plan in offered:
-            if plan.currency == money.code:
+            if plan.currency == money.code and plan.interval == interval:
                 return plan
-        currencies = ", ".join(sorted(plan.currency for plan in offered))
+        prices = ", ".join(sorted(f"{plan.currency} per {plan.interval}" for plan in offered))
         raise ConfigError(
-            f"plan {product!r} has no {money.code} price (priced in {currencies}); add a plan with "
-            f"product: {product} and currency: {money.code}, or a currency_variants rate"
+            f"plan {product!r} has no {money.code} price per {interval} (priced in {prices}); add a plan with "
+            f"product: {product}, currency: {money.code} and interval: {interval}, or a currency_variants rate"
         )
 
     def add(self, catalog: Catalog, source: str) -> None:
@@ -106,10 +111,13 @@ class PlanCatalog:
     def _add_plan(self, plan: Plan, source: str) -> None:
         if plan.id in self.plans:
             raise ConfigError(f"{source}: plan {plan.id!r} is defined twice")
-        twin = next((p for p in self.plans.values() if p.product_id == plan.product_id and p.currency == plan.currency), None)
+        offer = (plan.product_id, plan.currency, plan.interval)
+        twin = self.offers.get(offer)
         if twin is not None:
-            raise ConfigError(f"{source}: plan {plan.id!r} prices {plan.product_id!r} in {plan.currency}, as {twin.id!r} does already")
+            raise ConfigError(f"{source}: plan {plan.id!r} prices {plan.product_id!r} in {plan.currency} per {plan.interval}, "
+                              f"as {twin.id!r} does already")
         self.plans[plan.id] = plan
+        self.offers[offer] = plan
 
     def coupon(self, coupon_id: str) -> Coupon:
         """The coupon with ``coupon_id``; unknown ids raise :class:`ConfigError`."""

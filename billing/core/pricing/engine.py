@@ -4,7 +4,8 @@
 
 1. each :class:`PlanTerm` (a plan active for part of the period, with the usage metered while it
    was active; a mid-period plan change gives two terms) yields one line per charge, rounded
-   half-up to the currency's minor unit, each with the steps that computed it;
+   half-up to the currency's minor unit, each with the steps that computed it; fees billed once per
+   billing cycle (yearly plans, fees paid in advance) come as :class:`CycleFee` items instead;
 2. a plan's ``minimum_commitment`` (prorated like flat fees) adds a true-up line when the
    term's charges fall short of it;
 3. corrections (already priced lines, e.g. late usage of an earlier invoice) join the subtotal;
@@ -33,11 +34,26 @@ ZERO = Decimal(0)
 
 @dataclass(frozen=True, slots=True)
 class PlanTerm:
-    """A plan active during ``active`` (clipped to the period) and the usage metered meanwhile."""
+    """A plan active during ``active`` (clipped to the period) and the usage metered meanwhile.
+
+    ``fees_by_cycle``: leave out the fees the plan bills once per cycle (:meth:`Plan.by_cycle`), which
+    the caller passes as :class:`CycleFee` items; otherwise every flat fee is prorated over ``active``."""
 
     plan: Plan
     active: Period
     usage: Mapping[str, Decimal] = field(default_factory=dict)
+    fees_by_cycle: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class CycleFee:
+    """The part ``part`` of billing cycle ``cycle`` of a fee billed per cycle: ``part / cycle`` of the fee."""
+
+    plan: Plan
+    charge: FlatCharge
+    cycle: Period
+    part: Period
+    in_advance: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +119,8 @@ def price_term(period: Period, term: PlanTerm) -> list[Line]:
             raise ConfigError(f"usage of meter {meter!r} is negative ({quantity}); usage must be >= 0")
     lines: list[Line] = []
     for charge in plan.charges:
+        if term.fees_by_cycle and plan.by_cycle(charge):
+            continue
         if isinstance(charge, FlatCharge):
             quantity, steps, meter = Decimal(1), charges.flat(charge, fraction), None
         else:
@@ -128,10 +146,12 @@ def price_invoice(
     credit_balance: Decimal = ZERO,
     tax_rules: Iterable[TaxRule] = (),
     corrections: Sequence[Line] = (),
+    cycle_fees: Sequence[CycleFee] = (),
 ) -> PricedInvoice:
     """Price one customer's billing period (see the module docstring for the order of steps).
 
-    ``corrections`` are lines priced elsewhere, in the invoice currency and already rounded."""
+    ``corrections`` are lines priced elsewhere, in the invoice currency and already rounded;
+    ``cycle_fees`` are the per-cycle fees this period's invoice bills (:class:`CycleFee`)."""
     if not terms:
         raise ConfigError("an invoice needs at least one plan term")
     money = terms[0].plan.money
@@ -139,6 +159,7 @@ def price_invoice(
     if mixed:
         raise ConfigError(f"plans of one invoice must share a currency: {money.code} and {', '.join(sorted(mixed))}")
     lines = [line for term in terms for line in price_term(period, term)]
+    lines.extend(price_cycle_fee(fee) for fee in cycle_fees)
     lines.extend(corrections)
     subtotal = sum((line.amount for line in lines), ZERO)
     discounts = apply_coupons(coupons, subtotal, money)
@@ -160,6 +181,17 @@ def price_invoice(
         amount_due=total - credits,
         coupons_applied=tuple(d.coupon_id for d in discounts),
     )
+
+
+def price_cycle_fee(fee: CycleFee) -> Line:
+    """The line of one per-cycle fee: the fee times the share of its cycle the part covers."""
+    fraction = fee.cycle.fraction(fee.part)
+    steps = tuple(charges.flat(fee.charge, fraction))
+    exact = sum((step.amount for step in steps), ZERO)
+    timing = "in advance" if fee.in_advance else "in arrears"
+    description = f"{fee.charge.label} ({fee.cycle.start:%Y-%m-%d} to {fee.cycle.end:%Y-%m-%d}, {timing})"
+    return Line(fee.plan.id, fee.charge.id, description, fee.charge.model, None, Decimal(1), fee.plan.money.round(exact),
+                exact, steps, fee.part, fraction)
 
 
 def _minimum_true_up(plan: Plan, money: Currency, fraction: Decimal, spent: Decimal, active: Period) -> Line | None:

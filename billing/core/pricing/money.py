@@ -13,18 +13,24 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
+from babel.core import get_global
+from babel.numbers import get_currency_precision
+
 from billing.core.errors import ConfigError
 
 ROUNDING = ROUND_HALF_UP
 
-# ISO 4217 code -> number of minor-unit digits. Extend here to accept more currencies.
-MINOR_UNITS: dict[str, int] = {
-    "AED": 2, "AUD": 2, "BHD": 3, "BRL": 2, "CAD": 2, "CHF": 2, "CLP": 0, "CNY": 2, "CZK": 2,
-    "DKK": 2, "EUR": 2, "GBP": 2, "HKD": 2, "HUF": 2, "IDR": 2, "ILS": 2, "INR": 2, "ISK": 0,
-    "JOD": 3, "JPY": 0, "KRW": 0, "KWD": 3, "MXN": 2, "NOK": 2, "NZD": 2, "OMR": 3, "PLN": 2,
-    "SAR": 2, "SEK": 2, "SGD": 2, "TND": 3, "TRY": 2, "TWD": 2, "UGX": 0, "USD": 2, "VND": 0,
-    "XOF": 0, "ZAR": 2,
-}
+
+def _in_use() -> dict[str, int]:
+    """ISO 4217 code -> minor-unit digits of every currency that is legal tender somewhere today,
+    from the Unicode CLDR data Babel maintains (historical, test and precious-metal codes left out)."""
+    codes = {code for currencies in get_global("territory_currencies").values()
+             for code, _since, until, tender in currencies if until is None and tender}
+    return {code: get_currency_precision(code) for code in sorted(codes)}
+
+
+MINOR_UNITS: dict[str, int] = _in_use()
+"""ISO 4217 code -> number of minor-unit digits (CLDR, through Babel)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,5 +61,5 @@ def currency(code: str) -> Currency:
     """Look up a currency by ISO code; unknown codes raise :class:`ConfigError`."""
     found = _CURRENCIES.get(code.upper()) if isinstance(code, str) else None
     if found is None:
-        raise ConfigError(f"unknown currency {code!r}; known: {', '.join(sorted(_CURRENCIES))}")
+        raise ConfigError(f"unknown currency {code!r}; use an ISO 4217 code in use, such as USD, EUR or JPY")
     return found

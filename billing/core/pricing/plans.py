@@ -54,11 +54,15 @@ class _Charge(_Model):
 
 
 class FlatCharge(_Charge):
-    """A fixed fee per billing period (a subscription fee), prorated for partial periods."""
+    """A fixed fee per billing cycle (a subscription fee), prorated for partial cycles.
+
+    ``pay_in_advance``: billed when the cycle starts (on the invoice of the month that ends then),
+    instead of after it. Fees of yearly plans are billed once per cycle either way."""
 
     model: Literal["flat"]
     amount: NonNegative
     prorate: bool = True
+    pay_in_advance: bool = False
 
 
 class _UsageCharge(_Charge):
@@ -66,6 +70,16 @@ class _UsageCharge(_Charge):
     free_units: NonNegative = Field(
         default=Decimal(0), description="Included allowance, subtracted from usage before pricing."
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _in_arrears(cls, data):
+        """Usage is only known once it happened: ``pay_in_advance`` is for flat fees."""
+        if isinstance(data, dict) and "pay_in_advance" in data:
+            if data["pay_in_advance"] is not False:
+                raise ValueError("usage charges are billed monthly in arrears; pay_in_advance is only for flat fees")
+            data = {k: v for k, v in data.items() if k != "pay_in_advance"}
+        return data
 
 
 class PerUnitCharge(_UsageCharge):
@@ -148,6 +162,7 @@ Charge = Annotated[
     FlatCharge | PerUnitCharge | GraduatedCharge | VolumeCharge | PackageCharge | PercentageCharge,
     Field(discriminator="model"),
 ]
+INTERVALS = ("month", "year")
 CHARGE_MODELS = ("flat", "per_unit", "graduated", "volume", "package", "percentage")
 
 
@@ -185,16 +200,35 @@ class Plan(_Model):
     name: str
     description: str = ""
     currency: str
-    interval: Literal["month", "year"] = "month"
+    interval: Literal["month", "year"] = Field(
+        default="month", description="Billing cycle of the flat fees; usage is billed monthly in arrears either way.")
     charges: list[Charge] = Field(min_length=1)
     minimum_commitment: NonNegative | None = Field(
-        default=None, description="Minimum spend per full period; a true-up line makes up the difference."
+        default=None, description="Minimum spend per full month; a true-up line makes up the difference."
     )
 
     @field_validator("currency")
     @classmethod
     def _currency(cls, value: str) -> str:
         return _known_currency(value)
+
+    @field_validator("interval", mode="before")
+    @classmethod
+    def _interval(cls, value):
+        if value not in INTERVALS:
+            raise ValueError(f"unknown interval {value!r}; use one of: {', '.join(INTERVALS)}")
+        return value
+
+    @model_validator(mode="after")
+    def _monthly_commitment(self) -> Plan:
+        if self.minimum_commitment is not None and self.interval != "month":
+            raise ValueError("minimum_commitment is a monthly minimum; a yearly plan cannot have one")
+        return self
+
+    def by_cycle(self, charge: Charge) -> bool:
+        """Whether ``charge`` is billed once per billing cycle (:mod:`billing.invoicing.cycles`) rather
+        than prorated over each month's plan spans: fees of yearly plans and fees paid in advance."""
+        return isinstance(charge, FlatCharge) and (self.interval != "month" or charge.pay_in_advance)
 
     @field_validator("charges")
     @classmethod
@@ -217,10 +251,10 @@ class Plan(_Model):
         return self.product or self.id
 
     def converted(self, code: str, rate: Decimal) -> Plan:
-        """This plan in currency ``code``: every price times ``rate``, id ``<product>_<code>``."""
+        """This plan in currency ``code``: every price times ``rate``, id ``<plan id>_<code>``."""
         plan = _convert(self, rate)
         return plan.model_copy(update={
-            "id": f"{self.product_id}_{code.lower()}", "product": self.product_id, "currency": code,
+            "id": f"{self.id}_{code.lower()}", "product": self.product_id, "currency": code,
             "description": f"{self.name} in {code}: {self.currency} prices x {rate}.",
         })
 

@@ -61,3 +61,22 @@ def year_period(moment: datetime) -> Period:
 def plan_period(interval: str, moment: datetime) -> Period:
     """The billing period of ``interval`` (``month`` or ``year``) containing ``moment``."""
     return year_period(moment) if interval == "year" else month_period(moment)
+
+
+def anniversary(anchor: datetime) -> datetime:
+    """The start of the yearly cycles of a subscription that started at ``anchor``: that day at 00:00
+    UTC, the 29th-31st moved back to the 28th so every year has the day."""
+    anchor = anchor.astimezone(UTC)
+    return anchor.replace(day=min(anchor.day, 28), hour=0, minute=0, second=0, microsecond=0)
+
+
+def cycle(interval: str, anchor: datetime, moment: datetime) -> Period:
+    """The billing cycle of ``interval`` containing ``moment`` for a subscription started at ``anchor``:
+    calendar months for ``month``, anniversary years (:func:`anniversary`) for ``year``."""
+    if interval == "month":
+        return month_period(moment)
+    start = anniversary(anchor)
+    start = start.replace(year=start.year + (moment.year - start.year))
+    if start > moment:
+        start = start.replace(year=start.year - 1)
+    return Period(start, start.replace(year=start.year + 1))

@@ -1,0 +1,174 @@
+"""A simulated quarter billed by the engine, month by month, against the real warehouse and broker.
+
+Expectations come from the simulator's records and manifest (not from the engine's spans or SQL):
+every customer x meter x closed month bills exactly the manifest's usage, no customer with a
+billable subscription is skipped, monthly customers pay their fee every month and yearly customers
+once a year (in the month their year starts), with usage every month. The payers then pay what was
+finalized, reproducibly.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+
+from billing.core.contracts import InvoiceStatus, LineKind, PaymentStatus
+from billing.core.meters import active_meters
+from billing.core.pricing import builtin_catalog
+from billing.core.pricing.proration import Period
+from billing.invoicing.run import Invoicing
+from billing.kafka.topics import TopicSpec, admin_client, ensure_topics
+from billing.warehouse.client import client
+from billing.warehouse.migrations import migrate
+from producers.manifest import Manifest
+from producers.payers import settle
+from producers.paying import pay_period
+from producers.simulator import SimulationConfig, Simulator
+from producers.sinks import FileSink, read_records
+from tests.integration.invoicing_data import business_records, load
+
+pytestmark = pytest.mark.integration
+
+UTC = UTC
+JULY = datetime(2026, 7, 1, tzinfo=UTC)
+MONTHS = [Period(datetime(2026, m, 1, tzinfo=UTC), datetime(2026, m + 1, 1, tzinfo=UTC)) for m in (7, 8, 9)]
+SEED = 21  # 30 customers: 6 yearly (3 of them start a year in the quarter), 10 plan changes, a cancellation
+CATALOG = builtin_catalog()
+PEAK = {"active_seats"}
+
+
+@pytest.fixture(scope="module")
+def quarter(settings, warehouse, kafka, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("quarter")
+    config = SimulationConfig(customers=30, rate=None, events=30_000, start=JULY, days=92, seed=SEED)
+    Simulator(config, active_meters(), FileSink(folder / "records.tsv"), manifest_dir=folder / "manifest").run()
+    name = f"quarter_{uuid.uuid4().hex[:8]}"
+    scoped = settings.model_copy(update={"clickhouse_database": name, "topic_invoices": f"billing.invoices.{name}"})
+    migrate(scoped)
+    admin = admin_client(settings.kafka_bootstrap)
+    ensure_topics(admin, [TopicSpec(scoped.topic_invoices, 1, 1)])
+    manifest = Manifest.load(folder / "manifest")
+    load(client(scoped), name, folder / "records.tsv", manifest)
+    invoicing = Invoicing(scoped)
+    runs = [invoicing.run_period(f"{month.start:%Y-%m}", now=month.end + timedelta(hours=2), finalize=True) for month in MONTHS]
+    yield invoicing, runs, folder, manifest
+    client(settings).command(f"DROP DATABASE IF EXISTS {name}")
+    admin.delete_topics([scoped.topic_invoices])
+
+
+def timelines(folder):
+    customers, events = business_records(folder / "records.tsv")
+    by_customer = defaultdict(list)
+    for event in events:
+        by_customer[event.customer_id].append(event)
+    return {c.id: c for c in customers}, {c: sorted(evs, key=lambda e: e.sequence) for c, evs in by_customer.items()}
+
+
+def billable(events) -> tuple[datetime, datetime]:
+    """When service that is billed starts (the trial's end) and ends (end of service, or far away)."""
+    active = min(e.effective_time for e in events if e.status.value == "active").replace(microsecond=0)
+    end = next((e.end_time for e in events if e.end_time), datetime(2100, 1, 1, tzinfo=UTC))
+    return active, end
+
+
+def plans_in(events, low: datetime, high: datetime) -> set[str]:
+    """Products the subscription is on at some time in ``[low, high)``."""
+    found = {max((e for e in events if e.effective_time <= low), key=lambda e: e.sequence).plan_id}
+    return found | {e.plan_id for e in events if low < e.effective_time < high}
+
+
+def test_every_customer_meter_and_month_bills_the_manifest_exactly(quarter):
+    _, runs, folder, manifest = quarter
+    customers, events = timelines(folder)
+    hours = defaultdict(list)
+    for total in manifest.usage("hour"):
+        hours[(total.customer_id, total.meter)].append((total.window_start, total.value))
+    compared = 0
+    for month, run in zip(MONTHS, runs, strict=True):
+        invoices = {inv.customer_id: inv for inv in run.invoices}
+        due = {c for c, evs in events.items() if billable(evs)[0] < month.end and billable(evs)[1] > month.start}
+        assert set(invoices) == due, "no customer with a billable subscription is skipped"
+        assert run.not_billable == len(events) - len(due) == sum(run.not_billed.values())
+        assert {code: billed.total for code, billed in run.billed.items()} == {
+            code: sum(inv.total for inv in run.invoices if inv.currency == code) for code in {inv.currency for inv in run.invoices}}
+        for customer_id in due:
+            start, end = billable(events[customer_id])
+            low, high = max(month.start, start), min(month.end, end)
+            interval = events[customer_id][-1].billing_interval.value
+            plans = [CATALOG.plan_for(p, customers[customer_id].currency, interval) for p in plans_in(events[customer_id], low, high)]
+            billed = defaultdict(list)
+            for line in invoices[customer_id].line_items:
+                if line.kind is LineKind.USAGE:
+                    billed[line.meter].append(line.quantity)
+            for meter in set.intersection(*(set(p.meters) for p in plans)):
+                values = [v for t, v in hours[(customer_id, meter)] if low <= t < high]
+                if meter in PEAK:
+                    assert max(billed[meter]) == max(values, default=Decimal(0)), (customer_id, meter, month)
+                else:
+                    assert sum(billed[meter]) == sum(values, Decimal(0)), (customer_id, meter, month)
+                compared += 1
+    assert compared > 3 * 25 * 2
+
+
+def fee_months(events, interval: str) -> list[str]:
+    """The months of the quarter whose invoice bills the subscription fee, from the records alone:
+    every billable month for monthly plans; for yearly plans, the month a year of service begins
+    (the anniversary of the start at 00:00, or the trial's end in the first year)."""
+    start, end = billable(events)
+    if interval == "month":
+        return [f"{m.start:%Y-%m}" for m in MONTHS if start < m.end and end > m.start]
+    signed = events[0].start_time
+    found = []
+    for year in range(signed.year, 2028):
+        renewal = datetime(year, signed.month, min(signed.day, 28), tzinfo=UTC)
+        begins = max(renewal, start)
+        if begins < min(end, renewal.replace(year=year + 1)):
+            found += [f"{m.start:%Y-%m}" for m in MONTHS if m.start < begins <= m.end]
+    return found
+
+
+def test_monthly_customers_pay_the_fee_every_month_yearly_ones_once_a_year(quarter):
+    invoicing, runs, folder, _ = quarter
+    _, events = timelines(folder)
+    fees = defaultdict(list)
+    usage_months = defaultdict(set)
+    for month, run in zip(MONTHS, runs, strict=True):
+        for invoice in run.invoices:
+            if any(line.kind is LineKind.SUBSCRIPTION for line in invoice.line_items):
+                fees[invoice.customer_id].append(f"{month.start:%Y-%m}")
+            if any(line.kind is LineKind.USAGE for line in invoice.line_items):
+                usage_months[invoice.customer_id].add(f"{month.start:%Y-%m}")
+    yearly = [c for c, evs in events.items() if evs[-1].billing_interval.value == "year"]
+    assert len(yearly) == 6
+    for customer_id, evs in events.items():
+        interval = evs[-1].billing_interval.value
+        assert fees[customer_id] == fee_months(evs, interval), (customer_id, interval)
+    assert sum(len(fees[c]) for c in yearly) >= 2, "some yearly customers start a year in the quarter"
+    for customer_id in yearly:
+        start, end = billable(events[customer_id])
+        assert usage_months[customer_id] == {f"{m.start:%Y-%m}" for m in MONTHS if start < m.end and end > m.start}
+        assert all(line.description.endswith("in advance)") for inv in invoicing.store.invoices(customer=customer_id)
+                   for line in inv.line_items if line.kind is LineKind.SUBSCRIPTION)
+
+
+def test_payers_pay_what_was_finalized_reproducibly(quarter, settings):
+    invoicing, runs, folder, _ = quarter
+    until = datetime(2026, 10, 20, tzinfo=UTC)
+    first = pay_period(invoicing, "2026-07", SEED, until, FileSink(folder / "pay-1.tsv"), folder / "manifest")
+    finalized = {inv.id: inv for inv in runs[0].invoices}
+    expected = [e for inv in finalized.values() for e in settle(inv, SEED).events if e.event_time <= until]
+    assert sorted(e.event_id for e in first.payments) == sorted(e.event_id for e in expected)
+    assert len({p.invoice_id for p in first.payments}) > 20 and first.paid > 20
+    assert {r.status for r in invoicing.store.invoices(period=MONTHS[0])} <= {InvoiceStatus.PAID, InvoiceStatus.FINALIZED}
+    paid = {inv.id for inv in invoicing.store.invoices(period=MONTHS[0], status=InvoiceStatus.PAID)}
+    assert paid == {e.invoice_id for e in expected if e.status is PaymentStatus.SUCCEEDED}
+    again = pay_period(invoicing, "2026-07", SEED, until, FileSink(folder / "pay-2.tsv"), folder / "manifest")
+    assert (folder / "pay-1.tsv").read_bytes() == (folder / "pay-2.tsv").read_bytes() and again.newly_paid == 0
+    rows = {r["id"]: r for r in Manifest.load(folder / "manifest").payments()}
+    assert {tx: r["final_status"] for tx, r in rows.items()} == {
+        tx: max((e for e in expected if e.id == tx), key=lambda e: e.sequence).status.value for tx in {e.id for e in expected}}
+    assert sum(1 for _ in read_records(folder / "pay-1.tsv")) == len(expected)

@@ -1,0 +1,174 @@
+"""Billing intervals and timing: hand-computed invoices (golden) and the exactly-once rule for fees.
+
+Golden invoices: monthly in arrears, monthly in advance, yearly in advance with monthly usage. The
+property: for any sequence of plan changes, the fee seconds the monthly invoices bill add up, plan
+by plan, to the seconds of service, each second once.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from itertools import pairwise
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from billing.core.invoicing import compose
+from billing.core.invoicing.periods import parse_period
+from billing.core.invoicing.timeline import SubscriptionChange, plan_spans
+from billing.core.pricing import builtin_catalog, load_catalog
+from billing.core.pricing.proration import Period, month_period
+from billing.invoicing.cycles import cycle_fees
+
+UTC = UTC
+CATALOG = builtin_catalog()
+US = compose.BillingCustomer("cus-1", "USD", "US")
+
+
+def change(seq: int, when: datetime, plan: str, interval: str = "month", status: str = "active",
+           start: datetime | None = None, end: datetime | None = None) -> SubscriptionChange:
+    return SubscriptionChange("sub-1", seq, plan, status, start or when, end, when, interval)
+
+
+def invoice(month: str, changes: list[SubscriptionChange], usage: dict[str, Decimal], catalog=CATALOG, customer=US):
+    """The invoice of ``month`` as the run prices it: the changes known when the month closed."""
+    period = parse_period(month)
+    known = [c for c in changes if c.effective_time < period.end]
+    spans = plan_spans(known, period)
+
+    def plan_of(product, interval):
+        return catalog.plan_for(product, customer.currency, interval)
+
+    return compose.price(period, customer, spans, [usage] + [{}] * (len(spans) - 1), catalog,
+                         cycle_fees=cycle_fees(known, period, plan_of))
+
+
+def lines(priced) -> list[tuple[str, str, Decimal]]:
+    return [(line.plan_id, line.charge_id, line.amount) for line in priced.lines]
+
+
+def test_monthly_in_arrears():
+    """Starter, all of September: 29.00 fee; 150,000 calls - 100,000 free = 50,000 x 0.0004 = 20.00;
+    12 GB - 10 free = 2 x 0.09 = 0.18. Total 49.18 (US, no tax)."""
+    changes = [change(1, datetime(2025, 1, 10, 8, tzinfo=UTC), "starter")]
+    priced = invoice("2026-09", changes, {"api_calls": Decimal(150_000), "bandwidth_gb": Decimal(12)})
+    assert lines(priced) == [("starter", "platform_fee", Decimal("29.00")), ("starter", "api_calls", Decimal("20.00")),
+                             ("starter", "bandwidth", Decimal("0.18"))]
+    assert priced.total == Decimal("49.18")
+
+
+ADVANCE = """
+plans:
+  - id: pro
+    name: Pro
+    currency: USD
+    charges:
+      - {id: fee, model: flat, amount: 30.00, pay_in_advance: true}
+      - {id: calls, model: per_unit, meter: api_calls, unit_price: 0.01}
+"""
+
+
+def test_monthly_in_advance(tmp_path):
+    """Pro (30.00 a month in advance, 0.01 a call) from 11 September 00:00. September's invoice bills
+    the rest of September, 20 of 30 days = 20.00, and all of October in advance, 30.00, plus
+    September's 1,000 calls in arrears, 10.00: 60.00. October's bills November, 30.00, and
+    October's 500 calls, 5.00: 35.00."""
+    (tmp_path / "pro.yaml").write_text(ADVANCE)
+    catalog = load_catalog([tmp_path / "pro.yaml"])
+    changes = [change(1, datetime(2026, 9, 11, tzinfo=UTC), "pro")]
+    september = invoice("2026-09", changes, {"api_calls": Decimal(1000)}, catalog)
+    assert lines(september) == [("pro", "calls", Decimal("10.00")), ("pro", "fee", Decimal("20.00")), ("pro", "fee", Decimal("30.00"))]
+    assert [line.description for line in september.lines[1:]] == [
+        "fee (2026-09-01 to 2026-10-01, in advance)", "fee (2026-10-01 to 2026-11-01, in advance)"]
+    assert september.total == Decimal("60.00")
+    october = invoice("2026-10", changes, {"api_calls": Decimal(500)}, catalog)
+    assert lines(october) == [("pro", "calls", Decimal("5.00")), ("pro", "fee", Decimal("30.00"))]
+    assert october.total == Decimal("35.00")
+
+
+def test_yearly_in_advance_with_monthly_usage():
+    """Starter yearly (290.00 a year in advance), started 10 March 2025 08:00: its years run from
+    10 March 00:00. The first year is billed on March 2025's invoice for the time from 08:00:
+    290 x (31,536,000 - 28,800) / 31,536,000 = 289.7351... = 289.74; the second, whole, on March
+    2026's. Usage is billed every month: February 2026 bills only its 120,000 calls, 20,000 x 0.0004
+    = 8.00."""
+    started = datetime(2025, 3, 10, 8, tzinfo=UTC)
+    changes = [change(1, started, "starter", "year")]
+    first = invoice("2025-03", changes, {})
+    assert lines(first) == [("starter_yearly", "api_calls", Decimal("0.00")), ("starter_yearly", "bandwidth", Decimal("0.00")),
+                            ("starter_yearly", "platform_fee", Decimal("289.74"))]
+    february = invoice("2026-02", changes, {"api_calls": Decimal(120_000)})
+    assert lines(february) == [("starter_yearly", "api_calls", Decimal("8.00")), ("starter_yearly", "bandwidth", Decimal("0.00"))]
+    march = invoice("2026-03", changes, {"api_calls": Decimal(120_000)})
+    assert lines(march) == [("starter_yearly", "api_calls", Decimal("8.00")), ("starter_yearly", "bandwidth", Decimal("0.00")),
+                            ("starter_yearly", "platform_fee", Decimal("290.00"))]
+    assert march.lines[-1].description == "Starter platform fee (yearly) (2026-03-10 to 2027-03-10, in advance)"
+    billed = [invoice(month, changes, {}) for month in months(datetime(2025, 3, 1, tzinfo=UTC), 24)]
+    assert [f"{priced.period.start:%Y-%m}" for priced in billed for line in priced.lines if line.charge_id == "platform_fee"] == [
+        "2025-03", "2026-03"]
+
+
+def months(first: datetime, count: int) -> list[str]:
+    """``count`` consecutive months from ``first``, as ``YYYY-MM``."""
+    found, month = [], month_period(first)
+    for _ in range(count):
+        found.append(f"{month.start:%Y-%m}")
+        month = month_period(month.end)
+    return found
+
+
+ARREARS = """
+plans:
+  - {id: small, name: Small, currency: USD, charges: [{id: fee, model: flat, amount: 10.00}]}
+  - {id: big, name: Big, currency: USD, charges: [{id: fee, model: flat, amount: 70.00}]}
+  - {id: small_y, product: small, name: Small yearly, currency: USD, interval: year, charges: [{id: fee, model: flat, amount: 100.00}]}
+  - {id: big_y, product: big, name: Big yearly, currency: USD, interval: year, charges: [{id: fee, model: flat, amount: 700.00}]}
+"""
+START = datetime(2026, 1, 20, 7, 30, tzinfo=UTC)
+SPAN_S = 300 * 86_400
+
+
+@settings(max_examples=60, deadline=None)
+@given(interval=st.sampled_from(["month", "year"]),
+       moves=st.lists(st.tuples(st.integers(1, SPAN_S - 1), st.sampled_from(["small", "big"])), max_size=6),
+       cancel=st.integers(1, SPAN_S))
+def test_fee_seconds_billed_are_the_seconds_of_service_exactly_once(tmp_path_factory, interval, moves, cancel):
+    path = tmp_path_factory.mktemp("plans") / "plans.yaml"
+    path.write_text(ARREARS)
+    catalog = load_catalog([path])
+    changes = [change(1, START, "small", interval)]
+    for seq, (offset, plan) in enumerate(sorted(moves), start=2):
+        changes.append(change(seq, START + timedelta(seconds=offset), plan, interval, start=START))
+    end = START + timedelta(seconds=cancel)  # canceled then, effective at once
+    changes = [c for c in changes if c.effective_time < end]
+    changes.append(change(len(changes) + 1, end, changes[-1].plan_id, interval, "canceled", START, end))
+    served: dict[str, int] = {}
+    points = sorted({START, end, *(c.effective_time for c in changes if c.effective_time < end)})
+    for low, high in pairwise(points):
+        plan = max((c for c in changes if c.effective_time <= low), key=lambda c: c.sequence).plan_id
+        served[plan] = served.get(plan, 0) + int((high - low).total_seconds())
+    billed: dict[str, int] = {}
+    month = month_period(START)
+    while month.start < end + timedelta(days=400):
+        if not plan_spans(changes, month):  # nothing billable: the run bills no invoice
+            month = month_period(month.end)
+            continue
+        priced = invoice(f"{month.start:%Y-%m}", changes, {}, catalog)
+        for line in priced.lines:
+            product = catalog.plan(line.plan_id).product_id
+            billed[product] = billed.get(product, 0) + line.active.seconds
+        month = month_period(month.end)
+    assert billed == {plan: seconds for plan, seconds in served.items() if seconds}
+
+
+def test_a_yearly_plan_in_arrears_bills_its_year_in_the_month_it_ends(tmp_path):
+    """Small yearly in arrears from 20 January 2026 07:30: the year (from 20 January 00:00) is billed
+    on January 2027's invoice for its 31,536,000 - 27,000 seconds of service: 100 x 0.99914... = 99.91."""
+    (tmp_path / "plans.yaml").write_text(ARREARS)
+    catalog = load_catalog([tmp_path / "plans.yaml"])
+    changes = [change(1, START, "small", "year")]
+    billed = {month: invoice(month, changes, {}, catalog) for month in months(START, 13)}
+    assert {month: lines(priced) for month, priced in billed.items() if priced.lines} == {
+        "2027-01": [("small_y", "fee", Decimal("99.91"))]}
+    assert billed["2027-01"].lines[0].active == Period(START, datetime(2027, 1, 20, tzinfo=UTC))
