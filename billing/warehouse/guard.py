@@ -40,9 +40,14 @@ PRIVATE_SYSTEM_TABLES = frozenset({
 SAFE_SETTINGS = frozenset({
     "max_result_rows", "max_result_bytes", "result_overflow_mode", "extremes", "limit", "offset", "session_timezone",
     "join_use_nulls", "max_block_size", "max_execution_time", "timeout_overflow_mode", "max_rows_to_read",
-    "max_bytes_to_read", "read_overflow_mode", "cast_string_to_dynamic_use_inference",
+    "max_bytes_to_read", "read_overflow_mode", "cast_string_to_dynamic_use_inference", "format_csv_delimiter",
+    "format_csv_allow_single_quotes", "format_csv_allow_double_quotes", "format_csv_null_representation",
+    "format_tsv_null_representation",
 })
-SAFE_SETTING_PREFIXES = ("output_format_", "input_format_", "format_", "date_time_")
+SAFE_SETTING_PREFIXES = ("output_format_", "input_format_", "date_time_")
+UNSAFE_SETTING_PARTS = ("schema", "template", "file", "path", "url", "registry", "secret")
+"""Format settings naming files or hosts to read or write (``output_format_schema``,
+``input_format_record_errors_file_path``, ...) are never safe."""
 """Settings that only shape input and output, or tighten limits that are off by default; clients
 send some of them on every request (clickhouse-connect: ``date_time_input_format``,
 ``cast_string_to_dynamic_use_inference``)."""
@@ -145,7 +150,8 @@ def check_statement(facts: Facts) -> None:
 
 
 def setting_allowed(name: str) -> bool:
-    return name in SAFE_SETTINGS or name.startswith(SAFE_SETTING_PREFIXES)
+    return name in SAFE_SETTINGS or (name.startswith(SAFE_SETTING_PREFIXES)
+                                     and not any(part in name for part in UNSAFE_SETTING_PARTS))
 
 
 def _refuse_setting(name: str) -> QueryError:

@@ -134,6 +134,8 @@ READONLY, ACCESS_DENIED = 164, 497
     ("SET allow_introspection_functions = 1", READONLY),
     ("SET readonly = 0", READONLY),
     ("SELECT 1 SETTINGS max_threads = 64", READONLY),
+    ("SELECT 1 FORMAT Template SETTINGS format_template_row = '/etc/passwd'", READONLY),
+    ("SELECT 1 SETTINGS output_format_schema = '/tmp/written.proto'", READONLY),
     (f"CREATE TABLE {DB}.evil (a Int8) ENGINE = Memory", READONLY),
     (f"ALTER TABLE {DB}.facts DELETE WHERE 1", READONLY),
 ])
