@@ -34,8 +34,9 @@ PRIVATE_SYSTEM_TABLES = frozenset({
     "processes", "query_log", "query_thread_log", "query_views_log", "query_metric_log", "text_log", "trace_log",
     "session_log", "processors_profile_log", "asynchronous_insert_log", "opentelemetry_span_log", "query_cache",
     "user_processes", "blob_storage_log", "backup_log", "filesystem_cache_log", "zookeeper_log",
+    "asynchronous_inserts", "named_collections",
 })
-"""System tables holding other users' SQL."""
+"""System tables holding other users' SQL (or secrets)."""
 
 SAFE_SETTINGS = frozenset({
     "max_result_rows", "max_result_bytes", "result_overflow_mode", "extremes", "limit", "offset", "session_timezone",
@@ -171,14 +172,18 @@ class ReadonlyPolicy:
             if not setting_allowed(name) and self.current_settings.get(name) != value:
                 raise _refuse_setting(name)
 
-    def check(self, facts: Facts) -> None:
-        """Refuse what the read-only user may not run, with the code a server would answer."""
+    def check(self, facts: Facts, bind: Mapping[str, str]) -> None:
+        """Refuse what the read-only user may not run, with the code a server would answer.
+
+        ``bind`` are the query parameters: an ``Identifier`` parameter names a table too.
+        """
         if facts.keyword not in READ_KEYWORDS or (facts.keyword == "SET" and not facts.settings):
             raise QueryError.make(READONLY, "Cannot execute query in readonly mode")
         denied = facts.functions & self.denied_functions
         if denied:
             raise QueryError.make(ACCESS_DENIED, f"Not enough privileges: the read-only user cannot use {min(denied)}()")
-        private = (facts.system_tables | facts.identifiers) & PRIVATE_SYSTEM_TABLES  # bare names: after USE system
+        named = {value.strip().strip("`\"").lower().rpartition(".")[2] for value in bind.values()}
+        private = (facts.system_tables | facts.identifiers | named) & PRIVATE_SYSTEM_TABLES  # bare: after USE system
         if facts.keyword == "SHOW" and facts.second == "PROCESSLIST":
             private.add("processes")
         if private:

@@ -17,7 +17,7 @@ def _code(sql: str) -> int | None:
     try:
         facts = inspect(sql)
         check_statement(facts)
-        POLICY.check(facts)
+        POLICY.check(facts, {})
     except QueryError as error:
         return error.code
     return None
@@ -106,3 +106,12 @@ def test_request_settings_of_the_readonly_user() -> None:
        st.sampled_from(["", "/* c */", "-- c\n"]))
 def test_spacing_and_comments_do_not_hide_a_table_function(name: str, space: str, comment: str) -> None:
     assert _code(f"SELECT * FROM {name}{space}{comment}('/etc/passwd')") == 497
+
+
+def test_an_identifier_parameter_cannot_name_a_private_table() -> None:
+    facts = inspect("SELECT * FROM {t:Identifier}")
+    POLICY.check(facts, {"t": "billing_marts.fct_usage", "s": "customer processes"})
+    for value in ("processes", "system.query_log", "`Processes`"):
+        with pytest.raises(QueryError) as info:
+            POLICY.check(facts, {"t": value})
+        assert info.value.code == 497
