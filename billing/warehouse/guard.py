@@ -63,7 +63,6 @@ class Facts:
     """What the tokens of one statement say about it."""
 
     keyword: str = ""
-    second: str = ""
     functions: set[str] = field(default_factory=set)
     identifiers: set[str] = field(default_factory=set)
     system_tables: set[str] = field(default_factory=set)
@@ -109,7 +108,6 @@ def inspect(sql: str) -> Facts:
         facts.keyword = words[0].upper
     elif words and tokens[0].text == "(" and words[0].upper in ("SELECT", "WITH"):
         facts.keyword = "SELECT"
-    facts.second = words[1].upper if len(words) > 1 else ""
     i = 0
     while i < len(tokens):
         tok = tokens[i]
@@ -184,7 +182,7 @@ class ReadonlyPolicy:
             raise QueryError.make(ACCESS_DENIED, f"Not enough privileges: the read-only user cannot use {min(denied)}()")
         named = {value.strip().strip("`\"").lower().rpartition(".")[2] for value in bind.values()}
         private = (facts.system_tables | facts.identifiers | named) & PRIVATE_SYSTEM_TABLES  # bare: after USE system
-        if facts.keyword == "SHOW" and facts.second == "PROCESSLIST":
+        if facts.keyword == "SHOW" and "processlist" in facts.identifiers:
             private.add("processes")
         if private:
             raise QueryError.make(ACCESS_DENIED, f"Not enough privileges: the read-only user cannot read "

@@ -61,6 +61,8 @@ def test_reads_are_allowed(sql: str) -> None:
     ("SELECT query FROM `system`.\"query_log\"", 497),
     ("SELECT * FROM processes", 497),
     ("SHOW PROCESSLIST", 497),
+    ("SHOW FULL PROCESSLIST", 497),
+    ("SELECT * FROM loop(system, processes)", 497),
     ("KILL QUERY WHERE 1", 164),
     ("SYSTEM DROP DNS CACHE", 164),
     ("INSERT INTO FUNCTION file('/tmp/x', 'TSV') SELECT 1", 164),
