@@ -34,15 +34,21 @@ PRIVATE_SYSTEM_TABLES = frozenset({
     "processes", "query_log", "query_thread_log", "query_views_log", "query_metric_log", "text_log", "trace_log",
     "session_log", "processors_profile_log", "asynchronous_insert_log", "opentelemetry_span_log", "query_cache",
     "user_processes", "blob_storage_log", "backup_log", "filesystem_cache_log", "zookeeper_log",
+    "asynchronous_inserts", "named_collections",
 })
-"""System tables holding other users' SQL."""
+"""System tables holding other users' SQL (or secrets)."""
 
 SAFE_SETTINGS = frozenset({
     "max_result_rows", "max_result_bytes", "result_overflow_mode", "extremes", "limit", "offset", "session_timezone",
     "join_use_nulls", "max_block_size", "max_execution_time", "timeout_overflow_mode", "max_rows_to_read",
-    "max_bytes_to_read", "read_overflow_mode", "cast_string_to_dynamic_use_inference",
+    "max_bytes_to_read", "read_overflow_mode", "cast_string_to_dynamic_use_inference", "format_csv_delimiter",
+    "format_csv_allow_single_quotes", "format_csv_allow_double_quotes", "format_csv_null_representation",
+    "format_tsv_null_representation",
 })
-SAFE_SETTING_PREFIXES = ("output_format_", "input_format_", "format_", "date_time_")
+SAFE_SETTING_PREFIXES = ("output_format_", "input_format_", "date_time_")
+UNSAFE_SETTING_PARTS = ("schema", "template", "file", "path", "url", "registry", "secret")
+"""Format settings naming files or hosts to read or write (``output_format_schema``,
+``input_format_record_errors_file_path``, ...) are never safe."""
 """Settings that only shape input and output, or tighten limits that are off by default; clients
 send some of them on every request (clickhouse-connect: ``date_time_input_format``,
 ``cast_string_to_dynamic_use_inference``)."""
@@ -57,7 +63,6 @@ class Facts:
     """What the tokens of one statement say about it."""
 
     keyword: str = ""
-    second: str = ""
     functions: set[str] = field(default_factory=set)
     identifiers: set[str] = field(default_factory=set)
     system_tables: set[str] = field(default_factory=set)
@@ -103,7 +108,6 @@ def inspect(sql: str) -> Facts:
         facts.keyword = words[0].upper
     elif words and tokens[0].text == "(" and words[0].upper in ("SELECT", "WITH"):
         facts.keyword = "SELECT"
-    facts.second = words[1].upper if len(words) > 1 else ""
     i = 0
     while i < len(tokens):
         tok = tokens[i]
@@ -145,7 +149,8 @@ def check_statement(facts: Facts) -> None:
 
 
 def setting_allowed(name: str) -> bool:
-    return name in SAFE_SETTINGS or name.startswith(SAFE_SETTING_PREFIXES)
+    return name in SAFE_SETTINGS or (name.startswith(SAFE_SETTING_PREFIXES)
+                                     and not any(part in name for part in UNSAFE_SETTING_PARTS))
 
 
 def _refuse_setting(name: str) -> QueryError:
@@ -165,15 +170,19 @@ class ReadonlyPolicy:
             if not setting_allowed(name) and self.current_settings.get(name) != value:
                 raise _refuse_setting(name)
 
-    def check(self, facts: Facts) -> None:
-        """Refuse what the read-only user may not run, with the code a server would answer."""
+    def check(self, facts: Facts, bind: Mapping[str, str]) -> None:
+        """Refuse what the read-only user may not run, with the code a server would answer.
+
+        ``bind`` are the query parameters: an ``Identifier`` parameter names a table too.
+        """
         if facts.keyword not in READ_KEYWORDS or (facts.keyword == "SET" and not facts.settings):
             raise QueryError.make(READONLY, "Cannot execute query in readonly mode")
         denied = facts.functions & self.denied_functions
         if denied:
             raise QueryError.make(ACCESS_DENIED, f"Not enough privileges: the read-only user cannot use {min(denied)}()")
-        private = (facts.system_tables | facts.identifiers) & PRIVATE_SYSTEM_TABLES  # bare names: after USE system
-        if facts.keyword == "SHOW" and facts.second == "PROCESSLIST":
+        named = {value.strip().strip("`\"").lower().rpartition(".")[2] for value in bind.values()}
+        private = (facts.system_tables | facts.identifiers | named) & PRIVATE_SYSTEM_TABLES  # bare: after USE system
+        if facts.keyword == "SHOW" and "processlist" in facts.identifiers:
             private.add("processes")
         if private:
             raise QueryError.make(ACCESS_DENIED, f"Not enough privileges: the read-only user cannot read "

@@ -264,7 +264,7 @@ class Handler(BaseHTTPRequestHandler):
                     facts = inspect(sql)
                     check_statement(facts)
                     if user.readonly:
-                        app.readonly_policy.check(facts)
+                        app.readonly_policy.check(facts, request.bind)
                 self._execute(request, user, statement, sql, data_head)
             except QueryError as error:
                 self.close_connection = self.close_connection or not request.body.eof

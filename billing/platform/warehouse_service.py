@@ -49,7 +49,11 @@ class WarehouseService(Service):
             log_dir=self.settings.log_dir,
             health=lambda: ping(self.endpoint),
             ports=[(host, port)],
-            env={"TZ": "UTC", "PYTHONUNBUFFERED": "1"},
+            # the users of this settings object, whatever the environment says (its password may be generated)
+            env={"TZ": "UTC", "PYTHONUNBUFFERED": "1", "BILLING_CLICKHOUSE_USER": self.settings.clickhouse_user,
+                 "BILLING_CLICKHOUSE_PASSWORD": self.settings.clickhouse_password,
+                 "BILLING_CLICKHOUSE_READONLY_USER": self.settings.clickhouse_readonly_user,
+                 "BILLING_CLICKHOUSE_READONLY_PASSWORD": self.settings.clickhouse_readonly_password},
             hint="set BILLING_CLICKHOUSE_URL",
         )
 

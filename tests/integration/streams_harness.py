@@ -50,7 +50,7 @@ def isolated(settings: Settings, tag: str, **overrides) -> Settings:
 def env_of(settings: Settings) -> dict[str, str]:
     """Environment that makes a `billing` subprocess use ``settings``."""
     names = [f"topic_{name}" for name in TOPIC_FIELDS] + [
-        "worker_app_id", "clickhouse_database", "clickhouse_url", "kafka_bootstrap", "state_dir",
+        "worker_app_id", "clickhouse_database", "clickhouse_url", "clickhouse_password", "kafka_bootstrap", "state_dir",
         "worker_web_port", "worker_idle_close_s", "worker_batch_size", "worker_grace_s", "kafka_partitions",
         "worker_metrics_interval_s", "worker_dedup_retention_days", "worker_purge_interval_s",
         "worker_window_retention_days", "worker_stall_after_s", "worker_session_timeout_s",

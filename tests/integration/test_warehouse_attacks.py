@@ -134,6 +134,8 @@ READONLY, ACCESS_DENIED = 164, 497
     ("SET allow_introspection_functions = 1", READONLY),
     ("SET readonly = 0", READONLY),
     ("SELECT 1 SETTINGS max_threads = 64", READONLY),
+    ("SELECT 1 FORMAT Template SETTINGS format_template_row = '/etc/passwd'", READONLY),
+    ("SELECT 1 SETTINGS output_format_schema = '/tmp/written.proto'", READONLY),
     (f"CREATE TABLE {DB}.evil (a Int8) ENGINE = Memory", READONLY),
     (f"ALTER TABLE {DB}.facts DELETE WHERE 1", READONLY),
 ])
@@ -328,3 +330,12 @@ def test_the_admin_user_needs_its_password(endpoint, admin) -> None:
         request = f"POST / HTTP/1.1\r\nHost: x\r\n{auth}Content-Length: {len(ddl)}\r\n\r\n".encode() + ddl
         _refused(_parse(_raw(endpoint, request)), 516, 403)
     assert admin(f"EXISTS TABLE {DB}.csrf") == b"0\n"
+
+
+def test_a_session_in_system_cannot_reach_the_process_list_by_parameter(endpoint, reader) -> None:
+    session = {**reader, "session_id": f"ro-{uuid.uuid4()}"}
+    assert _request(endpoint, "POST", session, b"USE system")[0] == 200
+    for sql, params in ((b"SELECT count() FROM processes", {}),
+                        (b"SELECT count() FROM {t:Identifier}", {"param_t": "processes"})):
+        _refused(_request(endpoint, "POST", {**session, **params}, sql), ACCESS_DENIED, 403)
+    assert _request(endpoint, "POST", session, b"SELECT count() > 0 FROM one")[2] == b"1\n"

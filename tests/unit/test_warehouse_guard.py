@@ -17,7 +17,7 @@ def _code(sql: str) -> int | None:
     try:
         facts = inspect(sql)
         check_statement(facts)
-        POLICY.check(facts)
+        POLICY.check(facts, {})
     except QueryError as error:
         return error.code
     return None
@@ -61,6 +61,8 @@ def test_reads_are_allowed(sql: str) -> None:
     ("SELECT query FROM `system`.\"query_log\"", 497),
     ("SELECT * FROM processes", 497),
     ("SHOW PROCESSLIST", 497),
+    ("SHOW FULL PROCESSLIST", 497),
+    ("SELECT * FROM loop(system, processes)", 497),
     ("KILL QUERY WHERE 1", 164),
     ("SYSTEM DROP DNS CACHE", 164),
     ("INSERT INTO FUNCTION file('/tmp/x', 'TSV') SELECT 1", 164),
@@ -71,6 +73,12 @@ def test_reads_are_allowed(sql: str) -> None:
     ("SELECT 1 SETTINGS max_memory_usage = 1", 164),
     ("SELECT 1 SETTINGS output_format_x = 1, max_threads = 64", 164),
     ("SELECT * FROM (SELECT 1 SETTINGS allow_introspection_functions = 1)", 164),
+    ("SELECT 1 FORMAT Template SETTINGS format_template_row = '/etc/passwd'", 164),
+    ("SELECT 1 FORMAT Protobuf SETTINGS format_schema = '/etc/x:M'", 164),
+    ("SELECT 1 SETTINGS output_format_schema = '/tmp/x.proto'", 164),
+    ("SELECT 1 SETTINGS input_format_record_errors_file_path = '/tmp/x'", 164),
+    ("SELECT 1 SETTINGS format_avro_schema_registry_url = 'http://127.0.0.1:1'", 164),
+    ("SELECT 1 SETTINGS format_display_secrets_in_show_and_select = 1", 164),
     ("SELECT 1 INTO OUTFILE '/tmp/x' APPEND", 358),
     ("SELECT 1; KILL QUERY WHERE 1", 62),
     ("(KILL QUERY WHERE 1)", 164),
@@ -100,3 +108,12 @@ def test_request_settings_of_the_readonly_user() -> None:
        st.sampled_from(["", "/* c */", "-- c\n"]))
 def test_spacing_and_comments_do_not_hide_a_table_function(name: str, space: str, comment: str) -> None:
     assert _code(f"SELECT * FROM {name}{space}{comment}('/etc/passwd')") == 497
+
+
+def test_an_identifier_parameter_cannot_name_a_private_table() -> None:
+    facts = inspect("SELECT * FROM {t:Identifier}")
+    POLICY.check(facts, {"t": "billing_marts.fct_usage", "s": "customer processes"})
+    for value in ("processes", "system.query_log", "`Processes`"):
+        with pytest.raises(QueryError) as info:
+            POLICY.check(facts, {"t": value})
+        assert info.value.code == 497
