@@ -34,6 +34,10 @@ JSON = "application/json"
 ACCEPTED_MEDIA = (JSON, SINGLE, BATCH)
 BINARY = "binary"
 """The media of a binary-mode request: attributes in ``ce-*`` headers, the data as JSON body."""
+ATTRIBUTE_PREFIX = "ce-"
+UTF8 = ("utf-8", "utf8")
+ECHOED_ID_MAX = 128
+"""Longer ids are invalid and not echoed back in the per-item results."""
 
 
 class Status(StrEnum):
@@ -63,10 +67,6 @@ class Item:
         return out
 
 
-UTF8 = ("utf-8", "utf8")
-ATTRIBUTE_PREFIX = "ce-"
-
-
 def media_type(content_type: str | None) -> str:
     """The bare media type of a Content-Type header ('' when absent)."""
     return (content_type or "").split(";", 1)[0].strip().lower()
@@ -94,16 +94,16 @@ def check_media(content_type: str | None, binary: bool = False) -> str:
     return media
 
 
-def attributes(headers: dict[str, str], content_type: str | None) -> dict[str, str]:
-    """CloudEvents attributes of a binary-mode request: its ``ce-*`` headers (names lower-case, values
-    percent-decoded) and its Content-Type as ``datacontenttype``, as the HTTP binding maps them."""
+def attributes(ce_headers: dict[str, str], content_type: str | None) -> dict[str, str]:
+    """CloudEvents attributes of a binary-mode request: its ``ce-*`` headers (lower-case names, the
+    prefix removed, values percent-decoded) and its Content-Type as ``datacontenttype``, as the HTTP
+    binding maps them."""
     found = {"datacontenttype": content_type} if content_type else {}
-    for name, value in headers.items():
-        if name.startswith(ATTRIBUTE_PREFIX):
-            try:
-                found[name[len(ATTRIBUTE_PREFIX):]] = unquote(value, errors="strict")
-            except UnicodeDecodeError:
-                raise Problem(400, f"header {clip(name)} is not percent-encoded UTF-8", kind="malformed-header") from None
+    for name, value in ce_headers.items():
+        try:
+            found[name.removeprefix(ATTRIBUTE_PREFIX)] = unquote(value, errors="strict")
+        except UnicodeDecodeError:
+            raise Problem(400, f"header {clip(name)} is not percent-encoded UTF-8", kind="malformed-header") from None
     return found
 
 
@@ -131,9 +131,6 @@ def decode(raw: bytes, media: str, max_events: int, binary: dict[str, str] | Non
     expected = {SINGLE: "one event (a JSON object)", BATCH: "a JSON array of events"}.get(
         media, "an event object or an array of events")
     raise Problem(400, f"{media} body must be {expected}, got {type(document).__name__}", kind="wrong-shape")
-
-
-ECHOED_ID_MAX = 128
 
 
 def forbidden_subjects(items: list[Item], key: ApiKey) -> dict[int, str]:

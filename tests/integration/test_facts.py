@@ -47,9 +47,9 @@ def db(settings, warehouse):
 
 
 def sample_models():
-    usage = UsageEvent(id="evt-1", source="test", type="api_calls", subject="cus-1", time=T0,
+    usage = UsageEvent(specversion="1.0", id="evt-1", source="test", type="api_calls", subject="cus-1", time=T0,
                        data=UsageData(quantity=Decimal("12.5"), region="eu-west-1", endpoint="/v1/a|b", tier="x"))
-    seats = UsageEvent(id="evt-2", source="test", type="active_seats", subject="cus-1", time=T0,
+    seats = UsageEvent(specversion="1.0", id="evt-2", source="test", type="active_seats", subject="cus-1", time=T0,
                        data=UsageData(quantity=Decimal(1), user_id="u-7"))
     customer = Customer(id="cus-1", company_name="Acme", email="a@acme.io", country="DE", region="EMEA",
                         currency="EUR", segment=Segment.SMB, signup_time=T0, updated_at=T0)

@@ -10,9 +10,11 @@ import pytest
 
 from api.ingest import (
     BATCH,
+    BINARY,
     JSON,
     SINGLE,
     Status,
+    attributes,
     check_media,
     decode,
     forbidden_subjects,
@@ -133,3 +135,30 @@ def test_summary_counts_every_status():
     assert {k: body[k] for k in ("accepted", "duplicate", "rejected", "failed")} == \
         {"accepted": 1, "duplicate": 0, "rejected": 1, "failed": 0}
     assert body["items"][0] == {"index": 0, "id": "e0", "status": "accepted"}
+
+
+@pytest.mark.parametrize("header", ["application/json; charset=utf-16", "application/cloudevents+json;charset=latin1",
+                                    'application/json; charset="UTF-32"'])
+def test_a_declared_charset_other_than_utf8_is_415(header):
+    with pytest.raises(Problem) as caught:
+        check_media(header)
+    assert caught.value.status == 415 and "charset" in caught.value.detail
+
+
+def test_binary_mode_maps_headers_and_content_type_to_attributes():
+    assert check_media("application/json; charset=UTF-8", binary=True) == BINARY
+    assert check_media(SINGLE, binary=True) == SINGLE  # structured mode wins over stray ce-* headers
+    found = attributes({"ce-id": "e1", "ce-source": "%2Fsvc%20%22a%22%25"}, "application/json")
+    assert found == {"datacontenttype": "application/json", "id": "e1", "source": '/svc "a"%'}
+    assert decode(b'{"quantity": 2}', BINARY, 10, found) == [{**found, "data": {"quantity": 2}}]
+    with pytest.raises(Problem) as caught:
+        attributes({"ce-source": "%FF"}, JSON)
+    assert caught.value.status == 400
+    with pytest.raises(Problem) as caught:
+        decode(b"[1]", BINARY, 10, found)
+    assert caught.value.status == 400
+
+
+def test_an_overlong_invalid_id_is_not_echoed():
+    [item] = validate([event(id="x" * 100_000)], CONTEXT)
+    assert item.status is Status.REJECTED and item.id is None and len(item.reason) < 300

@@ -339,3 +339,17 @@ def test_a_replayed_event_rewrites_its_idempotency_key():
     run(proc, [record])
     replay = run(processor((dedup, proc.windows, proc.watermarks)), [record])
     assert replay.counts["replayed"] == 1 and dedup.writes == [b"a", b"a"]
+
+
+def test_events_breaking_the_input_rules_become_dead_letters_not_losses():
+    before_1970 = datetime(1969, 12, 31, 23, 59, tzinfo=UTC)
+    out = run(processor(), [
+        usage_record(0, "e1", "api_calls", before_1970, {"quantity": "1", "region": "eu"}),
+        usage_record(1, "e2", "api_calls", T0, {"quantity": "\u0661\u0662", "region": "eu"}),
+        usage_record(2, "e3", "api_calls", T0, {"quantity": "1", "region": "eu\r\nus"}),
+        usage_record(3, "e4", "api_calls", T0 - timedelta(days=500), {"quantity": "1", "region": "eu"}),
+    ])
+    assert out.counts["dead_letters"] == 4 and not out.rows.get("usage_rollups")
+    reasons = [d.reason for d in out.dead_letters]
+    assert "never before 1970" in reasons[0] and "canonical decimal" in reasons[1]
+    assert "non-printable" in reasons[2] and "days old" in reasons[3]
