@@ -33,15 +33,16 @@ from clickhouse_connect.driver.client import Client
 from billing.core.meters import MeterSet
 from billing.settings import Settings
 from billing.warehouse.client import client as make_client
-from billing.warehouse.facts import COLUMNS
+from billing.warehouse.facts import COLUMNS, DERIVED_TABLES
 from billing.warehouse.reconcile import recompute_rows
-from streams import payments
-from streams.pipeline import ROLLUP_COLUMNS, Output
+from streams.pipeline import Output
 
 log = logging.getLogger("billing.worker.sink")
 
-FACT_TABLES = tuple(COLUMNS)
-DERIVED_COLUMNS = {"usage_rollups": ROLLUP_COLUMNS, "payment_transactions": payments.COLUMNS}
+FACT_TABLES = tuple(table for table in COLUMNS if table not in DERIVED_TABLES)
+"""Tables of one contract's rows, written first."""
+DERIVED_COLUMNS = {table: columns for table, columns in COLUMNS.items() if table in DERIVED_TABLES}
+"""Rollups and payment transactions, written after the facts they are derived from."""
 INSERT_SETTINGS = {"date_time_input_format": "best_effort", "precise_float_parsing": 1}
 """Per insert, whatever the server defaults: parse orjson's RFC 3339 times (with their offset) and
 read floats exactly (ClickHouse's fast float parser is off by one ulp for ~2% of values)."""
