@@ -8,6 +8,8 @@ COPY streams streams
 COPY api api
 COPY clickhouse clickhouse
 COPY dbt dbt
+COPY superset superset
+COPY scripts scripts
 RUN pip install --no-cache-dir -c constraints.txt .
 ENV BILLING_STATE_DIR=/var/lib/billing
 ENTRYPOINT ["billing"]

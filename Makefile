@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test unit integration bench venv up down status clean help
+.PHONY: demo test lint unit integration bench venv up down status clean help
 
 help:
 	@echo "make demo   - install, start the local platform and run the pipeline end to end"
@@ -26,14 +26,17 @@ $(STAMP): pyproject.toml constraints.txt
 demo: venv
 	$(BIN)/billing demo
 
-test: venv
+test: venv lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-unit: venv
-	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
+lint: venv
+	$(BIN)/ruff check .
+
+unit: venv lint
+	$(BIN)/python -m pytest -m "not integration" $(PYTEST_ARGS)
 
 integration: venv
-	$(BIN)/python -m pytest tests/integration $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m integration $(PYTEST_ARGS)
 
 bench: venv
 	$(BIN)/python -m bench

@@ -14,12 +14,12 @@ from api.metrics import MetricsMiddleware
 from api.previews import Previews
 from api.producer import EventProducer
 from api.ratelimit import RateLimiter
+from api.readonly_client import Warehouse
 from api.recent import RecentIds
 from api.routes import customers, events, health, invoices, subscriptions, usage
-from api.warehouse import Warehouse
+from billing.core.meters import active_meters
+from billing.core.pricing.catalog import builtin_catalog, load_catalog
 from billing.gc_tuning import tune_gc
-from billing.meters import active_meters
-from billing.pricing.catalog import builtin_catalog, load_catalog
 from billing.settings import Settings, get_settings
 
 DESCRIPTION = """\

@@ -11,10 +11,10 @@ from api.keys import KeyCache
 from api.previews import Previews
 from api.producer import EventProducer
 from api.ratelimit import RateLimiter
+from api.readonly_client import Warehouse
 from api.recent import RecentIds
-from api.warehouse import Warehouse
-from billing.meters import MeterSet
-from billing.pricing import PlanCatalog
+from billing.core.meters import MeterSet
+from billing.core.pricing import PlanCatalog
 from billing.settings import Settings
 
 

@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from api.keys import ApiKey
 from api.problems import Problem
 from api.recent import RecentIds
-from billing.contracts import UsageEvent, describe_error, loads_exact, to_bytes
+from billing.core.contracts import UsageEvent, describe_error, loads_exact, to_bytes
 
 SINGLE = "application/cloudevents+json"
 BATCH = "application/cloudevents-batch+json"

@@ -18,10 +18,10 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from contextlib import closing
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
-from billing.errors import ConfigError
+from billing.core.errors import ConfigError
 from billing.settings import Settings
 
 TOKEN_PREFIX = "bk_"
@@ -89,7 +89,7 @@ class KeyStore:
             raise ConfigError("--rate must be positive")
         key_id = secrets.token_hex(6)
         token = f"{TOKEN_PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
-        created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        created = datetime.now(UTC).isoformat(timespec="seconds")
         with closing(self._connect()) as db, db:
             db.execute(
                 "INSERT INTO api_keys (key_id, token_hash, tenants, admin, rate_per_s, label, created_at) "
@@ -109,7 +109,7 @@ class KeyStore:
 
     def revoke(self, key_id: str) -> bool:
         """Revoke a key; False when no active key has that id."""
-        revoked = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        revoked = datetime.now(UTC).isoformat(timespec="seconds")
         with closing(self._connect()) as db, db:
             cursor = db.execute(
                 "UPDATE api_keys SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL", (revoked, key_id)

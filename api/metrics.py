@@ -10,8 +10,7 @@ import functools
 import os
 import time
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client import multiprocess
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 

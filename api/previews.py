@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import threading
 from datetime import datetime
-from typing import Optional
 
 from billing.invoicing.run import Invoicing, Preview
 from billing.settings import Settings
@@ -22,7 +21,7 @@ class Previews:
             "clickhouse_user": settings.clickhouse_readonly_user,
             "clickhouse_password": settings.clickhouse_readonly_password,
         })
-        self._invoicing: Optional[Invoicing] = None
+        self._invoicing: Invoicing | None = None
         self._lock = threading.Lock()
 
     def preview(self, customer_id: str, now: datetime) -> Preview:

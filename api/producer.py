@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 
 from confluent_kafka import KafkaError, KafkaException, Producer
 
+from billing.kafka import config as kafka_config
 from billing.settings import Settings
 
 log = logging.getLogger("api.kafka")
@@ -29,18 +30,14 @@ Record = tuple[bytes, bytes]
 
 def producer_config(settings: Settings) -> dict:
     """librdkafka settings of the API producer."""
-    return {
-        "bootstrap.servers": settings.kafka_bootstrap,
-        "acks": "all",
-        "enable.idempotence": True,
+    return kafka_config.producer_config(settings.kafka_bootstrap, {
         "partitioner": "murmur2_random",
         "linger.ms": settings.api_linger_ms,
-        "compression.type": "lz4",
         "message.timeout.ms": int(settings.api_delivery_timeout_s * 1000),
         "queue.buffering.max.messages": 500_000,
         "socket.timeout.ms": 5000,
         "logger": _quiet,
-    }
+    })
 
 
 class _Pending:

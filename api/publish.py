@@ -9,7 +9,7 @@ import orjson
 from api.context import ApiContext
 from api.problems import Problem
 from api.schemas import WriteAccepted
-from billing.contracts import Contract, to_bytes
+from billing.core.contracts import Contract, to_bytes
 
 
 async def publish(ctx: ApiContext, topic: str, customer_id: str, event: Contract) -> WriteAccepted:

@@ -1,5 +1,5 @@
 """Warehouse queries of the read endpoints. Every function takes ``(client, database, ...)`` and
-is run through :meth:`api.warehouse.Warehouse.read` (in the threadpool, failures as 503).
+is run through :meth:`api.readonly_client.Warehouse.read` (in the threadpool, failures as 503).
 
 Tables are ReplacingMergeTrees, read with FINAL: the latest version of every customer, invoice
 and rollup window counts. A subscription's state is its event with the highest sequence.
@@ -8,14 +8,13 @@ and rollup window counts. A subscription's state is its event with the highest s
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Optional
 
 from clickhouse_connect.driver.client import Client
 
-from billing import facts
-from billing.contracts import Customer, Invoice, InvoiceStatus, SubscriptionEvent
+from billing.core.contracts import Customer, Invoice, InvoiceStatus, SubscriptionEvent
+from billing.core.pricing.proration import Period
 from billing.invoicing.store import Store
-from billing.pricing.proration import Period
+from billing.warehouse import facts
 
 _CUSTOMER = ", ".join(facts.COLUMNS["customers"])
 _SUBSCRIPTION = ", ".join(facts.COLUMNS["subscription_events"])
@@ -30,7 +29,7 @@ def _customer(row: tuple) -> Customer:
                     tax_region=tax_region, tax_exempt=bool(tax_exempt))
 
 
-def customer(ch: Client, db: str, customer_id: str) -> Optional[Customer]:
+def customer(ch: Client, db: str, customer_id: str) -> Customer | None:
     """The latest state of one customer, or None."""
     rows = ch.query(f"SELECT {_CUSTOMER} FROM {db}.customers FINAL WHERE customer_id = {{id:String}}",
                     parameters={"id": customer_id}).result_rows
@@ -51,10 +50,10 @@ def customers_after(ch: Client, db: str, after: str, limit: int) -> list[Custome
 
 
 def _subscription(row: tuple) -> SubscriptionEvent:
-    return SubscriptionEvent(**dict(zip(facts.COLUMNS["subscription_events"], row)))
+    return SubscriptionEvent(**dict(zip(facts.COLUMNS["subscription_events"], row, strict=True)))
 
 
-def subscription(ch: Client, db: str, subscription_id: str) -> Optional[SubscriptionEvent]:
+def subscription(ch: Client, db: str, subscription_id: str) -> SubscriptionEvent | None:
     """The latest event (current state) of one subscription, or None."""
     rows = ch.query(f"SELECT {_SUBSCRIPTION} FROM {db}.subscription_events FINAL "
                     "WHERE subscription_id = {id:String} ORDER BY sequence DESC LIMIT 1",
@@ -70,19 +69,19 @@ def subscriptions_of(ch: Client, db: str, customer_id: str) -> list[Subscription
     return [_subscription(row) for row in rows]
 
 
-def invoices_of(ch: Client, db: str, customer_id: str, status: Optional[InvoiceStatus],
-                period: Optional[Period]) -> list[Invoice]:
+def invoices_of(ch: Client, db: str, customer_id: str, status: InvoiceStatus | None,
+                period: Period | None) -> list[Invoice]:
     """A customer's invoices (latest versions), oldest period first."""
     return Store(ch, db).invoices(customer=customer_id, status=status, period=period)
 
 
-def invoice(ch: Client, db: str, invoice_id: str) -> Optional[Invoice]:
+def invoice(ch: Client, db: str, invoice_id: str) -> Invoice | None:
     """The latest version of one invoice, with lines and adjustments, or None."""
     found = Store(ch, db).invoices(ids=[invoice_id])
     return found[0] if found else None
 
 
-def rollup_windows(ch: Client, db: str, customer_id: str, meter: Optional[str], seconds: int,
+def rollup_windows(ch: Client, db: str, customer_id: str, meter: str | None, seconds: int,
                    start: datetime, end: datetime) -> list[tuple]:
     """``(meter, group_key, dimensions, aggregation, window_start, value, events)`` of the customer's
     windows of ``seconds`` starting in ``[start, end)``, by meter, group and time."""
@@ -96,7 +95,7 @@ def rollup_windows(ch: Client, db: str, customer_id: str, meter: Optional[str], 
     ).result_rows
 
 
-def hourly_by_day(ch: Client, db: str, customer_id: str, meter: Optional[str],
+def hourly_by_day(ch: Client, db: str, customer_id: str, meter: str | None,
                   start: datetime, end: datetime) -> list[tuple]:
     """``(meter, group_key, dimensions, aggregation, day, sum, peak, last, events)`` of the customer's
     hour windows starting in ``[start, end)``, per meter, group and UTC day."""

@@ -1,19 +1,19 @@
 """Request and response bodies of the query and management endpoints.
 
 Write bodies reuse the field definitions (types, patterns, limits) of the event contracts in
-:mod:`billing.contracts`, so the API accepts exactly what the contracts accept.
+:mod:`billing.core.contracts`, so the API accepts exactly what the contracts accept.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model, model_validator
 
-from billing.contracts import (
+from billing.core.contracts import (
     BillingInterval,
     Customer,
     Id,
@@ -23,10 +23,10 @@ from billing.contracts import (
     SubscriptionStatus,
     UtcDatetime,
 )
-from billing.meters import Aggregation
+from billing.core.meters import Aggregation
 
 _STRICT = ConfigDict(extra="forbid")
-STORABLE = (datetime(1900, 1, 1, tzinfo=timezone.utc), datetime(2299, 12, 31, tzinfo=timezone.utc))
+STORABLE = (datetime(1900, 1, 1, tzinfo=UTC), datetime(2299, 12, 31, tzinfo=UTC))
 
 
 def _storable(value: datetime) -> datetime:

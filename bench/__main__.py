@@ -28,7 +28,8 @@ def available() -> list[str]:
 def machine() -> str:
     """One line describing the machine the numbers were taken on."""
     mem = psutil.virtual_memory().total / 2**30
-    return f"{platform.processor() or platform.machine()}, {psutil.cpu_count()} cores, {mem:.0f} GiB RAM, Python {platform.python_version()}"
+    return (f"{platform.processor() or platform.machine()}, {psutil.cpu_count()} cores, {mem:.0f} GiB RAM, "
+            f"Python {platform.python_version()}")
 
 
 def sections(text: str) -> dict[str, str]:

@@ -19,14 +19,14 @@ import subprocess
 import sys
 import time
 import urllib.request
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import orjson
 import psutil
 
 from api.keys import KeyStore, store_path
+from billing.kafka.topics import admin_client, ensure_topics, topic_specs
 from billing.platform import stack
-from billing.platform.topics import admin_client, ensure_topics, topic_specs
 from billing.settings import get_settings
 
 SINGLE_RATE = 2_000
@@ -182,7 +182,7 @@ def _measure(workers: int, token: str, topic: str) -> dict:
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     try:
         _wait_healthy(f"http://127.0.0.1:{port}", proc)
-        now = datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+        now = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
         cpu_start = _cpu_seconds(proc)
         latencies, single_statuses = asyncio.run(_single_events(port, token, now))
         cpu_single = _cpu_seconds(proc)
@@ -243,7 +243,8 @@ count means other work competed for the CPU and the numbers understate the API. 
 per request (single) and per event (batch) is the load-independent cost: 2,000 req/s need
 2,000 x that per second of the cores left by the load generator and the broker.
 
-| API workers | single p50 ms | single p95 ms | single p99 ms | API CPU µs/request | single statuses | batch events/s | API CPU µs/event | batch statuses |
+| API workers | single p50 ms | single p95 ms | single p99 ms | API CPU µs/request | single statuses | \
+batch events/s | API CPU µs/event | batch statuses |
 |---|---|---|---|---|---|---|---|---|
 {rows}
 """

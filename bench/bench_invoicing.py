@@ -17,16 +17,16 @@ import os
 import tempfile
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.bench_marts import _free_port as free_port
-from billing.clickhouse import client
 from billing.invoicing.run import Invoicing
-from billing.migrations import migrate
+from billing.kafka.topics import TopicSpec, admin_client, ensure_topics
 from billing.platform import stack
-from billing.platform.topics import TopicSpec, admin_client, ensure_topics
 from billing.settings import get_settings
+from billing.warehouse.client import client
+from billing.warehouse.migrations import migrate
 
 CUSTOMERS = 10_000
 DB = "bench_invoicing"
@@ -65,7 +65,8 @@ GENERATE = [
            if(number % 100 < 6, {PLANS}[1 + number % 4], NULL), {INTERVAL},
            multiIf(number % 100 < 6, 'active', number % 100 < 10, 'canceled', 'active'),
            if(number % 100 >= 10, toDateTime64('{START}', 3, 'UTC') - toIntervalDay(3), {SIGNUP}),
-           if(number % 100 >= 6 AND number % 100 < 10, toDateTime64('{START}', 3, 'UTC') + toIntervalSecond(cityHash64(number) % {MONTH_SECONDS}) + toIntervalDay(2), NULL),
+           if(number % 100 >= 6 AND number % 100 < 10,
+              toDateTime64('{START}', 3, 'UTC') + toIntervalSecond(cityHash64(number) % {MONTH_SECONDS}) + toIntervalDay(2), NULL),
            toDateTime64('{START}', 3, 'UTC') + toIntervalSecond(cityHash64(number) % {MONTH_SECONDS}),
            toDateTime64('{START}', 3, 'UTC') + toIntervalSecond(cityHash64(number) % {MONTH_SECONDS})
     FROM numbers({CUSTOMERS}) WHERE number % 100 < 15""",
@@ -103,7 +104,7 @@ def run() -> str:
             rollups = ch.command(f"SELECT count() FROM {DB}.usage_rollups")
             invoicing = Invoicing(settings)
             load = [os.getloadavg()[0]]
-            july, august = datetime(2026, 7, 2, tzinfo=timezone.utc), datetime(2026, 8, 2, tzinfo=timezone.utc)
+            july, august = datetime(2026, 7, 2, tzinfo=UTC), datetime(2026, 8, 2, tzinfo=UTC)
             first = invoicing.run_period("2026-06", now=july)
             again = invoicing.run_period("2026-06", now=july.replace(hour=1))
             final = invoicing.run_period("2026-06", now=july.replace(hour=2), finalize=True)
@@ -131,7 +132,8 @@ def run() -> str:
         "| run | invoices computed | written + published | corrections | seconds |",
         "|---|---:|---:|---:|---:|",
         f"| first run of June (drafts) | {len(first.invoices):,} | {first.created:,} | {first.corrections} | {first.seconds:.2f} |",
-        f"| re-run of June (no change) | {len(again.invoices):,} | {again.created + again.updated:,} | {again.corrections} | {again.seconds:.2f} |",
+        f"| re-run of June (no change) | {len(again.invoices):,} | {again.created + again.updated:,} | "
+        f"{again.corrections} | {again.seconds:.2f} |",
         f"| June again with `--finalize` | {len(final.invoices):,} | {final.finalized:,} | {final.corrections} | {final.seconds:.2f} |",
         f"| July, re-checking June's finalized invoices for late usage (5 % had some) | {len(following.invoices):,} | "
         f"{following.created:,} | {following.corrections:,} | {following.seconds:.2f} |",

@@ -21,10 +21,10 @@ from pathlib import Path
 
 import clickhouse_connect
 
-from billing.dbt_project import run_dbt
-from billing.migrations import migrate
-from billing.platform.warehouse import ping
-from billing.settings import REPO_ROOT, Settings
+from billing.analytics.dbt_project import run_dbt
+from billing.settings import Settings
+from billing.warehouse.client import ping
+from billing.warehouse.migrations import migrate
 
 CUSTOMERS = 10_000
 DAYS = 30
@@ -40,7 +40,9 @@ MARKETS = ("[('US','NA','USD'),('US','NA','USD'),('US','NA','USD'),('CA','NA','C
 PLANS = "[('starter', 29), ('growth', 99), ('business', 499), ('enterprise', 2500)]"
 METHODS = "['card','card','card','ach','sepa','paypal','wire']"
 REASONS = "['insufficient_funds','card_expired','do_not_honor','network_error','fraud_suspected','invalid_account']"
-METERS = "[('api_calls','SUM','region=us-east-1|endpoint=/v1/search'),('storage_gb_hours','SUM','region=us-east-1|tier=standard'),('bandwidth_gb','SUM','region=us-east-1'),('compute_seconds','SUM','region=us-east-1|tier=standard'),('active_seats','UNIQUE_COUNT','')]"
+METERS = ("[('api_calls','SUM','region=us-east-1|endpoint=/v1/search'),('storage_gb_hours','SUM','region=us-east-1|tier=standard'),"
+          "('bandwidth_gb','SUM','region=us-east-1'),('compute_seconds','SUM','region=us-east-1|tier=standard'),"
+          "('active_seats','UNIQUE_COUNT','')]")
 
 GENERATE = [
     f"""INSERT INTO {RAW}.customers (customer_id, company_name, email, country, region, currency, segment, signup_time, updated_at)
@@ -49,7 +51,8 @@ GENERATE = [
            ['startup','smb','mid_market','enterprise'][1 + number % 4],
            toDateTime64('{START}', 3, 'UTC') - toIntervalDay(15 + number % 700), now64(3)
     FROM (SELECT number, {MARKETS}[1 + cityHash64(number, 'market') % 15] AS m FROM numbers({CUSTOMERS}))""",
-    f"""INSERT INTO {RAW}.subscription_events (event_id, subscription_id, customer_id, type, sequence, plan_id, previous_plan_id, billing_interval, status, start_time, end_time, effective_time, event_time)
+    f"""INSERT INTO {RAW}.subscription_events (event_id, subscription_id, customer_id, type, sequence, plan_id, previous_plan_id,
+           billing_interval, status, start_time, end_time, effective_time, event_time)
     SELECT concat('sub-', toString(number), '-1'), concat('sub-', toString(number)),
            concat('cus-', leftPad(toString(number), 6, '0')), 'created', 1,
            {PLANS}[1 + number % 4].1, NULL, 'month', 'active', toDateTime64('{START}', 3, 'UTC') - toIntervalDay(15 + number % 700),
@@ -74,29 +77,34 @@ GENERATE = [
            1 + (number % 9 = 0) + (number % 27 = 0) + (number % 12 = 0) AS attempts
     FROM numbers({CUSTOMERS}) AS nn
     INNER JOIN {RAW}.customers AS c ON c.customer_id = concat('cus-', leftPad(toString(nn.number), 6, '0'))""",
-    f"""INSERT INTO {RAW}.invoices (invoice_id, customer_id, subscription_id, period_start, period_end, currency, subtotal, discount_total, tax_rate, tax, total, status, issued_at, due_at, paid_at, voided_at, event_time)
+    f"""INSERT INTO {RAW}.invoices (invoice_id, customer_id, subscription_id, period_start, period_end, currency, subtotal,
+           discount_total, tax_rate, tax, total, status, issued_at, due_at, paid_at, voided_at, event_time)
     SELECT invoice_id, customer_id, concat('sub-', toString(n)), period_start, period_end, currency, subtotal,
            discount, toDecimal32(if(country IN ('DE','FR','GB'), 0.2, 0), 6), tax, total, status,
            if(status = 'void', NULL, issued_at), if(status = 'void', NULL, issued_at + toIntervalDay(14)),
            if(status = 'paid', issued_at + toIntervalHour(1 + n % 400), NULL),
            if(status = 'void', issued_at + toIntervalHour(2), NULL), issued_at + toIntervalHour(1 + n % 400)
     FROM {RAW}.bench_invoice_plan""",
-    f"""INSERT INTO {RAW}.invoice_lines (invoice_id, line_no, customer_id, period_start, currency, kind, charge, meter, description, quantity, unit_price, amount, breakdown)
+    f"""INSERT INTO {RAW}.invoice_lines (invoice_id, line_no, customer_id, period_start, currency, kind, charge, meter, description,
+           quantity, unit_price, amount, breakdown)
     SELECT invoice_id, line.1, customer_id, period_start, currency, line.2, line.3, line.4, line.5, 1, line.6, line.6, '[]'
     FROM {RAW}.bench_invoice_plan
     ARRAY JOIN [(toUInt16(1), 'subscription', 'plan', CAST(NULL, 'Nullable(String)'), 'Subscription', sub_amount),
                 (toUInt16(2), 'usage', 'api_calls', 'api_calls', 'API calls', usage_amount)] AS line""",
-    f"""INSERT INTO {RAW}.invoice_adjustments (invoice_id, adjustment_id, customer_id, period_start, currency, kind, code, description, percent_off, amount)
+    f"""INSERT INTO {RAW}.invoice_adjustments (invoice_id, adjustment_id, customer_id, period_start, currency, kind, code, description,
+           percent_off, amount)
     SELECT invoice_id, concat('adj-', toString(n)), customer_id, period_start, currency, 'coupon', 'WELCOME10',
            '10% off', 10, discount
     FROM {RAW}.bench_invoice_plan WHERE discount > 0""",
-    f"""INSERT INTO {RAW}.invoice_shipping (invoice_id, customer_id, recipient, address_line, city, postal_code, country, carrier, tracking_number, cost, currency, shipped_at, delivered_at, event_time)
+    f"""INSERT INTO {RAW}.invoice_shipping (invoice_id, customer_id, recipient, address_line, city, postal_code, country, carrier,
+           tracking_number, cost, currency, shipped_at, delivered_at, event_time)
     SELECT invoice_id, customer_id, 'Recipient', '1 Main St', 'City', '12345', country, 'DHL',
            concat('TRK', toString(n)), toDecimal128(20, 9), currency, period_end + toIntervalHour(6),
            period_end + toIntervalDay(3), period_end
     FROM {RAW}.bench_invoice_plan WHERE n % 33 = 0""",
     # payments: every attempt is initiated then failed (retried later) except a paid invoice's last attempt
-    f"""INSERT INTO {RAW}.payment_events (event_id, transaction_id, invoice_id, customer_id, method, amount, currency, status, failure_reason, attempt, sequence, initiated_at, completed_at, refunded_amount, event_time)
+    f"""INSERT INTO {RAW}.payment_events (event_id, transaction_id, invoice_id, customer_id, method, amount, currency, status,
+           failure_reason, attempt, sequence, initiated_at, completed_at, refunded_amount, event_time)
     SELECT concat('pay-', toString(n), '-', toString(seq)), concat('pay-', toString(n)), invoice_id, customer_id,
            method, total, currency, st, if(st = 'failed', {REASONS}[1 + cityHash64(n, k) % 6], NULL),
            k + 1, seq, started, if(st = 'initiated', NULL, started + toIntervalSecond(secs)), NULL,
@@ -111,7 +119,8 @@ GENERATE = [
         ARRAY JOIN [0, 1] AS phase
         WHERE status != 'void'
     )""",
-    f"""INSERT INTO {RAW}.payment_events (event_id, transaction_id, invoice_id, customer_id, method, amount, currency, status, failure_reason, attempt, sequence, initiated_at, completed_at, refunded_amount, event_time)
+    f"""INSERT INTO {RAW}.payment_events (event_id, transaction_id, invoice_id, customer_id, method, amount, currency, status,
+           failure_reason, attempt, sequence, initiated_at, completed_at, refunded_amount, event_time)
     SELECT concat('pay-', toString(n), '-', toString(attempts * 2 + 1)), concat('pay-', toString(n)), invoice_id,
            customer_id, method, total, currency, if(n % 50 = 0, 'refunded', 'disputed'), NULL, attempts,
            attempts * 2 + 1, issued_at, issued_at + toIntervalDay(20), if(n % 50 = 0, total, NULL),
@@ -119,7 +128,8 @@ GENERATE = [
     FROM {RAW}.bench_invoice_plan WHERE status = 'paid' AND (n % 50 = 0 OR n % 170 = 1)""",
     f"DROP TABLE {RAW}.bench_invoice_plan",
     # hourly rollups: a version 1 for every active window, and a replayed version 2 for a tenth of them
-    f"""INSERT INTO {RAW}.usage_rollups (customer_id, meter, window_seconds, window_start, group_key, dimensions, aggregation, value, event_count, version, closed, updated_at)
+    f"""INSERT INTO {RAW}.usage_rollups (customer_id, meter, window_seconds, window_start, group_key, dimensions, aggregation, value,
+           event_count, version, closed, updated_at)
     SELECT concat('cus-', leftPad(toString(c), 6, '0')), m.1, 3600,
            toDateTime('{START}', 'UTC') + toIntervalHour(h), m.3, CAST(map(), 'Map(LowCardinality(String), String)'), m.2,
            toDecimal128(if(m.2 = 'UNIQUE_COUNT', 1 + cityHash64(c, h) % 3, (cityHash64(c, h, m.1) % 100000) / 100), 9),
@@ -127,14 +137,17 @@ GENERATE = [
     FROM (SELECT intDiv(number, {DAYS * 24}) AS c, number % {DAYS * 24} AS h FROM numbers({CUSTOMERS * DAYS * 24}))
     ARRAY JOIN {METERS} AS m
     WHERE cityHash64(c, h, m.1) % 100 < {USAGE_DENSITY_PCT}""",
-    f"""INSERT INTO {RAW}.usage_rollups (customer_id, meter, window_seconds, window_start, group_key, dimensions, aggregation, value, event_count, version, closed, updated_at)
+    f"""INSERT INTO {RAW}.usage_rollups (customer_id, meter, window_seconds, window_start, group_key, dimensions, aggregation, value,
+           event_count, version, closed, updated_at)
     SELECT customer_id, meter, window_seconds, window_start, group_key, dimensions, aggregation,
            if(aggregation = 'UNIQUE_COUNT', value, value + 1), event_count + 1, 2, 1, updated_at + toIntervalMinute(5)
     FROM {RAW}.usage_rollups WHERE cityHash64(customer_id, window_start, meter) % 10 = 0""",
     # events of the distinct-count meter, one per distinct user of each window
-    f"""INSERT INTO {RAW}.usage_events (event_id, customer_id, meter, event_time, quantity, value, dimensions, group_key, source, kafka_partition, kafka_offset, ingested_at)
+    f"""INSERT INTO {RAW}.usage_events (event_id, customer_id, meter, event_time, quantity, value, dimensions, group_key, source,
+           kafka_partition, kafka_offset, ingested_at)
     SELECT concat(customer_id, '-', toString(toUnixTimestamp(window_start)), '-', toString(u)), customer_id, meter,
-           window_start + toIntervalSecond(u * 60), toDecimal128(1, 9), concat('user-', toString(u)), CAST(map(), 'Map(LowCardinality(String), String)'), '',
+           window_start + toIntervalSecond(u * 60), toDecimal128(1, 9), concat('user-', toString(u)),
+           CAST(map(), 'Map(LowCardinality(String), String)'), '',
            'bench', 0, 0, window_start + toIntervalSecond(3600)
     FROM {RAW}.usage_rollups FINAL
     ARRAY JOIN range(toUInt32(value)) AS u
@@ -195,8 +208,8 @@ def _free_port() -> int:
 
 def _start_endpoint(data_dir: Path, port: int) -> subprocess.Popen:
     server = subprocess.Popen(
-        [sys.executable, "-m", "billing.warehouse.server", "--data-dir", str(data_dir), "--port", str(port)],
-        cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [sys.executable, "-m", "billing.chdb_server.server", "--data-dir", str(data_dir), "--port", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 60
     while not ping(f"http://127.0.0.1:{port}"):

@@ -5,18 +5,18 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
-from billing.meters import load_meters
+from billing.core.meters import load_meters
+from billing.kafka.topics import TopicSpec, admin_client, ensure_topics
 from billing.platform import stack
-from billing.platform.topics import TopicSpec, admin_client, ensure_topics
 from billing.settings import get_settings
 from producers.customers import build_customers
 from producers.simulator import SimulationConfig, Simulator
 from producers.sinks import KafkaSink
 from producers.usage import HOUR_US, FaultRates, UsageGenerator, us_of
 
-START = datetime(2024, 6, 1, tzinfo=timezone.utc)
+START = datetime(2024, 6, 1, tzinfo=UTC)
 CUSTOMERS = 1000
 GENERATOR_EVENTS = 1_000_000
 KAFKA_EVENTS = 2_000_000

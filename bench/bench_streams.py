@@ -20,24 +20,23 @@ import socket
 import sys
 import time
 import urllib.request
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import orjson
 import psutil
 from confluent_kafka import Consumer
 
-from billing.clickhouse import client
-from billing.meters import active_meters
-from billing.migrations import migrate
-from billing.platform.kafka import KafkaService
+from billing.core.meters import active_meters
+from billing.kafka.topics import admin_client, ensure_topics, topic_specs
+from billing.platform.kafka_broker import KafkaService
 from billing.platform.process import ManagedProcess
-from billing.platform.topics import admin_client, ensure_topics, topic_specs
-from billing.platform.warehouse import WarehouseService
-from billing.settings import REPO_ROOT, get_settings
+from billing.platform.warehouse_service import WarehouseService
+from billing.settings import default_state_dir, get_settings
+from billing.warehouse.client import client
+from billing.warehouse.migrations import migrate
 from producers.simulator import SimulationConfig, Simulator
 from producers.sinks import KafkaSink
 
-UTC = timezone.utc
 EVENTS = 1_000_000
 CUSTOMERS = 200
 FRESH_RATE = 5000
@@ -48,7 +47,7 @@ SEED = 2
 largest of the 200 customers sends ~17 % of the events (the median over seeds is ~18 %). Seed 3,
 used before, drew one customer with 84 %: one partition then carried 84 % of the load and a second
 worker had nothing to take over."""
-STATE = REPO_ROOT / ".state" / "bench-streams"
+STATE = default_state_dir() / "bench-streams"
 WHERE_THE_TIME_GOES = (
     "Where the time goes. Two workers on two cores shared with the broker and the warehouse saturate the machine "
     "(vmstat: 99-100% busy while both consume), so only less CPU per event raises the two-worker number. A worker "
@@ -111,7 +110,7 @@ def _worker(settings, name: str | None = None, port: int | None = None) -> Manag
     return ManagedProcess(
         name=name, argv=[sys.executable, "-m", "billing", "worker", "--name", name, "--web-port", str(port)],
         run_dir=settings.run_dir, log_dir=settings.log_dir, health=lambda: _stats(port) is not None,
-        env={**_env(settings), "PYTHONUNBUFFERED": "1"}, cwd=REPO_ROOT)
+        env={**_env(settings), "PYTHONUNBUFFERED": "1"})
 
 
 def _consumed(stats: dict) -> float:

@@ -1,7 +1,7 @@
 """The local ClickHouse endpoint: insert throughput and query latency over HTTP vs chdb in-process.
 
 The same client library (clickhouse-connect) runs the same workload against two targets: the
-endpoint (``python -m billing.warehouse.server``, HTTP with lz4) and chdb embedded in the
+endpoint (``python -m billing.chdb_server.server``, HTTP with lz4) and chdb embedded in the
 benchmark process (clickhouse-connect's ``interface="chdb"`` backend). The two are measured in
 alternation (batch by batch, query by query), so load from other programs on the machine hits
 both alike. The ratio is the cost of the HTTP layer: serving, compression, the process hop.
@@ -19,13 +19,12 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import clickhouse_connect
 
-from billing.platform.warehouse import ping
-from billing.settings import REPO_ROOT
+from billing.warehouse.client import ping
 
 ROWS = 1_000_000
 BATCH = 100_000
@@ -49,7 +48,7 @@ SIDES = ("endpoint", "in-process")
 
 def _batches() -> list[list[list]]:
     """Column-oriented insert batches (the same data for both targets)."""
-    start = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    start = datetime(2024, 1, 1, tzinfo=UTC)
     customers = [f"cust-{i:04d}" for i in range(CUSTOMERS)]
     out = []
     for first in range(0, ROWS, BATCH):
@@ -75,8 +74,8 @@ def _endpoint(data_dir: Path) -> Iterator[Callable[[], object]]:
     """Run the endpoint on a private data dir and port; yields a client factory."""
     port = _free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "billing.warehouse.server", "--data-dir", str(data_dir), "--port", str(port)],
-        cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [sys.executable, "-m", "billing.chdb_server.server", "--data-dir", str(data_dir), "--port", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     try:
         deadline = time.monotonic() + 60
@@ -101,7 +100,7 @@ def _parallel_qps(connect: Callable[[], object]) -> float:
 
     def worker(client) -> None:
         for _ in range(PARALLEL_RUNS):
-            client.query(GROUP_BY).result_rows
+            client.query(GROUP_BY)
 
     with ThreadPoolExecutor(PARALLEL) as pool:
         elapsed = _timed(lambda: list(pool.map(worker, clients)))
@@ -120,12 +119,13 @@ def _measure(connects: dict[str, Callable[[], object]], batches: list[list[list]
     insert_s = dict.fromkeys(SIDES, 0.0)
     for columns in batches:
         for side, client in clients.items():
-            insert_s[side] += _timed(lambda: client.insert("usage", columns, column_names=COLUMNS, column_oriented=True))
+            insert_s[side] += _timed(
+                lambda client=client, columns=columns: client.insert("usage", columns, column_names=COLUMNS, column_oriented=True))
     samples: dict[str, dict[str, list[float]]] = {side: {"group": [], "point": []} for side in SIDES}
     for run in range(QUERY_RUNS + 3):
         for side, client in clients.items():
-            group_ms = _timed(lambda: client.query(GROUP_BY).result_rows) * 1000
-            point_ms = _timed(lambda: client.query("SELECT 1").result_rows) * 1000
+            group_ms = _timed(lambda client=client: client.query(GROUP_BY)) * 1000
+            point_ms = _timed(lambda client=client: client.query("SELECT 1")) * 1000
             if run >= 3:
                 samples[side]["group"].append(group_ms)
                 samples[side]["point"].append(point_ms)
@@ -172,7 +172,7 @@ def run() -> str:
         "",
         f"Same client (clickhouse-connect) and data: {ROWS:,} usage rows inserted in batches of {BATCH:,}, then "
         f"{QUERY_RUNS} timed runs per query ({PARALLEL_ROUNDS} rounds for the parallel one, median). *Endpoint* = "
-        "`python -m billing.warehouse.server` over HTTP with lz4; *in-process* = clickhouse-connect's chdb backend "
+        "`python -m billing.chdb_server.server` over HTTP with lz4; *in-process* = clickhouse-connect's chdb backend "
         "in the benchmark process. The two run in alternation, so other load on the machine hits both alike "
         f"(1-minute load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after). Overhead = how many "
         "times slower the endpoint is (1.00 = no HTTP cost).",

@@ -11,10 +11,21 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
+from platformdirs import user_data_dir
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from billing.core.contracts import FUTURE_TOLERANCE_S, set_future_tolerance_source
+from billing.core.meters import MeterSet, load_meters, set_meter_source
+from billing.core.pricing.catalog import PlanCatalog, builtin_catalog, load_catalog
+
+
+def default_state_dir() -> Path:
+    """``.state/`` of the checkout the code runs from; the user data folder for an installed wheel."""
+    source = Path(__file__).resolve().parent.parent
+    if (source / "pyproject.toml").is_file() and (source / ".git").exists():
+        return source / ".state"
+    return Path(user_data_dir("billing-pipeline", appauthor=False))
 
 
 class Settings(BaseSettings):
@@ -23,8 +34,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="BILLING_", env_file=".env", extra="ignore")
 
     state_dir: Path = Field(
-        default=REPO_ROOT / ".state",
-        description="Git-ignored folder for local data, logs, pid files and downloaded jars.",
+        default_factory=default_state_dir,
+        description="Folder for local data, logs, pid files and downloaded jars (default: .state/ in a checkout, "
+                    "the user data folder for an installed package).",
     )
 
     @field_validator("state_dir")
@@ -84,7 +96,7 @@ class Settings(BaseSettings):
         default=None, description="Superset's SECRET_KEY (default: generated once into <state>/superset/secret_key)."
     )
     superset_venv: Path = Field(
-        default=REPO_ROOT / ".state" / "superset-venv",
+        default_factory=lambda: default_state_dir() / "superset-venv",
         description="Superset's own virtualenv (its pins conflict with the pipeline's); shared by all state dirs.",
     )
     superset_workers: int = Field(default=1, ge=1, description="Gunicorn worker processes of Superset.")
@@ -96,27 +108,31 @@ class Settings(BaseSettings):
         default=None, description="YAML file defining the meters (default: the five built-in meters)."
     )
     usage_future_tolerance_s: float = Field(
-        default=300.0, ge=0, description="How far in the future a usage event's time may be before it is rejected."
+        default=FUTURE_TOLERANCE_S, ge=0, description="How far in the future a usage event's time may be before it is rejected."
     )
 
     # Stream worker (`billing worker`)
     worker_app_id: str = Field(default="billing-streams", description="Faust app id: consumer group and changelog topic prefix.")
     worker_web_port: int = Field(default=6066, description="HTTP port of the worker's health/metrics endpoint (one per worker).")
-    worker_processes: int = Field(default=1, ge=1, description="Stream workers `billing up` starts (one consumer group; web ports from BILLING_WORKER_WEB_PORT on).")
+    worker_processes: int = Field(default=1, ge=1, description="Stream workers `billing up` starts (one consumer group; web ports "
+                                                               "from BILLING_WORKER_WEB_PORT on).")
     worker_windows_s: tuple[int, ...] = Field(default=(60, 3600), description="Tumbling window lengths of the usage rollups.")
     worker_grace_s: float = Field(default=60.0, ge=0, description="Lateness after a window's end that is still admitted into it.")
-    worker_idle_close_s: float = Field(default=30.0, gt=0, description="Idle partitions close their windows by the wall clock after this long.")
+    worker_idle_close_s: float = Field(default=30.0, gt=0, description="Idle partitions close their windows by the wall clock "
+                                                                       "after this long.")
     worker_dedup_retention_days: float = Field(default=32.0, gt=0, description="How long idempotency keys are remembered.")
-    worker_window_retention_days: float = Field(default=3.0, gt=0, description="How long window state is kept for corrections (older windows are recomputed from the warehouse).")
+    worker_window_retention_days: float = Field(default=3.0, gt=0, description="How long window state is kept for corrections "
+                                                                               "(older windows are recomputed from the warehouse).")
     worker_purge_interval_s: float = Field(default=3600.0, gt=0, description="How often expired dedup keys and windows are purged.")
-    worker_batch_size: int = Field(default=20_000, ge=1, description="Most records the worker processes and writes to the warehouse at once (under load; a quiet stream is cut by the interval).")
+    worker_batch_size: int = Field(default=20_000, ge=1, description="Most records the worker processes and writes to the warehouse "
+                                                                     "at once (under load; a quiet stream is cut by the interval).")
     worker_batch_interval_s: float = Field(default=0.5, gt=0, description="Longest wait before a partial batch is processed.")
     worker_sink_max_backoff_s: float = Field(default=10.0, gt=0, description="Longest pause between warehouse write retries.")
     worker_metrics_interval_s: float = Field(default=10.0, gt=0, description="How often counters are written to pipeline_metrics.")
 
     # Pricing and invoices
     plans_dir: Path | None = Field(
-        default=None, description="Folder (or file) of plan catalog YAML/JSON (default: the example plans in billing/plans)."
+        default=None, description="Folder (or file) of plan catalog YAML/JSON (default: the example plans in billing/core/plans)."
     )
     invoice_company_name: str = Field(default="Acme Metering Inc.", description="Seller name printed on invoices.")
     invoice_company_address: str = Field(
@@ -158,3 +174,21 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """Return the process-wide settings (read once from the environment)."""
     return Settings()
+
+
+# ------------------------------------------------------------------ the core's inputs, as configured
+
+
+@lru_cache(maxsize=8)
+def _meters_at(path: Path | None) -> MeterSet:
+    return load_meters(path)
+
+
+def configured_catalog() -> PlanCatalog:
+    """The catalog at ``BILLING_PLANS_DIR``, or the shipped example plans when it is unset."""
+    path = get_settings().plans_dir
+    return load_catalog([path]) if path is not None else builtin_catalog()
+
+
+set_meter_source(lambda: _meters_at(get_settings().meters_file))
+set_future_tolerance_source(lambda: get_settings().usage_future_tolerance_s)

@@ -1,8 +1,9 @@
 """Business streams of the simulated billing system: customers and subscriptions.
 
 The simulator simulates the world the billing engine bills; it never writes invoices (the engine
-owns them) nor payments (:mod:`producers.payers` pays the invoices the engine finalized). These are low volume (a few events per customer and month), so they are built as validated
-contract models. :func:`account_events` returns every event of every customer up to ``end``,
+owns them) nor payments (:mod:`producers.payers` pays the invoices the engine finalized). These
+are low volume (a few events per customer and month), so they are built as validated contract
+models. :func:`account_events` returns every event of every customer up to ``end``,
 sorted by event time, for the simulator to interleave with the usage stream.
 """
 
@@ -12,15 +13,15 @@ import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from billing.contracts import (
+from billing.core.contracts import (
     BillingInterval,
     Contract,
     SubscriptionEvent,
     SubscriptionEventType,
     SubscriptionStatus,
 )
-from billing.pricing.proration import cycle
-from producers import catalog as cat
+from billing.core.pricing.proration import cycle
+from producers import world as cat
 from producers.customers import CustomerProfile
 from producers.usage import us_of
 

@@ -10,8 +10,8 @@ from datetime import datetime, timedelta
 
 from faker import Faker
 
-from billing.contracts import Customer, Segment
-from producers.catalog import MARKETS, PARETO_ALPHA, SEGMENTS, TIERS, TRIAL_DAYS, Market
+from billing.core.contracts import Customer, Segment
+from producers.world import MARKETS, PARETO_ALPHA, SEGMENTS, TIERS, TRIAL_DAYS, Market
 
 TRIALING_SHARE = 0.05
 MAX_TENURE_DAYS = 900

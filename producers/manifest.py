@@ -33,9 +33,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from billing.contracts import Invoice, PaymentTransaction
-from billing.errors import ConfigError
-from billing.meters import Aggregation, Meter
+from billing.core.contracts import Invoice, PaymentTransaction
+from billing.core.errors import ConfigError
+from billing.core.meters import Aggregation, Meter
 from producers.customers import CustomerProfile
 from producers.usage import DAY_US, HOUR_US, UsageGenerator
 

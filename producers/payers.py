@@ -15,17 +15,16 @@ import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Optional
 
-from billing.contracts import (
+from billing.core.contracts import (
     FailureReason,
     Invoice,
     PaymentMethod,
     PaymentStatus,
     PaymentTransaction,
 )
-from billing.pricing.money import currency
-from producers import catalog as cat
+from billing.core.pricing.money import currency
+from producers import world as cat
 
 USD_RATES = {market.currency: market.usd_rate for market in cat.MARKETS}
 
@@ -44,7 +43,7 @@ class Settlement:
     """The payment events of one invoice and when it was paid (None: not paid)."""
 
     events: tuple[PaymentTransaction, ...]
-    paid_at: Optional[datetime]
+    paid_at: datetime | None
 
 
 def _weighted(rng: random.Random, options: tuple[tuple[str, float], ...]) -> str:
@@ -77,7 +76,7 @@ def settle(invoice: Invoice, seed: int) -> Settlement:
     tx = f"pay-{invoice.id.removeprefix('inv-')}"
     events: list[PaymentTransaction] = []
 
-    def event(status: PaymentStatus, attempt: int, initiated: datetime, completed: Optional[datetime], at: datetime,
+    def event(status: PaymentStatus, attempt: int, initiated: datetime, completed: datetime | None, at: datetime,
               **extra) -> None:
         events.append(PaymentTransaction(
             event_id=f"{tx}-{len(events) + 1}", id=tx, invoice_id=invoice.id, customer_id=invoice.customer_id,

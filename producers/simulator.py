@@ -20,18 +20,17 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from billing.contracts import SubscriptionEvent, SubscriptionEventType, to_bytes
-from billing.errors import ConfigError
-from billing.meters import MeterSet
+from billing.core.contracts import SubscriptionEvent, SubscriptionEventType, to_bytes
+from billing.core.errors import ConfigError
+from billing.core.meters import MeterSet
 from producers.accounts import AccountEvent, account_events
 from producers.customers import build_customers
 from producers.manifest import write_manifest
 from producers.usage import HOUR_US, FaultRates, UsageGenerator, us_of
 
-UTC = timezone.utc
 REALTIME_TICK_S = 0.05
 MAX_BATCH = 20_000
 
@@ -204,9 +203,9 @@ class Simulator:
         hourly = generator.truth.hourly
         for (ci, _, _), (_, events) in hourly.items():
             usage_counts[customers[ci].id] += events
-        for event_id, ci, *_ in generator.truth.duplicates:
+        for _, ci, *_ in generator.truth.duplicates:
             usage_counts[customers[ci].id] += 1
-        for event_id, ci, _ in generator.truth.malformed:
+        for _, ci, _ in generator.truth.malformed:
             usage_counts[customers[ci].id] += 1
         self.counts["usage"] = usage_counts
         records = {topic: sum(c.values()) for topic, c in sorted(self.counts.items())}

@@ -12,7 +12,8 @@ from pathlib import Path
 
 from confluent_kafka import KafkaError, KafkaException, Producer
 
-from billing.errors import PlatformError, ServiceUnavailable
+from billing.core.errors import PlatformError, ServiceUnavailable
+from billing.kafka.config import producer_config
 
 _log = logging.getLogger("billing.simulate.kafka")
 _log.addHandler(logging.NullHandler())
@@ -54,10 +55,7 @@ class KafkaSink:
         self.bootstrap = bootstrap
         self.failed = 0
         self.first_error: str | None = None
-        self._producer = Producer({
-            "bootstrap.servers": bootstrap,
-            "enable.idempotence": True,
-            "acks": "all",
+        self._producer = Producer(producer_config(bootstrap, {
             "linger.ms": 100,
             "batch.size": 1_000_000,
             "batch.num.messages": 100_000,
@@ -67,7 +65,7 @@ class KafkaSink:
             "socket.connection.setup.timeout.ms": int(connect_timeout_s * 1000),
             "delivery.report.only.error": True,
             "on_delivery": self._on_delivery,
-        }, logger=_log)
+        }), logger=_log)
         self._check(connect_timeout_s)
 
     def _check(self, timeout: float) -> None:

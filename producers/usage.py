@@ -17,17 +17,16 @@ import sys
 from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from itertools import accumulate
 
 import orjson
 
-from billing.errors import ConfigError
-from billing.meters import QUANTITY_FIELD, Aggregation, MeterSet
-from producers.catalog import DIURNAL, ENDPOINTS, METER_PROFILES, WEEKLY
+from billing.core.errors import ConfigError
+from billing.core.meters import QUANTITY_FIELD, Aggregation, MeterSet
 from producers.customers import CustomerProfile
+from producers.world import DIURNAL, ENDPOINTS, METER_PROFILES, WEEKLY
 
-UTC = timezone.utc
 HOUR_US = 3_600_000_000
 DAY_US = 24 * HOUR_US
 TABLE_BITS = 12
@@ -212,7 +211,7 @@ class UsageGenerator:
             start = hour * HOUR_US
             self._cum_cache = (hour, list(accumulate(
                 c.weight * curve[z] if end is None or start < end else 0.0
-                for c, z, end in zip(self.customers, self.customer_zone, self.service_ends))))
+                for c, z, end in zip(self.customers, self.customer_zone, self.service_ends, strict=True))))
         return self._cum_cache[1]
 
     def _hour_prefix_of(self, hour_us: int) -> str:
@@ -292,7 +291,7 @@ class UsageGenerator:
         out: list[tuple[bytes, bytes]] = []
         append = out.append
         for n, ci, md, qd, xd, t_us in zip(range(first_id, first_id + count), picked, meter_draws, quantity_draws,
-                                           extra_draws, times):
+                                           extra_draws, times, strict=True):
             cell = ci * n_meters + meter_of[ci][md & TABLE_MASK]
             (template, key, table, factor, quantity_kind, dynamic, user_prefix, seats, value_kind, static,
              agg) = cells[cell]
@@ -402,7 +401,7 @@ def _spread(items: list, weights: list[float], size: int) -> list:
     """A table of ``size`` entries holding each item in proportion to its weight."""
     total = sum(weights)
     table, done = [], 0
-    for item, upto in zip(items, accumulate(weights)):
+    for item, upto in zip(items, accumulate(weights), strict=True):
         end = round(size * upto / total)
         table.extend([item] * (end - done))
         done = end

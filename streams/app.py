@@ -33,7 +33,7 @@ import logging
 import time
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import partial
 from itertools import islice
 from pathlib import Path
@@ -45,18 +45,19 @@ from faust.exceptions import ConsumerNotStarted
 from faust.types import TP
 from rocksdict import WriteBatch
 
-from billing.clickhouse import client as make_client
-from billing.contracts import to_bytes
+from billing.core.contracts import to_bytes
+from billing.core.meters import active_meters
 from billing.gc_tuning import COLLECT_EVERY_S, collect_garbage, trim_heap
-from billing.meters import active_meters
+from billing.kafka.config import producer_config
 from billing.settings import Settings
+from billing.warehouse.client import client as make_client
+from streams.faust_internals import partition_db
 from streams.metrics import WorkerMetrics
 from streams.pipeline import Output, Record, RecordProcessor, UsageProcessor, WindowConfig
 from streams.sink import SinkStopped, WarehouseSink
 from streams.transport import BatchApp
 
 log = logging.getLogger("billing.worker")
-UTC = timezone.utc
 DAY_S = 86_400
 IDLE_CHECK_S = 5.0
 METADATA_WAIT_S = 30.0
@@ -92,7 +93,7 @@ class PartitionTable:
         self.refused: list[str] = []
 
     def _db(self, partition: int):
-        return self.table.data._db_for_partition(partition)
+        return partition_db(self.table, partition)
 
     def read(self, partition: int, key: bytes) -> bytes | None:
         place = (partition, key)
@@ -173,11 +174,10 @@ class PartitionTable:
 def changelog_config(settings: Settings) -> dict:
     """librdkafka settings of the table changelog producer. Messages never time out: during a broker
     outage the worker waits for its changelog (and stalls) instead of dropping state changes."""
-    return {
-        "bootstrap.servers": settings.kafka_bootstrap, "enable.idempotence": True, "acks": "all",
-        "message.timeout.ms": 0, "linger.ms": 5, "compression.type": "lz4", "batch.num.messages": 100_000,
+    return producer_config(settings.kafka_bootstrap, {
+        "message.timeout.ms": 0, "linger.ms": 5, "batch.num.messages": 100_000,
         "queue.buffering.max.messages": 2_000_000, "logger": log,
-    }
+    })
 
 
 class ChangelogRefused(Exception):

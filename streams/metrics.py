@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from prometheus_client import CollectorRegistry, Gauge, Histogram, generate_latest
 from prometheus_client import Counter as PromCounter
@@ -87,5 +87,5 @@ class WorkerMetrics:
 
     def rows(self) -> list[list]:
         """Rows of ``pipeline_metrics`` (time, worker, metric, value) for the current snapshot."""
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         return [[now, self.worker, name, value] for name, value in self.snapshot().items()]

@@ -16,7 +16,8 @@ from decimal import Decimal
 
 import orjson
 
-from billing.contracts import PaymentStatus, PaymentTransaction
+from billing.core.contracts import PaymentStatus, PaymentTransaction
+from billing.warehouse.facts import COLUMNS as TABLE_COLUMNS
 
 S = PaymentStatus
 ALLOWED: dict[PaymentStatus | None, frozenset[PaymentStatus]] = {
@@ -29,10 +30,8 @@ ALLOWED: dict[PaymentStatus | None, frozenset[PaymentStatus]] = {
 }
 """Status -> statuses that may follow it."""
 
-COLUMNS = ("transaction_id", "invoice_id", "customer_id", "method", "amount", "currency", "status", "last_failure",
-           "attempts", "failures", "first_initiated_at", "last_completed_at", "succeeded_at", "processing_seconds",
-           "refunded_amount", "disputed", "status_path", "version", "updated_at")
-"""Columns of ``payment_transactions`` in the order of :meth:`PaymentState.row`."""
+COLUMNS = TABLE_COLUMNS["payment_transactions"]
+"""Columns of ``payment_transactions``, in the order of :meth:`PaymentState.row`."""
 
 
 @dataclass

@@ -20,12 +20,12 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import NamedTuple, Protocol
 
 import orjson
 
-from billing.contracts import (
+from billing.core.contracts import (
     ContractViolation,
     DeadLetter,
     PaymentTransaction,
@@ -34,13 +34,12 @@ from billing.contracts import (
     parse_usage,
     usage_context,
 )
-from billing.facts import COLUMNS, Rows, dead_letter_rows, merge, rows_for, usage_row
-from billing.meters import MeterSet
+from billing.core.meters import MeterSet
+from billing.warehouse.facts import COLUMNS, Rows, dead_letter_rows, merge, rows_for, usage_row
 from streams.dedup import DedupEntry, Seen, classify, entry_for
 from streams.payments import PaymentState
 from streams.windows import WindowState, is_closed, measured, window_bounds, window_key
 
-UTC = timezone.utc
 DAY_S = 86_400
 PURGE_SLICE = 20_000
 """Keys the purge reads per slice (a worker holds its lock for one slice: a few tens of ms)."""
@@ -48,9 +47,8 @@ log = logging.getLogger("billing.worker")
 
 USAGE_DIMENSIONS = COLUMNS["usage_events"].index("dimensions")
 USAGE_GROUP_KEY = COLUMNS["usage_events"].index("group_key")
-ROLLUP_COLUMNS = ("customer_id", "meter", "window_seconds", "window_start", "group_key", "dimensions", "aggregation",
-                  "value", "event_count", "version", "closed", "updated_at")
-"""Columns of ``usage_rollups`` in the order of :func:`rollup_row`."""
+ROLLUP_COLUMNS = COLUMNS["usage_rollups"]
+"""Columns of ``usage_rollups``, in the order of :func:`rollup_row`."""
 
 
 class StateStore(Protocol):

@@ -24,11 +24,11 @@ import orjson
 from clickhouse_connect.driver.binding import quote_identifier
 from clickhouse_connect.driver.client import Client
 
-from billing.clickhouse import client as make_client
-from billing.facts import COLUMNS
-from billing.meters import MeterSet
-from billing.reconcile import recompute_rows
+from billing.core.meters import MeterSet
 from billing.settings import Settings
+from billing.warehouse.client import client as make_client
+from billing.warehouse.facts import COLUMNS
+from billing.warehouse.reconcile import recompute_rows
 from streams import payments
 from streams.pipeline import ROLLUP_COLUMNS, Output
 

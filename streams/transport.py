@@ -25,6 +25,8 @@ from aiokafka.structs import ConsumerRecord
 from faust.transport.drivers import aiokafka
 from faust.types import TP
 
+from streams.faust_internals import set_fetch_max_wait
+
 BatchHandler = Callable[[dict[TP, list[ConsumerRecord]]], Awaitable[None]]
 """Receives a batch of one topic: the records of each partition, in offset order."""
 FETCH_MAX_WAIT_MS = 100
@@ -68,7 +70,7 @@ class BatchConsumerThread(aiokafka.AIOKafkaConsumerThread):
 
     def _create_worker_consumer(self, transport: aiokafka.Transport):
         consumer = super()._create_worker_consumer(transport)
-        consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS
+        set_fetch_max_wait(consumer, FETCH_MAX_WAIT_MS)
         return consumer
 
 

@@ -1,7 +1,7 @@
 """Tumbling usage windows: assignment, the state of one window, lateness and closing rules.
 
 A window is one customer x meter x group-by dimensions x tumbling interval (minute, hour). Its
-state is the meter's :class:`~billing.meters.Accumulator` plus replay fencing: ``applied_offset`` is
+state is the meter's :class:`~billing.core.meters.Accumulator` plus replay fencing: ``applied_offset`` is
 the source offset of the last event folded in. A customer's events all live on one partition (Kafka
 key = customer id), so a window sees its events in offset order and "offset <= applied_offset"
 means "already counted" after any crash or replay.
@@ -18,7 +18,7 @@ from decimal import Decimal
 
 import orjson
 
-from billing.meters import Accumulator, Aggregation, Meter
+from billing.core.meters import Accumulator, Aggregation, Meter
 
 VERSION_STRIDE = 4
 """Versions are ``applied_offset * VERSION_STRIDE + closed``; reconciliation fixes use ``+2``."""

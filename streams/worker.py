@@ -8,9 +8,9 @@ from pathlib import Path
 import faust
 
 from billing.gc_tuning import tune_gc
-from billing.migrations import migrate
-from billing.platform.topics import admin_client, ensure_topics, topic_specs
+from billing.kafka.topics import admin_client, ensure_topics, topic_specs
 from billing.settings import Settings
+from billing.warehouse.migrations import migrate
 from streams.app import StreamRuntime
 from streams.logs import RepeatFilter
 

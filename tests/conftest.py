@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from billing.settings import REPO_ROOT
+from tests.paths import REPO_ROOT
 
 TEST_ENV = {
     "BILLING_STATE_DIR": str(REPO_ROOT / ".state" / "test"),
@@ -27,6 +27,23 @@ for _key, _value in TEST_ENV.items():
 from billing.platform import stack  # noqa: E402
 from billing.platform.service import Service  # noqa: E402
 from billing.settings import Settings, get_settings  # noqa: E402
+
+pytest_plugins = [
+    "tests.integration.api_fixtures",
+    "tests.integration.invoicing_fixtures",
+    "tests.integration.marts_data",
+]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark tests by their folder, so ``-m "not integration"`` runs the fast tier alone: everything
+    under tests/integration/ and tests/e2e/ needs the local broker and/or warehouse."""
+    for item in items:
+        folder = item.path.relative_to(REPO_ROOT / "tests").parts[0]
+        if folder in ("integration", "e2e"):
+            item.add_marker(pytest.mark.integration)
+        if folder == "e2e":
+            item.add_marker(pytest.mark.e2e)
 
 
 @pytest.fixture(scope="session")

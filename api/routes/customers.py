@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -16,7 +16,7 @@ from api.problems import Problem
 from api.publish import publish
 from api.routes.responses import READ_ERRORS, WRITE_ERRORS, CustomerId, problem
 from api.schemas import CustomerBody, CustomerCreate, CustomerPage, Subscription, WriteAccepted
-from billing.contracts import Customer
+from billing.core.contracts import Customer
 
 router = APIRouter(tags=["customers"])
 
@@ -29,7 +29,7 @@ EVENT_SOURCED = (
 
 def now_ms() -> datetime:
     """The current UTC time at the warehouse's millisecond precision."""
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 

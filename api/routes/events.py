@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import orjson
 from fastapi import APIRouter, Depends, Request
@@ -13,11 +13,21 @@ from fastapi.responses import Response
 from api.auth import authenticated
 from api.body import read_limited
 from api.context import ApiContext, context
-from api.ingest import ACCEPTED_MEDIA, Item, Status, check_media, decode, forbidden_subjects, mark_repeats, summary, validate
+from api.ingest import (
+    ACCEPTED_MEDIA,
+    Item,
+    Status,
+    check_media,
+    decode,
+    forbidden_subjects,
+    mark_repeats,
+    summary,
+    validate,
+)
 from api.keys import ApiKey
 from api.metrics import DELIVERY, events
 from api.problems import Problem
-from billing.contracts import usage_context
+from billing.core.contracts import usage_context
 
 router = APIRouter(tags=["usage ingest"])
 
@@ -70,7 +80,7 @@ async def ingest(ctx: ApiContext, key: ApiKey, content_type: str | None, content
     media = check_media(content_type)
     raw = await read_limited(content_length, chunks, settings.api_max_body_bytes)
     documents = decode(raw, media, settings.api_max_batch_events)
-    items = validate(documents, usage_context({"meters": ctx.meters, "now": datetime.now(timezone.utc),
+    items = validate(documents, usage_context({"meters": ctx.meters, "now": datetime.now(UTC),
                                                "future_tolerance": settings.usage_future_tolerance_s}))
     forbidden = forbidden_subjects(items, key)
     if forbidden:
@@ -99,7 +109,7 @@ async def _deliver(ctx: ApiContext, items: list[Item]) -> None:
     errors = await ctx.producer.send(ctx.settings.topic_usage, [(i.event.subject.encode(), i.payload) for i in items])
     DELIVERY.observe(time.perf_counter() - started)
     delivered = []
-    for item, error in zip(items, errors):
+    for item, error in zip(items, errors, strict=True):
         if error:
             item.status, item.reason = Status.FAILED, f"Kafka delivery failed: {error}"
         else:

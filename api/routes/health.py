@@ -10,7 +10,7 @@ from fastapi.responses import Response
 from api.context import context
 from api.metrics import metrics_response
 from api.problems import Problem
-from billing.platform.warehouse import ping
+from billing.warehouse.client import ping
 
 router = APIRouter(tags=["operations"])
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import tempfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
@@ -18,11 +18,11 @@ from api.lookup import readable_customer, unknown_customer
 from api.problems import Problem
 from api.routes.responses import READ_ERRORS, CustomerId, InvoiceId, problem
 from api.schemas import InvoicePreview, InvoiceSummary, summary_of
-from billing.contracts import Customer, Invoice, InvoiceStatus
-from billing.errors import ConfigError
-from billing.invoicing.errors import NoSubscription, PeriodError, UnknownCustomer
+from billing.core.contracts import Customer, Invoice, InvoiceStatus
+from billing.core.errors import ConfigError
+from billing.core.invoicing.errors import NoSubscription, PeriodError, UnknownCustomer
+from billing.core.invoicing.periods import parse_period
 from billing.invoicing.pdf import BillTo, render_pdf
-from billing.invoicing.periods import parse_period
 
 router = APIRouter(tags=["invoices"])
 
@@ -56,8 +56,8 @@ async def _invoice(ctx: ApiContext, key: ApiKey, invoice_id: str) -> Invoice:
 async def list_invoices(
     request: Request,
     customer_id: CustomerId,
-    status: Optional[InvoiceStatus] = None,
-    period: Annotated[Optional[str], Query(description="Only the invoice of this month (`YYYY-MM`).",
+    status: InvoiceStatus | None = None,
+    period: Annotated[str | None, Query(description="Only the invoice of this month (`YYYY-MM`).",
                                            pattern=r"^\d{4}-\d{2}$")] = None,
     key: ApiKey = Depends(authenticated),
 ) -> list:
@@ -82,7 +82,7 @@ async def get_invoice(request: Request, invoice_id: InvoiceId, key: ApiKey = Dep
     return await _invoice(context(request), key, invoice_id)
 
 
-def _pdf(invoice: Invoice, customer: Optional[Customer]) -> bytes:
+def _pdf(invoice: Invoice, customer: Customer | None) -> bytes:
     bill_to = BillTo.from_customer(customer) if customer else BillTo(invoice.customer_id, invoice.customer_id)
     with tempfile.TemporaryDirectory(prefix="invoice-pdf-") as folder:
         return render_pdf(invoice, bill_to, Path(folder) / "invoice.pdf").read_bytes()
@@ -123,7 +123,7 @@ async def get_invoice_preview(request: Request, customer_id: CustomerId,
     ctx = context(request)
     require_access(key, customer_id)
     try:
-        preview = await ctx.warehouse.run(ctx.previews.preview, customer_id, datetime.now(timezone.utc))
+        preview = await ctx.warehouse.run(ctx.previews.preview, customer_id, datetime.now(UTC))
     except UnknownCustomer:
         raise unknown_customer(customer_id) from None
     except NoSubscription as exc:

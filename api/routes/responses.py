@@ -8,7 +8,7 @@ from fastapi import Path
 from pydantic import BaseModel, Field
 
 from api.problems import PROBLEM_JSON
-from billing.contracts import Id
+from billing.core.contracts import Id
 
 
 class ProblemDocument(BaseModel):

@@ -16,14 +16,14 @@ from api.publish import publish
 from api.routes.customers import now_ms
 from api.routes.responses import READ_ERRORS, WRITE_ERRORS, SubscriptionId, problem
 from api.schemas import Subscription, SubscriptionChange, SubscriptionCreate, WriteAccepted
-from billing.contracts import (
+from billing.core.contracts import (
     Customer,
     SubscriptionEvent,
     SubscriptionEventType,
     SubscriptionStatus,
     describe_error,
 )
-from billing.errors import ConfigError
+from billing.core.errors import ConfigError
 
 router = APIRouter(tags=["subscriptions"])
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from itertools import groupby
-from typing import Annotated, Optional
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 
@@ -18,28 +18,28 @@ from api.lookup import readable_customer
 from api.problems import Problem
 from api.routes.responses import READ_ERRORS, CustomerId, problem
 from api.schemas import Usage, UsagePoint, UsageSeries, Window
-from billing.invoicing.usage import HourStats, quantity
-from billing.meters import Aggregation, MeterSet, window_start
+from billing.core.invoicing.usage import HourStats, quantity
+from billing.core.meters import Aggregation, MeterSet, window_start
 
 router = APIRouter(tags=["usage"])
 
 SECONDS = {Window.MINUTE: 60, Window.HOUR: 3600, Window.DAY: 86400}
 DEFAULT_SPAN = {Window.MINUTE: timedelta(hours=1), Window.HOUR: timedelta(days=1), Window.DAY: timedelta(days=30)}
 MAX_SPAN = {Window.MINUTE: timedelta(days=2), Window.HOUR: timedelta(days=93), Window.DAY: timedelta(days=732)}
-EARLIEST, LATEST = datetime(1970, 1, 1, tzinfo=timezone.utc), datetime(2106, 1, 1, tzinfo=timezone.utc)
+EARLIEST, LATEST = datetime(1970, 1, 1, tzinfo=UTC), datetime(2106, 1, 1, tzinfo=UTC)
 DAY_RULE = ("from the day's hour windows, as invoices bill a period: SUM and COUNT meters add the hours; "
             "UNIQUE_COUNT and MAX meters take the peak hour (distinct counts of hours cannot be added); "
             "LATEST meters take the last hour with usage")
 
 
-def time_range(window: Window, start: Optional[datetime], end: Optional[datetime], now: datetime) -> tuple[datetime, datetime]:
+def time_range(window: Window, start: datetime | None, end: datetime | None, now: datetime) -> tuple[datetime, datetime]:
     """``[start, end)`` of a usage query: defaults, ``start`` rounded down to its window, limits (400)."""
     for moment, name in ((start, "from"), (end, "to")):
         if moment is not None and not EARLIEST <= moment <= LATEST:
             raise Problem(400, f"`{name}` must lie between {EARLIEST:%Y-%m-%d} and {LATEST:%Y-%m-%d} (the warehouse's "
                                "time range)", kind="invalid-range")
-    end = (end or now).astimezone(timezone.utc)
-    start = (start.astimezone(timezone.utc) if start else end - DEFAULT_SPAN[window])
+    end = (end or now).astimezone(UTC)
+    start = (start.astimezone(UTC) if start else end - DEFAULT_SPAN[window])
     start = window_start(start, SECONDS[window])
     if start >= end:
         raise Problem(400, f"`from` ({start.isoformat()}) must be before `to` ({end.isoformat()})", kind="invalid-range")
@@ -88,9 +88,9 @@ def series(rows: Iterable[tuple], meters: MeterSet, day: bool) -> list[UsageSeri
 async def get_usage(
     request: Request,
     customer_id: CustomerId,
-    meter: Annotated[Optional[str], Query(description="Only this meter (default: every meter).", max_length=64)] = None,
-    start: Annotated[Optional[datetime], Query(alias="from", description="Start (timezone-aware).")] = None,
-    end: Annotated[Optional[datetime], Query(alias="to", description="End, exclusive (timezone-aware).")] = None,
+    meter: Annotated[str | None, Query(description="Only this meter (default: every meter).", max_length=64)] = None,
+    start: Annotated[datetime | None, Query(alias="from", description="Start (timezone-aware).")] = None,
+    end: Annotated[datetime | None, Query(alias="to", description="End, exclusive (timezone-aware).")] = None,
     window: Window = Window.HOUR,
     key: ApiKey = Depends(authenticated),
 ) -> Usage:
@@ -100,7 +100,7 @@ async def get_usage(
             raise Problem(422, f"`{name}` needs a timezone (e.g. 2026-01-31T00:00:00Z)", kind="invalid-request")
     if meter is not None and meter not in ctx.meters:
         raise Problem(422, f"unknown meter {meter!r}; known meters: {', '.join(ctx.meters.names)}", kind="unknown-meter")
-    low, high = time_range(window, start, end, datetime.now(timezone.utc))
+    low, high = time_range(window, start, end, datetime.now(UTC))
     await readable_customer(ctx, key, customer_id)
     if window is Window.DAY:
         rows = await ctx.warehouse.read(reads.hourly_by_day, customer_id, meter, low, high)

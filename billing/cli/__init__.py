@@ -6,18 +6,24 @@ import sys
 
 from clickhouse_connect.driver.exceptions import DatabaseError
 
-from billing.cli import plan_cmds, platform_cmds, schema_cmds, warehouse_cmds  # noqa: F401  (register commands)
-from billing.cli import simulate_cmds  # noqa: F401
-from billing.cli import invoice_cmds  # noqa: F401
-from billing.cli import worker_cmds  # noqa: F401
-from billing.cli import reconcile_cmds  # noqa: F401
-from billing.cli import topics_cmds  # noqa: F401
-from billing.cli import demo_cmds  # noqa: F401
-from billing.cli import api_cmds  # noqa: F401
-from billing.cli import dbt_cmds, report_cmds  # noqa: F401
-from billing.cli import superset_cmds  # noqa: F401
+from billing.cli import (  # noqa: F401  (register commands)  # noqa: F401
+    api_cmds,  # noqa: F401
+    dbt_cmds,
+    demo_cmds,  # noqa: F401
+    invoice_cmds,  # noqa: F401
+    plan_cmds,
+    platform_cmds,
+    reconcile_cmds,  # noqa: F401
+    report_cmds,
+    schema_cmds,
+    simulate_cmds,  # noqa: F401
+    superset_cmds,  # noqa: F401
+    topics_cmds,  # noqa: F401
+    warehouse_cmds,
+    worker_cmds,  # noqa: F401
+)
 from billing.cli.app import Options, app, err_console
-from billing.errors import BillingError
+from billing.core.errors import BillingError
 
 
 def message(exc: Exception) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-from typing import Optional
 
 import typer
 from rich.table import Table
@@ -15,9 +14,9 @@ from billing.settings import get_settings
 
 @app.command()
 def api(
-    host: Optional[str] = typer.Option(None, help="Address to listen on (default: BILLING_API_HOST)."),
-    port: Optional[int] = typer.Option(None, help="Port (default: BILLING_API_PORT)."),
-    workers: Optional[int] = typer.Option(None, min=1, help="Worker processes (default: BILLING_API_WORKERS)."),
+    host: str | None = typer.Option(None, help="Address to listen on (default: BILLING_API_HOST)."),
+    port: int | None = typer.Option(None, help="Port (default: BILLING_API_PORT)."),
+    workers: int | None = typer.Option(None, min=1, help="Worker processes (default: BILLING_API_WORKERS)."),
     log_level: str = typer.Option("warning", help="Uvicorn log level."),
 ) -> None:
     """Serve the HTTP API (usage ingest, billing queries, docs at /docs) with uvicorn."""
@@ -49,7 +48,7 @@ def _store():
 def apikey_create(
     tenant: list[str] = typer.Option([], "--tenant", help="Customer id the key may write and read (repeatable)."),
     admin: bool = typer.Option(False, "--admin", help="Admin key: every customer plus the management endpoints."),
-    rate: Optional[float] = typer.Option(None, help="Requests/s for this key (default: BILLING_API_RATE_PER_S)."),
+    rate: float | None = typer.Option(None, help="Requests/s for this key (default: BILLING_API_RATE_PER_S)."),
     label: str = typer.Option("", help="Free text shown by `billing apikey list`."),
 ) -> None:
     """Create an API key and print it once (only its hash is stored)."""
@@ -75,7 +74,7 @@ def apikey_list() -> None:
 @apikey_app.command("revoke")
 def apikey_revoke(key_id: str = typer.Argument(..., help="Key id (from `billing apikey list`).")) -> None:
     """Revoke an API key (effective within seconds on running API workers)."""
-    from billing.errors import ConfigError
+    from billing.core.errors import ConfigError
 
     if not _store().revoke(key_id):
         raise ConfigError(f"no active API key with id {key_id!r}; see `billing apikey list`")

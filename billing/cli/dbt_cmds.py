@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from pathlib import Path
 
 import typer
 
+from billing.analytics.dbt_project import PLAN_SEED, PROJECT_DIR, check_warehouse, run_dbt, write_plan_seed
 from billing.cli.app import app, console
-from billing.dbt_project import PLAN_SEED, check_warehouse, run_dbt, write_plan_seed
-from billing.pricing.catalog import configured_catalog
-from billing.settings import get_settings
+from billing.settings import configured_catalog, get_settings
 
 dbt_app = typer.Typer(
     help="Build and test the analytics marts with dbt (extra arguments are passed to dbt).",
@@ -21,60 +20,58 @@ PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
 TARGET_HELP = "dbt target: local (the `billing up` endpoint) or prod (a ClickHouse server); default BILLING_DBT_TARGET or local."
 
 
-def _refresh_plans() -> None:
-    count = write_plan_seed(configured_catalog())
-    console.print(f"plan seed: {count} plan(s) from the pricing catalog -> {PLAN_SEED.relative_to(PLAN_SEED.parents[2])}")
-
-
-def _dbt(verb: list[str], ctx: typer.Context, target: Optional[str], plans: bool = False) -> None:
+def _dbt(verb: list[str], ctx: typer.Context, target: str | None, plans: bool = False) -> None:
     settings = get_settings()
     check_warehouse(settings)
-    if plans:
-        _refresh_plans()
+    catalog = configured_catalog() if plans else None
+    if catalog is not None:
+        console.print(f"plan seed: {len(catalog.plans)} plan(s) from the pricing catalog")
     console.print(f"dbt {' '.join(verb)}: raw database {settings.clickhouse_database} -> marts database "
                   f"{settings.clickhouse_marts_database} at {settings.clickhouse_url}")
-    result = run_dbt(settings, [*verb, *ctx.args], target=target)
+    result = run_dbt(settings, [*verb, *ctx.args], target=target, catalog=catalog)
     if result.returncode != 0:
         raise typer.Exit(result.returncode)
 
 
 @dbt_app.command(context_settings=PASS_THROUGH)
-def build(ctx: typer.Context, target: Optional[str] = typer.Option(None, "--target", help=TARGET_HELP)) -> None:
+def build(ctx: typer.Context, target: str | None = typer.Option(None, "--target", help=TARGET_HELP)) -> None:
     """Refresh the plan seed, then seed, run and test every model (`dbt build`)."""
     _dbt(["build"], ctx, target, plans=True)
 
 
 @dbt_app.command(context_settings=PASS_THROUGH)
-def run(ctx: typer.Context, target: Optional[str] = typer.Option(None, "--target", help=TARGET_HELP)) -> None:
+def run(ctx: typer.Context, target: str | None = typer.Option(None, "--target", help=TARGET_HELP)) -> None:
     """Build the models (`dbt run`), e.g. `billing dbt run --select fct_transaction+`."""
     _dbt(["run"], ctx, target)
 
 
 @dbt_app.command(context_settings=PASS_THROUGH)
-def test(ctx: typer.Context, target: Optional[str] = typer.Option(None, "--target", help=TARGET_HELP)) -> None:
+def test(ctx: typer.Context, target: str | None = typer.Option(None, "--target", help=TARGET_HELP)) -> None:
     """Run the data tests, reconciliations included (`dbt test`)."""
     _dbt(["test"], ctx, target)
 
 
 @dbt_app.command(context_settings=PASS_THROUGH)
-def seed(ctx: typer.Context, target: Optional[str] = typer.Option(None, "--target", help=TARGET_HELP)) -> None:
+def seed(ctx: typer.Context, target: str | None = typer.Option(None, "--target", help=TARGET_HELP)) -> None:
     """Refresh the plan seed and load the seeds (`dbt seed`)."""
     _dbt(["seed"], ctx, target, plans=True)
 
 
 @dbt_app.command(context_settings=PASS_THROUGH)
-def freshness(ctx: typer.Context, target: Optional[str] = typer.Option(None, "--target", help=TARGET_HELP)) -> None:
+def freshness(ctx: typer.Context, target: str | None = typer.Option(None, "--target", help=TARGET_HELP)) -> None:
     """Check how recent the raw sources are (`dbt source freshness`)."""
     _dbt(["source", "freshness"], ctx, target)
 
 
 @dbt_app.command(context_settings=PASS_THROUGH)
-def docs(ctx: typer.Context, target: Optional[str] = typer.Option(None, "--target", help=TARGET_HELP)) -> None:
+def docs(ctx: typer.Context, target: str | None = typer.Option(None, "--target", help=TARGET_HELP)) -> None:
     """Generate the documentation site (`dbt docs generate`) into <state>/dbt/target."""
     _dbt(["docs", "generate"], ctx, target)
 
 
 @dbt_app.command()
-def plans() -> None:
-    """Write the pricing catalog's plans to dbt/seeds/plan_catalog.csv (the dim_plan source)."""
-    _refresh_plans()
+def plans(to: Path = typer.Option(PROJECT_DIR / PLAN_SEED, "--to", help="CSV file to write.")) -> None:
+    """Write the pricing catalog's plans as the dim_plan seed (default: the shipped project's, which
+    `billing dbt build` and `seed` refresh on their own working copy anyway)."""
+    count = write_plan_seed(configured_catalog(), to)
+    console.print(f"plan seed: {count} plan(s) from the pricing catalog -> {to}")

@@ -6,13 +6,13 @@ import json
 import subprocess
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import typer
 
 from billing.cli.app import app, console
-from billing.errors import BillingError
+from billing.core.errors import BillingError
 from billing.settings import get_settings
 from producers.customers import customer_id
 from producers.manifest import default_manifest_dir
@@ -20,7 +20,7 @@ from producers.manifest import default_manifest_dir
 
 def last_month_start(now: datetime) -> datetime:
     """First instant of the calendar month before ``now`` (UTC)."""
-    first = now.astimezone(timezone.utc).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    first = now.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     return (first.replace(year=first.year - 1, month=12) if first.month == 1 else first.replace(month=first.month - 1))
 
 
@@ -58,7 +58,7 @@ def demo_steps(customers: int, events: int, seed: int, now: datetime | None = No
     closed (the same time on a re-run, so nothing changes), the payers pay those invoices up to
     now, and the open month shows up in the invoice preview.
     """
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     start = last_month_start(now)
     days = (now - start).total_seconds() / 86400
     if window is not None:

@@ -3,25 +3,24 @@ pdf | export`: invoicing from the warehouse."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from billing.cli.app import app, console
-from billing.contracts import AdjustmentKind, Invoice, InvoiceStatus
-from billing.errors import ConfigError
-from billing.invoicing.errors import UnknownCustomer
+from billing.core.contracts import AdjustmentKind, Invoice, InvoiceStatus
+from billing.core.errors import ConfigError
+from billing.core.invoicing.errors import UnknownCustomer
+from billing.core.invoicing.grants import GrantRecord, Standing
+from billing.core.invoicing.periods import label, parse_period
+from billing.core.pricing.money import currency
 from billing.invoicing.export import write_invoices_csv, write_usage_csv
-from billing.invoicing.granting import GrantDesk, Granted
-from billing.invoicing.grants import GrantRecord, Standing
+from billing.invoicing.grant_records import GrantDesk, Granted
 from billing.invoicing.pdf import render_pdf
-from billing.invoicing.periods import label, parse_period
 from billing.invoicing.run import Invoicing, RunSummary
-from billing.pricing.money import currency
 from billing.settings import get_settings
 
 invoice_app = typer.Typer(help="Invoices from the warehouse: run a month, preview, coupons and credits, lifecycle, PDFs, exports.",
@@ -30,7 +29,7 @@ app.add_typer(invoice_app, name="invoice")
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _moment(text: str) -> datetime:
@@ -39,7 +38,7 @@ def _moment(text: str) -> datetime:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise ConfigError(f"--as-of must be an ISO 8601 time such as 2026-12-01T02:00:00Z (got {text!r})") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _invoicing() -> Invoicing:
@@ -50,7 +49,7 @@ def _invoicing() -> Invoicing:
 def run(
     period: str = typer.Option(..., "--period", "-p", help="Closed month to bill, YYYY-MM."),
     finalize: bool = typer.Option(False, "--finalize", help="Finalize the invoices right away (default: drafts)."),
-    as_of: Optional[str] = typer.Option(None, "--as-of", help="Run as of this UTC time (ISO 8601; default now): "
+    as_of: str | None = typer.Option(None, "--as-of", help="Run as of this UTC time (ISO 8601; default now): "
                                         "the issue date of invoices finalized, for billing history."),
 ) -> None:
     """Bill every subscription of a closed month from the usage rollups (idempotent; finalized invoices never change)."""
@@ -140,7 +139,7 @@ def _again(granted: Granted) -> str:
 def grant_coupon(
     customer: str = typer.Option(..., "--customer", "-c", help="Customer id."),
     coupon: str = typer.Option(..., "--coupon", help="Coupon id of the plan catalog (`coupons:` in the plan files)."),
-    grant_id: Optional[str] = GrantIdOption,
+    grant_id: str | None = GrantIdOption,
 ) -> None:
     """Redeem a catalog coupon for a customer: the next invoice runs apply it (for its duration)."""
     desk = _desk()
@@ -155,8 +154,8 @@ def grant_coupon(
 def grant_credit(
     customer: str = typer.Option(..., "--customer", "-c", help="Customer id."),
     amount: str = typer.Option(..., "--amount", "-a", help="Amount, e.g. 100.00 (positive, currency decimals)."),
-    code: Optional[str] = typer.Option(None, "--currency", help="Currency (default and only choice: the customer's)."),
-    grant_id: Optional[str] = GrantIdOption,
+    code: str | None = typer.Option(None, "--currency", help="Currency (default and only choice: the customer's)."),
+    grant_id: str | None = GrantIdOption,
 ) -> None:
     """Grant a customer prepaid credit: invoices consume it after tax until it is used up."""
     desk = _desk()
@@ -213,7 +212,7 @@ def revoke_grant(
                   "finalized and paid invoices keep it (re-run a period to update its drafts)")
 
 
-def _transition(invoice_id: str, target: InvoiceStatus, reason: Optional[str] = None) -> None:
+def _transition(invoice_id: str, target: InvoiceStatus, reason: str | None = None) -> None:
     invoice = _invoicing().change_status(invoice_id, target, now=_now(), reason=reason)
     console.print(f"invoice {invoice.id} is {invoice.status.value} "
                   f"({currency(invoice.currency).format(invoice.total)}, published and recorded)")
@@ -234,7 +233,7 @@ def pay(invoice_id: str = typer.Argument(..., help="Invoice id.")) -> None:
 @invoice_app.command()
 def void(
     invoice_id: str = typer.Argument(..., help="Invoice id."),
-    reason: Optional[str] = typer.Option(None, "--reason", help="Why (kept with the invoice)."),
+    reason: str | None = typer.Option(None, "--reason", help="Why (kept with the invoice)."),
 ) -> None:
     """Void a draft or finalized (unpaid) invoice."""
     _transition(invoice_id, InvoiceStatus.VOID, reason)
@@ -242,9 +241,9 @@ def void(
 
 @invoice_app.command("list")
 def list_invoices(
-    customer: Optional[str] = typer.Option(None, "--customer", "-c", help="Only this customer."),
-    period: Optional[str] = typer.Option(None, "--period", "-p", help="Only this month, YYYY-MM."),
-    status: Optional[InvoiceStatus] = typer.Option(None, "--status", "-s", help="Only this status."),
+    customer: str | None = typer.Option(None, "--customer", "-c", help="Only this customer."),
+    period: str | None = typer.Option(None, "--period", "-p", help="Only this month, YYYY-MM."),
+    status: InvoiceStatus | None = typer.Option(None, "--status", "-s", help="Only this status."),
 ) -> None:
     """List invoices (latest version of each)."""
     invoices = _invoicing().store.invoices(customer=customer, period=parse_period(period) if period else None, status=status)
@@ -262,7 +261,7 @@ def _last_day(invoice: Invoice) -> datetime:
 @invoice_app.command()
 def pdf(
     invoice_id: str = typer.Argument(..., help="Invoice id."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="PDF file (default: <invoice id>.pdf)."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="PDF file (default: <invoice id>.pdf)."),
 ) -> None:
     """Render an invoice as a PDF."""
     invoicing = _invoicing()

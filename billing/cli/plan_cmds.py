@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.table import Table
 
 from billing.cli.app import app, console
-from billing.errors import ConfigError
-from billing.meters import active_meters
-from billing.pricing import BillTo, CouponGrant, PlanCatalog, Segment, load_catalog, price_invoice
-from billing.pricing.catalog import configured_catalog
-from billing.pricing.money import currency
-from billing.pricing.plans import Coupon, FlatCharge, PackageCharge, PercentageCharge, PerUnitCharge, Plan
-from billing.pricing.proration import Period, plan_period
+from billing.core.errors import ConfigError
+from billing.core.meters import active_meters
+from billing.core.pricing import CouponGrant, PlanCatalog, PlanTerm, TaxProfile, load_catalog, price_invoice
+from billing.core.pricing.money import currency
+from billing.core.pricing.plans import Coupon, FlatCharge, PackageCharge, PercentageCharge, PerUnitCharge, Plan
+from billing.core.pricing.proration import Period, plan_period
+from billing.settings import configured_catalog
 
 plans_app = typer.Typer(help="Price plans: validate files, inspect plans, quote usage.", no_args_is_help=True)
 app.add_typer(plans_app, name="plans")
@@ -25,7 +24,7 @@ app.add_typer(plans_app, name="plans")
 CatalogOption = typer.Option(None, "--catalog", "-c", help="Catalog file or folder (default: BILLING_PLANS_DIR or the example plans).")
 
 
-def _catalog(path: Optional[Path]) -> PlanCatalog:
+def _catalog(path: Path | None) -> PlanCatalog:
     return load_catalog([path]) if path is not None else configured_catalog()
 
 
@@ -45,7 +44,7 @@ def validate(files: list[Path] = typer.Argument(..., help="Plan catalog files or
 
 
 @plans_app.command("list")
-def list_plans(catalog_path: Optional[Path] = CatalogOption) -> None:
+def list_plans(catalog_path: Path | None = CatalogOption) -> None:
     """List the plans and coupons of the catalog."""
     catalog = _catalog(catalog_path)
     table = _id_table("plans", "name", "currency", "interval", "charges", "minimum")
@@ -82,7 +81,7 @@ def _duration(coupon: Coupon) -> str:
 
 
 @plans_app.command()
-def show(plan_id: str = typer.Argument(..., help="Plan id."), catalog_path: Optional[Path] = CatalogOption) -> None:
+def show(plan_id: str = typer.Argument(..., help="Plan id."), catalog_path: Path | None = CatalogOption) -> None:
     """Show one plan with every charge, tier and price."""
     plan = _catalog(catalog_path).plan(plan_id)
     console.print(f"[bold]{plan.name}[/] ({plan.id}) · {plan.currency} per {plan.interval}")
@@ -98,7 +97,8 @@ def show(plan_id: str = typer.Argument(..., help="Plan id."), catalog_path: Opti
         if tiers:
             table = Table("tier", "from (exclusive)", "up to (inclusive)", "unit price", "flat fee")
             for number, tier in enumerate(tiers, 1):
-                table.add_row(str(number), f"{tier.from_:,}", "∞" if tier.up_to is None else f"{tier.up_to:,}", str(tier.unit_price), str(tier.flat_fee))
+                table.add_row(str(number), f"{tier.from_:,}", "∞" if tier.up_to is None else f"{tier.up_to:,}",
+                              str(tier.unit_price), str(tier.flat_fee))
             console.print(table)
 
 
@@ -106,28 +106,28 @@ def show(plan_id: str = typer.Argument(..., help="Plan id."), catalog_path: Opti
 def quote(
     plan_id: str = typer.Option(..., "--plan", "-p", help="Plan id."),
     usage: list[str] = typer.Option([], "--usage", "-u", help="meter=quantity (repeatable)."),
-    country: Optional[str] = typer.Option(None, help="Customer country (ISO 3166-1 alpha-2) for taxes."),
-    region: Optional[str] = typer.Option(None, help="Customer state/province for regional taxes."),
+    country: str | None = typer.Option(None, help="Customer country (ISO 3166-1 alpha-2) for taxes."),
+    region: str | None = typer.Option(None, help="Customer state/province for regional taxes."),
     coupon: list[str] = typer.Option([], help="Coupon id (repeatable)."),
     credits: str = typer.Option("0", help="Prepaid credit balance in the plan currency."),
-    start: Optional[str] = typer.Option(None, help="Active from (ISO date/time, UTC) for a prorated quote."),
-    end: Optional[str] = typer.Option(None, help="Active until (ISO date/time, UTC), e.g. a cancellation."),
-    month: Optional[str] = typer.Option(None, help="Billing period containing this date (default: today, UTC)."),
-    pdf: Optional[Path] = typer.Option(None, help="Also render the quote as a PDF at this path."),
-    catalog_path: Optional[Path] = CatalogOption,
+    start: str | None = typer.Option(None, help="Active from (ISO date/time, UTC) for a prorated quote."),
+    end: str | None = typer.Option(None, help="Active until (ISO date/time, UTC), e.g. a cancellation."),
+    month: str | None = typer.Option(None, help="Billing period containing this date (default: today, UTC)."),
+    pdf: Path | None = typer.Option(None, help="Also render the quote as a PDF at this path."),
+    catalog_path: Path | None = CatalogOption,
 ) -> None:
     """Price ad-hoc usage on a plan and show every line with its computation."""
     catalog = _catalog(catalog_path)
     plan = catalog.plan(plan_id)
-    period = plan_period(plan.interval, _moment(month) if month else datetime.now(timezone.utc))
+    period = plan_period(plan.interval, _moment(month) if month else datetime.now(UTC))
     active = period
     if start or end:
         active = Period(_moment(start) if start else period.start, _moment(end) if end else period.end)
     quantities = _usage(usage)
     priced = price_invoice(
         period,
-        [Segment(plan, active, quantities)],
-        bill_to=BillTo(country, region),
+        [PlanTerm(plan, active, quantities)],
+        bill_to=TaxProfile(country, region),
         coupons=[CouponGrant(catalog.coupon(code)) for code in coupon],
         credit_balance=_decimal("credits", credits),
         tax_rules=catalog.tax_rules,
@@ -139,7 +139,8 @@ def quote(
         table.add_row(f"[bold]{line.description}[/]", f"{line.quantity:,}", "", "", f"[bold]{money.format(line.amount)}[/]")
         for step in line.steps:
             flat = str(step.flat_fee) if step.flat_fee else ""
-            table.add_row(f"[dim]  {step.description}[/]", f"[dim]{_short(step.units)}", f"[dim]{step.unit_price}", f"[dim]{flat}", f"[dim]{_short(step.amount)}")
+            table.add_row(f"[dim]  {step.description}[/]", f"[dim]{_short(step.units)}", f"[dim]{step.unit_price}", f"[dim]{flat}",
+                          f"[dim]{_short(step.amount)}")
     console.print(table)
     console.print(f"subtotal        {money.format(priced.subtotal)}")
     for discount in priced.discounts:
@@ -151,12 +152,13 @@ def quote(
         console.print(f"credits         -{money.format(priced.credits_applied)}")
     console.print(f"[bold]amount due      {money.format(priced.amount_due)}[/]")
     if pdf is not None:
+        from billing.core.pricing.invoice import to_invoice
         from billing.invoicing.pdf import BillTo as Party
         from billing.invoicing.pdf import render_pdf
-        from billing.pricing.invoice import to_invoice
 
-        issued = datetime.now(timezone.utc).replace(microsecond=0)
-        invoice = to_invoice(priced, invoice_id=f"QUOTE-{plan.id}-{issued:%Y%m%d%H%M%S}", customer_id="quote", issued_at=issued, due_at=issued)
+        issued = datetime.now(UTC).replace(microsecond=0)
+        invoice = to_invoice(priced, invoice_id=f"QUOTE-{plan.id}-{issued:%Y%m%d%H%M%S}", customer_id="quote",
+                             issued_at=issued, due_at=issued)
         render_pdf(invoice, Party("Quote", "quote", lines=(f"Country: {country}",) if country else ()), pdf)
         console.print(f"PDF written to {pdf}")
 
@@ -176,7 +178,8 @@ def _describe_charge(plan: Plan, charge) -> list[str]:
         fee = f" + {charge.fixed_fee} per transaction ({charge.count_meter})" if charge.fixed_fee else ""
         lines.append(f"{charge.rate}% of the amount{fee}")
         if charge.min_amount is not None or charge.max_amount is not None:
-            lines.append(f"per period: at least {charge.min_amount or 0}, at most {charge.max_amount if charge.max_amount is not None else 'unlimited'}")
+            lines.append(f"per period: at least {charge.min_amount or 0}, "
+                         f"at most {charge.max_amount if charge.max_amount is not None else 'unlimited'}")
     return lines
 
 
@@ -213,4 +216,4 @@ def _moment(text: str) -> datetime:
         moment = datetime.fromisoformat(text)
     except ValueError:
         raise ConfigError(f"{text!r} is not an ISO date or date-time (e.g. 2024-02-16 or 2024-02-16T12:00:00Z)") from None
-    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)

@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import typer
 from rich.table import Table
 
 from billing.cli.app import app, console
+from billing.kafka.lag import group_lag, wait_caught_up
 from billing.platform import stack
-from billing.platform.lag import group_lag, wait_caught_up
 from billing.settings import get_settings
 
 ServiceArg = typer.Argument(None, help="Services to act on (default: all).", show_default=False)
 
 
 @app.command()
-def up(names: Optional[list[str]] = ServiceArg) -> None:
+def up(names: list[str] | None = ServiceArg) -> None:
     """Install what is missing and start the local services (idempotent)."""
     settings = get_settings()
     with console.status("starting…") as spinner:
@@ -25,7 +23,7 @@ def up(names: Optional[list[str]] = ServiceArg) -> None:
 
 
 @app.command()
-def down(names: Optional[list[str]] = ServiceArg) -> None:
+def down(names: list[str] | None = ServiceArg) -> None:
     """Stop the local services and their child processes."""
     for name, was_running in stack.down(get_settings(), names):
         console.print(f"{name}: {'stopped' if was_running else 'not running'}")
@@ -57,7 +55,7 @@ def _print_status() -> bool:
 
 @app.command()
 def lag(
-    wait: Optional[float] = typer.Option(
+    wait: float | None = typer.Option(
         None, "--wait", help="Wait up to this many seconds until the workers have processed everything."
     ),
 ) -> None:

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from typing import Optional
+from datetime import UTC, datetime
 
 import typer
 from rich.table import Table
 
 from billing.cli.app import app, console
-from billing.clickhouse import client
-from billing.errors import ConfigError
-from billing.meters import active_meters
-from billing.reconcile import fix_rows, reconcile
+from billing.core.errors import ConfigError
+from billing.core.meters import active_meters
 from billing.settings import get_settings
-from streams.pipeline import ROLLUP_COLUMNS
+from billing.warehouse.client import client
+from billing.warehouse.facts import COLUMNS
+from billing.warehouse.reconcile import fix_rows, reconcile
 
 
 def _time(text: str | None, option: str) -> datetime | None:
@@ -24,13 +23,13 @@ def _time(text: str | None, option: str) -> datetime | None:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise ConfigError(f"{option} must be an ISO 8601 date or time (got {text!r})") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 @app.command("reconcile")
 def reconcile_command(
-    since: Optional[str] = typer.Option(None, "--since", help="Only windows starting at or after this UTC time."),
-    until: Optional[str] = typer.Option(None, "--until", help="Only windows starting before this UTC time."),
+    since: str | None = typer.Option(None, "--since", help="Only windows starting at or after this UTC time."),
+    until: str | None = typer.Option(None, "--until", help="Only windows starting before this UTC time."),
     customer: list[str] = typer.Option([], "--customer", help="Only this customer (repeatable)."),
     window: list[int] = typer.Option([], "--window", help="Window length in seconds (default: all configured)."),
     fix: bool = typer.Option(False, "--fix", help="Write corrected rollups (a higher version replaces the wrong row)."),
@@ -49,14 +48,14 @@ def reconcile_command(
         table = Table("customer", "meter", "window", "start", "group", "kind", "expected", "rollup")
         for diff in diffs[:show]:
             customer_id, meter, seconds, start, gkey = diff.window
-            table.add_row(customer_id, meter, f"{seconds}s", datetime.fromtimestamp(start, timezone.utc).isoformat(),
+            table.add_row(customer_id, meter, f"{seconds}s", datetime.fromtimestamp(start, UTC).isoformat(),
                           gkey, diff.kind, str(diff.expected.value) if diff.expected else "-",
                           str(diff.actual.value) if diff.actual else "-")
         console.print(table)
     console.print(f"{checked:,} window(s) checked, {len(diffs):,} differ.")
     if diffs and fix:
         rows = fix_rows(diffs, meters)
-        ch.insert(f"{settings.clickhouse_database}.usage_rollups", rows, column_names=list(ROLLUP_COLUMNS))
+        ch.insert(f"{settings.clickhouse_database}.usage_rollups", rows, column_names=list(COLUMNS["usage_rollups"]))
         console.print(f"fixed: wrote {len(rows):,} corrected rollup(s).")
     elif diffs:
         raise typer.Exit(1)

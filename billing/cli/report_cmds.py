@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from decimal import Decimal
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.table import Table
 
-from billing import report
+from billing.analytics import report
 from billing.cli.app import app, console
 from billing.settings import get_settings
 
@@ -27,9 +26,9 @@ def cell(value) -> str:
 
 @app.command("report")
 def report_command(
-    names: Optional[list[str]] = typer.Argument(None, help="Questions to answer (default: all)."),
+    names: list[str] | None = typer.Argument(None, help="Questions to answer (default: all)."),
     list_only: bool = typer.Option(False, "--list", help="List the questions and exit."),
-    csv_dir: Optional[Path] = typer.Option(None, "--csv-dir", help="Also write each answer to <dir>/<question>.csv."),
+    csv_dir: Path | None = typer.Option(None, "--csv-dir", help="Also write each answer to <dir>/<question>.csv."),
     limit: int = typer.Option(20, "--limit", min=0, help="Rows printed per question (0: all); CSV files get every row."),
 ) -> None:
     """Answer the billing questions from the marts (build them first with `billing dbt build`)."""

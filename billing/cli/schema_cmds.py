@@ -9,11 +9,11 @@ from pathlib import Path
 import typer
 
 from billing.cli.app import app, console
-from billing.contracts import ALL_MODELS, SCHEMA_VERSION, TOPIC_MODELS
-from billing.errors import ConfigError
-from billing.settings import REPO_ROOT
+from billing.core.contracts import ALL_MODELS, SCHEMA_VERSION, TOPIC_MODELS
+from billing.core.errors import ConfigError
 
-SCHEMA_DIR = REPO_ROOT / "docs" / "schemas"
+SCHEMA_DIR = Path("docs") / "schemas"
+"""Where `billing schemas export` writes by default: docs/schemas of the current folder (a checkout)."""
 
 schemas_app = typer.Typer(help="JSON Schemas of the event contracts.", no_args_is_help=True)
 app.add_typer(schemas_app, name="schemas")

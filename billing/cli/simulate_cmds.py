@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from billing.cli.app import app, console
-from billing.contracts import PaymentStatus
-from billing.errors import ConfigError
+from billing.core.contracts import PaymentStatus
+from billing.core.errors import ConfigError
+from billing.core.invoicing.periods import closed_period
+from billing.core.meters import active_meters
+from billing.core.pricing.money import currency
 from billing.invoicing.run import Invoicing
-from billing.meters import active_meters
-from billing.pricing.money import currency
 from billing.settings import get_settings
 from producers.manifest import default_manifest_dir
 from producers.paying import pay_period
@@ -45,7 +45,7 @@ def parse_start(text: str | None) -> datetime | None:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise ConfigError(f"--start must be an ISO 8601 date or time (got {text!r})") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 @simulate_app.callback(invoke_without_command=True)
@@ -53,17 +53,17 @@ def simulate(
     ctx: typer.Context,
     customers: int = typer.Option(100, "--customers", help="Number of simulated customers."),
     rate: str = typer.Option("1000", "--rate", help="Usage events per second, or 'max'."),
-    duration: Optional[float] = typer.Option(None, "--duration", help="Seconds to run (real time) or rate x duration events (history)."),
-    events: Optional[int] = typer.Option(None, "--events", help="Number of usage events to generate."),
-    start: Optional[str] = typer.Option(None, "--start", help="Simulate history from this UTC time (ISO 8601)."),
-    days: Optional[float] = typer.Option(None, "--days", help="Length of the simulated history (default 1 with --start)."),
+    duration: float | None = typer.Option(None, "--duration", help="Seconds to run (real time) or rate x duration events (history)."),
+    events: int | None = typer.Option(None, "--events", help="Number of usage events to generate."),
+    start: str | None = typer.Option(None, "--start", help="Simulate history from this UTC time (ISO 8601)."),
+    days: float | None = typer.Option(None, "--days", help="Length of the simulated history (default 1 with --start)."),
     seed: int = typer.Option(42, "--seed", help="Random seed: same seed and options, same output."),
     duplicate_rate: float = typer.Option(0.0, "--duplicate-rate", help="Probability an event is sent twice."),
     late_rate: float = typer.Option(0.0, "--late-rate", help="Probability an event arrives later than --lateness."),
     malformed_rate: float = typer.Option(0.0, "--malformed-rate", help="Probability an event is malformed."),
     lateness: float = typer.Option(7200.0, "--lateness", help="Seconds a late event lags behind its event time (at least)."),
-    manifest: Optional[Path] = typer.Option(None, "--manifest", help="Manifest directory (default: <state>/manifests/seed-<seed>)."),
-    output: Optional[Path] = typer.Option(None, "--output", help="Write records to this file instead of Kafka."),
+    manifest: Path | None = typer.Option(None, "--manifest", help="Manifest directory (default: <state>/manifests/seed-<seed>)."),
+    output: Path | None = typer.Option(None, "--output", help="Write records to this file instead of Kafka."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Write to <state>/simulate/dry-run.tsv instead of Kafka."),
 ) -> None:
     """Generate customers, usage and subscriptions, with injected faults (invoices come from `billing invoice run`).
@@ -121,16 +121,18 @@ def simulate(
 def payers(
     period: str = typer.Option(..., "--period", "-p", help="Closed month whose finalized invoices the payers pay, YYYY-MM."),
     seed: int = typer.Option(42, "--seed", help="Random seed: same seed and invoices, same payments."),
-    until: Optional[str] = typer.Option(None, "--until", help="Send what happened by this UTC time (ISO 8601; default now)."),
-    manifest: Optional[Path] = typer.Option(None, "--manifest", help="Manifest directory (default: <state>/manifests/seed-<seed>)."),
-    output: Optional[Path] = typer.Option(None, "--output", help="Write the payment records to this file instead of Kafka."),
+    until: str | None = typer.Option(None, "--until", help="Send what happened by this UTC time (ISO 8601; default now)."),
+    manifest: Path | None = typer.Option(None, "--manifest", help="Manifest directory (default: <state>/manifests/seed-<seed>)."),
+    output: Path | None = typer.Option(None, "--output", help="Write the payment records to this file instead of Kafka."),
 ) -> None:
     """Pay (or fail to pay) the invoices the engine finalized for a month: payments, retries, refunds, disputes."""
     settings = get_settings()
-    moment = parse_start(until) or datetime.now(timezone.utc)
+    moment = parse_start(until) or datetime.now(UTC)
     sink = FileSink(output) if output is not None else KafkaSink(settings.kafka_bootstrap, settings.topics())
     manifest_dir = manifest or default_manifest_dir(settings.state_dir, seed)
-    done = pay_period(Invoicing(settings), period, seed, moment, sink, manifest_dir)
+    invoicing = Invoicing(settings)
+    invoices = invoicing.store.invoices(period=closed_period(period, moment))
+    done = pay_period(invoices, seed, moment, sink, invoicing.mark_paid, manifest_dir)
     console.print(f"{done.invoices:,} finalized invoices of {period}: {done.paid:,} paid ({done.newly_paid:,} just now), "
                   f"{done.unpaid:,} not paid by {moment:%Y-%m-%d %H:%M} UTC; sent {done.payment_events:,} payment events "
                   f"({done.scheduled_later:,} happen later: re-run to send them)")

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.table import Table
 
 from billing.cli.app import app, console
-from billing.errors import BillingError, ConfigError
+from billing.core.errors import BillingError, ConfigError
 from billing.platform.superset import SupersetService
 from billing.platform.superset_assets import ASSETS_DIR, unbundle
 from billing.settings import get_settings
@@ -56,9 +55,9 @@ def export(
 
 @superset_app.command("check")
 def check(
-    screenshots: Optional[Path] = typer.Option(None, "--screenshots", help="Folder for one PNG per dashboard "
+    screenshots: Path | None = typer.Option(None, "--screenshots", help="Folder for one PNG per dashboard "
                                                "(default: <state>/superset/screenshots)."),
-    filters: Optional[list[str]] = typer.Option(None, "--filter", help="Preselect a native filter, e.g. "
+    filters: list[str] | None = typer.Option(None, "--filter", help="Preselect a native filter, e.g. "
                                                 "--filter Region=EMEA (repeatable; values joined by commas)."),
 ) -> None:
     """Open every dashboard in headless Chromium and verify each chart rendered data without error."""

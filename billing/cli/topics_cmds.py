@@ -6,7 +6,7 @@ import typer
 from rich.table import Table
 
 from billing.cli.app import app, console
-from billing.platform.topics import admin_client, ensure_topics, partition_counts, topic_specs
+from billing.kafka.topics import admin_client, ensure_topics, partition_counts, topic_specs
 from billing.settings import get_settings
 
 topics_app = typer.Typer(help="Kafka topics of the pipeline.", no_args_is_help=True)

@@ -5,15 +5,16 @@ from __future__ import annotations
 import csv
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
+from clickhouse_connect.driver.client import Client
 from rich.table import Table
 
-from billing import migrations
-from billing.cli.app import app, console
-from billing.clickhouse import client
+from billing.cli.app import app, console, err_console
 from billing.settings import get_settings
+from billing.warehouse import migrations
+from billing.warehouse.client import client
+from billing.warehouse.sql import tables_read_without_final
 
 warehouse_app = typer.Typer(help="Warehouse schema management.", no_args_is_help=True)
 app.add_typer(warehouse_app, name="warehouse")
@@ -42,13 +43,17 @@ def migration_status() -> None:
 @app.command()
 def sql(
     query: str = typer.Argument(..., help="SQL to run; '-' reads it from standard input."),
-    csv_out: Optional[Path] = typer.Option(None, "--csv", help="Write the result to this CSV file."),
+    csv_out: Path | None = typer.Option(None, "--csv", help="Write the result to this CSV file."),
     readonly: bool = typer.Option(False, "--readonly", help="Run as the read-only dashboards user."),
 ) -> None:
     """Run ad-hoc SQL against the warehouse and print the result as a table."""
     settings = get_settings()
     text = sys.stdin.read() if query == "-" else query
-    result = client(settings, readonly=readonly, database=settings.clickhouse_database).query(text)
+    ch = client(settings, readonly=readonly, database=settings.clickhouse_database)
+    for table in tables_read_without_final(text, _versioned_tables(ch, settings.clickhouse_database)):
+        err_console.print(f"[yellow]warning:[/] {table} is versioned (ReplacingMergeTree): without FINAL a row counts "
+                          f"once per stored version until the engine merges them; read it as `{table} FINAL`")
+    result = ch.query(text)
     if csv_out:
         with csv_out.open("w", newline="") as fh:
             writer = csv.writer(fh)
@@ -61,3 +66,10 @@ def sql(
         table.add_row(*("NULL" if v is None else str(v) for v in row))
     console.print(table)
     console.print(f"{len(result.result_rows)} row(s)")
+
+
+def _versioned_tables(ch: Client, database: str) -> set[str]:
+    """Tables of ``database`` that keep several versions of a row until merged (ReplacingMergeTree)."""
+    result = ch.query("SELECT name FROM system.tables WHERE database = {db:String} AND engine LIKE '%ReplacingMergeTree'",
+                      parameters={"db": database})
+    return set(result.result_columns[0]) if result.result_rows else set()

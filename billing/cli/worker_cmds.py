@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import typer
 
 from billing.cli.app import app, console
@@ -13,7 +11,7 @@ from billing.settings import get_settings
 @app.command()
 def worker(
     name: str = typer.Option("worker-1", "--name", help="Worker name: its state folder and metrics label."),
-    web_port: Optional[int] = typer.Option(None, "--web-port", help="Health/metrics port (default BILLING_WORKER_WEB_PORT)."),
+    web_port: int | None = typer.Option(None, "--web-port", help="Health/metrics port (default BILLING_WORKER_WEB_PORT)."),
     loglevel: str = typer.Option("warning", "--loglevel", help="Log level: debug, info, warning, error."),
 ) -> None:
     """Consume every topic: validate (dead letters), deduplicate, aggregate usage windows, track

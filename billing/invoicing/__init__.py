@@ -1,4 +1,4 @@
-"""Invoicing from the warehouse: plan spans (:mod:`timeline`), usage per span (:mod:`usage`), pure
-composition and late-usage corrections (:mod:`compose`), lifecycle (:mod:`lifecycle`), warehouse
-reads and writes (:mod:`store`), the invoices topic (:mod:`publish`), the run and previews
-(:mod:`run`), and documents: PDFs (:mod:`pdf`) and CSV exports (:mod:`export`)."""
+"""Invoicing against the warehouse and the broker: the run and previews (:mod:`run`), warehouse
+reads and writes (:mod:`store`), recorded coupons and credits (:mod:`grant_records`), the
+invoices topic (:mod:`publish`), and documents: PDFs (:mod:`pdf`) and CSV exports (:mod:`export`).
+The rules themselves are pure and live in :mod:`billing.core.invoicing`."""

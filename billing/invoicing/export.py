@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import TextIO
 
-from billing.contracts import Invoice
+from billing.core.contracts import Invoice
 
 INVOICE_COLUMNS = (
     "invoice_id", "customer_id", "status", "currency", "period_start", "period_end", "issued_at", "due_at",

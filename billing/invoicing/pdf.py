@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Optional
 from xml.sax.saxutils import escape
 
 import reportlab
@@ -25,8 +24,8 @@ from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
-from billing.contracts import AdjustmentKind, Customer, Invoice
-from billing.pricing.money import Currency, currency
+from billing.core.contracts import AdjustmentKind, Customer, Invoice
+from billing.core.pricing.money import Currency, currency
 
 ACCENT = colors.HexColor("#1f4e79")
 MUTED = colors.HexColor("#6b7280")
@@ -44,7 +43,7 @@ class Branding:
     email: str = ""
 
     @classmethod
-    def from_settings(cls) -> "Branding":
+    def from_settings(cls) -> Branding:
         """Branding from ``BILLING_INVOICE_COMPANY_*``."""
         from billing.settings import get_settings
 
@@ -63,12 +62,12 @@ class BillTo:
     lines: tuple[str, ...] = field(default_factory=tuple)
 
     @classmethod
-    def from_customer(cls, customer: Customer) -> "BillTo":
+    def from_customer(cls, customer: Customer) -> BillTo:
         """Bill-to block from the Customer contract."""
         return cls(customer.company_name, customer.id, customer.email, (f"Country: {customer.country}",))
 
 
-def render_pdf(invoice: Invoice, bill_to: BillTo, path: Path, branding: Optional[Branding] = None) -> Path:
+def render_pdf(invoice: Invoice, bill_to: BillTo, path: Path, branding: Branding | None = None) -> Path:
     """Write ``invoice`` as a PDF at ``path`` and return the path."""
     _register_fonts()
     branding = branding or Branding.from_settings()
@@ -105,7 +104,8 @@ def _register_fonts() -> None:
     pdfmetrics.registerFont(TTFont(BOLD, str(fonts / "VeraBd.ttf")))
 
 
-def _style(name: str, size: float = 9, font: str = FONT, color=colors.black, align: int = 0, leading: Optional[float] = None) -> ParagraphStyle:
+def _style(name: str, size: float = 9, font: str = FONT, color=colors.black, align: int = 0,
+           leading: float | None = None) -> ParagraphStyle:
     return ParagraphStyle(name, fontName=font, fontSize=size, leading=leading or size * 1.3, textColor=color, alignment=align)
 
 
@@ -155,7 +155,8 @@ def _header(branding: Branding, invoice: Invoice) -> Table:
         seller.append(_p(branding.email, "muted"))
     title = [_p("INVOICE", "title"), _p(f"No. {invoice.id}", "right"), _p(invoice.status.value.upper(), "muted_right")]
     table = Table([[seller, title]], colWidths=["60%", "40%"])
-    table.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP"), ("LINEBELOW", (0, 0), (-1, 0), 1.2, ACCENT), ("BOTTOMPADDING", (0, 0), (-1, 0), 8)]))
+    table.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP"), ("LINEBELOW", (0, 0), (-1, 0), 1.2, ACCENT),
+                               ("BOTTOMPADDING", (0, 0), (-1, 0), 8)]))
     return table
 
 
@@ -172,14 +173,16 @@ def _parties(invoice: Invoice, bill_to: BillTo) -> Table:
     ]
     rows = [[_p(label.upper(), "label"), _p(value, "right")] for label, value in facts]
     facts_table = Table(rows, colWidths=[32 * mm, 50 * mm])
-    facts_table.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "MIDDLE"), ("TOPPADDING", (0, 0), (-1, -1), 1), ("BOTTOMPADDING", (0, 0), (-1, -1), 1)]))
+    facts_table.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "MIDDLE"), ("TOPPADDING", (0, 0), (-1, -1), 1),
+                                     ("BOTTOMPADDING", (0, 0), (-1, -1), 1)]))
     table = Table([[customer, facts_table]], colWidths=["55%", "45%"])
     table.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP"), ("ALIGN", (1, 0), (1, 0), "RIGHT")]))
     return table
 
 
 def _lines(invoice: Invoice, money: Currency, width: float) -> Table:
-    rows = [[_p("DESCRIPTION", "head"), _p("QUANTITY", "head_right"), _p("UNIT PRICE", "head_right"), _p(f"AMOUNT ({money.code})", "head_right")]]
+    rows = [[_p("DESCRIPTION", "head"), _p("QUANTITY", "head_right"), _p("UNIT PRICE", "head_right"),
+             _p(f"AMOUNT ({money.code})", "head_right")]]
     styles = [
         ("BACKGROUND", (0, 0), (-1, 0), ACCENT),
         ("VALIGN", (0, 0), (-1, -1), "TOP"),

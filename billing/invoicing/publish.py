@@ -7,8 +7,9 @@ from collections.abc import Iterable
 
 from confluent_kafka import KafkaError, KafkaException, Producer
 
-from billing.contracts import Invoice, to_bytes
-from billing.errors import PlatformError, ServiceUnavailable
+from billing.core.contracts import Invoice, to_bytes
+from billing.core.errors import PlatformError, ServiceUnavailable
+from billing.kafka.config import producer_config
 from billing.settings import Settings
 
 _log = logging.getLogger("billing.invoicing.kafka")
@@ -29,11 +30,10 @@ def publish(settings: Settings, invoices: Iterable[Invoice], timeout_s: float = 
         if error is not None:
             failures.append(error.str())
 
-    producer = Producer({
-        "bootstrap.servers": settings.kafka_bootstrap, "acks": "all", "enable.idempotence": True,
-        "linger.ms": 20, "compression.type": "lz4", "socket.connection.setup.timeout.ms": 5000,
+    producer = Producer(producer_config(settings.kafka_bootstrap, {
+        "linger.ms": 20, "socket.connection.setup.timeout.ms": 5000,
         "on_delivery": delivered, "delivery.report.only.error": True,
-    }, logger=_log)
+    }), logger=_log)
     try:
         metadata = producer.list_topics(timeout=5)
     except KafkaException as exc:

@@ -3,12 +3,12 @@
 ``run_period`` bills every subscription billable in a closed month:
 
 1. read customers and subscription events, derive each customer's plan spans
-   (:mod:`~billing.invoicing.timeline`) and pick the catalog plan of each span (product x customer
+   (:mod:`~billing.core.invoicing.timeline`) and pick the catalog plan of each span (product x customer
    currency); any unknown plan or currency fails the run before anything is written;
 2. leave finalized, paid and void invoices of the period alone (immutable), recompute the rest;
-   read the coupons and prepaid credits of the customers (:mod:`~billing.invoicing.grants`);
+   read the coupons and prepaid credits of the customers (:mod:`~billing.core.invoicing.grants`);
 3. record the spans, read the usage of every span from the hourly rollups in one query
-   (:mod:`~billing.invoicing.usage`), price;
+   (:mod:`~billing.core.invoicing.usage`), price;
 4. re-price the customer's finalized invoices of the previous ``invoice_correction_months``
    months with their recorded spans and current usage; differences become correction lines;
 5. publish new and changed invoices to the invoices topic, then write them to the warehouse.
@@ -27,29 +27,28 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Optional
 
-from billing import facts
-from billing.clickhouse import client
-from billing.contracts import Invoice, InvoiceStatus, LineKind
-from billing.errors import ConfigError
-from billing.invoicing import compose, grants
-from billing.invoicing.cycles import cycle_fees
-from billing.invoicing.errors import NoSubscription, UnknownCustomer, UnknownInvoice
-from billing.invoicing.lifecycle import transition
-from billing.invoicing.periods import closed_period, invoice_id, label
+from billing.core.contracts import Invoice, InvoiceStatus, LineKind
+from billing.core.errors import ConfigError
+from billing.core.invoicing import compose, grants
+from billing.core.invoicing.cycles import cycle_fees
+from billing.core.invoicing.errors import NoSubscription, UnknownCustomer, UnknownInvoice
+from billing.core.invoicing.lifecycle import transition
+from billing.core.invoicing.periods import closed_period, invoice_id, label
+from billing.core.invoicing.summary import CurrencyBilled, billed_by_currency, not_billed_reason
+from billing.core.invoicing.timeline import PlanSpan, plan_spans
+from billing.core.invoicing.usage import quantities, span_stats
+from billing.core.meters import MeterSet, active_meters
+from billing.core.pricing import PlanCatalog, PlanTerm, PricedInvoice, price_invoice
+from billing.core.pricing.catalog import builtin_catalog, load_catalog
+from billing.core.pricing.engine import Line
+from billing.core.pricing.plans import Plan
+from billing.core.pricing.proration import Period, month_period
 from billing.invoicing.publish import publish
 from billing.invoicing.store import MS, SpanRow, Store, content_key, epoch_ms
-from billing.invoicing.summary import CurrencyBilled, billed_by_currency, not_billed_reason
-from billing.invoicing.timeline import PlanSpan, plan_spans
-from billing.invoicing.usage import quantities, span_stats
-from billing.meters import MeterSet, active_meters
-from billing.pricing import PlanCatalog, PricedInvoice, Segment, price_invoice
-from billing.pricing.catalog import builtin_catalog, load_catalog
-from billing.pricing.engine import Line
-from billing.pricing.plans import Plan
-from billing.pricing.proration import Period, month_period
 from billing.settings import Settings
+from billing.warehouse import facts
+from billing.warehouse.client import client
 
 Progress = Callable[[str, int, int], None]
 """``progress(stage, done, total)``: called as the run advances."""
@@ -99,7 +98,7 @@ class Preview:
 class Invoicing:
     """Invoice operations on the warehouse and topic named by ``settings``."""
 
-    def __init__(self, settings: Settings, *, catalog: Optional[PlanCatalog] = None, meters: Optional[MeterSet] = None):
+    def __init__(self, settings: Settings, *, catalog: PlanCatalog | None = None, meters: MeterSet | None = None):
         self.settings = settings
         self.catalog = catalog or (load_catalog([settings.plans_dir]) if settings.plans_dir else builtin_catalog())
         self.meters = meters or active_meters()
@@ -241,10 +240,10 @@ class Invoicing:
             if not spans:
                 continue
             q = Period(head.period_start, head.period_end)
-            segments = [Segment(self.catalog.plan(plan_id), span.period, quantities(usage.get((head.id, number), {}), self.meters),
-                                fees_by_cycle=True)
-                        for number, span, plan_id in spans]
-            repriced = price_invoice(q, segments)
+            terms = [PlanTerm(self.catalog.plan(plan_id), span.period, quantities(usage.get((head.id, number), {}), self.meters),
+                              fees_by_cycle=True)
+                     for number, span, plan_id in spans]
+            repriced = price_invoice(q, terms)
             billed = [line for line in lines.get(head.id, ()) if line.charge not in by_cycle]
             billed += [line for owner, line in later_corrections[head.customer_id] if owner != head.id]
             found[head.customer_id].extend(compose.corrections(repriced, compose.billed_by_charge(billed, q), head.id))

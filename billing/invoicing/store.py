@@ -1,6 +1,6 @@
 """Warehouse reads and writes of the invoice run (ClickHouse, through clickhouse-connect).
 
-Reads use FINAL (the latest version of every id). Writes go through :mod:`billing.facts`, the
+Reads use FINAL (the latest version of every id). Writes go through :mod:`billing.warehouse.facts`, the
 one contract -> rows mapping. Parameters are bound server-side (``{name:Type}``; times as epoch
 milliseconds); a list of ids is one ``Array(String)`` parameter, which clickhouse-connect sends in
 a form body when it is too long for the URL. A draft that is recomputed has its old lines, adjustments and spans
@@ -13,26 +13,26 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import NamedTuple, Optional
+from typing import NamedTuple
 
 import orjson
 from clickhouse_connect.driver.client import Client
 
-from billing import facts
-from billing.contracts import Adjustment, AdjustmentKind, BreakdownStep, Invoice, InvoiceStatus, LineItem, LineKind
-from billing.invoicing.compose import BillingCustomer
-from billing.invoicing.grants import Applied, GrantRecord, Held, Revocation, coupon_grant_id, holdings
+from billing.core.contracts import Adjustment, AdjustmentKind, BreakdownStep, Invoice, InvoiceStatus, LineItem, LineKind
+from billing.core.invoicing.compose import BillingCustomer
+from billing.core.invoicing.grants import Applied, GrantRecord, Held, Revocation, coupon_grant_id, holdings
+from billing.core.invoicing.timeline import PlanSpan, SubscriptionChange
+from billing.core.invoicing.usage import HourStats
+from billing.core.pricing.money import MINOR_UNITS, currency
+from billing.core.pricing.proration import Period
 from billing.invoicing.pdf import BillTo
-from billing.invoicing.timeline import PlanSpan, SubscriptionChange
-from billing.invoicing.usage import HourStats
-from billing.pricing.money import MINOR_UNITS, currency
-from billing.pricing.proration import Period
+from billing.warehouse import facts
 
 MS = "fromUnixTimestamp64Milli({{{}:Int64}}, 'UTC')"
 """SQL of a time parameter passed as epoch milliseconds: ``MS.format('start')``."""
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 SPAN_COLUMNS = ("invoice_id", "span_no", "customer_id", "subscription_id", "product_id", "plan_id", "currency",
                 "period_start", "span_start", "span_end", "computed_at")
 
@@ -52,7 +52,7 @@ class LineRow(NamedTuple):
 
     kind: str
     charge: str
-    meter: Optional[str]
+    meter: str | None
     description: str
     quantity: Decimal
     unit_price: Decimal
@@ -70,7 +70,7 @@ _ADJUSTMENT_AT = tuple(facts.COLUMNS["invoice_adjustments"].index(name) for name
 
 
 def content_key(rows: facts.Rows) -> tuple:
-    """What the invoice in ``rows`` (:func:`billing.facts.invoice_rows`) bills, as comparable values
+    """What the invoice in ``rows`` (:func:`billing.warehouse.facts.invoice_rows`) bills, as comparable values
     (times and status aside): equal keys mean a re-run would write the same lines and amounts."""
     return (tuple(rows["invoices"][0][i] for i in _HEAD_AT),
             tuple(LineRow(*(row[i] for i in _LINE_AT)) for row in rows["invoice_lines"]),
@@ -99,7 +99,7 @@ class Store:
 
     # ---------------------------------------------------------------------------- reads
 
-    def customers(self, ids: Optional[Sequence[str]] = None) -> dict[str, BillingCustomer]:
+    def customers(self, ids: Sequence[str] | None = None) -> dict[str, BillingCustomer]:
         """Latest state of the customers (all, or ``ids``)."""
         where, params = ("WHERE customer_id IN {ids:Array(String)}", {"ids": list(ids)}) if ids is not None else ("", {})
         rows = self.ch.query(
@@ -108,7 +108,7 @@ class Store:
         ).result_rows
         return {r[0]: BillingCustomer(r[0], r[1], r[2] or None, r[3], bool(r[4])) for r in rows}
 
-    def party(self, customer_id: str) -> Optional[BillTo]:
+    def party(self, customer_id: str) -> BillTo | None:
         """The bill-to block of a customer for PDFs (None when unknown)."""
         rows = self.ch.query(
             f"SELECT company_name, email, country, tax_region FROM {self.db}.customers FINAL WHERE customer_id = {{c:String}}",
@@ -119,7 +119,7 @@ class Store:
         name, email, country, tax_region = rows[0]
         return BillTo(name, customer_id, email, (f"Country: {country}" + (f", {tax_region}" if tax_region else ""),))
 
-    def subscription_changes(self, before: datetime, customer: Optional[str] = None) -> dict[str, list[SubscriptionChange]]:
+    def subscription_changes(self, before: datetime, customer: str | None = None) -> dict[str, list[SubscriptionChange]]:
         """Every subscription event effective before ``before``, per customer."""
         where = "AND customer_id = {customer:String}" if customer else ""
         rows = self.ch.query(
@@ -207,7 +207,7 @@ class Store:
         ).result_rows
         return [InvoiceHead(i, c, start, end, InvoiceStatus(status)) for i, c, start, end, status in rows]
 
-    def line_rows(self, since: datetime, until: Optional[datetime] = None) -> dict[str, list[LineRow]]:
+    def line_rows(self, since: datetime, until: datetime | None = None) -> dict[str, list[LineRow]]:
         """Stored lines of the invoices whose period starts in ``[since, until)``, per invoice, in order."""
         bound = f"AND period_start < {MS.format('until')}" if until is not None else ""
         rows = self.ch.query(
@@ -239,9 +239,9 @@ class Store:
             adjustments[invoice_id].append(tuple(fields))
         return {i: (head, tuple(lines.get(i, ())), tuple(sorted(adjustments.get(i, ())))) for i, head in drafts.items()}
 
-    def invoices(self, *, ids: Optional[Sequence[str]] = None, customer: Optional[str] = None,
-                 period: Optional[Period] = None, status: Optional[InvoiceStatus] = None,
-                 since: Optional[datetime] = None) -> list[Invoice]:
+    def invoices(self, *, ids: Sequence[str] | None = None, customer: str | None = None,
+                 period: Period | None = None, status: InvoiceStatus | None = None,
+                 since: datetime | None = None) -> list[Invoice]:
         """Invoices (latest version) matching every filter given, ordered by customer and period."""
         conditions, params = [], {}
         if customer is not None:
@@ -297,11 +297,11 @@ class Store:
             ))
         return out
 
-    def held(self, customer: Optional[str] = None) -> dict[str, Held]:
-        """What every customer, or ``customer``, holds (:func:`billing.invoicing.grants.holdings`)."""
+    def held(self, customer: str | None = None) -> dict[str, Held]:
+        """What every customer, or ``customer``, holds (:func:`billing.core.invoicing.grants.holdings`)."""
         return holdings(self.grant_records(customer=customer))
 
-    def grant_records(self, *, customer: Optional[str] = None, grant_id: Optional[str] = None) -> list[GrantRecord]:
+    def grant_records(self, *, customer: str | None = None, grant_id: str | None = None) -> list[GrantRecord]:
         """The coupon redemptions and credits granted, with their revocations: every one, ``customer``'s or ``grant_id``."""
         params = {"c": customer, "g": grant_id}
         where = coupons_where = ""
@@ -393,11 +393,11 @@ class Store:
             self.ch.raw_query(sql, parameters=params)
 
     def write_invoices(self, invoices: Iterable[Invoice]) -> None:
-        """Insert invoices with their lines and adjustments (via :func:`billing.facts.invoice_rows`)."""
+        """Insert invoices with their lines and adjustments (via :func:`billing.warehouse.facts.invoice_rows`)."""
         self.write_rows(facts.invoice_rows(invoice) for invoice in invoices)
 
     def write_rows(self, per_invoice: Iterable[facts.Rows]) -> None:
-        """Insert the rows :func:`billing.facts.invoice_rows` made of invoices."""
+        """Insert the rows :func:`billing.warehouse.facts.invoice_rows` made of invoices."""
         rows: facts.Rows = {}
         for one in per_invoice:
             facts.merge(rows, one)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import psutil
 
-from billing.errors import PlatformError
+from billing.core.errors import PlatformError
 
 HealthCheck = Callable[[], bool]
 

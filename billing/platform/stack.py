@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from billing.errors import PlatformError
+from billing.core.errors import PlatformError
 from billing.platform.service import Service, ServiceStatus
 from billing.settings import Settings
 
 
 def services(settings: Settings) -> list[Service]:
     """Services in start order (stopped in reverse)."""
-    from api.service import ApiService
-    from billing.platform.kafka import KafkaService
+    from billing.platform.api_service import ApiService
+    from billing.platform.kafka_broker import KafkaService
     from billing.platform.superset import SupersetService
-    from billing.platform.warehouse import WarehouseService
-    from streams.service import worker_services
+    from billing.platform.warehouse_service import WarehouseService
+    from billing.platform.worker_service import worker_services
 
     return [WarehouseService(settings), KafkaService(settings), *worker_services(settings), ApiService(settings),
             SupersetService(settings)]

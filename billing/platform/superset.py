@@ -18,14 +18,15 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from billing.errors import PlatformError
+from billing.core.errors import PlatformError
 from billing.platform.process import ManagedProcess, http_ok, tail
 from billing.platform.service import Service
 from billing.platform.superset_api import SupersetClient
 from billing.platform.superset_assets import ASSETS_DIR, bundle
-from billing.settings import REPO_ROOT, Settings
+from billing.resources import SUPERSET
+from billing.settings import Settings
 
-SUPERSET_DIR = REPO_ROOT / "superset"
+SUPERSET_DIR = SUPERSET
 REQUIREMENTS = SUPERSET_DIR / "requirements.txt"
 CONFIG = SUPERSET_DIR / "superset_config.py"
 

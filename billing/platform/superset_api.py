@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 
-from billing.errors import PlatformError, ServiceUnavailable
+from billing.core.errors import PlatformError, ServiceUnavailable
 
 
 class SupersetClient:

@@ -12,17 +12,18 @@ from __future__ import annotations
 import io
 import re
 import zipfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from urllib.parse import quote
 
 import yaml
 
-from billing.clickhouse import endpoint
-from billing.errors import ConfigError
-from billing.settings import REPO_ROOT, Settings
+from billing.core.errors import ConfigError
+from billing.resources import SUPERSET
+from billing.settings import Settings
+from billing.warehouse.client import endpoint
 
-ASSETS_DIR = REPO_ROOT / "superset" / "assets"
+ASSETS_DIR = SUPERSET / "assets"
 KINDS = ("databases", "datasets", "charts", "dashboards", "queries")
 MASK = "XXXXXXXXXX"
 _ROOT = "billing_assets"
@@ -76,7 +77,7 @@ def bundle(settings: Settings, assets_dir: Path = ASSETS_DIR) -> tuple[bytes, di
         files[name] = dump(config)
         passwords[name] = settings.clickhouse_readonly_password
     metadata = {"version": "1.0.0", "type": "assets",
-                "timestamp": datetime.now(timezone.utc).isoformat()}
+                "timestamp": datetime.now(UTC).isoformat()}
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         archive.writestr(f"{_ROOT}/metadata.yaml", yaml.safe_dump(metadata))

@@ -14,9 +14,9 @@ import subprocess
 from pathlib import Path
 from urllib.parse import quote
 
-from billing.errors import PlatformError
+from billing.core.errors import PlatformError
 from billing.platform.superset import SUPERSET_DIR, SupersetService
-from billing.settings import REPO_ROOT
+from billing.resources import ENSURE_SYSTEM
 
 CHROMIUM = "chromium"
 # Debian packages of the browser check: the browser, and CJK fonts for customer names in screenshots.
@@ -26,7 +26,7 @@ PACKAGES = ("chromium", "fonts-noto-cjk")
 def ensure_chromium() -> str:
     """Path of the chromium binary; installs the missing Debian packages (idempotent, needs root or sudo)."""
     env = {**os.environ, "BILLING_EXTRA_APT_PACKAGES": " ".join(PACKAGES)}
-    done = subprocess.run(["bash", str(REPO_ROOT / "scripts" / "ensure-system.sh")], env=env,
+    done = subprocess.run(["bash", str(ENSURE_SYSTEM)], env=env,
                           capture_output=True, text=True)
     found = shutil.which(CHROMIUM)
     if done.returncode != 0 or not found:

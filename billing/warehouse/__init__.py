@@ -1,5 +1,4 @@
-"""The local ClickHouse endpoint: the chdb engine served over the ClickHouse HTTP interface.
-
-Run it with ``python -m billing.warehouse.server``; ``billing up`` does that for you. Clients
-(clickhouse-connect, dbt-clickhouse, Superset, curl) talk to it exactly as to a ClickHouse server.
-"""
+"""ClickHouse adapter: the one client factory (:mod:`client`), schema migrations
+(:mod:`migrations`), each table's columns and contract -> row mapping (:mod:`facts`),
+reconciliation of rollups against raw facts (:mod:`reconcile`) and SQL statement splitting
+(:mod:`sql`). Works against any ClickHouse server; the local one is :mod:`billing.chdb_server`."""

@@ -230,3 +230,66 @@ def _query(keyword: str, text: str) -> Statement:
             break
         statement_tokens.append(tok)
     return Statement(keyword, True, output_format=_output_format(statement_tokens))
+
+
+def _quote_string(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def insert_from_file(sql: str, path: str, fmt: str) -> str:
+    """``INSERT ... FROM INFILE path FORMAT fmt`` for the head ``sql`` of an INSERT with inline data.
+
+    ``FROM INFILE`` goes after the table and column list, before a top-level SETTINGS clause.
+    """
+    before = None
+    settings_at = len(sql)
+    for tok in significant(sql):
+        if (tok.depth == 0 and tok.kind is Kind.WORD and tok.upper == "SETTINGS" and before is not None
+                and before.upper not in ("INTO", "TABLE") and before.text != "."):
+            settings_at = tok.start
+            break
+        before = tok
+    name = fmt if fmt.isalnum() else "`" + fmt.replace("`", "``") + "`"
+    head, tail = sql[:settings_at].rstrip(), sql[settings_at:].strip()
+    return f"{head} FROM INFILE {_quote_string(path)} {tail + ' ' if tail else ''}FORMAT {name}"
+
+
+
+def tables_read_without_final(text: str, versioned: set[str]) -> list[str]:
+    """The ``versioned`` tables (ReplacingMergeTree: several versions of a row until merged) that
+    ``text`` reads after FROM or JOIN without FINAL, each once, in order. A name may be qualified
+    (``db.table``) or quoted; the ``final = 1`` setting counts as FINAL everywhere."""
+    tokens = list(significant(text))
+    words = [t.upper for t in tokens]
+    if any(words[i:i + 3] == ["FINAL", "=", "1"] for i in range(len(words))):
+        return []
+    found: list[str] = []
+    for index, word in enumerate(words):
+        if word not in ("FROM", "JOIN") or tokens[index].kind is not Kind.WORD:
+            continue
+        position = index + 1
+        while position + 2 < len(tokens) and tokens[position + 1].text == ".":
+            position += 2
+        if position >= len(tokens) or tokens[position].kind not in (Kind.WORD, Kind.QUOTED):
+            continue
+        name = tokens[position].text.strip("`\"")
+        if name in versioned and name not in found and not _final_follows(words[position + 1:position + 4]):
+            found.append(name)
+    return found
+
+
+def _final_follows(rest: list[str]) -> bool:
+    """FINAL right after a table name or past its alias (``t FINAL``, ``t AS a FINAL``, ``t a FINAL``)."""
+    if rest[:1] == ["FINAL"]:
+        return True
+    if rest[:1] == ["AS"]:
+        rest = rest[1:]
+    elif not rest or rest[0] in _CLAUSES:
+        return False
+    return rest[1:2] == ["FINAL"]
+
+
+_CLAUSES = frozenset({"WHERE", "PREWHERE", "GROUP", "ORDER", "LIMIT", "HAVING", "SETTINGS", "FORMAT", "SAMPLE",
+                      "JOIN", "INNER", "LEFT", "RIGHT", "FULL", "CROSS", "ANY", "ALL", "SEMI", "ANTI", "ASOF",
+                      "GLOBAL", "ARRAY", "ON", "USING", "UNION", "EXCEPT", "INTERSECT", "WINDOW", "QUALIFY", ")", ","})
+"""Words that end a table expression (so the word after a table name is not an alias)."""

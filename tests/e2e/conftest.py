@@ -14,24 +14,24 @@ import subprocess
 import sys
 import urllib.request
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from billing.clickhouse import client
-from billing.meters import active_meters
+from billing.core.meters import active_meters
+from billing.kafka.topics import admin_client
 from billing.platform.process import tail
 from billing.platform.service import Service
-from billing.platform.topics import admin_client
 from billing.platform.superset import SupersetService
-from billing.settings import REPO_ROOT, Settings
+from billing.settings import Settings
+from billing.warehouse.client import client
 from producers.manifest import Manifest
 from producers.simulator import SimulationConfig, Simulator
 from producers.sinks import KafkaSink
 from tests.integration.streams_harness import env_of, isolated, wait_for, worker_process
+from tests.paths import REPO_ROOT
 
-UTC = timezone.utc
 CUSTOMERS, HISTORY_DAYS, HISTORY_EVENTS, LIVE_EVENTS = 80, 75, 20_000, 1_500
 WORKER = "dash"
 FAULTS = {"duplicate_rate": 0.02, "late_rate": 0.01, "malformed_rate": 0.005}

@@ -11,11 +11,11 @@ import json
 
 import pytest
 
-from billing.clickhouse import client
 from billing.platform.superset import SupersetService
 from billing.platform.superset_assets import ASSETS_DIR, asset_files
 from billing.platform.superset_check import check_dashboards
-from billing.settings import REPO_ROOT
+from billing.warehouse.client import client
+from tests.paths import REPO_ROOT
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

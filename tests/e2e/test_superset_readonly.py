@@ -7,9 +7,9 @@ import subprocess
 
 import pytest
 
-from billing.clickhouse import client
 from billing.platform.superset import SupersetService
 from billing.settings import Settings
+from billing.warehouse.client import client
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -69,7 +69,7 @@ def test_registered_connection_uses_the_readonly_user_and_cannot_write(superset:
     assert probe["backend"] == "clickhousedb"
     assert probe["rows"] == before  # the connection reads
     assert len(probe["writes"]) == len(WRITES)
-    for statement, error in zip(writes(settings), probe["writes"]):
+    for statement, error in zip(writes(settings), probe["writes"], strict=True):
         assert "readonly" in error.lower(), f"{statement!r} was not refused as read-only: {error!r}"
     assert dead_letter_count(settings) == before
     tables = client(settings).query(f"SHOW TABLES FROM {settings.clickhouse_database}").result_rows

@@ -1,7 +1,7 @@
 """A simulated month loaded straight into a scratch warehouse, for the invoicing tests.
 
 The simulator writes its records to a file and its ground-truth manifest; customers and
-subscription events go into the raw tables through :mod:`billing.facts`, and the hour windows of
+subscription events go into the raw tables through :mod:`billing.warehouse.facts`, and the hour windows of
 ``usage_rollups`` are written from the manifest's exact hourly totals (as the stream worker would
 write them), so these tests do not depend on the worker.
 """
@@ -9,21 +9,19 @@ write them), so these tests do not depend on the worker.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
-from billing import facts
-from billing.contracts import Customer, SubscriptionEvent, parse_topic
-from billing.meters import MeterSet, active_meters
+from billing.core.contracts import Customer, SubscriptionEvent, parse_topic
+from billing.core.meters import MeterSet, active_meters
+from billing.warehouse import facts
 from producers.manifest import Manifest, UsageTotal
 from producers.simulator import SimulationConfig, Simulator
 from producers.sinks import FileSink, read_records
 
-UTC = timezone.utc
 SEPTEMBER = datetime(2026, 9, 1, tzinfo=UTC)
-ROLLUP_COLUMNS = ("customer_id", "meter", "window_seconds", "window_start", "group_key", "dimensions", "aggregation",
-                  "value", "event_count", "version", "closed", "updated_at")
+ROLLUP_COLUMNS = facts.COLUMNS["usage_rollups"]
 
 
 def simulate(folder: Path, *, customers: int = 30, seed: int = 11, events: int = 40_000) -> tuple[Path, Manifest]:

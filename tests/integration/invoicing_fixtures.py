@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from clickhouse_connect.driver.client import Client
 
-from billing.clickhouse import client
-from billing.migrations import migrate
-from billing.platform.topics import TopicSpec, admin_client, ensure_topics
+from billing.kafka.topics import TopicSpec, admin_client, ensure_topics
 from billing.settings import Settings, get_settings
+from billing.warehouse.client import client
+from billing.warehouse.migrations import migrate
 from producers.manifest import Manifest
 from tests.integration.invoicing_data import load, simulate
 

@@ -1,8 +1,8 @@
 """Simulated data for the dbt marts and report tests, loaded into a scratch raw database.
 
 The simulator writes its records to a file; every record is parsed with the contracts and mapped
-with :mod:`billing.facts` (the stream worker's mapping), then inserted. The hourly usage rollups
-the stream worker would write are folded here with :class:`billing.meters.Accumulator`, and every
+with :mod:`billing.warehouse.facts` (the stream worker's mapping), then inserted. The hourly usage rollups
+the stream worker would write are folded here with :class:`billing.core.meters.Accumulator`, and every
 window also gets a stale lower version holding a wrong value, so the marts must read the rollups
 replay-safely (FINAL) to pass. June is then billed by the engine (`billing invoice run --finalize`,
 its own invoices topic) and paid by the payers (`billing simulate payers`), whose payment records
@@ -18,15 +18,12 @@ import uuid
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from decimal import Decimal
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from billing import facts
-from billing.clickhouse import client
-from billing.contracts import (
+from billing.core.contracts import (
     ContractViolation,
     Customer,
     Invoice,
@@ -35,23 +32,24 @@ from billing.contracts import (
     UsageEvent,
     parse_topic,
 )
+from billing.core.meters import Accumulator, MeterSet, active_meters
+from billing.core.pricing.proration import month_period
 from billing.invoicing.run import Invoicing
-from billing.meters import Accumulator, MeterSet, active_meters
-from billing.migrations import migrate
-from billing.platform.topics import TopicSpec, admin_client, ensure_topics
+from billing.kafka.topics import TopicSpec, admin_client, ensure_topics
 from billing.settings import Settings
+from billing.warehouse import facts
+from billing.warehouse.client import client
+from billing.warehouse.migrations import migrate
 from producers.paying import pay_period
 from producers.simulator import SimulationConfig, Simulator
 from producers.sinks import FileSink, read_records
 
-UTC = timezone.utc
 START = datetime(2026, 6, 1, tzinfo=UTC)
 CONFIG = SimulationConfig(customers=120, rate=None, events=6000, start=START, days=30, seed=7,
                           duplicate_rate=0.02, late_rate=0.01, malformed_rate=0.01)
 BILLED_AT = datetime(2026, 7, 1, 2, tzinfo=UTC)  # the engine bills June
 PAID_BY = datetime(2026, 8, 20, tzinfo=UTC)  # payments sent up to here; later ones are still to come
-ROLLUP_COLUMNS = ("customer_id", "meter", "window_seconds", "window_start", "group_key", "dimensions", "aggregation",
-                  "value", "event_count", "version", "closed", "updated_at")
+ROLLUP_COLUMNS = facts.COLUMNS["usage_rollups"]
 
 
 @dataclass
@@ -114,7 +112,8 @@ def load(settings: Settings, records: Path, manifest: Path) -> SimulatedData:
     invoicing = Invoicing(settings)
     invoicing.run_period(f"{START:%Y-%m}", now=BILLED_AT, finalize=True)
     payments = records.with_name("payments.tsv")
-    pay_period(invoicing, f"{START:%Y-%m}", CONFIG.seed, PAID_BY, FileSink(payments), manifest)
+    june = invoicing.store.invoices(period=month_period(START))
+    pay_period(june, CONFIG.seed, PAID_BY, FileSink(payments), invoicing.mark_paid, manifest)
     _insert(ch, _parse(data, read_records(payments)))
     data.invoices = {invoice.id: invoice for invoice in invoicing.store.invoices()}
     return data

@@ -8,21 +8,21 @@ import sys
 import time
 import urllib.request
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-from billing.clickhouse import client
-from billing.meters import Aggregation, active_meters
-from billing.migrations import migrate
+from billing.core.meters import Aggregation, active_meters
+from billing.kafka.topics import admin_client, ensure_topics, topic_specs
 from billing.platform.process import ManagedProcess
-from billing.platform.topics import admin_client, ensure_topics, topic_specs
-from billing.settings import REPO_ROOT, Settings
+from billing.settings import Settings
+from billing.warehouse.client import client
+from billing.warehouse.migrations import migrate
 from producers.manifest import Manifest
 from producers.simulator import SimulationConfig, Simulator
 from producers.sinks import KafkaSink
+from tests.paths import REPO_ROOT
 
-UTC = timezone.utc
 TOPIC_FIELDS = ("usage", "customers", "subscriptions", "invoices", "payments", "dead_letters")
 
 
@@ -82,7 +82,8 @@ def simulate(settings: Settings, manifest: Path, *, events: int, customers: int 
     """Send a deterministic history (ending a day ago: raw facts have a TTL) to the test's topics;
     return its manifest."""
     start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=days + 1)
-    config = SimulationConfig(customers=customers, rate=None, events=events, seed=seed, start=start, days=days, duplicate_rate=duplicate_rate,
+    config = SimulationConfig(customers=customers, rate=None, events=events, seed=seed,
+                              start=start, days=days, duplicate_rate=duplicate_rate,
                               late_rate=late_rate, malformed_rate=malformed_rate)
     Simulator(config, active_meters(), KafkaSink(settings.kafka_bootstrap, settings.topics()), manifest).run()
     return Manifest.load(manifest)

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from api.service import ApiService
+from billing.platform.api_service import ApiService
 from billing.settings import Settings
 from tests.integration.streams_harness import free_port
 

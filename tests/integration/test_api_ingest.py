@@ -4,13 +4,13 @@ retries are short-circuited, tenants are isolated, and every bad input gets its 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
 
-from billing.contracts import parse_usage, to_bytes
-from tests.integration.test_api_support import TopicTail, api, api_settings, bearer, keys, usage_event  # noqa: F401
+from billing.core.contracts import parse_usage, to_bytes
+from tests.integration.api_fixtures import TopicTail, bearer, usage_event
 
 pytestmark = pytest.mark.integration
 
@@ -66,7 +66,7 @@ def test_single_event_reaches_the_topic_as_validated(api, tenant, tail):
     received = parse_usage(message.value())
     assert received == expected
     assert str(received.data.quantity) == "1.000000001"
-    assert received.time == datetime(2025, 3, 1, 8, tzinfo=timezone.utc)
+    assert received.time == datetime(2025, 3, 1, 8, tzinfo=UTC)
 
 
 def test_batch_is_produced_in_order_with_the_customer_as_key(api, tenant, tail):
@@ -157,7 +157,7 @@ def test_admin_key_may_write_for_any_customer(api, keys, tail):
 
 
 def _future() -> str:
-    return (datetime.now(timezone.utc) + timedelta(days=2)).isoformat()
+    return (datetime.now(UTC) + timedelta(days=2)).isoformat()
 
 
 @pytest.mark.parametrize(

@@ -4,19 +4,24 @@ publish nothing."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import orjson
 import pytest
 
-from billing.contracts import (
-    BillingInterval, Customer, Segment, SubscriptionEvent, SubscriptionEventType, SubscriptionStatus, parse_topic,
+from billing.core.contracts import (
+    BillingInterval,
+    Customer,
+    Segment,
+    SubscriptionEvent,
+    SubscriptionEventType,
+    SubscriptionStatus,
+    parse_topic,
 )
-from tests.integration.test_api_support import TopicTail, api, bearer, insert, keys, scratch_settings  # noqa: F401
+from tests.integration.api_fixtures import TopicTail, bearer, insert, scratch_settings
 
 pytestmark = pytest.mark.integration
 
-UTC = timezone.utc
 SIGNUP = datetime(2026, 2, 3, 4, 5, 6, 789000, tzinfo=UTC)
 STORED = Customer(id="cust-m", company_name="Mercury SA", email="ap@mercury.example", country="FR", region="EMEA",
                   currency="EUR", segment=Segment.MID_MARKET, signup_time=SIGNUP, updated_at=SIGNUP)

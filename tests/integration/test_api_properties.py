@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
-from tests.integration.test_api_support import api, api_settings, bearer, keys, usage_event  # noqa: F401
+from tests.integration.api_fixtures import bearer, usage_event
 
 pytestmark = pytest.mark.integration
 

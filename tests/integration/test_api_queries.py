@@ -4,7 +4,7 @@ PDFs, the open-period preview, customers and subscriptions; tenant isolation, 40
 from __future__ import annotations
 
 import io
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -12,17 +12,27 @@ from fastapi.testclient import TestClient
 from pypdf import PdfReader
 
 from api.app import create_app
-from billing.contracts import (
-    Adjustment, AdjustmentKind, BillingInterval, BreakdownStep, Customer, Invoice, InvoiceStatus, LineItem, LineKind,
-    Segment, SubscriptionEvent, SubscriptionEventType, SubscriptionStatus,
+from billing.core.contracts import (
+    Adjustment,
+    AdjustmentKind,
+    BillingInterval,
+    BreakdownStep,
+    Customer,
+    Invoice,
+    InvoiceStatus,
+    LineItem,
+    LineKind,
+    Segment,
+    SubscriptionEvent,
+    SubscriptionEventType,
+    SubscriptionStatus,
 )
+from billing.core.pricing.proration import month_period
 from billing.invoicing.run import Invoicing
-from billing.pricing.proration import month_period
-from tests.integration.test_api_support import api, bearer, insert, insert_rollups, keys, scratch_settings  # noqa: F401
+from tests.integration.api_fixtures import bearer, insert, insert_rollups, scratch_settings
 
 pytestmark = pytest.mark.integration
 
-UTC = timezone.utc
 DAY = datetime(2026, 9, 10, tzinfo=UTC)
 EU, US = {"region": "eu", "endpoint": "/a"}, {"region": "us", "endpoint": "/a"}
 OPEN_MONTH = month_period(datetime.now(UTC)).start

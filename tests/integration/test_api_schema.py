@@ -5,13 +5,14 @@ response conforms to the documented status codes, content types and schemas."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
 import schemathesis
 from fastapi.testclient import TestClient
-from hypothesis import HealthCheck, given, settings as hypothesis_settings
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
 from schemathesis.generation.modes import GenerationMode
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -21,16 +22,23 @@ from schemathesis.specs.openapi.checks import (
 
 from api.app import create_app
 from api.keys import KeyStore, store_path
-from billing.contracts import (
-    BillingInterval, Customer, Invoice, InvoiceStatus, LineItem, LineKind, Segment, SubscriptionEvent,
-    SubscriptionEventType, SubscriptionStatus,
+from billing.core.contracts import (
+    BillingInterval,
+    Customer,
+    Invoice,
+    InvoiceStatus,
+    LineItem,
+    LineKind,
+    Segment,
+    SubscriptionEvent,
+    SubscriptionEventType,
+    SubscriptionStatus,
 )
 from billing.settings import get_settings
-from tests.integration.test_api_support import bearer, insert, insert_rollups, scratch_settings
+from tests.integration.api_fixtures import bearer, insert, insert_rollups, scratch_settings
 
 pytestmark = pytest.mark.integration
 
-UTC = timezone.utc
 T0 = datetime(2026, 9, 1, tzinfo=UTC)
 CUSTOMER = Customer(id="cust-s", company_name="Schema Co", email="a@schema.example", country="US", region="NA",
                     currency="USD", segment=Segment.SMB, signup_time=T0, updated_at=T0)

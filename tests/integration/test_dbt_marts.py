@@ -9,13 +9,13 @@ from collections import defaultdict
 from datetime import timedelta
 from decimal import Decimal
 
-from billing import facts
-from billing.clickhouse import client
-from billing.contracts import PaymentStatus
-from billing.dbt_project import run_dbt
-from billing.pricing.catalog import builtin_catalog
+from billing.analytics.dbt_project import run_dbt
+from billing.core.contracts import PaymentStatus
+from billing.core.pricing.catalog import builtin_catalog
+from billing.warehouse import facts
+from billing.warehouse.client import client
 from producers.manifest import Manifest
-from tests.integration.marts_data import BuiltMarts, billing_cli, drop_databases, marts  # noqa: F401  (session fixture)
+from tests.integration.marts_data import BuiltMarts, billing_cli, drop_databases
 
 
 def test_dbt_build_runs_every_model_and_test_without_error(marts: BuiltMarts) -> None:

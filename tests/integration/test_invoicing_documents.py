@@ -4,27 +4,25 @@ from __future__ import annotations
 
 import csv
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pyarrow.parquet as pq
-import pytest
 from confluent_kafka import Consumer, TopicPartition
 from pypdf import PdfReader
 from typer.testing import CliRunner
 
 from billing.cli import invoice_cmds, simulate_cmds  # noqa: F401  (registers the commands)
 from billing.cli.app import app
-from billing.contracts import Invoice, InvoiceStatus, parse_topic
-from billing.invoicing.errors import PeriodError
+from billing.core.contracts import Invoice, InvoiceStatus, parse_topic
+from billing.core.invoicing.errors import PeriodError
+from billing.core.pricing.money import currency
 from billing.invoicing.pdf import render_pdf
 from billing.invoicing.run import Invoicing
-from billing.pricing.money import currency
 from producers.sinks import read_records
 from tests.integration.invoicing_data import business_records
-from tests.integration.invoicing_fixtures import cli_env, simulated, world  # noqa: F401  (fixtures)
 
-MID_OCTOBER = datetime(2026, 10, 15, tzinfo=timezone.utc)
+MID_OCTOBER = datetime(2026, 10, 15, tzinfo=UTC)
 runner = CliRunner()
 
 
@@ -124,7 +122,7 @@ def test_cli_bills_a_month_as_of_its_close_and_the_payers_pay_it(cli_env, tmp_pa
     assert result.exit_code == 0, result.output
     assert "billed per currency" in result.output and "not billed: nothing" in result.output
     issued = {inv.issued_at.replace(microsecond=0) for inv in Invoicing(world.settings).store.invoices()}
-    assert issued == {datetime(2026, 10, 1, 2, tzinfo=timezone.utc)}  # the draft's time + 1 ms
+    assert issued == {datetime(2026, 10, 1, 2, tzinfo=UTC)}  # the draft's time + 1 ms
     paid = runner.invoke(app, ["simulate", "payers", "--period", "2026-09", "--seed", "19", "--until", "2026-11-15",
                                "--output", str(tmp_path / "payments.tsv"), "--manifest", str(tmp_path / "m")], terminal_width=200)
     assert paid.exit_code == 0, paid.output

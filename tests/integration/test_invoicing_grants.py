@@ -7,7 +7,7 @@ not from the grants code.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
 
 import pytest
@@ -15,17 +15,15 @@ from typer.testing import CliRunner
 
 from billing.cli import invoice_cmds  # noqa: F401  (registers the commands)
 from billing.cli.app import app, console
-from billing.contracts import AdjustmentKind, Invoice, InvoiceStatus
-from billing.errors import ConfigError
-from billing.invoicing.errors import GrantConflict, GrantRevoked, UnknownCustomer, UnknownGrant
-from billing.invoicing.granting import GrantDesk
+from billing.core.contracts import AdjustmentKind, Invoice, InvoiceStatus
+from billing.core.errors import ConfigError
+from billing.core.invoicing.errors import GrantConflict, GrantRevoked, UnknownCustomer, UnknownGrant
+from billing.core.pricing import builtin_catalog
+from billing.core.pricing.plans import Coupon
+from billing.invoicing.grant_records import GrantDesk
 from billing.invoicing.run import Invoicing
-from billing.pricing import builtin_catalog
-from billing.pricing.plans import Coupon
 from tests.integration.invoicing_data import SEPTEMBER, business_records, count
-from tests.integration.invoicing_fixtures import cli_env, simulated, world  # noqa: F401  (fixtures)
 
-UTC = timezone.utc
 MID_OCTOBER, MID_NOVEMBER, DECEMBER_2 = (datetime(2026, 10, 15, tzinfo=UTC), datetime(2026, 11, 15, tzinfo=UTC),
                                          datetime(2026, 12, 2, tzinfo=UTC))
 MONTHS = (("2026-09", MID_OCTOBER), ("2026-10", MID_NOVEMBER), ("2026-11", DECEMBER_2))
@@ -101,7 +99,7 @@ def test_credits_are_consumed_across_months_until_exhausted_and_never_twice(worl
     assert [sum(a.amount for a in of_kind(inv, AdjustmentKind.CREDIT)) for inv in (september, october, november)] == [
         full[0].total, granted - full[0].total, 0]
     assert (september.total, october.total, november.total) == (0, full[1].total - (granted - full[0].total), full[2].total)
-    assert all(inv.total >= 0 and inv.subtotal == before.subtotal for inv, before in zip((september, october, november), full))
+    assert all(inv.total >= 0 and inv.subtotal == before.subtotal for inv, before in zip((september, october, november), full, strict=True))
 
     rerun = invoicing.run_period("2026-09", now=MID_OCTOBER + timedelta(hours=1), finalize=True)
     assert rerun.finalized == 30 and next(i for i in rerun.invoices if i.customer_id == holder).total == 0

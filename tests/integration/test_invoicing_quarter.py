@@ -11,19 +11,19 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
 
-from billing.clickhouse import client
-from billing.contracts import InvoiceStatus, LineKind, PaymentStatus
+from billing.core.contracts import InvoiceStatus, LineKind, PaymentStatus
+from billing.core.meters import active_meters
+from billing.core.pricing import builtin_catalog
+from billing.core.pricing.proration import Period
 from billing.invoicing.run import Invoicing
-from billing.meters import active_meters
-from billing.migrations import migrate
-from billing.platform.topics import TopicSpec, admin_client, ensure_topics
-from billing.pricing import builtin_catalog
-from billing.pricing.proration import Period
+from billing.kafka.topics import TopicSpec, admin_client, ensure_topics
+from billing.warehouse.client import client
+from billing.warehouse.migrations import migrate
 from producers.manifest import Manifest
 from producers.payers import settle
 from producers.paying import pay_period
@@ -33,7 +33,7 @@ from tests.integration.invoicing_data import business_records, load
 
 pytestmark = pytest.mark.integration
 
-UTC = timezone.utc
+UTC = UTC
 JULY = datetime(2026, 7, 1, tzinfo=UTC)
 MONTHS = [Period(datetime(2026, m, 1, tzinfo=UTC), datetime(2026, m + 1, 1, tzinfo=UTC)) for m in (7, 8, 9)]
 SEED = 21  # 30 customers: 6 yearly (3 of them start a year in the quarter), 10 plan changes, a cancellation
@@ -158,7 +158,8 @@ def test_monthly_customers_pay_the_fee_every_month_yearly_ones_once_a_year(quart
 def test_payers_pay_what_was_finalized_reproducibly(quarter, settings):
     invoicing, runs, folder, _ = quarter
     until = datetime(2026, 10, 20, tzinfo=UTC)
-    first = pay_period(invoicing, "2026-07", SEED, until, FileSink(folder / "pay-1.tsv"), folder / "manifest")
+    first = pay_period(invoicing.store.invoices(period=MONTHS[0]), SEED, until, FileSink(folder / "pay-1.tsv"),
+                       invoicing.mark_paid, folder / "manifest")
     finalized = {inv.id: inv for inv in runs[0].invoices}
     expected = [e for inv in finalized.values() for e in settle(inv, SEED).events if e.event_time <= until]
     assert sorted(e.event_id for e in first.payments) == sorted(e.event_id for e in expected)
@@ -166,7 +167,8 @@ def test_payers_pay_what_was_finalized_reproducibly(quarter, settings):
     assert {r.status for r in invoicing.store.invoices(period=MONTHS[0])} <= {InvoiceStatus.PAID, InvoiceStatus.FINALIZED}
     paid = {inv.id for inv in invoicing.store.invoices(period=MONTHS[0], status=InvoiceStatus.PAID)}
     assert paid == {e.invoice_id for e in expected if e.status is PaymentStatus.SUCCEEDED}
-    again = pay_period(invoicing, "2026-07", SEED, until, FileSink(folder / "pay-2.tsv"), folder / "manifest")
+    again = pay_period(invoicing.store.invoices(period=MONTHS[0]), SEED, until, FileSink(folder / "pay-2.tsv"),
+                       invoicing.mark_paid, folder / "manifest")
     assert (folder / "pay-1.tsv").read_bytes() == (folder / "pay-2.tsv").read_bytes() and again.newly_paid == 0
     rows = {r["id"]: r for r in Manifest.load(folder / "manifest").payments()}
     assert {tx: r["final_status"] for tx, r in rows.items()} == {

@@ -7,22 +7,26 @@ from the invoicing code's spans or SQL.
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
 
-from billing import facts
-from billing.contracts import InvoiceStatus, LineKind
-from billing.errors import ConfigError
-from billing.invoicing.errors import InvalidTransition, NoSubscription, PeriodError, UnknownCustomer, UnknownInvoice
+from billing.core.contracts import InvoiceStatus, LineKind
+from billing.core.errors import ConfigError
+from billing.core.invoicing.errors import (
+    InvalidTransition,
+    NoSubscription,
+    PeriodError,
+    UnknownCustomer,
+    UnknownInvoice,
+)
+from billing.core.pricing import Period, PlanTerm, TaxProfile, builtin_catalog, price_invoice
+from billing.core.pricing.engine import CycleFee
 from billing.invoicing.run import Invoicing
-from billing.pricing import BillTo, Period, Segment, builtin_catalog, price_invoice
-from billing.pricing.engine import CycleFee
+from billing.warehouse import facts
 from tests.integration.invoicing_data import SEPTEMBER, add_usage, business_records, count
-from tests.integration.invoicing_fixtures import simulated, world  # noqa: F401  (fixtures)
 
-UTC = timezone.utc
 OCTOBER = datetime(2026, 10, 1, tzinfo=UTC)
 MID_OCTOBER, MID_NOVEMBER, DECEMBER_2 = (datetime(2026, 10, 15, tzinfo=UTC), datetime(2026, 11, 15, tzinfo=UTC),
                                          datetime(2026, 12, 2, tzinfo=UTC))
@@ -84,8 +88,8 @@ def test_run_bills_every_subscription_and_reconciles_with_the_manifest(world):
                 year = Period(renewal, renewal.replace(year=2027))
                 fees = [CycleFee(plan, plan.charges[0], year, year, True)]
                 yearly_fees += 1
-        expected = price_invoice(SEPT, [Segment(plan, SEPT, usage, fees_by_cycle=interval == "year")],
-                                 bill_to=BillTo(customer.country), tax_rules=CATALOG.tax_rules, cycle_fees=fees)
+        expected = price_invoice(SEPT, [PlanTerm(plan, SEPT, usage, fees_by_cycle=interval == "year")],
+                                 bill_to=TaxProfile(customer.country), tax_rules=CATALOG.tax_rules, cycle_fees=fees)
         assert (invoice.currency, invoice.subtotal, invoice.tax, invoice.total) == (
             customer.currency, expected.subtotal, expected.tax_total, expected.total), customer_id
 
@@ -94,8 +98,9 @@ def test_run_bills_every_subscription_and_reconciles_with_the_manifest(world):
     for customer_id, changes in september_changes.items():
         if len(changes) > 1:  # every plan of the month billed for its own seconds, which add up to the month
             fees = [line for line in invoices[customer_id].line_items if line.kind is LineKind.SUBSCRIPTION]
+            chain = [changes[0].previous_plan_id, *(e.plan_id for e in changes)]
             assert [line.charge.split(".")[0] for line in fees] == [
-                CATALOG.plan_for(p, invoices[customer_id].currency).id for p in [changes[0].previous_plan_id, *(e.plan_id for e in changes)]]
+                CATALOG.plan_for(p, invoices[customer_id].currency).id for p in chain]
             assert sum(line.breakdown[0].quantity for line in fees) == 1
     changed = [c for c, changes in september_changes.items() if len(changes) == 1]
     assert changed
@@ -180,7 +185,7 @@ def test_late_usage_becomes_a_correction_on_the_next_invoice(world):
     plan = CATALOG.plan_for(max(events[customer_id], key=lambda e: e.sequence).plan_id, customers[customer_id].currency)
     assert [(c.charge, c.meter, c.quantity) for c in corrections] == [(f"{plan.id}.api_calls@2026-09", "api_calls", late)]
     usage = manifest_usage(world, customer_id, SEPTEMBER, OCTOBER)
-    repriced = price_invoice(SEPT, [Segment(plan, SEPT, {**usage, "api_calls": usage.get("api_calls", Decimal(0)) + late})])
+    repriced = price_invoice(SEPT, [PlanTerm(plan, SEPT, {**usage, "api_calls": usage.get("api_calls", Decimal(0)) + late})])
     billed = sum(line.amount for line in september[customer_id].line_items)
     assert corrections[0].amount == repriced.subtotal - billed != 0
     assert all(not any(line.kind is LineKind.CORRECTION for line in inv.line_items)
@@ -214,7 +219,8 @@ def test_bad_input_is_one_clear_error_and_writes_nothing(world, tmp_path):
     with pytest.raises(ConfigError, match=f"customer {odd.id}: unknown currency 'XXX'.*nothing was written"):
         invoicing.run_period("2026-09", now=MID_OCTOBER)
     assert count(world.ch, world.db, "invoices") == count(world.ch, world.db, "invoice_spans") == 0
-    world.ch.insert(f"{world.db}.customers", facts.customer_rows(odd.model_copy(update={"updated_at": moved.updated_at + timedelta(days=1)}))["customers"],
+    world.ch.insert(f"{world.db}.customers",
+                    facts.customer_rows(odd.model_copy(update={"updated_at": moved.updated_at + timedelta(days=1)}))["customers"],
                     column_names=facts.COLUMNS["customers"])
 
     lonely = odd.model_copy(update={"id": "cus-lonely"})
@@ -264,7 +270,8 @@ def test_tax_region_and_exemption_come_from_the_customer(world):
                     eu.model_copy(update={"tax_exempt": True, "updated_at": eu.updated_at + later})):
         world.ch.insert(f"{world.db}.customers", facts.customer_rows(changed)["customers"], column_names=facts.COLUMNS["customers"])
     invoices = {inv.customer_id: inv for inv in Invoicing(world.settings).run_period("2026-09", now=MID_OCTOBER).invoices}
-    assert invoices[us.id].tax_rate == Decimal("0.04") and invoices[us.id].tax == (invoices[us.id].subtotal * Decimal("0.04")).quantize(Decimal("0.01"), rounding="ROUND_HALF_UP")
+    assert invoices[us.id].tax_rate == Decimal("0.04") and invoices[us.id].tax == (
+        invoices[us.id].subtotal * Decimal("0.04")).quantize(Decimal("0.01"), rounding="ROUND_HALF_UP")
     assert invoices[eu.id].tax == 0 and invoices[eu.id].total == invoices[eu.id].subtotal
     assert any(inv.tax > 0 for c, inv in invoices.items() if customers[c].country in ("DE", "FR", "NL", "ES") and c != eu.id)
 

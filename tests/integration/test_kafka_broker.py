@@ -14,8 +14,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import NewTopic
 
+from billing.kafka.topics import admin_client
 from billing.platform.service import Service
-from billing.platform.topics import admin_client
 
 pytestmark = pytest.mark.integration
 

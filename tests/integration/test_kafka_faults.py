@@ -10,10 +10,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from billing.errors import PlatformError
-from billing.platform.kafka import KafkaService
+from billing.core.errors import PlatformError
+from billing.platform.kafka_broker import KafkaService
 from billing.platform.process import port_owner
-from billing.settings import REPO_ROOT, Settings
+from billing.settings import Settings
+from tests.paths import REPO_ROOT
 
 pytestmark = pytest.mark.integration
 

@@ -7,10 +7,10 @@ import uuid
 import pytest
 from confluent_kafka.admin import ConfigResource, NewTopic
 
-from billing.errors import PlatformError
-from billing.platform.kafka import KafkaService
+from billing.core.errors import PlatformError
+from billing.kafka.topics import TopicSpec, admin_client, ensure_topics, partition_counts, topic_specs
+from billing.platform.kafka_broker import KafkaService
 from billing.platform.service import Service
-from billing.platform.topics import TopicSpec, admin_client, ensure_topics, partition_counts, topic_specs
 from billing.settings import Settings
 
 pytestmark = pytest.mark.integration

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 import uuid
+from pathlib import Path
 
 import pytest
 
-from billing.clickhouse import client
-from billing.errors import ConfigError
-from billing.migrations import SCHEMA_DIR, migrate, pending
+from billing.core.errors import ConfigError
+from billing.warehouse.client import client
+from billing.warehouse.migrations import SCHEMA_DIR, migrate, pending
 
 
 @pytest.fixture()
@@ -43,3 +47,21 @@ def test_editing_an_applied_migration_is_refused(scratch_settings, tmp_path):
     first.write_text(first.read_text() + "\n-- edited\n")
     with pytest.raises(ConfigError, match="changed after it was applied"):
         migrate(scratch_settings, directory=tmp_path)
+
+
+def test_sql_warns_when_a_versioned_table_is_read_without_final(scratch_settings):
+    migrate(scratch_settings)
+    env = {**os.environ, "BILLING_CLICKHOUSE_URL": scratch_settings.clickhouse_url,
+           "BILLING_CLICKHOUSE_DATABASE": scratch_settings.clickhouse_database}
+    billing = str(Path(sys.executable).with_name("billing"))
+
+    def sql(query: str) -> subprocess.CompletedProcess:
+        return subprocess.run([billing, "sql", query], env=env, capture_output=True, text=True, timeout=120)
+
+    plain = sql("SELECT count() AS n FROM invoices")
+    warning = " ".join(plain.stderr.split())
+    assert plain.returncode == 0 and "1 row(s)" in plain.stdout
+    assert "invoices is versioned" in warning and "`invoices FINAL`" in warning
+    final = sql("SELECT count() AS n FROM invoices FINAL")
+    assert final.returncode == 0 and final.stderr == ""
+    assert sql("SELECT count() FROM pipeline_metrics m JOIN grant_revocations g ON 1").stderr == ""

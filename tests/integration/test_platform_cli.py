@@ -11,7 +11,8 @@ import psutil
 import pytest
 
 from billing.platform import stack
-from billing.settings import REPO_ROOT, Settings
+from billing.settings import Settings
+from tests.paths import REPO_ROOT
 
 STATE = REPO_ROOT / ".state" / "test-platform"
 

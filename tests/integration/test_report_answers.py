@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from billing import report
-from billing.dbt_project import PROJECT_DIR
-from billing.meters import active_meters
+from billing.analytics import report
+from billing.analytics.dbt_project import PROJECT_DIR
+from billing.core.meters import active_meters
 from producers.manifest import Manifest
-from tests.integration.marts_data import BuiltMarts, SimulatedData, billing_cli, marts  # noqa: F401
+from tests.integration.marts_data import BuiltMarts, SimulatedData, billing_cli
 
 NANO, CENT = Decimal("1e-9"), Decimal("0.01")
 ZERO = Decimal(0)
@@ -284,7 +284,7 @@ def test_report_answer_matches_the_simulated_records(marts: BuiltMarts, expected
     want = expected[name]
     assert want, f"{name}: the simulated data should give a non-empty answer"
     assert len(answer.rows) == len(want), (answer.rows[:5], want[:5])
-    for got_row, want_row in zip(answer.rows, want):
+    for got_row, want_row in zip(answer.rows, want, strict=True):
         assert len(got_row) == len(want_row) and all(map(same, got_row, want_row)), (got_row, want_row)
 
 

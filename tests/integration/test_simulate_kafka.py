@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter, defaultdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
-from billing.contracts import parse_usage, ContractViolation
-from billing.meters import load_meters
-from billing.platform.topics import TopicSpec, admin_client, ensure_topics
+from billing.core.contracts import ContractViolation, parse_usage
+from billing.core.meters import load_meters
+from billing.kafka.topics import TopicSpec, admin_client, ensure_topics
 from producers.manifest import Manifest
 from producers.simulator import SimulationConfig, Simulator
 from producers.sinks import KafkaSink
@@ -47,7 +47,7 @@ def test_records_on_the_broker_match_the_manifest(kafka, settings, tmp_path):
     ensure_topics(admin_client(settings.kafka_bootstrap),
                   [TopicSpec(name, settings.kafka_partitions, 1) for name in topics.values()])
     config = SimulationConfig(customers=50, events=20_000, rate=None, seed=99, days=40,
-                              start=datetime(2024, 4, 1, tzinfo=timezone.utc),
+                              start=datetime(2024, 4, 1, tzinfo=UTC),
                               duplicate_rate=0.02, late_rate=0.02, malformed_rate=0.02)
     Simulator(config, load_meters(None), KafkaSink(settings.kafka_bootstrap, topics), tmp_path / "m").run()
     manifest = Manifest.load(tmp_path / "m")
@@ -64,7 +64,7 @@ def test_records_on_the_broker_match_the_manifest(kafka, settings, tmp_path):
             ids, invalid = Counter(), 0
             for message in messages:
                 try:
-                    ids[parse_usage(message.value(), now=datetime(2030, 1, 1, tzinfo=timezone.utc)).id] += 1
+                    ids[parse_usage(message.value(), now=datetime(2030, 1, 1, tzinfo=UTC)).id] += 1
                 except ContractViolation:
                     invalid += 1
             assert invalid == len(manifest.faults("malformed"))

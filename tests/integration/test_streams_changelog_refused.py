@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
 
-from billing.platform.topics import TopicSpec, admin_client, ensure_topics
+from billing.kafka.topics import TopicSpec, admin_client, ensure_topics
 from tests.integration.streams_harness import (
     caught_up,
     differences,

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 import pytest
 
-from billing.platform.kafka import KafkaService
+from billing.platform.kafka_broker import KafkaService
 from billing.platform.service import Service
-from billing.platform.warehouse import WarehouseService
+from billing.platform.warehouse_service import WarehouseService
 from billing.settings import Settings
 from tests.integration.streams_harness import (
     caught_up,

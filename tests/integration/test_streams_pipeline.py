@@ -3,17 +3,17 @@ engine's invoices, reconciliation."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
-from billing.clickhouse import client
+from billing.core.meters import active_meters
+from billing.core.pricing.proration import month_period
 from billing.invoicing.run import Invoicing
-from billing.meters import active_meters
-from billing.pricing.proration import month_period
-from billing.reconcile import fix_rows, reconcile
+from billing.warehouse.client import client
+from billing.warehouse.reconcile import fix_rows, reconcile
 from producers.manifest import Manifest
 from producers.paying import pay_period
 from producers.sinks import KafkaSink
@@ -43,11 +43,12 @@ def run(kafka, warehouse, settings, tmp_path_factory):
         wait_for(caught_up(mine, manifest), timeout=240)
         customers = len(manifest.record_counts("customers"))
         wait_for(lambda: query(mine, "SELECT count() FROM {db}.customers FINAL")[0][0] == customers, timeout=60)
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         month = month_period(month_period(now).start - timedelta(seconds=1))
         invoicing = Invoicing(mine)
         invoicing.run_period(f"{month.start:%Y-%m}", now=month.end + timedelta(hours=2), finalize=True)
-        pay_period(invoicing, f"{month.start:%Y-%m}", 7, now, KafkaSink(mine.kafka_bootstrap, mine.topics()), manifest.path)
+        pay_period(invoicing.store.invoices(period=month), 7, now, KafkaSink(mine.kafka_bootstrap, mine.topics()),
+                   invoicing.mark_paid, manifest.path)
         manifest = Manifest.load(manifest.path)
         transactions = len(manifest.payments())
         wait_for(lambda: query(mine, "SELECT count() FROM {db}.payment_transactions FINAL")[0][0] == transactions, timeout=120)

@@ -10,7 +10,7 @@ import urllib.request
 
 import pytest
 
-from streams.service import WorkerService, fetch_stats, worker_services
+from billing.platform.worker_service import WorkerService, fetch_stats, worker_services
 from tests.integration.streams_harness import (
     additive_meters,
     caught_up,

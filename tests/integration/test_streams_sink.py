@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
 from pydantic import TypeAdapter
 
-from billing.clickhouse import client
-from billing.facts import COLUMNS
-from billing.meters import active_meters
-from billing.migrations import migrate
+from billing.core.meters import active_meters
+from billing.warehouse.client import client
+from billing.warehouse.facts import COLUMNS
+from billing.warehouse.migrations import migrate
 from streams.pipeline import Output
 from streams.sink import DERIVED_COLUMNS, WarehouseSink
 
-UTC = timezone.utc
 T = datetime(2026, 10, 5, 14, 30, 15, 123456, tzinfo=UTC)
 T_EDGE = datetime(2026, 10, 5, 23, 59, 59, 999999, tzinfo=UTC)
 T_OFFSET = TypeAdapter(datetime).validate_python("2026-10-06T01:02:03.456789-05:00")  # pydantic TzInfo, as contracts

@@ -5,11 +5,11 @@ from __future__ import annotations
 import gzip
 import json
 import time
-import uuid
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from urllib.parse import urlencode
 
@@ -21,11 +21,11 @@ from backports import zstd
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import DatabaseError
 
+from billing.chdb_server.server import SESSION_REAP_INTERVAL_S
 from billing.settings import Settings
-from billing.warehouse.server import SESSION_REAP_INTERVAL_S
 
 DB = "wh_test"
-EPOCH = datetime(2024, 1, 1, tzinfo=timezone.utc)
+EPOCH = datetime(2024, 1, 1, tzinfo=UTC)
 
 
 def _client(settings: Settings, **kwargs) -> Client:
@@ -88,7 +88,7 @@ def test_lz4_insert_of_100k_rows_reads_back_exactly(admin: Client) -> None:
     assert (count, ids, amounts) == (100_000, sum(range(100_000)), sum(r[2] for r in rows))
     picked = admin.query(f"SELECT id, customer, amount, ts FROM {DB}.lz4_rows WHERE id IN (0, 4242, 99999) ORDER BY id")
     expected = [rows[0], rows[4242], rows[99999]]
-    assert [(i, c, a, t.replace(tzinfo=timezone.utc)) for i, c, a, t in picked.result_rows] == expected
+    assert [(i, c, a, t.replace(tzinfo=UTC)) for i, c, a, t in picked.result_rows] == expected
     assert admin.query(f"SELECT * FROM {DB}.lz4_rows ORDER BY id").result_rows[-1][0] == 99_999
 
 
@@ -286,6 +286,6 @@ def test_wait_end_of_query_turns_a_late_error_into_an_error_status(settings: Set
 
 def test_error_in_the_middle_of_a_stream_reaches_the_client(admin: Client) -> None:
     with pytest.raises(Exception) as info:
-        admin.query("SELECT throwIf(number = 200000, 'boom in the middle') FROM numbers(300000)").result_rows
+        admin.query("SELECT throwIf(number = 200000, 'boom in the middle') FROM numbers(300000)")
     assert "395" in str(info.value) and "boom in the middle" in str(info.value)
 

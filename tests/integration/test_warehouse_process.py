@@ -16,8 +16,10 @@ import psutil
 import pytest
 
 from billing.platform.process import ManagedProcess
-from billing.platform.warehouse import WarehouseService, ping
-from billing.settings import REPO_ROOT, Settings
+from billing.platform.warehouse_service import WarehouseService
+from billing.settings import Settings
+from billing.warehouse.client import ping
+from tests.paths import REPO_ROOT
 
 
 def _client(settings: Settings):
@@ -33,7 +35,7 @@ def _free_port() -> int:
 
 def _server(data_dir: Path, port: int) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "billing.warehouse.server", "--data-dir", str(data_dir), "--port", str(port)],
+        [sys.executable, "-m", "billing.chdb_server.server", "--data-dir", str(data_dir), "--port", str(port)],
         cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
 

@@ -2,20 +2,31 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import orjson
 import pytest
 
-from api.ingest import BATCH, JSON, SINGLE, Status, check_media, decode, forbidden_subjects, mark_repeats, summary, validate
+from api.ingest import (
+    BATCH,
+    JSON,
+    SINGLE,
+    Status,
+    check_media,
+    decode,
+    forbidden_subjects,
+    mark_repeats,
+    summary,
+    validate,
+)
 from api.keys import ApiKey
 from api.problems import Problem
 from api.recent import RecentIds
-from billing.contracts import to_bytes
-from billing.meters import MeterSet, DEFAULT_METERS
+from billing.core.contracts import to_bytes
+from billing.core.meters import DEFAULT_METERS, MeterSet
 
-NOW = datetime(2025, 6, 1, 12, tzinfo=timezone.utc)
+NOW = datetime(2025, 6, 1, 12, tzinfo=UTC)
 CONTEXT = {"meters": MeterSet(DEFAULT_METERS), "now": NOW, "future_tolerance": 300.0}
 
 

@@ -13,7 +13,7 @@ from api.problems import Problem
 from api.producer import EventProducer
 from api.ratelimit import RateLimiter, TokenBucket
 from api.recent import RecentIds
-from billing.errors import ConfigError
+from billing.core.errors import ConfigError
 from billing.settings import Settings
 
 

@@ -3,20 +3,20 @@ rules, write bodies, and the OpenAPI document."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from api.problems import Problem
 from api.routes.usage import DEFAULT_SPAN, MAX_SPAN, SECONDS, series, time_range
 from api.schemas import CustomerCreate, SubscriptionChange, Window
-from billing.contracts import SubscriptionEventType
-from billing.meters import DEFAULT_METERS, MeterSet
+from billing.core.contracts import SubscriptionEventType
+from billing.core.meters import DEFAULT_METERS, MeterSet
 
-UTC = timezone.utc
 NOW = datetime(2026, 11, 23, 18, 7, 30, tzinfo=UTC)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import orjson
@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from billing.cli import schema_cmds
-from billing.contracts import (
+from billing.core.contracts import (
     TOPIC_MODELS,
     ContractViolation,
     DeadLetter,
@@ -24,19 +24,17 @@ from billing.contracts import (
     parse_usage,
     to_bytes,
 )
-from billing.invoicing import compose
-from billing.invoicing.lifecycle import transition
-from billing.invoicing.timeline import PlanSpan
-from billing.meters import Aggregation, Meter, MeterSet, active_meters
-from billing.pricing import builtin_catalog, month_period
+from billing.core.invoicing import compose
+from billing.core.invoicing.lifecycle import transition
+from billing.core.invoicing.timeline import PlanSpan
+from billing.core.meters import Aggregation, Meter, MeterSet, active_meters
+from billing.core.pricing import builtin_catalog, month_period
 from billing.settings import Settings
 from producers.payers import settle
 from producers.simulator import SimulationConfig, Simulator
 from producers.sinks import FileSink, read_records
 
-NOW = datetime(2024, 6, 1, 12, tzinfo=timezone.utc)
-UTC = timezone.utc
-
+NOW = datetime(2024, 6, 1, 12, tzinfo=UTC)
 
 def usage(**overrides) -> dict:
     event = {

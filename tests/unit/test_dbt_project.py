@@ -9,12 +9,18 @@ from pathlib import Path
 import pytest
 import yaml
 
-from billing import report
-from billing.dbt_project import (
-    PLAN_COLUMNS, PLAN_SEED, PROJECT_DIR, check_warehouse, dbt_env, plan_rows, write_plan_seed,
+from billing.analytics import report
+from billing.analytics.dbt_project import (
+    PLAN_COLUMNS,
+    PLAN_SEED,
+    PROJECT_DIR,
+    check_warehouse,
+    dbt_env,
+    plan_rows,
+    write_plan_seed,
 )
-from billing.errors import ConfigError, ServiceUnavailable
-from billing.pricing.catalog import builtin_catalog
+from billing.core.errors import ConfigError, ServiceUnavailable
+from billing.core.pricing.catalog import builtin_catalog
 from billing.settings import Settings
 
 MODELS = sorted((PROJECT_DIR / "models").rglob("*.sql"))
@@ -43,7 +49,7 @@ def test_required_marts_exist() -> None:
 
 
 def test_checked_in_plan_seed_is_the_builtin_catalog() -> None:
-    with PLAN_SEED.open() as handle:
+    with (PROJECT_DIR / PLAN_SEED).open() as handle:
         rows = list(csv.reader(handle))
     assert tuple(rows[0]) == PLAN_COLUMNS
     assert rows[1:] == [[str(v) for v in row] for row in plan_rows(builtin_catalog())]

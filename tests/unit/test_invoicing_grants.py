@@ -8,11 +8,20 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from billing.errors import ConfigError
-from billing.invoicing.grants import (Applied, Credit, Drawn, Held, coupon_for, credit_amount, credit_balance, credits_drawn,
-                                     for_invoice)
-from billing.invoicing.periods import invoice_id, parse_period
-from billing.pricing import builtin_catalog, currency
+from billing.core.errors import ConfigError
+from billing.core.invoicing.grants import (
+    Applied,
+    Credit,
+    Drawn,
+    Held,
+    coupon_for,
+    credit_amount,
+    credit_balance,
+    credits_drawn,
+    for_invoice,
+)
+from billing.core.invoicing.periods import invoice_id, parse_period
+from billing.core.pricing import builtin_catalog, currency
 
 CATALOG = builtin_catalog()
 USD, JPY = currency("USD"), currency("JPY")

@@ -3,24 +3,24 @@ corrections of late usage, lifecycle transitions."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from itertools import pairwise
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from billing.contracts import InvoiceStatus, LineItem, LineKind
-from billing.invoicing import compose
-from billing.invoicing.errors import InvalidTransition, NoSubscription, PeriodError
-from billing.invoicing.lifecycle import transition
-from billing.invoicing.periods import closed_period, invoice_id, label, parse_period
-from billing.invoicing.timeline import PlanSpan, SubscriptionChange, plan_spans
-from billing.invoicing.usage import HourStats, quantity, span_stats
-from billing.meters import Aggregation
-from billing.pricing import builtin_catalog
+from billing.core.contracts import InvoiceStatus, LineItem, LineKind
+from billing.core.invoicing import compose
+from billing.core.invoicing.errors import InvalidTransition, NoSubscription, PeriodError
+from billing.core.invoicing.lifecycle import transition
+from billing.core.invoicing.periods import closed_period, invoice_id, label, parse_period
+from billing.core.invoicing.timeline import PlanSpan, SubscriptionChange, plan_spans
+from billing.core.invoicing.usage import HourStats, quantity, span_stats
+from billing.core.meters import Aggregation
+from billing.core.pricing import builtin_catalog
 
-UTC = timezone.utc
 SEP = parse_period("2026-09")
 T = lambda day, hour=0, minute=0, second=0: datetime(2026, 9, day, hour, minute, second, tzinfo=UTC)  # noqa: E731
 SIGNUP = datetime(2025, 1, 10, 8, tzinfo=UTC)
@@ -95,7 +95,7 @@ def test_spans_never_overlap_and_stay_inside_the_period(events):
     spans = plan_spans(changes, SEP)
     for span in spans:
         assert SEP.start <= span.start < span.end <= SEP.end
-    for before, after in zip(spans, spans[1:]):
+    for before, after in pairwise(spans):
         assert before.end <= after.start and (before.end < after.start or before.plan_id != after.plan_id)
     assert sum(SEP.fraction(s.period) for s in spans) <= 1
 
@@ -130,9 +130,9 @@ CUSTOMER = compose.BillingCustomer("cus-1", "USD", "US")
 def test_plan_of_a_span_is_the_product_in_the_customer_currency():
     span = PlanSpan("s", "growth", SEP.start, SEP.end)
     euro = compose.BillingCustomer("cus-2", "EUR", "DE")
-    assert [s.plan.id for s in compose.segments(euro, [span], [{}], CATALOG)] == ["growth_eur"]
+    assert [s.plan.id for s in compose.terms(euro, [span], [{}], CATALOG)] == ["growth_eur"]
     with pytest.raises(NoSubscription, match="cus-1 has no subscription billable"):
-        compose.segments(CUSTOMER, [], [], CATALOG)
+        compose.terms(CUSTOMER, [], [], CATALOG)
 
 
 def _billed(priced) -> list[LineItem]:
@@ -145,7 +145,7 @@ def test_late_usage_is_corrected_once_by_the_difference():
     billed = _billed(compose.price(SEP, CUSTOMER, span, [{"api_calls": Decimal(150_000)}], CATALOG))
     repriced = compose.price(SEP, CUSTOMER, span, [{"api_calls": Decimal(160_000)}], CATALOG)
     lines = compose.corrections(repriced, compose.billed_by_charge(billed, SEP), "inv-cus-1-202609")
-    assert [(l.plan_id, l.charge_id, l.quantity, l.amount, l.model) for l in lines] == [
+    assert [(line.plan_id, line.charge_id, line.quantity, line.amount, line.model) for line in lines] == [
         ("starter", "api_calls@2026-09", Decimal(10_000), Decimal("4.00"), "correction")]
     october = compose.price(parse_period("2026-10"), CUSTOMER, [PlanSpan("s", "starter", *_bounds("2026-10"))], [{}], CATALOG,
                             corrections=lines)
@@ -159,7 +159,8 @@ def test_corrections_follow_the_minimum_commitment_true_up():
     billed = _billed(compose.price(SEP, CUSTOMER, span, [{"api_calls": Decimal(1000)}], CATALOG))
     repriced = compose.price(SEP, CUSTOMER, span, [{"api_calls": Decimal(201_000)}], CATALOG)
     lines = compose.corrections(repriced, compose.billed_by_charge(billed, SEP), "inv")
-    assert {l.charge_id: l.amount for l in lines} == {"api_calls@2026-09": Decimal("60.00"), "minimum_commitment@2026-09": Decimal("-60.00")}
+    assert {line.charge_id: line.amount for line in lines} == {"api_calls@2026-09": Decimal("60.00"),
+                                                               "minimum_commitment@2026-09": Decimal("-60.00")}
 
 
 def _bounds(text: str) -> tuple[datetime, datetime]:
@@ -175,7 +176,8 @@ def test_lifecycle_transitions_and_refusals():
                           invoice_id="inv-1", customer_id="cus-1", subscription_id="s", now=datetime(2026, 10, 2, tzinfo=UTC))
     at = datetime(2026, 10, 3, tzinfo=UTC)
     final = transition(draft, InvoiceStatus.FINALIZED, at, due_days=14)
-    assert (final.status, final.issued_at, final.due_at, final.line_items) == (InvoiceStatus.FINALIZED, at, at + timedelta(days=14), draft.line_items)
+    assert (final.status, final.issued_at, final.due_at, final.line_items) == (
+        InvoiceStatus.FINALIZED, at, at + timedelta(days=14), draft.line_items)
     paid = transition(final, InvoiceStatus.PAID, at, due_days=14)
     assert paid.paid_at > final.event_time and paid.event_time > final.event_time
     with pytest.raises(InvalidTransition, match="cannot void invoice inv-1: it is paid; refund the payment instead"):

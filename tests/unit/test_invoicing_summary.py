@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 
-from billing.invoicing import compose
-from billing.invoicing.periods import parse_period
-from billing.invoicing.summary import (
+from billing.core.invoicing import compose
+from billing.core.invoicing.periods import parse_period
+from billing.core.invoicing.summary import (
     ENDED,
     INACTIVE,
     TRIAL,
     billed_by_currency,
     not_billed_reason,
 )
-from billing.invoicing.timeline import PlanSpan, SubscriptionChange
-from billing.pricing import builtin_catalog
+from billing.core.invoicing.timeline import PlanSpan, SubscriptionChange
+from billing.core.pricing import builtin_catalog
 
-UTC = timezone.utc
+UTC = UTC
 SEP = parse_period("2026-09")
 CATALOG = builtin_catalog()
 

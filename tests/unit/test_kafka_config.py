@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from billing.errors import PlatformError
-from billing.platform.kafka import (
+from billing.core.errors import PlatformError
+from billing.platform.kafka_broker import (
     broker_address,
     find_java,
     is_local,

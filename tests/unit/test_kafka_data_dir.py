@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from billing.errors import PlatformError
-from billing.platform.kafka import KafkaService, lock_holder
+from billing.core.errors import PlatformError
+from billing.platform.kafka_broker import KafkaService, lock_holder
 from billing.settings import Settings
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from billing.platform.topics import HOUR_MS, KEEP_FOREVER, topic_specs
+from billing.kafka.topics import HOUR_MS, KEEP_FOREVER, topic_specs
 from billing.settings import Settings
 
 

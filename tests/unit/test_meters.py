@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from billing.errors import ConfigError
-from billing.meters import DEFAULT_METERS, Accumulator, Aggregation, load_meters, aggregate, window_start
+from billing.core.errors import ConfigError
+from billing.core.meters import DEFAULT_METERS, Accumulator, Aggregation, aggregate, load_meters, window_start
 
 quantities = st.decimals(min_value=0, max_value=10**9, places=3, allow_nan=False, allow_infinity=False)
 
@@ -103,6 +103,6 @@ def test_merge_rejects_other_aggregation():
 
 
 def test_window_start_aligns_to_epoch():
-    moment = datetime(2024, 3, 5, 13, 47, 12, 500, tzinfo=timezone.utc)
-    assert window_start(moment, 3600) == datetime(2024, 3, 5, 13, tzinfo=timezone.utc)
-    assert window_start(moment, 60) == datetime(2024, 3, 5, 13, 47, tzinfo=timezone.utc)
+    moment = datetime(2024, 3, 5, 13, 47, 12, 500, tzinfo=UTC)
+    assert window_start(moment, 3600) == datetime(2024, 3, 5, 13, tzinfo=UTC)
+    assert window_start(moment, 60) == datetime(2024, 3, 5, 13, 47, tzinfo=UTC)

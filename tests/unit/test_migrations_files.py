@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from billing.errors import ConfigError
-from billing.migrations import discover, split_statements
+from billing.core.errors import ConfigError
 from billing.settings import Settings
+from billing.warehouse.migrations import discover, split_statements
 
 
 def test_split_respects_strings_comments_and_parens():

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from billing.contracts import Invoice, InvoiceStatus, LineItem, LineKind, PaymentStatus
+from billing.core.contracts import Invoice, InvoiceStatus, LineItem, LineKind, PaymentStatus
 from producers.payers import habits, settle
 
-UTC = timezone.utc
+UTC = UTC
 ISSUED = datetime(2026, 12, 1, 2, tzinfo=UTC)
 
 

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
 
 from pypdf import PdfReader
 
+from billing.core.pricing import CouponGrant, PlanTerm, TaxProfile, builtin_catalog, month_period, price_invoice
+from billing.core.pricing.invoice import to_invoice
 from billing.invoicing.export import INVOICE_COLUMNS, write_invoices_csv, write_usage_csv
 from billing.invoicing.pdf import BillTo as Party
 from billing.invoicing.pdf import Branding, render_pdf
-from billing.pricing import BillTo, CouponGrant, Segment, builtin_catalog, month_period, price_invoice
-from billing.pricing.invoice import to_invoice
 
-UTC = timezone.utc
 FEB = month_period(datetime(2024, 2, 1, tzinfo=UTC))
 CATALOG = builtin_catalog()
 BRAND = Branding("Müller Metering GmbH", ("Hauptstraße 1", "10115 Berlin"), "rechnung@mueller.example")
@@ -25,8 +24,8 @@ GLOBEX = Party("Globex Corporation", "cus_8f3a", "ap@globex.example", ("Country:
 def growth_invoice():
     priced = price_invoice(
         FEB,
-        [Segment(CATALOG.plan("growth"), FEB, {"api_calls": D(12_345_678), "compute_seconds": D(7201)})],
-        bill_to=BillTo("US", "NY"),
+        [PlanTerm(CATALOG.plan("growth"), FEB, {"api_calls": D(12_345_678), "compute_seconds": D(7201)})],
+        bill_to=TaxProfile("US", "NY"),
         coupons=[CouponGrant(CATALOG.coupon("launch20"))],
         credit_balance=D(100),
         tax_rules=CATALOG.tax_rules,
@@ -58,8 +57,8 @@ def test_pdf_shows_parties_dates_lines_tiers_and_totals(tmp_path):
 
 
 def test_pdf_uses_the_currency_minor_units(tmp_path):
-    priced = price_invoice(FEB, [Segment(CATALOG.plan("enterprise_jpy"), FEB, {"api_calls": D(6_000_000), "compute_seconds": D(1234)})],
-                           bill_to=BillTo("JP"), tax_rules=CATALOG.tax_rules)
+    priced = price_invoice(FEB, [PlanTerm(CATALOG.plan("enterprise_jpy"), FEB, {"api_calls": D(6_000_000), "compute_seconds": D(1234)})],
+                           bill_to=TaxProfile("JP"), tax_rules=CATALOG.tax_rules)
     invoice = to_invoice(priced, invoice_id="INV-JP-1", customer_id="cus_jp", issued_at=FEB.end, due_at=FEB.end)
     text = pdf_text(render_pdf(invoice, Party("Kabushiki Kaisha", "cus_jp"), tmp_path / "jp.pdf", BRAND))
     # 315,005 + 10 % tax 31,501 = 346,506 JPY, printed without decimals
@@ -73,7 +72,8 @@ def test_invoice_csv_has_one_exact_row_per_line_item():
     rows = list(csv.DictReader(io.StringIO(out.getvalue())))
     assert tuple(rows[0]) == INVOICE_COLUMNS
     api = rows[1]
-    assert (api["charge"], api["kind"], api["quantity"], api["amount"], api["total"]) == ("growth.api_calls", "usage", "12345678", "2484.57", "2049.66")
+    assert (api["charge"], api["kind"], api["quantity"], api["amount"], api["total"]) == (
+        "growth.api_calls", "usage", "12345678", "2484.57", "2049.66")
     assert rows[0]["period_start"] == "2024-02-01T00:00:00Z"
     assert sum(D(row["amount"]) for row in rows[:3]) == D(rows[0]["subtotal"])
 

@@ -8,9 +8,9 @@ from decimal import Decimal
 import pytest
 import yaml
 
-from billing.errors import ConfigError
-from billing.pricing import builtin_catalog, currency, load_catalog
-from billing.pricing.plans import CHARGE_MODELS
+from billing.core.errors import ConfigError
+from billing.core.pricing import builtin_catalog, currency, load_catalog
+from billing.core.pricing.plans import CHARGE_MODELS
 
 
 def plan_with(charge: dict, **plan) -> dict:
@@ -58,7 +58,10 @@ def load_yaml(tmp_path, document, name="plans.yaml"):
         (plan_with({"id": "fee", "model": "flat", "amount": "-5"}), "charge 'fee' > amount: Input should be greater than or equal to 0"),
         (plan_with({"id": "x", "model": "per_unit", "meter": "m", "unit_prise": 1}), "charge 'x' > unit_prise: unknown field (typo?)"),
         (plan_with({"id": "x", "model": "tiered", "meter": "m"}), "charge 'x': unknown charge model; use one of: flat, per_unit"),
-        (plan_with({"id": "x", "model": "package", "meter": "m", "package_size": 0, "package_price": 1}), "package_size: Input should be greater than 0"),
+        (
+            plan_with({"id": "x", "model": "package", "meter": "m", "package_size": 0, "package_price": 1}),
+            "package_size: Input should be greater than 0",
+        ),
         (
             plan_with({"id": "x", "model": "percentage", "meter": "m", "rate": 3, "fixed_fee": "0.3"}),
             "charge 'x': fixed_fee needs count_meter",
@@ -72,9 +75,15 @@ def load_yaml(tmp_path, document, name="plans.yaml"):
             {"plans": [{"id": "pro", "name": "Pro", "currency": "USD", "charges": [{"id": "a", "model": "flat", "amount": 1}] * 2}]},
             "plan 'pro' > charges: duplicate charge id 'a'",
         ),
-        ({"coupons": [{"id": "c", "percent_off": 10, "amount_off": 5, "currency": "USD"}]}, "coupon 'c': set exactly one of percent_off or amount_off"),
+        (
+            {"coupons": [{"id": "c", "percent_off": 10, "amount_off": 5, "currency": "USD"}]},
+            "coupon 'c': set exactly one of percent_off or amount_off",
+        ),
         ({"coupons": [{"id": "c", "amount_off": 5}]}, "coupon 'c': amount_off needs a currency"),
-        ({"tax_rules": [{"id": "t", "name": "VAT", "country": "Germany", "rate": 19}]}, "tax rule 't' > country: String should match pattern"),
+        (
+            {"tax_rules": [{"id": "t", "name": "VAT", "country": "Germany", "rate": 19}]},
+            "tax rule 't' > country: String should match pattern",
+        ),
         ({"plan": []}, ".yaml: plan: unknown field (typo?)"),
         (["not", "a", "mapping"], "expected a mapping with plans, coupons and/or tax_rules"),
         ("plans: [unclosed", "not valid YAML"),
@@ -108,7 +117,8 @@ def test_duplicate_ids_across_files_and_missing_files(tmp_path):
 
 def test_numbers_are_read_as_exact_decimals(tmp_path):
     charge = {"id": "api", "model": "per_unit", "meter": "api_calls", "unit_price": 0.1}
-    yaml_plan = load_yaml(tmp_path, "plans:\n  - {id: pro, name: Pro, currency: usd, charges: [{id: api, model: per_unit, meter: api_calls, unit_price: 0.1}]}\n").plan("pro")
+    yaml_plan = load_yaml(tmp_path, "plans:\n  - {id: pro, name: Pro, currency: usd, "
+                                    "charges: [{id: api, model: per_unit, meter: api_calls, unit_price: 0.1}]}\n").plan("pro")
     (tmp_path / "p.json").write_text(json.dumps(plan_with(charge)))
     json_plan = load_catalog([tmp_path / "p.json"]).plan("pro")
     assert yaml_plan.charges[0].unit_price == json_plan.charges[0].unit_price == Decimal("0.1")
@@ -126,7 +136,8 @@ def test_builtin_catalog_covers_every_charge_model_and_several_currencies():
         catalog.plan("nope")
 
 
-@pytest.mark.parametrize(("code", "quantum", "rounded"), [("USD", "0.01", "2.35"), ("JPY", "1", "2"), ("KWD", "0.001", "2.345"), ("eur", "0.01", "2.35")])
+@pytest.mark.parametrize(("code", "quantum", "rounded"),
+                         [("USD", "0.01", "2.35"), ("JPY", "1", "2"), ("KWD", "0.001", "2.345"), ("eur", "0.01", "2.35")])
 def test_currency_minor_units_and_half_up(code, quantum, rounded):
     money = currency(code)
     assert money.quantum == Decimal(quantum)

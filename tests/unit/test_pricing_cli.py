@@ -5,8 +5,8 @@ from __future__ import annotations
 from typer.testing import CliRunner
 
 from billing.cli import app
-from billing.errors import ConfigError
-from billing.settings import REPO_ROOT
+from billing.core.errors import ConfigError
+from tests.paths import REPO_ROOT
 
 runner = CliRunner()
 
@@ -23,7 +23,7 @@ def test_quote_prices_ad_hoc_usage_with_coupon_tax_and_credits(tmp_path):
 
 
 def test_validate_accepts_the_examples_and_rejects_bad_files(tmp_path):
-    ok = runner.invoke(app, ["plans", "validate", str(REPO_ROOT / "billing" / "plans")])
+    ok = runner.invoke(app, ["plans", "validate", str(REPO_ROOT / "billing" / "core" / "plans")])
     assert ok.exit_code == 0 and "82 plan(s), 3 coupon(s), 14 tax rule(s)" in ok.output
     bad = tmp_path / "bad.yaml"
     bad.write_text("plans:\n  - {id: pro, name: Pro, currency: USD, charges: [{id: fee, model: flat, amount: -1}]}\n")

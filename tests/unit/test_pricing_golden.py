@@ -5,22 +5,21 @@ Rounding is half-up to the currency's minor unit, once per line, discount and ta
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal as D
 
 import pytest
 
-from billing.errors import ConfigError
-from billing.pricing import BillTo, CouponGrant, Period, Segment, builtin_catalog, month_period, price_invoice
+from billing.core.errors import ConfigError
+from billing.core.pricing import CouponGrant, Period, PlanTerm, TaxProfile, builtin_catalog, month_period, price_invoice
 
-UTC = timezone.utc
 FEB = month_period(datetime(2024, 2, 1, tzinfo=UTC))  # 29 days (leap year)
 CATALOG = builtin_catalog()
 
 
 def invoice(plan_id, usage, period=FEB, active=None, **kwargs):
-    segment = Segment(CATALOG.plan(plan_id), active or period, {k: D(v) for k, v in usage.items()})
-    return price_invoice(period, [segment], tax_rules=CATALOG.tax_rules, **kwargs)
+    term = PlanTerm(CATALOG.plan(plan_id), active or period, {k: D(v) for k, v in usage.items()})
+    return price_invoice(period, [term], tax_rules=CATALOG.tax_rules, **kwargs)
 
 
 def amounts(inv):
@@ -28,7 +27,7 @@ def amounts(inv):
 
 
 def test_flat_and_per_unit_with_allowance_and_us_sales_tax():
-    inv = invoice("starter", {"api_calls": 250_000, "bandwidth_gb": "10.5"}, bill_to=BillTo("US", "CA"))
+    inv = invoice("starter", {"api_calls": 250_000, "bandwidth_gb": "10.5"}, bill_to=TaxProfile("US", "CA"))
     # platform 29.00; api (250,000 - 100,000 free) * 0.0004 = 60.00;
     # bandwidth (10.5 - 10 free) * 0.09 = 0.045 -> 0.05 (half-up; banker's would give 0.04)
     assert amounts(inv) == {"platform_fee": D("29.00"), "api_calls": D("60.00"), "bandwidth": D("0.05")}
@@ -77,7 +76,7 @@ def test_minimum_commitment_true_up_full_and_prorated():
 
 def test_volume_package_per_seat_with_coupon_and_vat():
     usage = {"storage_gb_hours": 50_000, "active_seats": 8, "bandwidth_gb": 250}
-    inv = invoice("business_eur", usage, bill_to=BillTo("DE"))
+    inv = invoice("business_eur", usage, bill_to=TaxProfile("DE"))
     # storage: 50,000 falls in tier 2 -> all 50,000 * 0.00011 = 5.50 + flat 5 = 10.50
     # seats: (8 - 5 free) * 12 = 36; bandwidth: ceil(250 / 100) = 3 packs * 5 = 15
     assert amounts(inv) == {"platform_fee": D("199.00"), "storage": D("10.50"), "seats": D("36.00"), "bandwidth": D("15.00")}
@@ -85,7 +84,7 @@ def test_volume_package_per_seat_with_coupon_and_vat():
     assert (inv.subtotal, inv.tax_total, inv.total) == (D("260.50"), D("49.50"), D("310.00"))
 
     launch = CouponGrant(CATALOG.coupon("launch20"), periods_used=2)
-    discounted = invoice("business_eur", usage, bill_to=BillTo("DE"), coupons=[launch])
+    discounted = invoice("business_eur", usage, bill_to=TaxProfile("DE"), coupons=[launch])
     # 20 % of 260.50 = 52.10; taxable 208.40; VAT 39.596 -> 39.60; total 248.00
     assert [d.amount for d in discounted.discounts] == [D("52.10")]
     assert (discounted.taxable, discounted.tax_total, discounted.total) == (D("208.40"), D("39.60"), D("248.00"))
@@ -128,7 +127,7 @@ def test_percentage_with_fixed_fee_floor_and_cap(volume, count, expected):
 
 
 def test_jpy_has_no_minor_unit_and_consumption_tax():
-    inv = invoice("enterprise_jpy", {"api_calls": 6_000_000, "compute_seconds": 1234}, bill_to=BillTo("JP"))
+    inv = invoice("enterprise_jpy", {"api_calls": 6_000_000, "compute_seconds": 1234}, bill_to=TaxProfile("JP"))
     # api: 5,000,000 * 0.03 = 150,000 + 1,000,000 * 0.015 = 15,000 -> 165,000
     # compute (volume, tier 1): 1,234 * 0.004 = 4.936 -> 5
     # subtotal 150,000 + 165,000 + 5 = 315,005 (above the 300,000 commitment)
@@ -147,16 +146,17 @@ def test_kwd_has_three_minor_units():
 
 
 def test_stacked_canadian_taxes():
-    inv = invoice("starter", {"api_calls": 250_000, "bandwidth_gb": "10.5"}, bill_to=BillTo("CA", "qc"))
+    inv = invoice("starter", {"api_calls": 250_000, "bandwidth_gb": "10.5"}, bill_to=TaxProfile("CA", "qc"))
     # GST 5 % of 89.05 = 4.4525 -> 4.45; QST 9.975 % = 8.8827... -> 8.88; total 102.38
     assert [(t.name, t.amount) for t in inv.taxes] == [("GST", D("4.45")), ("QST", D("8.88"))]
     assert inv.total == D("102.38")
-    assert invoice("starter", {}, bill_to=BillTo("CA", "QC", tax_exempt=True)).taxes == ()
+    assert invoice("starter", {}, bill_to=TaxProfile("CA", "QC", tax_exempt=True)).taxes == ()
 
 
 def test_fixed_coupon_then_prepaid_credits():
     welcome = CouponGrant(CATALOG.coupon("welcome50"))
-    inv = invoice("starter", {"api_calls": 250_000, "bandwidth_gb": "10.5"}, bill_to=BillTo("US", "CA"), coupons=[welcome], credit_balance=D("20"))
+    inv = invoice("starter", {"api_calls": 250_000, "bandwidth_gb": "10.5"}, bill_to=TaxProfile("US", "CA"), coupons=[welcome],
+                  credit_balance=D("20"))
     # 89.05 - 50 = 39.05; tax 7.25 % = 2.831125 -> 2.83; total 41.88; 20 credits -> due 21.88
     assert (inv.taxable, inv.tax_total, inv.total) == (D("39.05"), D("2.83"), D("41.88"))
     assert (inv.credits_applied, inv.amount_due) == (D("20.00"), D("21.88"))
@@ -172,11 +172,11 @@ def test_fixed_coupon_in_another_currency_is_an_error():
 
 def test_mid_period_plan_change_and_cancellation():
     change = datetime(2024, 2, 11, tzinfo=UTC)
-    segments = [
-        Segment(CATALOG.plan("starter"), Period(FEB.start, change), {"api_calls": D(50_000)}),
-        Segment(CATALOG.plan("growth"), Period(change, FEB.end), {"api_calls": D(500_000)}),
+    terms = [
+        PlanTerm(CATALOG.plan("starter"), Period(FEB.start, change), {"api_calls": D(50_000)}),
+        PlanTerm(CATALOG.plan("growth"), Period(change, FEB.end), {"api_calls": D(500_000)}),
     ]
-    inv = price_invoice(FEB, segments)
+    inv = price_invoice(FEB, terms)
     # starter 10/29 of the month: 29 * 10/29 = 10.00; 50,000 calls are within the free 100,000
     # growth 19/29: 99 * 19/29 = 64.8620... -> 64.86; 500,000 * 0.0003 = 150.00
     # growth commitment 250 * 19/29 = 163.79 < 214.86 spent: no true-up
@@ -194,6 +194,6 @@ def test_mid_period_plan_change_and_cancellation():
 
 def test_mixed_currencies_and_negative_usage_are_errors():
     with pytest.raises(ConfigError, match="share a currency: USD and EUR"):
-        price_invoice(FEB, [Segment(CATALOG.plan("starter"), FEB), Segment(CATALOG.plan("business_eur"), FEB)])
+        price_invoice(FEB, [PlanTerm(CATALOG.plan("starter"), FEB), PlanTerm(CATALOG.plan("business_eur"), FEB)])
     with pytest.raises(ConfigError, match="usage of meter 'api_calls' is negative"):
         invoice("starter", {"api_calls": -1})

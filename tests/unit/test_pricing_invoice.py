@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
 
-from billing.contracts import AdjustmentKind, Invoice, LineKind
-from billing.pricing import BillTo, CouponGrant, Period, Segment, builtin_catalog, month_period, price_invoice
-from billing.pricing.invoice import to_invoice
+from billing.core.contracts import AdjustmentKind, Invoice, LineKind
+from billing.core.pricing import CouponGrant, Period, PlanTerm, TaxProfile, builtin_catalog, month_period, price_invoice
+from billing.core.pricing.invoice import to_invoice
 
-UTC = timezone.utc
 FEB = month_period(datetime(2024, 2, 1, tzinfo=UTC))
 CATALOG = builtin_catalog()
 
@@ -18,8 +17,8 @@ def test_contract_invoice_carries_lines_breakdown_adjustments_and_amount_due():
     joined = Period(datetime(2024, 2, 16, tzinfo=UTC), FEB.end)
     priced = price_invoice(
         FEB,
-        [Segment(CATALOG.plan("growth"), joined, {"api_calls": D(100_000)})],
-        bill_to=BillTo("US", "NY"),
+        [PlanTerm(CATALOG.plan("growth"), joined, {"api_calls": D(100_000)})],
+        bill_to=TaxProfile("US", "NY"),
         coupons=[CouponGrant(CATALOG.coupon("welcome50"))],
         credit_balance=D("10"),
         tax_rules=CATALOG.tax_rules,
@@ -45,7 +44,7 @@ def test_contract_invoice_carries_lines_breakdown_adjustments_and_amount_due():
 
 
 def test_tier_bounds_travel_in_breakdown_details():
-    priced = price_invoice(FEB, [Segment(CATALOG.plan("growth"), FEB, {"api_calls": D(2_000_000)})])
+    priced = price_invoice(FEB, [PlanTerm(CATALOG.plan("growth"), FEB, {"api_calls": D(2_000_000)})])
     invoice = to_invoice(priced, invoice_id="inv-2", customer_id="c", issued_at=FEB.end, due_at=FEB.end)
     api = invoice.line_items[1]
     assert [step.details for step in api.breakdown] == [

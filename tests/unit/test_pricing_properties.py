@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from billing.pricing import charges
-from billing.pricing.adjustments import CouponGrant
-from billing.pricing.engine import Segment, price_invoice
-from billing.pricing.money import MINOR_UNITS
-from billing.pricing.plans import (
+from billing.core.pricing import charges
+from billing.core.pricing.adjustments import CouponGrant
+from billing.core.pricing.engine import PlanTerm, price_invoice
+from billing.core.pricing.money import MINOR_UNITS
+from billing.core.pricing.plans import (
     Coupon,
     GraduatedCharge,
     PackageCharge,
@@ -21,9 +21,8 @@ from billing.pricing.plans import (
     Plan,
     VolumeCharge,
 )
-from billing.pricing.proration import Period, month_period
+from billing.core.pricing.proration import Period, month_period
 
-UTC = timezone.utc
 PERIOD = month_period(datetime(2024, 3, 1, tzinfo=UTC))
 
 prices = st.decimals(min_value=0, max_value=100, places=4)
@@ -81,7 +80,7 @@ def test_graduated_total_is_the_sum_over_tiers(tiers, quantity, free):
     billable = max(Decimal(0), quantity - free)
     tier_steps = [step for step in steps if step.tier_from is not None]
     assert sum((step.units for step in tier_steps), Decimal(0)) == billable
-    for step, tier in zip(tier_steps, charge.tiers):
+    for step, tier in zip(tier_steps, charge.tiers, strict=False):
         assert step.amount == step.units * tier.unit_price + tier.flat_fee
         assert step.tier_from == tier.from_ and step.units > 0
     assert total(steps) == sum((s.amount for s in tier_steps), Decimal(0))
@@ -133,7 +132,7 @@ def plan_for(charge, code):
 @given(usage_charges(), st.sampled_from(sorted(MINOR_UNITS)), quantities, counts)
 def test_rounding_never_moves_a_line_by_more_than_half_a_minor_unit(charge, code, quantity, count):
     plan = plan_for(charge, code)
-    inv = price_invoice(PERIOD, [Segment(plan, PERIOD, {"m": quantity, "n": count})])
+    inv = price_invoice(PERIOD, [PlanTerm(plan, PERIOD, {"m": quantity, "n": count})])
     for line in inv.lines:
         assert abs(line.amount - line.exact) <= plan.money.quantum / 2
         assert line.amount == plan.money.round(line.amount)
@@ -149,10 +148,12 @@ def test_rounding_never_moves_a_line_by_more_than_half_a_minor_unit(charge, code
 )
 def test_discounts_and_credits_never_make_a_total_negative(charge, quantity, count, balance, coupon_kinds):
     coupons = [
-        CouponGrant(Coupon(id=f"c{i}", percent_off=Decimal(60)) if kind == "percent" else Coupon(id=f"c{i}", amount_off=Decimal(75), currency="USD"))
+        CouponGrant(Coupon(id=f"c{i}", percent_off=Decimal(60)) if kind == "percent"
+                    else Coupon(id=f"c{i}", amount_off=Decimal(75), currency="USD"))
         for i, kind in enumerate(coupon_kinds)
     ]
-    inv = price_invoice(PERIOD, [Segment(plan_for(charge, "USD"), PERIOD, {"m": quantity, "n": count})], coupons=coupons, credit_balance=balance)
+    inv = price_invoice(PERIOD, [PlanTerm(plan_for(charge, "USD"), PERIOD, {"m": quantity, "n": count})], coupons=coupons,
+                        credit_balance=balance)
     assert 0 <= inv.taxable <= inv.subtotal
     assert 0 <= inv.credits_applied <= balance
     assert inv.amount_due >= 0

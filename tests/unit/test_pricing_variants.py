@@ -6,10 +6,10 @@ from decimal import Decimal
 
 import pytest
 
-from billing.errors import ConfigError
-from billing.pricing import builtin_catalog, currency, load_catalog
-from billing.pricing.money import MINOR_UNITS
-from producers.catalog import MARKETS, PLANS
+from billing.core.errors import ConfigError
+from billing.core.pricing import builtin_catalog, currency, load_catalog
+from billing.core.pricing.money import MINOR_UNITS
+from producers.world import MARKETS, PLANS
 
 CATALOG = builtin_catalog()
 

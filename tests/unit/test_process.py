@@ -10,7 +10,7 @@ import time
 import psutil
 import pytest
 
-from billing.errors import PlatformError
+from billing.core.errors import PlatformError
 from billing.platform.process import ManagedProcess, port_owner
 
 

@@ -11,7 +11,8 @@ import typer.main
 import yaml
 
 from billing.cli import app
-from billing.settings import REPO_ROOT, Settings
+from billing.settings import Settings
+from tests.paths import REPO_ROOT
 
 COMPOSE = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text())
 TERRAFORM = sorted((REPO_ROOT / "terraform").glob("*.tf"))

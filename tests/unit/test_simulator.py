@@ -5,8 +5,9 @@ from __future__ import annotations
 import gc
 import socket
 import subprocess
+import sys
 from collections import Counter, defaultdict
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -14,18 +15,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from billing.contracts import TOPIC_MODELS, ContractViolation, parse_topic, parse_usage
-from billing.errors import ConfigError, ServiceUnavailable
-from billing.meters import aggregate, load_meters, window_start
-from billing.settings import REPO_ROOT
+from billing.core.contracts import TOPIC_MODELS, ContractViolation, parse_topic, parse_usage
+from billing.core.errors import ConfigError, ServiceUnavailable
+from billing.core.meters import aggregate, load_meters, window_start
 from producers.manifest import Manifest
 from producers.simulator import SimulationConfig, Simulator
 from producers.sinks import FileSink, KafkaSink, read_records
 
-UTC = timezone.utc
 START = datetime(2024, 5, 30, tzinfo=UTC)
 LATER = datetime(2030, 1, 1, tzinfo=UTC)
-BILLING = str(REPO_ROOT / ".venv" / "bin" / "billing")
+BILLING = str(Path(sys.executable).with_name("billing"))
 
 
 def simulate(tmp: Path, **options) -> tuple[Path, Manifest]:

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from billing.contracts import FailureReason, PaymentMethod, PaymentStatus, PaymentTransaction
+from billing.core.contracts import FailureReason, PaymentMethod, PaymentStatus, PaymentTransaction
 from streams.payments import PaymentState
 
-UTC = timezone.utc
 T0 = datetime(2026, 10, 1, 9, 0, tzinfo=UTC)
 S = PaymentStatus
 

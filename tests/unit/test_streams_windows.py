@@ -4,19 +4,18 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from billing.meters import Accumulator, Aggregation, Meter, MeterSet, window_start
+from billing.core.meters import Accumulator, Aggregation, Meter, MeterSet, window_start
 from streams.dedup import DedupEntry, Seen, classify, entry_for
 from streams.pipeline import DictStore, Output, Record, UsageProcessor, WindowConfig
 from streams.windows import WindowState, is_closed, window_bounds
 
-UTC = timezone.utc
 T0 = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)
 METERS = MeterSet([
     Meter(name="api_calls", unit="calls", aggregation=Aggregation.SUM, group_by=("region",)),
@@ -209,7 +208,7 @@ def test_crash_at_any_point_and_replay_gives_the_exact_totals(seed, data):
         before = [dict(s) for s in stores]
         run(proc, batch)
         if number == crash_after:  # the last batch's writes reach the changelog only partly
-            for store, old in zip(stores, before):
+            for store, old in zip(stores, before, strict=True):
                 for key in list(store):
                     if rng.random() < 0.5:
                         if key in old:

@@ -13,7 +13,7 @@ import zipfile
 import pytest
 import yaml
 
-from billing.errors import ConfigError
+from billing.core.errors import ConfigError
 from billing.platform.superset import REQUIREMENTS, SupersetService
 from billing.platform.superset_assets import asset_files, bundle, unbundle, warehouse_uri
 from billing.settings import Settings

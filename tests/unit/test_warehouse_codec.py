@@ -12,8 +12,8 @@ from backports import zstd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from billing.warehouse.body import BadRequestBody, Rechunker, iter_body
-from billing.warehouse.codec import UnsupportedEncoding, choose_encoding, decode_stream, encoder
+from billing.chdb_server.body import BadRequestBody, Rechunker, iter_body
+from billing.chdb_server.codec import UnsupportedEncoding, choose_encoding, decode_stream, encoder
 
 COMPRESSORS = {
     "lz4": lz4.frame.compress,

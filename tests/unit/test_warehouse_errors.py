@@ -6,8 +6,8 @@ import base64
 
 import pytest
 
-from billing.warehouse.auth import User, Users, credentials
-from billing.warehouse.errors import QueryError, http_status
+from billing.chdb_server.auth import User, Users, credentials
+from billing.chdb_server.errors import QueryError, http_status
 
 
 def test_engine_errors_keep_their_code_and_map_to_the_server_status() -> None:
@@ -37,3 +37,15 @@ def test_authentication() -> None:
         with pytest.raises(QueryError) as info:
             users.authenticate(name, password)
         assert info.value.code == 516 and info.value.http_status == 403
+
+
+def test_an_error_the_engine_wrapped_twice_keeps_one_prefix() -> None:
+    wrapped = "Code: 27. DB::Exception: Code: 27. DB::Exception: Cannot parse input. (CANNOT_PARSE_INPUT_ASSERTION_FAILED)"
+    error = QueryError.from_engine(RuntimeError(wrapped))
+    assert error.text == "Code: 27. DB::Exception: Cannot parse input. (CANNOT_PARSE_INPUT_ASSERTION_FAILED)"
+    assert error.http_status == 400
+
+
+def test_access_denied_is_forbidden() -> None:
+    assert QueryError.make(497, "no grant").http_status == 403
+    assert QueryError.make(497, "no grant").text.endswith("(ACCESS_DENIED)")

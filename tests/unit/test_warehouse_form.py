@@ -9,10 +9,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from urllib3 import encode_multipart_formdata
 
-from billing.warehouse import form
-from billing.warehouse.body import Rechunker
-from billing.warehouse.errors import QueryError
-from billing.warehouse.form import parse_multipart, parse_urlencoded, read_form
+from billing.chdb_server import form
+from billing.chdb_server.body import Rechunker
+from billing.chdb_server.errors import QueryError
+from billing.chdb_server.form import parse_multipart, parse_urlencoded, read_form
 
 _names = st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7e, exclude_characters='"\\%'), min_size=1, max_size=20)
 _values = st.text(st.characters(exclude_categories=("Cs",)), max_size=200)

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from billing.warehouse.sql import Kind, analyze, tokenize
+from billing.warehouse.sql import Kind, analyze, insert_from_file, tables_read_without_final, tokenize
 
 
 @pytest.mark.parametrize(
@@ -99,3 +99,43 @@ def test_format_inside_a_string_literal_is_ignored(filler: str) -> None:
     literal = "'" + filler.replace("'", "") + " FORMAT CSV'"
     assert analyze(f"SELECT {literal}").output_format is None
     assert analyze(f"SELECT {literal} FORMAT JSON").output_format == "JSON"
+
+
+@pytest.mark.parametrize(
+    ("sql", "fmt", "expected"),
+    [
+        ("INSERT INTO t", "TSV", "INSERT INTO t FROM INFILE '/s/x' FORMAT TSV"),
+        ('INSERT INTO db.t (a, "b c")', "Values", "INSERT INTO db.t (a, \"b c\") FROM INFILE '/s/x' FORMAT Values"),
+        ("INSERT INTO t SETTINGS async_insert=0", "JSONEachRow",
+         "INSERT INTO t FROM INFILE '/s/x' SETTINGS async_insert=0 FORMAT JSONEachRow"),
+        ("INSERT INTO settings (settings) SETTINGS a=1", "CSV",
+         "INSERT INTO settings (settings) FROM INFILE '/s/x' SETTINGS a=1 FORMAT CSV"),
+        ("INSERT INTO db.settings", "CSV", "INSERT INTO db.settings FROM INFILE '/s/x' FORMAT CSV"),
+        ("INSERT INTO t", "odd`name", "INSERT INTO t FROM INFILE '/s/x' FORMAT `odd``name`"),
+    ],
+)
+def test_an_insert_with_inline_data_reads_it_from_a_file(sql: str, fmt: str, expected: str) -> None:
+    assert insert_from_file(sql, "/s/x", fmt) == expected
+
+
+def test_the_file_path_is_a_quoted_literal() -> None:
+    assert insert_from_file("INSERT INTO t", "/s/it's\\", "TSV") == "INSERT INTO t FROM INFILE '/s/it\\'s\\\\' FORMAT TSV"
+
+
+VERSIONED = {"invoices", "usage_rollups", "customers"}
+
+
+@pytest.mark.parametrize(("query", "warned"), [
+    ("SELECT sum(total) FROM invoices", ["invoices"]),
+    ("SELECT sum(total) FROM invoices FINAL", []),
+    ("SELECT sum(total) FROM billing.invoices AS i FINAL WHERE 1", []),
+    ("SELECT sum(total) FROM `billing`.`invoices` i WHERE 1", ["invoices"]),
+    ("SELECT * FROM invoices i FINAL JOIN customers c ON 1", ["customers"]),
+    ("SELECT * FROM dead_letters", []),
+    ("SELECT count() FROM (SELECT * FROM usage_rollups) x", ["usage_rollups"]),
+    ("SELECT 'FROM invoices' FROM customers FINAL", []),
+    ("SELECT * FROM invoices SETTINGS final = 1", []),
+    ("select * from invoices as x, invoices", ["invoices"]),
+])
+def test_versioned_tables_read_without_final_are_found(query: str, warned: list[str]) -> None:
+    assert tables_read_without_final(query, VERSIONED) == warned

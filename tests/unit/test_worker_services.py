@@ -4,8 +4,8 @@ import os
 import psutil
 
 from billing.platform.process import since_boot
+from billing.platform.worker_service import worker_services
 from billing.settings import Settings
-from streams.service import worker_services
 
 
 def test_the_stack_runs_the_configured_number_of_workers_on_consecutive_ports(tmp_path):

@@ -1,0 +1,68 @@
+"""Fees billed once per billing cycle: which of them a month's invoice bills.
+
+A plan's fees are billed per *cycle* when the plan is yearly or the fee is paid in advance
+(:meth:`~billing.core.pricing.plans.Plan.by_cycle`); monthly fees in arrears are prorated over the
+month's plan spans instead (:mod:`~billing.core.invoicing.timeline`). Cycles are calendar months for
+monthly plans and anniversary years of the subscription's start for yearly plans
+(:func:`~billing.core.pricing.proration.cycle`).
+
+Each cycle of a subscription is billed on exactly one monthly invoice, the one of the month ``M``
+with ``M.start < point <= M.end``:
+
+- **in advance**: ``point`` is when service on the cycle begins (its start, or later when the
+  subscription starts or leaves its trial inside it). The invoice of the month that ends at the
+  cycle's start bills it, so a monthly fee in advance for December is on November's invoice, and a
+  yearly fee is billed once a year. What is billed is the cycle as known then: the plans the
+  subscription is on from ``point`` to the end of the cycle (or to its known end of service);
+- **in arrears**: ``point`` is when service on the cycle ends (the cycle's end, or the end of
+  service). The cycle's plan spans are billed together then.
+
+Every span of service inside a cycle is billed on its own plan for its own seconds, so the seconds
+billed for a cycle are its seconds of service, once. Changes that become known after a cycle was
+billed in advance (an upgrade, a downgrade, a cancellation with an earlier end) are not re-billed:
+that needs credit notes, which the engine does not issue yet.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+
+from billing.core.invoicing.timeline import SubscriptionChange, plan_spans
+from billing.core.pricing.engine import CycleFee
+from billing.core.pricing.plans import Plan
+from billing.core.pricing.proration import Period, cycle
+
+REACH = timedelta(days=400)
+"""How far before and after the month the timeline is read: a yearly cycle billed this month starts
+or ends within it."""
+
+
+def cycle_fees(changes: Sequence[SubscriptionChange], period: Period, plan_of: Callable[[str, str], Plan]) -> list[CycleFee]:
+    """The per-cycle fees the invoice of ``period`` bills, from one customer's subscription ``changes``
+    (every change known when the period is billed; later ones are taken as not happening).
+    ``plan_of(product, interval)`` is the catalog plan the customer is billed on."""
+    if not any(plan.by_cycle(charge) for plan in {plan_of(c.plan_id, c.billing_interval).id: plan_of(c.plan_id, c.billing_interval)
+                                                   for c in changes}.values() for charge in plan.charges):
+        return []
+    groups: dict[tuple, list[CycleFee]] = defaultdict(list)
+    for span in plan_spans(changes, Period(period.start - REACH, period.end + REACH)):
+        plan = plan_of(span.plan_id, span.interval)
+        charges = [charge for charge in plan.charges if plan.by_cycle(charge)]
+        if not charges:
+            continue
+        anchor = span.anchor or span.start
+        current = cycle(plan.interval, anchor, span.start)
+        while current.start < span.end:
+            part = Period(max(current.start, span.start), min(current.end, span.end))
+            for charge in charges:
+                key = (span.subscription_id, current, charge.pay_in_advance)
+                groups[key].append(CycleFee(plan, charge, current, part, charge.pay_in_advance))
+            current = cycle(plan.interval, anchor, current.end)
+    billed: list[CycleFee] = []
+    for (_, _, in_advance), fees in groups.items():
+        point = min(f.part.start for f in fees) if in_advance else max(f.part.end for f in fees)
+        if period.start < point <= period.end:
+            billed.extend(fees)
+    return sorted(billed, key=lambda f: (f.cycle.start, f.part.start, f.plan.id, f.charge.id))
