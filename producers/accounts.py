@@ -3,8 +3,8 @@
 The simulator simulates the world the billing engine bills; it never writes invoices (the engine
 owns them) nor payments (:mod:`producers.payers` pays the invoices the engine finalized). These
 are low volume (a few events per customer and month), so they are built as validated contract
-models. :func:`account_events` returns every event of every customer up to ``end``, sorted by
-event time, for the simulator to interleave with the usage stream.
+models. :func:`account_events` returns every event of every customer up to ``end``,
+sorted by event time, for the simulator to interleave with the usage stream.
 """
 
 from __future__ import annotations

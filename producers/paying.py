@@ -1,6 +1,6 @@
 """`billing simulate payers`: the payers react to the invoices the engine finalized for a month.
 
-Reads the period's finalized (and already paid) invoices from the warehouse, settles each with
+Takes the period's finalized (and already paid) invoices from the warehouse, settles each with
 :func:`producers.payers.settle`, sends the payment events that happened by ``until`` to the
 payments topic, records the invoices paid by then as paid (a new version through the engine's
 lifecycle, published and written like every invoice version) and writes the outcome to the
@@ -10,13 +10,12 @@ those that became due since: delays, late payers, refunds and disputes arrive ov
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
 from billing.core.contracts import Invoice, InvoiceStatus, PaymentTransaction, to_bytes
-from billing.core.invoicing.periods import closed_period
-from billing.invoicing.run import Invoicing
 from producers.manifest import write_settlements
 from producers.payers import settle
 
@@ -36,12 +35,13 @@ class PayerSummary:
     payments: list[PaymentTransaction] = field(default_factory=list)
 
 
-def pay_period(invoicing: Invoicing, period_text: str, seed: int, until: datetime, sink,
+def pay_period(invoices: Sequence[Invoice], seed: int, until: datetime, sink,
+               mark_paid: Callable[[list[tuple[Invoice, datetime]]], list[Invoice]],
                manifest_dir: Path | None = None) -> PayerSummary:
-    """Pay the finalized invoices of the closed month ``period_text`` as of ``until`` into ``sink``."""
-    period = closed_period(period_text, until)
+    """Pay a month's ``invoices`` (the engine's, read from the warehouse) as of ``until`` into ``sink``;
+    ``mark_paid`` records the invoices paid (the engine's :meth:`~billing.invoicing.run.Invoicing.mark_paid`)."""
     summary = PayerSummary()
-    issued = [invoice for invoice in invoicing.store.invoices(period=period)
+    issued = [invoice for invoice in invoices
               if invoice.status in (InvoiceStatus.FINALIZED, InvoiceStatus.PAID) and invoice.issued_at <= until]
     to_mark: list[tuple[Invoice, datetime]] = []
     for invoice in issued:
@@ -60,7 +60,7 @@ def pay_period(invoicing: Invoicing, period_text: str, seed: int, until: datetim
     summary.payment_events = len(summary.payments)
     sink.send_many("payments", [(event.customer_id.encode(), to_bytes(event)) for event in summary.payments])
     sink.close()
-    marked = invoicing.mark_paid(to_mark)
+    marked = mark_paid(to_mark)
     summary.newly_paid = len(marked)
     summary.settled.extend(marked)
     summary.settled.sort(key=lambda invoice: invoice.id)

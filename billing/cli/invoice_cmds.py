@@ -80,11 +80,11 @@ def _print_summary(summary: RunSummary) -> None:
         table.add_row(what, f"{count:,}")
     console.print(table)
     if summary.billed:
-        billed = Table("currency", "invoices", "fees", "usage", "true-ups, corrections", "discounts", "tax", "total",
-                       title="billed per currency (the invoices computed)")
+        billed = Table("currency", "invoices", "fees", "usage", "true-ups", "discounts", "tax", "total",
+                       title="billed per currency (the invoices computed; true-ups: minimum commitments and corrections)")
         for code, amounts in summary.billed.items():
-            money = currency(code)
-            billed.add_row(code, f"{amounts.invoices:,}", *(money.format(v) for v in (
+            digits = currency(code).minor_units
+            billed.add_row(code, f"{amounts.invoices:,}", *(f"{v:,.{digits}f}" for v in (
                 amounts.fees, amounts.usage, amounts.other, amounts.discounts, amounts.tax, amounts.total)))
         console.print(billed)
     if summary.not_billed:

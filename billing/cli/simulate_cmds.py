@@ -13,6 +13,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from billing.cli.app import app, console
 from billing.core.contracts import PaymentStatus
 from billing.core.errors import ConfigError
+from billing.core.invoicing.periods import closed_period
 from billing.core.meters import active_meters
 from billing.core.pricing.money import currency
 from billing.invoicing.run import Invoicing
@@ -129,7 +130,9 @@ def payers(
     moment = parse_start(until) or datetime.now(UTC)
     sink = FileSink(output) if output is not None else KafkaSink(settings.kafka_bootstrap, settings.topics())
     manifest_dir = manifest or default_manifest_dir(settings.state_dir, seed)
-    done = pay_period(Invoicing(settings), period, seed, moment, sink, manifest_dir)
+    invoicing = Invoicing(settings)
+    invoices = invoicing.store.invoices(period=closed_period(period, moment))
+    done = pay_period(invoices, seed, moment, sink, invoicing.mark_paid, manifest_dir)
     console.print(f"{done.invoices:,} finalized invoices of {period}: {done.paid:,} paid ({done.newly_paid:,} just now), "
                   f"{done.unpaid:,} not paid by {moment:%Y-%m-%d %H:%M} UTC; sent {done.payment_events:,} payment events "
                   f"({done.scheduled_later:,} happen later: re-run to send them)")

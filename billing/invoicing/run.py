@@ -31,9 +31,11 @@ from decimal import Decimal
 from billing.core.contracts import Invoice, InvoiceStatus, LineKind
 from billing.core.errors import ConfigError
 from billing.core.invoicing import compose, grants
+from billing.core.invoicing.cycles import cycle_fees
 from billing.core.invoicing.errors import NoSubscription, UnknownCustomer, UnknownInvoice
 from billing.core.invoicing.lifecycle import transition
 from billing.core.invoicing.periods import closed_period, invoice_id, label
+from billing.core.invoicing.summary import CurrencyBilled, billed_by_currency, not_billed_reason
 from billing.core.invoicing.timeline import PlanSpan, plan_spans
 from billing.core.invoicing.usage import quantities, span_stats
 from billing.core.meters import MeterSet, active_meters
@@ -42,10 +44,8 @@ from billing.core.pricing.catalog import builtin_catalog, load_catalog
 from billing.core.pricing.engine import Line
 from billing.core.pricing.plans import Plan
 from billing.core.pricing.proration import Period, month_period
-from billing.invoicing.cycles import cycle_fees
 from billing.invoicing.publish import publish
 from billing.invoicing.store import MS, SpanRow, Store, content_key, epoch_ms
-from billing.invoicing.summary import CurrencyBilled, billed_by_currency, not_billed_reason
 from billing.settings import Settings
 from billing.warehouse import facts
 from billing.warehouse.client import client
@@ -241,8 +241,8 @@ class Invoicing:
                 continue
             q = Period(head.period_start, head.period_end)
             terms = [PlanTerm(self.catalog.plan(plan_id), span.period, quantities(usage.get((head.id, number), {}), self.meters),
-                                fees_by_cycle=True)
-                        for number, span, plan_id in spans]
+                              fees_by_cycle=True)
+                     for number, span, plan_id in spans]
             repriced = price_invoice(q, terms)
             billed = [line for line in lines.get(head.id, ()) if line.charge not in by_cycle]
             billed += [line for owner, line in later_corrections[head.customer_id] if owner != head.id]

@@ -33,6 +33,7 @@ from billing.core.contracts import (
     parse_topic,
 )
 from billing.core.meters import Accumulator, MeterSet, active_meters
+from billing.core.pricing.proration import month_period
 from billing.invoicing.run import Invoicing
 from billing.kafka.topics import TopicSpec, admin_client, ensure_topics
 from billing.settings import Settings
@@ -111,7 +112,8 @@ def load(settings: Settings, records: Path, manifest: Path) -> SimulatedData:
     invoicing = Invoicing(settings)
     invoicing.run_period(f"{START:%Y-%m}", now=BILLED_AT, finalize=True)
     payments = records.with_name("payments.tsv")
-    pay_period(invoicing, f"{START:%Y-%m}", CONFIG.seed, PAID_BY, FileSink(payments), manifest)
+    june = invoicing.store.invoices(period=month_period(START))
+    pay_period(june, CONFIG.seed, PAID_BY, FileSink(payments), invoicing.mark_paid, manifest)
     _insert(ch, _parse(data, read_records(payments)))
     data.invoices = {invoice.id: invoice for invoice in invoicing.store.invoices()}
     return data

@@ -158,7 +158,8 @@ def test_monthly_customers_pay_the_fee_every_month_yearly_ones_once_a_year(quart
 def test_payers_pay_what_was_finalized_reproducibly(quarter, settings):
     invoicing, runs, folder, _ = quarter
     until = datetime(2026, 10, 20, tzinfo=UTC)
-    first = pay_period(invoicing, "2026-07", SEED, until, FileSink(folder / "pay-1.tsv"), folder / "manifest")
+    first = pay_period(invoicing.store.invoices(period=MONTHS[0]), SEED, until, FileSink(folder / "pay-1.tsv"),
+                       invoicing.mark_paid, folder / "manifest")
     finalized = {inv.id: inv for inv in runs[0].invoices}
     expected = [e for inv in finalized.values() for e in settle(inv, SEED).events if e.event_time <= until]
     assert sorted(e.event_id for e in first.payments) == sorted(e.event_id for e in expected)
@@ -166,7 +167,8 @@ def test_payers_pay_what_was_finalized_reproducibly(quarter, settings):
     assert {r.status for r in invoicing.store.invoices(period=MONTHS[0])} <= {InvoiceStatus.PAID, InvoiceStatus.FINALIZED}
     paid = {inv.id for inv in invoicing.store.invoices(period=MONTHS[0], status=InvoiceStatus.PAID)}
     assert paid == {e.invoice_id for e in expected if e.status is PaymentStatus.SUCCEEDED}
-    again = pay_period(invoicing, "2026-07", SEED, until, FileSink(folder / "pay-2.tsv"), folder / "manifest")
+    again = pay_period(invoicing.store.invoices(period=MONTHS[0]), SEED, until, FileSink(folder / "pay-2.tsv"),
+                       invoicing.mark_paid, folder / "manifest")
     assert (folder / "pay-1.tsv").read_bytes() == (folder / "pay-2.tsv").read_bytes() and again.newly_paid == 0
     rows = {r["id"]: r for r in Manifest.load(folder / "manifest").payments()}
     assert {tx: r["final_status"] for tx, r in rows.items()} == {

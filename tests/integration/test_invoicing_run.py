@@ -98,9 +98,9 @@ def test_run_bills_every_subscription_and_reconciles_with_the_manifest(world):
     for customer_id, changes in september_changes.items():
         if len(changes) > 1:  # every plan of the month billed for its own seconds, which add up to the month
             fees = [line for line in invoices[customer_id].line_items if line.kind is LineKind.SUBSCRIPTION]
-            plans = [changes[0].previous_plan_id, *(e.plan_id for e in changes)]
+            chain = [changes[0].previous_plan_id, *(e.plan_id for e in changes)]
             assert [line.charge.split(".")[0] for line in fees] == [
-                CATALOG.plan_for(p, invoices[customer_id].currency).id for p in plans]
+                CATALOG.plan_for(p, invoices[customer_id].currency).id for p in chain]
             assert sum(line.breakdown[0].quantity for line in fees) == 1
     changed = [c for c, changes in september_changes.items() if len(changes) == 1]
     assert changed

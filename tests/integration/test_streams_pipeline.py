@@ -47,7 +47,8 @@ def run(kafka, warehouse, settings, tmp_path_factory):
         month = month_period(month_period(now).start - timedelta(seconds=1))
         invoicing = Invoicing(mine)
         invoicing.run_period(f"{month.start:%Y-%m}", now=month.end + timedelta(hours=2), finalize=True)
-        pay_period(invoicing, f"{month.start:%Y-%m}", 7, now, KafkaSink(mine.kafka_bootstrap, mine.topics()), manifest.path)
+        pay_period(invoicing.store.invoices(period=month), 7, now, KafkaSink(mine.kafka_bootstrap, mine.topics()),
+                   invoicing.mark_paid, manifest.path)
         manifest = Manifest.load(manifest.path)
         transactions = len(manifest.payments())
         wait_for(lambda: query(mine, "SELECT count() FROM {db}.payment_transactions FINAL")[0][0] == transactions, timeout=120)

@@ -23,7 +23,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "billing.warehouse": (*CORE, *LEAVES),
     "billing.invoicing": (*CORE, *LEAVES, *ADAPTERS),
     "billing.analytics": (*CORE, *LEAVES, *ADAPTERS),
-    "producers": (*CORE, *LEAVES, *ADAPTERS, "billing.invoicing"),
+    "producers": (*CORE, *LEAVES, *ADAPTERS),
     "streams": (*CORE, *LEAVES, *ADAPTERS),
     "api": (*CORE, *LEAVES, *ADAPTERS, "billing.invoicing"),
     "billing.chdb_server": (*CORE, *LEAVES, "billing.warehouse.sql"),

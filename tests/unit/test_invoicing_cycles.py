@@ -15,11 +15,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from billing.core.invoicing import compose
+from billing.core.invoicing.cycles import cycle_fees
 from billing.core.invoicing.periods import parse_period
 from billing.core.invoicing.timeline import SubscriptionChange, plan_spans
 from billing.core.pricing import builtin_catalog, load_catalog
 from billing.core.pricing.proration import Period, month_period
-from billing.invoicing.cycles import cycle_fees
 
 UTC = UTC
 CATALOG = builtin_catalog()
@@ -36,10 +36,8 @@ def invoice(month: str, changes: list[SubscriptionChange], usage: dict[str, Deci
     period = parse_period(month)
     known = [c for c in changes if c.effective_time < period.end]
     spans = plan_spans(known, period)
-
     def plan_of(product, interval):
         return catalog.plan_for(product, customer.currency, interval)
-
     return compose.price(period, customer, spans, [usage] + [{}] * (len(spans) - 1), catalog,
                          cycle_fees=cycle_fees(known, period, plan_of))
 

@@ -7,15 +7,15 @@ from decimal import Decimal
 
 from billing.core.invoicing import compose
 from billing.core.invoicing.periods import parse_period
-from billing.core.invoicing.timeline import PlanSpan, SubscriptionChange
-from billing.core.pricing import builtin_catalog
-from billing.invoicing.summary import (
+from billing.core.invoicing.summary import (
     ENDED,
     INACTIVE,
     TRIAL,
     billed_by_currency,
     not_billed_reason,
 )
+from billing.core.invoicing.timeline import PlanSpan, SubscriptionChange
+from billing.core.pricing import builtin_catalog
 
 UTC = UTC
 SEP = parse_period("2026-09")

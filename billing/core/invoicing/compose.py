@@ -3,7 +3,7 @@
 Plans: a span's plan id is a *product*; the plan billed is the catalog's plan for that product in
 the customer's currency and the subscription's billing interval (:meth:`PlanCatalog.plan_for`),
 never another currency or interval. Fees billed once per cycle come from
-:mod:`~billing.invoicing.cycles`; the spans' terms bill the rest.
+:mod:`~billing.core.invoicing.cycles`; the spans' segments bill the rest.
 
 Late usage: a finalized invoice is never edited. When an earlier period is priced again with the
 current usage and a charge differs from what was billed for it (its own line plus corrections
@@ -66,7 +66,7 @@ def terms(customer: BillingCustomer, spans: Sequence[PlanSpan], usage: Sequence[
     if not spans:
         raise NoSubscription(f"customer {customer.id} has no subscription billable in this period")
     return [PlanTerm(catalog.plan_for(span.plan_id, customer.currency, span.interval), span.period, dict(quantities),
-                    fees_by_cycle=True)
+                     fees_by_cycle=True)
             for span, quantities in zip(spans, usage, strict=True)]
 
 

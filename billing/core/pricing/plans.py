@@ -226,7 +226,7 @@ class Plan(_Model):
         return self
 
     def by_cycle(self, charge: Charge) -> bool:
-        """Whether ``charge`` is billed once per billing cycle (:mod:`billing.invoicing.cycles`) rather
+        """Whether ``charge`` is billed once per billing cycle (:mod:`billing.core.invoicing.cycles`) rather
         than prorated over each month's plan spans: fees of yearly plans and fees paid in advance."""
         return isinstance(charge, FlatCharge) and (self.interval != "month" or charge.pay_in_advance)
 
