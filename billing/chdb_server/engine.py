@@ -30,7 +30,6 @@ from billing.chdb_server.auth import User
 from billing.chdb_server.errors import BAD_ARGUMENTS, SESSION_IS_LOCKED, UNKNOWN_SETTING, QueryError
 from billing.core.errors import PlatformError
 
-SESSION_WAIT_S = 10.0
 SPOOL_DIR = "http_inserts"
 
 
@@ -101,7 +100,6 @@ class Session:
     last_used: float = field(default_factory=time.monotonic)
     database: str | None = None
     settings: dict[str, str] | None = None
-    closed: bool = False
 
     def prepare(self, database: str | None, settings: Mapping[str, str]) -> None:
         """Apply the request's database and settings (``readonly`` last, since it locks the others)."""
@@ -177,7 +175,11 @@ class Engine:
 
     @contextmanager
     def connection(self, user: User, session_id: str | None, session_timeout_s: float) -> Iterator[Session]:
-        """A connection for one request: the session's (locked for the request) or a fresh one."""
+        """A connection for one request: the session's (locked for the request) or a fresh one.
+
+        Like a ClickHouse server, a session another request is running in is refused at once
+        (SESSION_IS_LOCKED), never waited for.
+        """
         if not session_id:
             once = Session(self._open(user))
             try:
@@ -186,16 +188,12 @@ class Engine:
                 once.conn.close()
             return
         key = (user.name, session_id)
-        while True:
-            with self._lock:
-                session = self._sessions.get(key)
-                if session is None:
-                    session = self._sessions[key] = Session(self._open(user), session_timeout_s)
-            if not session.lock.acquire(timeout=SESSION_WAIT_S):
+        with self._lock:  # the reaper also holds it: a session found here is not closed under us
+            session = self._sessions.get(key)
+            if session is None:
+                session = self._sessions[key] = Session(self._open(user), session_timeout_s)
+            if not session.lock.acquire(blocking=False):
                 raise QueryError.make(SESSION_IS_LOCKED, f"Session {session_id} is locked by a concurrent client")
-            if not session.closed:
-                break
-            session.lock.release()  # expired while we waited for it: start a new one
         try:
             session.timeout_s = session_timeout_s
             yield session
@@ -212,7 +210,6 @@ class Engine:
                 if now - session.last_used > session.timeout_s and session.lock.acquire(blocking=False):
                     del self._sessions[key]
                     session.conn.close()
-                    session.closed = True
                     session.lock.release()
                     closed += 1
         return closed

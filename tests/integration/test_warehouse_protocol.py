@@ -1,0 +1,35 @@
+"""Parts of the ClickHouse HTTP protocol that stock clients use, against the running local endpoint."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+
+from billing.settings import Settings
+
+
+@pytest.fixture()
+def http(warehouse, settings: Settings) -> Iterator[httpx.Client]:
+    admin_auth = {"X-ClickHouse-User": settings.clickhouse_user, "X-ClickHouse-Key": settings.clickhouse_password}
+    with httpx.Client(base_url=settings.clickhouse_url, headers=admin_auth, timeout=60) as client:
+        yield client
+
+
+def test_a_session_in_use_is_refused_at_once_with_session_is_locked(http: httpx.Client) -> None:
+    session = {"session_id": f"locked-{uuid.uuid4()}"}
+    assert http.post("/", params=session, content=b"CREATE TEMPORARY TABLE t (x UInt8)").status_code == 200
+    with ThreadPoolExecutor(1) as pool:
+        slow = pool.submit(http.post, "/", params=session, content=b"SELECT sleep(3)")
+        while http.post("/", content=b"SELECT count() FROM system.processes WHERE query LIKE 'SELECT sleep(3)%'"
+                        ).text.strip() == "0":
+            assert not slow.done(), slow.result().text
+        refused = http.post("/", params=session, content=b"SELECT 1")
+        assert not slow.done()  # refused while the other request still runs, not after waiting for it
+        assert slow.result().status_code == 200
+    assert refused.headers["X-ClickHouse-Exception-Code"] == "373"
+    assert "SESSION_IS_LOCKED" in refused.text
+    assert http.post("/", params=session, content=b"SELECT count() FROM t").text == "0\n"  # the session lives on
