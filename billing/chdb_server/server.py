@@ -181,6 +181,16 @@ class Request:
         except UnicodeDecodeError as exc:
             raise QueryError.make(SYNTAX_ERROR, f"The query is not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
 
+    @property
+    def database(self) -> str | None:
+        """The default database: the ``X-ClickHouse-Database`` header, else the ``database`` parameter."""
+        return self.handler.headers.get("X-ClickHouse-Database") or self.params.get("database")
+
+    @property
+    def default_format(self) -> str:
+        """The output format of a query without FORMAT: the ``X-ClickHouse-Format`` header, else ``default_format``."""
+        return self.handler.headers.get("X-ClickHouse-Format") or self.params.get("default_format") or "TabSeparated"
+
     def base_headers(self) -> list[tuple[str, str]]:
         engine = self.handler.server.app.engine
         return [
@@ -281,7 +291,7 @@ class Handler(BaseHTTPRequestHandler):
         params = request.params
         timeout = session_timeout(params.get("session_timeout"))
         with engine.connection(user, params.get("session_id"), timeout) as session:
-            session.prepare(params.get("database"), request.settings)
+            session.prepare(request.database, request.settings)
             if statement.keyword in ("USE", "SET"):
                 session.forget()
             conn = session.conn
@@ -293,7 +303,7 @@ class Handler(BaseHTTPRequestHandler):
             if statement.is_data_insert:
                 self._insert(request, conn, statement, sql, data_head)
             elif statement.returns_rows:
-                fmt = statement.output_format or params.get("default_format") or "TabSeparated"
+                fmt = statement.output_format or request.default_format
                 stream = statement.keyword in STREAMED_STATEMENTS and params.get("wait_end_of_query") != "1"
                 self._select(request, conn, sql, fmt, stream=stream)
             else:

@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from billing.settings import Settings
+from billing.warehouse.client import client
 
 
 @pytest.fixture()
@@ -33,3 +34,17 @@ def test_a_session_in_use_is_refused_at_once_with_session_is_locked(http: httpx.
     assert refused.headers["X-ClickHouse-Exception-Code"] == "373"
     assert "SESSION_IS_LOCKED" in refused.text
     assert http.post("/", params=session, content=b"SELECT count() FROM t").text == "0\n"  # the session lives on
+
+
+def test_the_database_header_or_parameter_is_the_default_database(http: httpx.Client, settings: Settings) -> None:
+    query = {"query": "SELECT currentDatabase(), count() > 0 FROM tables"}
+    assert http.get("/", params=query, headers={"X-ClickHouse-Database": "system"}).text == "system\t1\n"
+    assert http.get("/", params={**query, "database": "system"}).text == "system\t1\n"
+    both = http.get("/", params={**query, "database": "default"}, headers={"X-ClickHouse-Database": "system"})
+    assert both.text == "system\t1\n"  # the header wins, as on a server
+    assert http.get("/", params={"query": "SELECT 1"}, headers={"X-ClickHouse-Format": "JSONEachRow"}).text == '{"1":1}\n'
+    unknown = http.get("/", params=query, headers={"X-ClickHouse-Database": "no_such_db"})
+    assert unknown.headers["X-ClickHouse-Exception-Code"] == "81"
+    with client(settings, database="system") as ch:
+        assert ch.database == "system"
+        assert ch.query("SELECT currentDatabase(), count() > 0 FROM tables").result_rows == [("system", True)]
