@@ -91,7 +91,8 @@ class Session:
     """A chdb connection with what was last applied to it; an HTTP session keeps one for many requests.
 
     ``database`` and ``settings`` remember the last ``USE``/``SET`` the endpoint ran, so a client
-    that sends the same parameters on every request (clickhouse-connect does) costs no extra queries.
+    that sends the same parameters on every request (clickhouse-connect does) costs no extra queries;
+    ``timezone`` is the session's ``session_timezone`` once one was set (None: the server's).
     """
 
     conn: object
@@ -100,6 +101,7 @@ class Session:
     last_used: float = field(default_factory=time.monotonic)
     database: str | None = None
     settings: dict[str, str] | None = None
+    timezone: str | None = None
 
     def prepare(self, database: str | None, settings: Mapping[str, str]) -> None:
         """Apply the request's database and settings (``readonly`` last, since it locks the others)."""
@@ -114,8 +116,14 @@ class Session:
                 if "readonly" in settings:
                     self.conn.query(f"SET readonly = {_literal(settings['readonly'])}", "TabSeparated")
                 self.settings = dict(settings)
+                if "session_timezone" in settings:
+                    self.read_timezone()
         except RuntimeError as exc:
             raise QueryError.from_engine(exc) from None
+
+    def read_timezone(self) -> None:
+        """Remember the connection's time zone (``session_timezone``, else the server's) for the response."""
+        self.timezone = self.conn.query("SELECT timezone()", "TabSeparated").bytes().decode().strip()
 
     def forget(self) -> None:
         """The client ran its own USE or SET: re-apply the request parameters next time."""

@@ -142,6 +142,7 @@ class Request:
         self.started = time.perf_counter()
         self.body = Rechunker(body)
         self.body.eof = method == "GET"
+        self.timezone: str | None = None
         self._use(params, str(uuid.uuid4()))
 
     def _use(self, params: dict[str, str], query_id: str) -> None:
@@ -196,7 +197,7 @@ class Request:
         return [
             ("X-ClickHouse-Query-Id", self.query_id),
             ("X-ClickHouse-Server-Display-Name", DISPLAY_NAME),
-            ("X-ClickHouse-Timezone", engine.timezone),
+            ("X-ClickHouse-Timezone", self.timezone or engine.timezone),
         ]
 
 
@@ -292,6 +293,7 @@ class Handler(BaseHTTPRequestHandler):
         timeout = session_timeout(params.get("session_timeout"))
         with engine.connection(user, params.get("session_id"), timeout) as session:
             session.prepare(request.database, request.settings)
+            request.timezone = session.timezone
             if statement.keyword in ("USE", "SET"):
                 session.forget()
             conn = session.conn
@@ -308,6 +310,9 @@ class Handler(BaseHTTPRequestHandler):
                 self._select(request, conn, sql, fmt, stream=stream)
             else:
                 result = _run(conn.query, sql, "TabSeparated", params=request.bind)
+                if statement.keyword == "SET":
+                    session.read_timezone()
+                    request.timezone = session.timezone
                 headers = request.base_headers() + [("X-ClickHouse-Summary", summary(
                     written_rows=result.rows_written(), written_bytes=result.bytes_written(),
                     elapsed_s=time.perf_counter() - request.started))]

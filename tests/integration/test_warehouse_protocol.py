@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -48,3 +49,21 @@ def test_the_database_header_or_parameter_is_the_default_database(http: httpx.Cl
     with client(settings, database="system") as ch:
         assert ch.database == "system"
         assert ch.query("SELECT currentDatabase(), count() > 0 FROM tables").result_rows == [("system", True)]
+
+
+def test_a_session_timezone_is_reported_in_the_timezone_header(http: httpx.Client, settings: Settings) -> None:
+    server_tz = http.get("/", params={"query": "SELECT 1"}).headers["X-ClickHouse-Timezone"]
+    query = {"query": "SELECT timezone()"}
+    asked = http.get("/", params={**query, "session_timezone": "Asia/Tokyo"})
+    assert (asked.text, asked.headers["X-ClickHouse-Timezone"]) == ("Asia/Tokyo\n", "Asia/Tokyo")
+    session = {"session_id": f"tz-{uuid.uuid4()}"}
+    assert http.post("/", params=session, content=b"SET session_timezone = 'America/Denver'"
+                     ).headers["X-ClickHouse-Timezone"] == "America/Denver"
+    later = http.get("/", params={**query, **session})
+    assert (later.text, later.headers["X-ClickHouse-Timezone"]) == ("America/Denver\n", "America/Denver")
+    assert http.get("/", params=query).headers["X-ClickHouse-Timezone"] == server_tz  # other requests keep theirs
+    with client(settings) as ch:
+        [[local]] = ch.query("SELECT toDateTime('2024-01-01 09:00:00')",
+                             settings={"session_timezone": "Asia/Tokyo"}).result_rows
+    assert local == datetime(2024, 1, 1, tzinfo=UTC)
+    assert local.utcoffset() == timedelta(hours=9)  # the client takes the zone from the header
