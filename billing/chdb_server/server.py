@@ -265,6 +265,7 @@ class Handler(BaseHTTPRequestHandler):
                     raise QueryError.make(BAD_ARGUMENTS, "Invalid query_id: it must be 1 to "
                                           f"{MAX_QUERY_ID} printable ASCII characters")
                 user = app.users.authenticate(*credentials(self.headers, request.params))
+                check_protocol_version(request.params.get("client_protocol_version"))
                 app.engine.check_settings(request.settings)
                 if user.readonly:
                     app.readonly_policy.check_settings(request.settings)
@@ -439,6 +440,17 @@ def framing_error(content_length: list[str], transfer_encoding: list[str]) -> Qu
     if len(lengths) > 1 or any(not (v.isascii() and v.isdigit()) for v in lengths):
         return QueryError.make(BAD_ARGUMENTS, f"Invalid Content-Length {', '.join(content_length)!r}")
     return None
+
+
+def check_protocol_version(value: str | None) -> None:
+    """Accept a ``client_protocol_version`` a server would parse (an unsigned integer).
+
+    A server then writes Native results as for a TCP client of that revision (with block info);
+    the engine writes them as for revision 0 either way, which clients detect (clickhouse-connect
+    probes for the block info and reads revision-0 Native when it is absent).
+    """
+    if value is not None and not (value.isascii() and value.isdigit()):
+        raise QueryError.make(BAD_ARGUMENTS, f"Invalid client_protocol_version: '{value}' is not an unsigned integer")
 
 
 def session_timeout(value: str | None) -> float:

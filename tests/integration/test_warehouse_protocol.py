@@ -67,3 +67,17 @@ def test_a_session_timezone_is_reported_in_the_timezone_header(http: httpx.Clien
                              settings={"session_timezone": "Asia/Tokyo"}).result_rows
     assert local == datetime(2024, 1, 1, tzinfo=UTC)
     assert local.utcoffset() == timedelta(hours=9)  # the client takes the zone from the header
+
+
+def test_client_protocol_version_is_accepted_and_clients_read_native_results(http: httpx.Client,
+                                                                              settings: Settings) -> None:
+    native = {"query": "SELECT 1 AS check", "default_format": "Native"}
+    plain = http.get("/", params=native).content
+    assert http.get("/", params={**native, "client_protocol_version": "54405"}).content == plain
+    bad = http.get("/", params={**native, "client_protocol_version": "x"})
+    assert (bad.status_code, bad.headers["X-ClickHouse-Exception-Code"]) == (400, "36")
+    with client(settings) as ch:
+        assert ch.protocol_version == 0  # the probe finds revision-0 Native and the client reads it as such
+        rows = ch.query("SELECT toLowCardinality(toString(number % 3)) AS lc, if(number % 2, NULL, number) AS n "
+                        "FROM numbers(4) ORDER BY number").result_rows
+    assert rows == [("0", 0), ("1", None), ("2", 2), ("0", None)]
