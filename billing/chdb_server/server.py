@@ -163,8 +163,9 @@ class Request:
         """Analyse the SQL at the start of the request: (statement, sql to run, inline data head).
 
         The SQL (without INSERT data) may be ``max_query_size`` bytes long; reading stops there.
+        Bytes that are not UTF-8 (binary string literals) reach the engine intact (see :func:`_text`).
         """
-        head = bytearray(self.params.get("query", "").encode())
+        head = bytearray(self.params.get("query", "").encode(errors="surrogateescape"))
         if head and self.method == "POST":
             head += b"\n"
         self.body.read_until(head, len(head) + CHUNK)
@@ -173,14 +174,11 @@ class Request:
             _check_query_size(head, max_query_size)
             self.body.read_until(head, len(head) + CHUNK)
             statement = analyze(head.decode("latin-1"), final=self.body.eof)
-        try:
-            if statement.is_data_insert:
-                return statement, statement.sql.encode("latin-1").decode(), bytes(head[statement.data_start:])
-            self.body.read_until(head, max_query_size + 1)
-            _check_query_size(head, max_query_size)
-            return statement, head.decode(), b""
-        except UnicodeDecodeError as exc:
-            raise QueryError.make(SYNTAX_ERROR, f"The query is not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
+        if statement.is_data_insert:
+            return statement, _text(statement.sql.encode("latin-1")), bytes(head[statement.data_start:])
+        self.body.read_until(head, max_query_size + 1)
+        _check_query_size(head, max_query_size)
+        return statement, _text(head), b""
 
     @property
     def database(self) -> str | None:
@@ -223,7 +221,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802 (http.server naming)
         url = urlsplit(self.path)
-        params = dict(parse_qsl(url.query, keep_blank_values=True))
+        params = dict(parse_qsl(url.query, keep_blank_values=True, errors="surrogateescape"))
         if url.path == "/ping" or (url.path == "/" and "query" not in params):
             self._send_bytes(200, [], b"Ok.\n", "text/html; charset=UTF-8")
         elif url.path == "/":
@@ -238,7 +236,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:  # noqa: N802
         url = urlsplit(self.path)
-        params = dict(parse_qsl(url.query, keep_blank_values=True))
+        params = dict(parse_qsl(url.query, keep_blank_values=True, errors="surrogateescape"))
         framing = framing_error(self.headers.get_all("Content-Length") or [],
                                 self.headers.get_all("Transfer-Encoding") or [])
         if framing is not None:
@@ -298,7 +296,7 @@ class Handler(BaseHTTPRequestHandler):
             if statement.keyword in ("USE", "SET"):
                 session.forget()
             conn = session.conn
-            if request.method == "GET" and statement.keyword and _mutates(conn, sql):
+            if request.method == "GET" and statement.keyword and _mutates(conn, _engine_sql(sql)):
                 raise QueryError.make(
                     READONLY, "Cannot execute query in readonly mode. For queries over HTTP, method GET implies "
                     "readonly. You should use method POST for modifying queries",
@@ -310,7 +308,7 @@ class Handler(BaseHTTPRequestHandler):
                 stream = statement.keyword in STREAMED_STATEMENTS and params.get("wait_end_of_query") != "1"
                 self._select(request, conn, sql, fmt, stream=stream)
             else:
-                result = _run(conn.query, sql, "TabSeparated", params=request.bind)
+                result = _run(conn.query, _engine_sql(sql), "TabSeparated", params=request.bind)
                 if statement.keyword == "SET":
                     session.read_timezone()
                     request.timezone = session.timezone
@@ -331,7 +329,7 @@ class Handler(BaseHTTPRequestHandler):
                 fh.write(chunk)
             fh.close()
             try:
-                result = _run(conn.query, insert_from_file(sql, path, statement.input_format), "TabSeparated",
+                result = _run(conn.query, _engine_sql(insert_from_file(sql, path, statement.input_format)), "TabSeparated",
                               params=request.bind)
             except QueryError as error:
                 raise QueryError(error.code, error.text.replace(path, "request body")) from None
@@ -343,13 +341,13 @@ class Handler(BaseHTTPRequestHandler):
     def _select(self, request: Request, conn, sql: str, fmt: str, stream: bool) -> None:
         headers = request.base_headers() + [("X-ClickHouse-Format", fmt)]
         if not stream or fmt.lower() not in STREAMABLE:
-            result = _run(conn.query, sql, fmt, params=request.bind)
+            result = _run(conn.query, _engine_sql(sql), fmt, params=request.bind)
             headers.append(("X-ClickHouse-Summary", summary(
                 read_rows=result.rows_read(), read_bytes=result.bytes_read(), result_rows=result.rows_read(),
                 result_bytes=len(result.bytes()), elapsed_s=time.perf_counter() - request.started)))
             self._send_bytes(200, headers, result.bytes(), content_type(fmt), request.params)
             return
-        stream = _run(conn.send_query, sql, fmt, params=request.bind)
+        stream = _run(conn.send_query, _engine_sql(sql), fmt, params=request.bind)
         try:
             first = _run(conn.streaming_fetch_result, stream)
             rows = first.rows_read() if first is not None else 0
@@ -467,6 +465,16 @@ def session_timeout(value: str | None) -> float:
         raise QueryError.make(INVALID_SESSION_TIMEOUT, f"Session timeout '{value}' is larger than "
                                                        f"max_session_timeout: {MAX_SESSION_TIMEOUT_S:g}")
     return seconds
+
+
+def _text(sql: bytes) -> str:
+    """SQL as text for the endpoint's own checks; bytes that are not UTF-8 become lone surrogates."""
+    return sql.decode("utf-8", "surrogateescape")
+
+
+def _engine_sql(sql: str) -> bytes:
+    """The bytes the client sent for ``sql`` (the inverse of :func:`_text`), as the engine takes them."""
+    return sql.encode("utf-8", "surrogateescape")
 
 
 def _check_query_size(head: bytearray, limit: int) -> None:

@@ -81,3 +81,19 @@ def test_client_protocol_version_is_accepted_and_clients_read_native_results(htt
         rows = ch.query("SELECT toLowCardinality(toString(number % 3)) AS lc, if(number % 2, NULL, number) AS n "
                         "FROM numbers(4) ORDER BY number").result_rows
     assert rows == [("0", 0), ("1", None), ("2", 2), ("0", None)]
+
+
+def test_query_text_that_is_not_utf8_reaches_the_engine_intact(http: httpx.Client, settings: Settings) -> None:
+    assert http.post("/", content=b"SELECT hex('\xff\xfe\x80')").text == "FFFE80\n"
+    assert http.get("/?query=SELECT%20hex('%FF%C3')").text == "FFC3\n"
+    table = f"default.binary_{uuid.uuid4().hex}"
+    assert http.post("/", content=f"CREATE TABLE {table} (s String) ENGINE = Memory".encode()).status_code == 200
+    try:
+        assert http.post("/", content=f"INSERT INTO {table} VALUES ('".encode() + b"\x80\xff')").status_code == 200
+        assert http.post("/", params={"query": f"INSERT INTO {table} FORMAT TSV"}, content=b"\xc3(\n").status_code == 200
+        with client(settings) as ch:
+            # client-side binding puts the bytes into the query text as string literals
+            assert ch.query(f"SELECT hex(%(s)s) AS h, count() AS n FROM {table} WHERE s IN (%(a)s, %(b)s)",
+                            parameters={"s": b"\xfe", "a": b"\x80\xff", "b": b"\xc3("}).result_rows == [("FE", 2)]
+    finally:
+        http.post("/", content=f"DROP TABLE {table}".encode())
