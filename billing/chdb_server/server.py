@@ -489,6 +489,8 @@ def _run(func, *args, **kwargs):
         return func(*args, **kwargs)
     except RuntimeError as exc:
         raise QueryError.from_engine(exc) from None
+    except UnicodeDecodeError as exc:  # the engine's message quotes query bytes that are not UTF-8
+        raise QueryError.from_engine(RuntimeError(bytes(exc.object).decode("utf-8", "replace"))) from None
 
 
 def _mutates(conn, sql: str) -> bool:

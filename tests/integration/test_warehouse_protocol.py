@@ -86,6 +86,9 @@ def test_client_protocol_version_is_accepted_and_clients_read_native_results(htt
 def test_query_text_that_is_not_utf8_reaches_the_engine_intact(http: httpx.Client, settings: Settings) -> None:
     assert http.post("/", content=b"SELECT hex('\xff\xfe\x80')").text == "FFFE80\n"
     assert http.get("/?query=SELECT%20hex('%FF%C3')").text == "FFC3\n"
+    error = http.post("/", content=b"SELECT '\xff' FROM no_such_table")
+    assert (error.headers["X-ClickHouse-Exception-Code"], error.status_code) == ("60", 404)
+    assert "Unknown table expression identifier 'no_such_table'" in error.text
     table = f"default.binary_{uuid.uuid4().hex}"
     assert http.post("/", content=f"CREATE TABLE {table} (s String) ENGINE = Memory".encode()).status_code == 200
     try:
