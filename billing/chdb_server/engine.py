@@ -33,7 +33,7 @@ from billing.core.errors import PlatformError
 SPOOL_DIR = "http_inserts"
 
 
-def _literal(value: str) -> str:
+def literal(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
@@ -110,11 +110,11 @@ class Session:
                 self.conn.query(f"USE `{database.replace('`', '``')}`", "TabSeparated")
                 self.database = database
             if settings and settings != self.settings:
-                assignments = ", ".join(f"{k} = {_literal(v)}" for k, v in settings.items() if k != "readonly")
+                assignments = ", ".join(f"{k} = {literal(v)}" for k, v in settings.items() if k != "readonly")
                 if assignments:
                     self.conn.query(f"SET {assignments}", "TabSeparated")
                 if "readonly" in settings:
-                    self.conn.query(f"SET readonly = {_literal(settings['readonly'])}", "TabSeparated")
+                    self.conn.query(f"SET readonly = {literal(settings['readonly'])}", "TabSeparated")
                 self.settings = dict(settings)
                 if "session_timezone" in settings:
                     self.read_timezone()

@@ -41,6 +41,7 @@ from billing.chdb_server.errors import (
     TOO_MANY_SIMULTANEOUS_QUERIES,
     QueryError,
 )
+from billing.chdb_server.external import definition_params, external_tables, loaded
 from billing.chdb_server.form import read_form
 from billing.chdb_server.guard import ReadonlyPolicy, check_statement, inspect
 from billing.core.errors import BillingError
@@ -143,6 +144,7 @@ class Request:
         self.body = Rechunker(body)
         self.body.eof = method == "GET"
         self.timezone: str | None = None
+        self.files: dict[str, bytes] = {}
         self._use(params, str(uuid.uuid4()))
 
     def _use(self, params: dict[str, str], query_id: str) -> None:
@@ -150,13 +152,15 @@ class Request:
         wanted = params.get("query_id") or query_id
         self.bad_query_id = not _QUERY_ID.fullmatch(wanted)
         self.query_id = query_id if self.bad_query_id else wanted  # never echo a header-breaking value
-        self.settings = {k: v for k, v in params.items() if k not in TRANSPORT_PARAMS and not k.startswith("param_")}
+        transport = TRANSPORT_PARAMS | definition_params(self.files)
+        self.settings = {k: v for k, v in params.items() if k not in transport and not k.startswith("param_")}
         self.bind = {k[6:]: v for k, v in params.items() if k.startswith("param_")}
 
     def read_form(self, content_type: str | None) -> None:
         """Take parameters from a form body (a form field wins over the URL parameter of the same name)."""
         fields = read_form(content_type, self.params, self.body)
         if fields is not None:
+            self.files = fields.files
             self._use({**self.params, **fields}, self.query_id)
 
     def read_statement(self, max_query_size: int) -> tuple[Statement, str, bytes]:
@@ -296,26 +300,27 @@ class Handler(BaseHTTPRequestHandler):
             if statement.keyword in ("USE", "SET"):
                 session.forget()
             conn = session.conn
-            if request.method == "GET" and statement.keyword and _mutates(conn, _engine_sql(sql)):
-                raise QueryError.make(
-                    READONLY, "Cannot execute query in readonly mode. For queries over HTTP, method GET implies "
-                    "readonly. You should use method POST for modifying queries",
-                )
-            if statement.is_data_insert:
-                self._insert(request, conn, statement, sql, data_head)
-            elif statement.returns_rows:
-                fmt = statement.output_format or request.default_format
-                stream = statement.keyword in STREAMED_STATEMENTS and params.get("wait_end_of_query") != "1"
-                self._select(request, conn, sql, fmt, stream=stream)
-            else:
-                result = _run(conn.query, _engine_sql(sql), "TabSeparated", params=request.bind)
-                if statement.keyword == "SET":
-                    session.read_timezone()
-                    request.timezone = session.timezone
-                headers = request.base_headers() + [("X-ClickHouse-Summary", summary(
-                    written_rows=result.rows_written(), written_bytes=result.bytes_written(),
-                    elapsed_s=time.perf_counter() - request.started))]
-                self._send_bytes(200, headers, result.bytes(), "text/plain; charset=UTF-8", request.params)
+            with loaded(conn, external_tables(request.files, params), engine.spool):
+                if request.method == "GET" and statement.keyword and _mutates(conn, _engine_sql(sql)):
+                    raise QueryError.make(
+                        READONLY, "Cannot execute query in readonly mode. For queries over HTTP, method GET implies "
+                        "readonly. You should use method POST for modifying queries",
+                    )
+                if statement.is_data_insert:
+                    self._insert(request, conn, statement, sql, data_head)
+                elif statement.returns_rows:
+                    fmt = statement.output_format or request.default_format
+                    stream = statement.keyword in STREAMED_STATEMENTS and params.get("wait_end_of_query") != "1"
+                    self._select(request, conn, sql, fmt, stream=stream)
+                else:
+                    result = _run(conn.query, _engine_sql(sql), "TabSeparated", params=request.bind)
+                    if statement.keyword == "SET":
+                        session.read_timezone()
+                        request.timezone = session.timezone
+                    headers = request.base_headers() + [("X-ClickHouse-Summary", summary(
+                        written_rows=result.rows_written(), written_bytes=result.bytes_written(),
+                        elapsed_s=time.perf_counter() - request.started))]
+                    self._send_bytes(200, headers, result.bytes(), "text/plain; charset=UTF-8", request.params)
 
     def _insert(self, request: Request, conn, statement: Statement, sql: str, data_head: bytes) -> None:
         """Spool the data to a file and let the engine read it with ``FROM INFILE``.

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
+from clickhouse_connect.driver.external import ExternalData
 
 from billing.settings import Settings
 from billing.warehouse.client import client
@@ -100,3 +101,36 @@ def test_query_text_that_is_not_utf8_reaches_the_engine_intact(http: httpx.Clien
                             parameters={"s": b"\xfe", "a": b"\x80\xff", "b": b"\xc3("}).result_rows == [("FE", 2)]
     finally:
         http.post("/", content=f"DROP TABLE {table}".encode())
+
+
+def test_file_parts_are_external_tables_for_the_query(http: httpx.Client, settings: Settings) -> None:
+    # curl -F 'file=@f.tsv' '...?query=SELECT ... FROM file&file_structure=...'
+    response = http.post("/", params={"query": "SELECT login, sum(uid) FROM file GROUP BY login ORDER BY login",
+                                      "file_structure": "login String, uid UInt16"},
+                         files={"file": ("f.tsv", b"root\t0\nbin\t2\nbin\t3\n", "application/octet-stream")})
+    assert response.text == "bin\t5\nroot\t0\n", response.text
+    two = http.post("/", params={"a_types": "UInt8,Decimal(9, 2)", "b_structure": "k UInt8, name String",
+                                 "b_format": "CSV"},
+                    files={"query": (None, "SELECT name, _2 FROM a JOIN b ON a._1 = b.k ORDER BY k"),
+                           "a": ("a", b"1\t2.50\n2\t0.01\n", "text/plain"), "b": ("b.csv", b'1,"x"\n2,"y"\n', "text/csv")})
+    assert two.text == "x\t2.5\ny\t0.01\n", two.text
+    bad = http.post("/", params={"query": "SELECT * FROM t"}, files={"t": ("t", b"1\n", "text/plain")})
+    assert (bad.status_code, bad.headers["X-ClickHouse-Exception-Code"]) == (400, "36")
+    assert "t_structure or t_types" in bad.text
+    malformed = http.post("/", params={"query": "SELECT * FROM t", "t_structure": "x UInt8"},
+                          files={"t": ("t", b"not a number\n", "text/plain")})
+    assert malformed.headers["X-ClickHouse-Exception-Code"] != "0" and "external table t" in malformed.text
+    assert "http_inserts" not in malformed.text  # no server path leaks
+    session = {"session_id": f"ext-{uuid.uuid4()}"}
+    assert http.post("/", params={**session, "query": "SELECT count() FROM t", "t_structure": "x UInt8"},
+                     files={"t": ("t", b"1\n2\n", "text/plain")}).text == "2\n"
+    gone = http.post("/", params=session, content=b"SELECT count() FROM t")  # only for its query, as on a server
+    assert gone.headers["X-ClickHouse-Exception-Code"] == "60"
+
+
+def test_clickhouse_connect_external_data_also_for_the_readonly_user(settings: Settings) -> None:
+    data = ExternalData(file_name="prices.csv", data=b"a,1.5\nb,2.25\n", fmt="CSV", structure=["sku String", "price Float64"])
+    for readonly in (False, True):
+        with client(settings, readonly=readonly) as ch:
+            rows = ch.query("SELECT sku, price FROM prices ORDER BY sku", external_data=data).result_rows
+            assert rows == [("a", 1.5), ("b", 2.25)]
