@@ -3,8 +3,10 @@
 ``python -m billing.chdb_server.server --data-dir DIR --host H --port P`` owns the data directory
 and answers like a ClickHouse server: ``GET /ping``, ``GET /?query=``, ``POST /`` with SQL (or
 INSERT data) in the body, sessions, query parameters, settings as URL parameters or form fields
-(:mod:`billing.chdb_server.form`), compressed request and response bodies, ClickHouse error codes
-and headers, basic and X-ClickHouse auth.
+(:mod:`billing.chdb_server.form`), external data (:mod:`billing.chdb_server.external`), compressed
+request and response bodies, ClickHouse error codes and headers (``X-ClickHouse-Database``/``-Format``
+in, ``X-ClickHouse-Timezone`` of the request's ``session_timezone`` out), basic and X-ClickHouse
+auth. Query text is passed to the engine byte for byte, UTF-8 or not.
 """
 
 from __future__ import annotations
