@@ -92,13 +92,16 @@ class Session:
 
     ``database`` and ``settings`` remember the last ``USE``/``SET`` the endpoint ran, so a client
     that sends the same parameters on every request (clickhouse-connect does) costs no extra queries;
-    ``timezone`` is the session's ``session_timezone`` once one was set (None: the server's).
+    ``home`` is the session's own database (what its last ``USE`` chose): like on a server, a
+    request's ``database`` parameter applies to that request only. ``timezone`` is the session's
+    ``session_timezone`` once one was set (None: the server's).
     """
 
     conn: object
     timeout_s: float = 0.0
     lock: threading.Lock = field(default_factory=threading.Lock)
     last_used: float = field(default_factory=time.monotonic)
+    home: str = "default"
     database: str | None = None
     settings: dict[str, str] | None = None
     timezone: str | None = None
@@ -106,9 +109,10 @@ class Session:
     def prepare(self, database: str | None, settings: Mapping[str, str]) -> None:
         """Apply the request's database and settings (``readonly`` last, since it locks the others)."""
         try:
-            if database and database != self.database:
-                self.conn.query(f"USE `{database.replace('`', '``')}`", "TabSeparated")
-                self.database = database
+            target = database or self.home
+            if target != (self.database or self.home):
+                self.conn.query(f"USE `{target.replace('`', '``')}`", "TabSeparated")
+                self.database = target
             if settings and settings != self.settings:
                 assignments = ", ".join(f"{k} = {literal(v)}" for k, v in settings.items() if k != "readonly")
                 if assignments:
@@ -125,9 +129,14 @@ class Session:
         """Remember the connection's time zone (``session_timezone``, else the server's) for the response."""
         self.timezone = self.conn.query("SELECT timezone()", "TabSeparated").bytes().decode().strip()
 
-    def forget(self) -> None:
-        """The client ran its own USE or SET: re-apply the request parameters next time."""
+    def read_state(self) -> None:
+        """After the client's own USE or SET: its database becomes the session's own, and its time zone."""
+        self.home = self.conn.query("SELECT currentDatabase()", "TabSeparated").bytes().decode().strip()
         self.database = None
+        self.read_timezone()
+
+    def forget(self) -> None:
+        """The client runs its own USE or SET: re-apply the request settings next time."""
         self.settings = None
 
 
@@ -145,6 +154,7 @@ class Engine:
         self.table_functions = frozenset(functions.decode().split())
         self.timezone = self._keeper.query("SELECT timezone()", "TabSeparated").bytes().decode().strip()
         self.version = self._keeper.query("SELECT version()", "TabSeparated").bytes().decode().strip()
+        self.default_database = self._keeper.query("SELECT currentDatabase()", "TabSeparated").bytes().decode().strip()
         self._sessions: dict[tuple[str, str], Session] = {}
         self._lock = threading.Lock()
         self.spool_dir = data_dir / SPOOL_DIR
@@ -189,7 +199,7 @@ class Engine:
         (SESSION_IS_LOCKED), never waited for.
         """
         if not session_id:
-            once = Session(self._open(user))
+            once = Session(self._open(user), home=self.default_database)
             try:
                 yield once
             finally:
@@ -199,7 +209,7 @@ class Engine:
         with self._lock:  # the reaper also holds it: a session found here is not closed under us
             session = self._sessions.get(key)
             if session is None:
-                session = self._sessions[key] = Session(self._open(user), session_timeout_s)
+                session = self._sessions[key] = Session(self._open(user), session_timeout_s, home=self.default_database)
             if not session.lock.acquire(blocking=False):
                 raise QueryError.make(SESSION_IS_LOCKED, f"Session {session_id} is locked by a concurrent client")
         try:

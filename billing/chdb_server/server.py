@@ -316,8 +316,8 @@ class Handler(BaseHTTPRequestHandler):
                     self._select(request, conn, sql, fmt, stream=stream)
                 else:
                     result = _run(conn.query, _engine_sql(sql), "TabSeparated", params=request.bind)
-                    if statement.keyword == "SET":
-                        session.read_timezone()
+                    if statement.keyword in ("USE", "SET"):
+                        session.read_state()
                         request.timezone = session.timezone
                     headers = request.base_headers() + [("X-ClickHouse-Summary", summary(
                         written_rows=result.rows_written(), written_bytes=result.bytes_written(),

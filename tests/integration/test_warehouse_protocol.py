@@ -47,6 +47,12 @@ def test_the_database_header_or_parameter_is_the_default_database(http: httpx.Cl
     assert http.get("/", params={"query": "SELECT 1"}, headers={"X-ClickHouse-Format": "JSONEachRow"}).text == '{"1":1}\n'
     unknown = http.get("/", params=query, headers={"X-ClickHouse-Database": "no_such_db"})
     assert unknown.headers["X-ClickHouse-Exception-Code"] == "81"
+    session = {"session_id": f"db-{uuid.uuid4()}", "query": "SELECT currentDatabase()"}
+    assert http.get("/", params={**session, "database": "system"}).text == "system\n"
+    assert http.get("/", params=session).text == "default\n"  # the parameter sets one query's database
+    assert http.post("/", params={"session_id": session["session_id"]}, content=b"USE system").status_code == 200
+    assert http.get("/", params={**session, "database": "default"}).text == "default\n"
+    assert http.get("/", params=session).text == "system\n"  # USE sets the session's own
     with client(settings, database="system") as ch:
         assert ch.database == "system"
         assert ch.query("SELECT currentDatabase(), count() > 0 FROM tables").result_rows == [("system", True)]
