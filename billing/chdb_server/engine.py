@@ -30,11 +30,10 @@ from billing.chdb_server.auth import User
 from billing.chdb_server.errors import BAD_ARGUMENTS, SESSION_IS_LOCKED, UNKNOWN_SETTING, QueryError
 from billing.core.errors import PlatformError
 
-SESSION_WAIT_S = 10.0
 SPOOL_DIR = "http_inserts"
 
 
-def _literal(value: str) -> str:
+def literal(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
@@ -92,36 +91,52 @@ class Session:
     """A chdb connection with what was last applied to it; an HTTP session keeps one for many requests.
 
     ``database`` and ``settings`` remember the last ``USE``/``SET`` the endpoint ran, so a client
-    that sends the same parameters on every request (clickhouse-connect does) costs no extra queries.
+    that sends the same parameters on every request (clickhouse-connect does) costs no extra queries;
+    ``home`` is the session's own database (what its last ``USE`` chose): like on a server, a
+    request's ``database`` parameter applies to that request only. ``timezone`` is the session's
+    ``session_timezone`` once one was set (None: the server's).
     """
 
     conn: object
     timeout_s: float = 0.0
     lock: threading.Lock = field(default_factory=threading.Lock)
     last_used: float = field(default_factory=time.monotonic)
+    home: str = "default"
     database: str | None = None
     settings: dict[str, str] | None = None
-    closed: bool = False
+    timezone: str | None = None
 
     def prepare(self, database: str | None, settings: Mapping[str, str]) -> None:
         """Apply the request's database and settings (``readonly`` last, since it locks the others)."""
         try:
-            if database and database != self.database:
-                self.conn.query(f"USE `{database.replace('`', '``')}`", "TabSeparated")
-                self.database = database
+            target = database or self.home
+            if target != (self.database or self.home):
+                self.conn.query(f"USE `{target.replace('`', '``')}`", "TabSeparated")
+                self.database = target
             if settings and settings != self.settings:
-                assignments = ", ".join(f"{k} = {_literal(v)}" for k, v in settings.items() if k != "readonly")
+                assignments = ", ".join(f"{k} = {literal(v)}" for k, v in settings.items() if k != "readonly")
                 if assignments:
                     self.conn.query(f"SET {assignments}", "TabSeparated")
                 if "readonly" in settings:
-                    self.conn.query(f"SET readonly = {_literal(settings['readonly'])}", "TabSeparated")
+                    self.conn.query(f"SET readonly = {literal(settings['readonly'])}", "TabSeparated")
                 self.settings = dict(settings)
+                if "session_timezone" in settings:
+                    self.read_timezone()
         except RuntimeError as exc:
             raise QueryError.from_engine(exc) from None
 
-    def forget(self) -> None:
-        """The client ran its own USE or SET: re-apply the request parameters next time."""
+    def read_timezone(self) -> None:
+        """Remember the connection's time zone (``session_timezone``, else the server's) for the response."""
+        self.timezone = self.conn.query("SELECT timezone()", "TabSeparated").bytes().decode().strip()
+
+    def read_state(self) -> None:
+        """After the client's own USE or SET: its database becomes the session's own, and its time zone."""
+        self.home = self.conn.query("SELECT currentDatabase()", "TabSeparated").bytes().decode().strip()
         self.database = None
+        self.read_timezone()
+
+    def forget(self) -> None:
+        """The client runs its own USE or SET: re-apply the request settings next time."""
         self.settings = None
 
 
@@ -139,6 +154,7 @@ class Engine:
         self.table_functions = frozenset(functions.decode().split())
         self.timezone = self._keeper.query("SELECT timezone()", "TabSeparated").bytes().decode().strip()
         self.version = self._keeper.query("SELECT version()", "TabSeparated").bytes().decode().strip()
+        self.default_database = self._keeper.query("SELECT currentDatabase()", "TabSeparated").bytes().decode().strip()
         self._sessions: dict[tuple[str, str], Session] = {}
         self._lock = threading.Lock()
         self.spool_dir = data_dir / SPOOL_DIR
@@ -177,25 +193,25 @@ class Engine:
 
     @contextmanager
     def connection(self, user: User, session_id: str | None, session_timeout_s: float) -> Iterator[Session]:
-        """A connection for one request: the session's (locked for the request) or a fresh one."""
+        """A connection for one request: the session's (locked for the request) or a fresh one.
+
+        Like a ClickHouse server, a session another request is running in is refused at once
+        (SESSION_IS_LOCKED), never waited for.
+        """
         if not session_id:
-            once = Session(self._open(user))
+            once = Session(self._open(user), home=self.default_database)
             try:
                 yield once
             finally:
                 once.conn.close()
             return
         key = (user.name, session_id)
-        while True:
-            with self._lock:
-                session = self._sessions.get(key)
-                if session is None:
-                    session = self._sessions[key] = Session(self._open(user), session_timeout_s)
-            if not session.lock.acquire(timeout=SESSION_WAIT_S):
+        with self._lock:  # the reaper also holds it: a session found here is not closed under us
+            session = self._sessions.get(key)
+            if session is None:
+                session = self._sessions[key] = Session(self._open(user), session_timeout_s, home=self.default_database)
+            if not session.lock.acquire(blocking=False):
                 raise QueryError.make(SESSION_IS_LOCKED, f"Session {session_id} is locked by a concurrent client")
-            if not session.closed:
-                break
-            session.lock.release()  # expired while we waited for it: start a new one
         try:
             session.timeout_s = session_timeout_s
             yield session
@@ -212,7 +228,6 @@ class Engine:
                 if now - session.last_used > session.timeout_s and session.lock.acquire(blocking=False):
                     del self._sessions[key]
                     session.conn.close()
-                    session.closed = True
                     session.lock.release()
                     closed += 1
         return closed

@@ -10,7 +10,10 @@ therefore read as a form only when the URL has no ``query`` and the whole body i
 form-encoded text (no spaces, quotes or line breaks: no SQL statement looks like that)
 with a ``query`` field; otherwise it stays the SQL text it always was.
 
-A form is buffered (it holds a query and its parameters, not data), so its size is limited.
+File parts of a multipart body (``curl -F 't=@t.tsv'``, clickhouse-connect ``external_data``)
+are external tables for the query: :class:`Fields` carries them by field name.
+
+A form is buffered, so its size is limited.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from email.utils import collapse_rfc2231_value
 from urllib.parse import parse_qsl
 
 from billing.chdb_server.body import Rechunker
-from billing.chdb_server.errors import BAD_ARGUMENTS, NOT_IMPLEMENTED, QUERY_IS_TOO_LARGE, QueryError
+from billing.chdb_server.errors import BAD_ARGUMENTS, QUERY_IS_TOO_LARGE, QueryError
 
 MAX_FORM_BYTES = 64 << 20
 MAX_FIELDS = 10_000
@@ -35,7 +38,15 @@ URLENCODED = "application/x-www-form-urlencoded"
 _FORM_TEXT = re.compile(rb"[A-Za-z0-9%+=&*._~-]*")
 
 
-def read_form(content_type: str | None, url_params: Mapping[str, str], body: Rechunker) -> dict[str, str] | None:
+class Fields(dict[str, str]):
+    """The text fields of a form; ``files`` holds the content of its file parts by field name."""
+
+    def __init__(self, fields: Mapping[str, str] | None = None, files: Mapping[str, bytes] | None = None):
+        super().__init__(fields or {})
+        self.files = dict(files or {})
+
+
+def read_form(content_type: str | None, url_params: Mapping[str, str], body: Rechunker) -> Fields | None:
     """The fields of a form body, which is consumed; None (body untouched) when the body is no form."""
     header = Message()
     header["Content-Type"] = content_type or "application/octet-stream"
@@ -62,7 +73,7 @@ def read_form(content_type: str | None, url_params: Mapping[str, str], body: Rec
     return fields
 
 
-def parse_urlencoded(data: bytes) -> dict[str, str]:
+def parse_urlencoded(data: bytes) -> Fields:
     """Fields of an ``application/x-www-form-urlencoded`` body (the last value of a repeated name wins)."""
     try:
         pairs = parse_qsl(data.decode("ascii"), keep_blank_values=True, encoding="utf-8", errors="strict",
@@ -73,11 +84,11 @@ def parse_urlencoded(data: bytes) -> dict[str, str]:
         raise _too_large(f"more than {MAX_FIELDS} fields") from None
     for name, _ in pairs:
         _check_name(name)
-    return dict(pairs)
+    return Fields(dict(pairs))
 
 
-def parse_multipart(data: bytes, boundary: bytes) -> dict[str, str]:
-    """Fields of a ``multipart/form-data`` body (RFC 7578); file parts (external tables) are refused."""
+def parse_multipart(data: bytes, boundary: bytes) -> Fields:
+    """Fields and file parts (external tables) of a ``multipart/form-data`` body (RFC 7578)."""
     delimiter = b"--" + boundary
     if data.startswith(delimiter):
         pos = len(delimiter)
@@ -86,7 +97,7 @@ def parse_multipart(data: bytes, boundary: bytes) -> dict[str, str]:
         if start < 0:
             raise _malformed(MULTIPART, "the boundary does not occur in the body")
         pos = start + 2 + len(delimiter)
-    fields: dict[str, str] = {}
+    fields = Fields()
     while not data.startswith(b"--", pos):
         line_end = data.find(b"\r\n", pos)
         if line_end < 0 or data[pos:line_end].strip(b" \t"):
@@ -97,28 +108,28 @@ def parse_multipart(data: bytes, boundary: bytes) -> dict[str, str]:
         content_end = data.find(b"\r\n" + delimiter, head_end + 4)
         if content_end < 0:
             raise _malformed(MULTIPART, "the body ends without its closing boundary")
-        name = _part_name(data[line_end + 2:head_end])
-        fields[name] = _text(data[head_end + 4:content_end], f"field '{name}'")
-        if len(fields) > MAX_FIELDS:
+        name, is_file = _part_name(data[line_end + 2:head_end])
+        if is_file:
+            fields.files[name] = data[head_end + 4:content_end]
+        else:
+            fields[name] = _text(data[head_end + 4:content_end], f"field '{name}'")
+        if len(fields) + len(fields.files) > MAX_FIELDS:
             raise _too_large(f"more than {MAX_FIELDS} fields")
         pos = content_end + 2 + len(delimiter)
     return fields
 
 
-def _part_name(headers: bytes) -> str:
-    """The field name of a part, from its Content-Disposition header."""
+def _part_name(headers: bytes) -> tuple[str, bool]:
+    """The field name of a part, from its Content-Disposition header, and whether it is a file."""
     part = HeaderParser().parsestr(_text(headers, "the headers of a part"))
     if part.get_content_disposition() != "form-data":
         raise _malformed(MULTIPART, "a part has no 'Content-Disposition: form-data' header")
-    if part.get_filename() is not None:
-        raise QueryError.make(NOT_IMPLEMENTED, "External tables (file parts of a multipart/form-data body) are not "
-                              "supported by the local endpoint; send the data with an INSERT first")
     raw = part.get_param("name", header="Content-Disposition")
     name = collapse_rfc2231_value(raw) if raw is not None else ""
     if not name:
         raise _malformed(MULTIPART, "a part has no field name")
     _check_name(name)
-    return name
+    return name, part.get_filename() is not None
 
 
 def _text(value: bytes, what: str) -> str:

@@ -3,8 +3,10 @@
 ``python -m billing.chdb_server.server --data-dir DIR --host H --port P`` owns the data directory
 and answers like a ClickHouse server: ``GET /ping``, ``GET /?query=``, ``POST /`` with SQL (or
 INSERT data) in the body, sessions, query parameters, settings as URL parameters or form fields
-(:mod:`billing.chdb_server.form`), compressed request and response bodies, ClickHouse error codes
-and headers, basic and X-ClickHouse auth.
+(:mod:`billing.chdb_server.form`), external data (:mod:`billing.chdb_server.external`), compressed
+request and response bodies, ClickHouse error codes and headers (``X-ClickHouse-Database``/``-Format``
+in, ``X-ClickHouse-Timezone`` of the request's ``session_timezone`` out), basic and X-ClickHouse
+auth. Query text is passed to the engine byte for byte, UTF-8 or not.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from billing.chdb_server.errors import (
     TOO_MANY_SIMULTANEOUS_QUERIES,
     QueryError,
 )
+from billing.chdb_server.external import definition_params, external_tables, loaded
 from billing.chdb_server.form import read_form
 from billing.chdb_server.guard import ReadonlyPolicy, check_statement, inspect
 from billing.core.errors import BillingError
@@ -142,6 +145,8 @@ class Request:
         self.started = time.perf_counter()
         self.body = Rechunker(body)
         self.body.eof = method == "GET"
+        self.timezone: str | None = None
+        self.files: dict[str, bytes] = {}
         self._use(params, str(uuid.uuid4()))
 
     def _use(self, params: dict[str, str], query_id: str) -> None:
@@ -149,21 +154,24 @@ class Request:
         wanted = params.get("query_id") or query_id
         self.bad_query_id = not _QUERY_ID.fullmatch(wanted)
         self.query_id = query_id if self.bad_query_id else wanted  # never echo a header-breaking value
-        self.settings = {k: v for k, v in params.items() if k not in TRANSPORT_PARAMS and not k.startswith("param_")}
+        transport = TRANSPORT_PARAMS | definition_params(self.files)
+        self.settings = {k: v for k, v in params.items() if k not in transport and not k.startswith("param_")}
         self.bind = {k[6:]: v for k, v in params.items() if k.startswith("param_")}
 
     def read_form(self, content_type: str | None) -> None:
         """Take parameters from a form body (a form field wins over the URL parameter of the same name)."""
         fields = read_form(content_type, self.params, self.body)
         if fields is not None:
+            self.files = fields.files
             self._use({**self.params, **fields}, self.query_id)
 
     def read_statement(self, max_query_size: int) -> tuple[Statement, str, bytes]:
         """Analyse the SQL at the start of the request: (statement, sql to run, inline data head).
 
         The SQL (without INSERT data) may be ``max_query_size`` bytes long; reading stops there.
+        Bytes that are not UTF-8 (binary string literals) reach the engine intact (see :func:`_text`).
         """
-        head = bytearray(self.params.get("query", "").encode())
+        head = bytearray(self.params.get("query", "").encode(errors="surrogateescape"))
         if head and self.method == "POST":
             head += b"\n"
         self.body.read_until(head, len(head) + CHUNK)
@@ -172,21 +180,28 @@ class Request:
             _check_query_size(head, max_query_size)
             self.body.read_until(head, len(head) + CHUNK)
             statement = analyze(head.decode("latin-1"), final=self.body.eof)
-        try:
-            if statement.is_data_insert:
-                return statement, statement.sql.encode("latin-1").decode(), bytes(head[statement.data_start:])
-            self.body.read_until(head, max_query_size + 1)
-            _check_query_size(head, max_query_size)
-            return statement, head.decode(), b""
-        except UnicodeDecodeError as exc:
-            raise QueryError.make(SYNTAX_ERROR, f"The query is not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
+        if statement.is_data_insert:
+            return statement, _text(statement.sql.encode("latin-1")), bytes(head[statement.data_start:])
+        self.body.read_until(head, max_query_size + 1)
+        _check_query_size(head, max_query_size)
+        return statement, _text(head), b""
+
+    @property
+    def database(self) -> str | None:
+        """The default database: the ``X-ClickHouse-Database`` header, else the ``database`` parameter."""
+        return self.handler.headers.get("X-ClickHouse-Database") or self.params.get("database")
+
+    @property
+    def default_format(self) -> str:
+        """The output format of a query without FORMAT: the ``X-ClickHouse-Format`` header, else ``default_format``."""
+        return self.handler.headers.get("X-ClickHouse-Format") or self.params.get("default_format") or "TabSeparated"
 
     def base_headers(self) -> list[tuple[str, str]]:
         engine = self.handler.server.app.engine
         return [
             ("X-ClickHouse-Query-Id", self.query_id),
             ("X-ClickHouse-Server-Display-Name", DISPLAY_NAME),
-            ("X-ClickHouse-Timezone", engine.timezone),
+            ("X-ClickHouse-Timezone", self.timezone or engine.timezone),
         ]
 
 
@@ -212,7 +227,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802 (http.server naming)
         url = urlsplit(self.path)
-        params = dict(parse_qsl(url.query, keep_blank_values=True))
+        params = dict(parse_qsl(url.query, keep_blank_values=True, errors="surrogateescape"))
         if url.path == "/ping" or (url.path == "/" and "query" not in params):
             self._send_bytes(200, [], b"Ok.\n", "text/html; charset=UTF-8")
         elif url.path == "/":
@@ -227,7 +242,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:  # noqa: N802
         url = urlsplit(self.path)
-        params = dict(parse_qsl(url.query, keep_blank_values=True))
+        params = dict(parse_qsl(url.query, keep_blank_values=True, errors="surrogateescape"))
         framing = framing_error(self.headers.get_all("Content-Length") or [],
                                 self.headers.get_all("Transfer-Encoding") or [])
         if framing is not None:
@@ -254,6 +269,7 @@ class Handler(BaseHTTPRequestHandler):
                     raise QueryError.make(BAD_ARGUMENTS, "Invalid query_id: it must be 1 to "
                                           f"{MAX_QUERY_ID} printable ASCII characters")
                 user = app.users.authenticate(*credentials(self.headers, request.params))
+                check_protocol_version(request.params.get("client_protocol_version"))
                 app.engine.check_settings(request.settings)
                 if user.readonly:
                     app.readonly_policy.check_settings(request.settings)
@@ -281,27 +297,32 @@ class Handler(BaseHTTPRequestHandler):
         params = request.params
         timeout = session_timeout(params.get("session_timeout"))
         with engine.connection(user, params.get("session_id"), timeout) as session:
-            session.prepare(params.get("database"), request.settings)
+            session.prepare(request.database, request.settings)
+            request.timezone = session.timezone
             if statement.keyword in ("USE", "SET"):
                 session.forget()
             conn = session.conn
-            if request.method == "GET" and statement.keyword and _mutates(conn, sql):
-                raise QueryError.make(
-                    READONLY, "Cannot execute query in readonly mode. For queries over HTTP, method GET implies "
-                    "readonly. You should use method POST for modifying queries",
-                )
-            if statement.is_data_insert:
-                self._insert(request, conn, statement, sql, data_head)
-            elif statement.returns_rows:
-                fmt = statement.output_format or params.get("default_format") or "TabSeparated"
-                stream = statement.keyword in STREAMED_STATEMENTS and params.get("wait_end_of_query") != "1"
-                self._select(request, conn, sql, fmt, stream=stream)
-            else:
-                result = _run(conn.query, sql, "TabSeparated", params=request.bind)
-                headers = request.base_headers() + [("X-ClickHouse-Summary", summary(
-                    written_rows=result.rows_written(), written_bytes=result.bytes_written(),
-                    elapsed_s=time.perf_counter() - request.started))]
-                self._send_bytes(200, headers, result.bytes(), "text/plain; charset=UTF-8", request.params)
+            with loaded(conn, external_tables(request.files, params), engine.spool):
+                if request.method == "GET" and statement.keyword and _mutates(conn, _engine_sql(sql)):
+                    raise QueryError.make(
+                        READONLY, "Cannot execute query in readonly mode. For queries over HTTP, method GET implies "
+                        "readonly. You should use method POST for modifying queries",
+                    )
+                if statement.is_data_insert:
+                    self._insert(request, conn, statement, sql, data_head)
+                elif statement.returns_rows:
+                    fmt = statement.output_format or request.default_format
+                    stream = statement.keyword in STREAMED_STATEMENTS and params.get("wait_end_of_query") != "1"
+                    self._select(request, conn, sql, fmt, stream=stream)
+                else:
+                    result = _run(conn.query, _engine_sql(sql), "TabSeparated", params=request.bind)
+                    if statement.keyword in ("USE", "SET"):
+                        session.read_state()
+                        request.timezone = session.timezone
+                    headers = request.base_headers() + [("X-ClickHouse-Summary", summary(
+                        written_rows=result.rows_written(), written_bytes=result.bytes_written(),
+                        elapsed_s=time.perf_counter() - request.started))]
+                    self._send_bytes(200, headers, result.bytes(), "text/plain; charset=UTF-8", request.params)
 
     def _insert(self, request: Request, conn, statement: Statement, sql: str, data_head: bytes) -> None:
         """Spool the data to a file and let the engine read it with ``FROM INFILE``.
@@ -315,7 +336,7 @@ class Handler(BaseHTTPRequestHandler):
                 fh.write(chunk)
             fh.close()
             try:
-                result = _run(conn.query, insert_from_file(sql, path, statement.input_format), "TabSeparated",
+                result = _run(conn.query, _engine_sql(insert_from_file(sql, path, statement.input_format)), "TabSeparated",
                               params=request.bind)
             except QueryError as error:
                 raise QueryError(error.code, error.text.replace(path, "request body")) from None
@@ -327,13 +348,13 @@ class Handler(BaseHTTPRequestHandler):
     def _select(self, request: Request, conn, sql: str, fmt: str, stream: bool) -> None:
         headers = request.base_headers() + [("X-ClickHouse-Format", fmt)]
         if not stream or fmt.lower() not in STREAMABLE:
-            result = _run(conn.query, sql, fmt, params=request.bind)
+            result = _run(conn.query, _engine_sql(sql), fmt, params=request.bind)
             headers.append(("X-ClickHouse-Summary", summary(
                 read_rows=result.rows_read(), read_bytes=result.bytes_read(), result_rows=result.rows_read(),
                 result_bytes=len(result.bytes()), elapsed_s=time.perf_counter() - request.started)))
             self._send_bytes(200, headers, result.bytes(), content_type(fmt), request.params)
             return
-        stream = _run(conn.send_query, sql, fmt, params=request.bind)
+        stream = _run(conn.send_query, _engine_sql(sql), fmt, params=request.bind)
         try:
             first = _run(conn.streaming_fetch_result, stream)
             rows = first.rows_read() if first is not None else 0
@@ -426,6 +447,17 @@ def framing_error(content_length: list[str], transfer_encoding: list[str]) -> Qu
     return None
 
 
+def check_protocol_version(value: str | None) -> None:
+    """Accept a ``client_protocol_version`` a server would parse (an unsigned integer).
+
+    A server then writes Native results as for a TCP client of that revision (with block info);
+    the engine writes them as for revision 0 either way, which clients detect (clickhouse-connect
+    probes for the block info and reads revision-0 Native when it is absent).
+    """
+    if value is not None and not (value.isascii() and value.isdigit()):
+        raise QueryError.make(BAD_ARGUMENTS, f"Invalid client_protocol_version: '{value}' is not an unsigned integer")
+
+
 def session_timeout(value: str | None) -> float:
     """Seconds a session may stay idle: a number from 0 to ``max_session_timeout``, as a server checks it."""
     if not value:
@@ -442,6 +474,16 @@ def session_timeout(value: str | None) -> float:
     return seconds
 
 
+def _text(sql: bytes) -> str:
+    """SQL as text for the endpoint's own checks; bytes that are not UTF-8 become lone surrogates."""
+    return sql.decode("utf-8", "surrogateescape")
+
+
+def _engine_sql(sql: str) -> bytes:
+    """The bytes the client sent for ``sql`` (the inverse of :func:`_text`), as the engine takes them."""
+    return sql.encode("utf-8", "surrogateescape")
+
+
 def _check_query_size(head: bytearray, limit: int) -> None:
     if len(head) > limit:
         raise QueryError.make(SYNTAX_ERROR, f"Max query size exceeded: the query is longer than max_query_size "
@@ -454,6 +496,8 @@ def _run(func, *args, **kwargs):
         return func(*args, **kwargs)
     except RuntimeError as exc:
         raise QueryError.from_engine(exc) from None
+    except UnicodeDecodeError as exc:  # the engine's message quotes query bytes that are not UTF-8
+        raise QueryError.from_engine(RuntimeError(bytes(exc.object).decode("utf-8", "replace"))) from None
 
 
 def _mutates(conn, sql: str) -> bool:

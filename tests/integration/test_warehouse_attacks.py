@@ -290,7 +290,7 @@ def test_a_nul_inside_a_string_is_data(endpoint) -> None:
 @pytest.mark.parametrize(("body", "headers", "code", "status"), [
     (b"SELECT 1", {"Content-Encoding": "br"}, 36, 400),
     (b"\x04\x22\x4d\x18" + b"\xff" * 32, {"Content-Encoding": "lz4"}, 271, 500),
-    (b"SELECT '\xff\xfe'", {}, 62, 400),
+    (b"SELECT \xff\xfe", {}, 62, 400),  # bytes outside a string literal: the engine's syntax error
     (b"SELECT 1 " + b"-" * 300_000, {}, 62, 400),
 ])
 def test_undecodable_or_oversized_bodies(endpoint, body: bytes, headers: dict[str, str], code: int,

@@ -97,15 +97,6 @@ def test_curl_style_urlencoded_bodies_stay_sql_and_insert_data(http: httpx.Clien
     assert admin.query(f"SELECT k, v FROM {DB}.kv ORDER BY k").result_rows == [("b", 2), ("query", 1)]
 
 
-def test_external_tables_in_a_multipart_body_are_refused_clearly(http: httpx.Client) -> None:
-    response = http.post("/", params={"t_structure": "x UInt8"},
-                         files={"query": (None, "SELECT * FROM t"), "t": ("t.tsv", b"1\n", "text/plain")})
-    assert response.status_code == 501
-    assert response.headers["X-ClickHouse-Exception-Code"] == "48"
-    assert "External tables" in response.text
-    assert http.get("/ping").text == "Ok.\n"
-
-
 def test_malformed_multipart_body_is_a_400(http: httpx.Client) -> None:
     response = http.post("/", content=b"--b\r\nno headers end", headers={"Content-Type": "multipart/form-data; boundary=b"})
     assert response.status_code == 400

@@ -88,11 +88,11 @@ def test_multipart_without_boundary_is_a_400() -> None:
     assert caught.value.http_status == 400
 
 
-def test_file_parts_are_refused_as_not_implemented() -> None:
-    data, content_type = encode_multipart_formdata({"query": "SELECT * FROM t", "t": ("t.csv", b"1,2\n", "text/csv")})
-    with pytest.raises(QueryError, match="External tables") as caught:
-        read_form(content_type, {}, _body(data))
-    assert caught.value.http_status == 501
+def test_file_parts_are_external_tables_kept_byte_for_byte() -> None:
+    data, content_type = encode_multipart_formdata({"query": "SELECT * FROM t", "t": ("t.csv", b"1,\xff\r\n", "text/csv")})
+    fields = read_form(content_type, {}, _body(data))
+    assert fields == {"query": "SELECT * FROM t"}
+    assert fields.files == {"t": b"1,\xff\r\n"}
 
 
 def test_too_large_body_is_a_413_before_all_of_it_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
