@@ -180,3 +180,24 @@ def test_seeking_back_to_the_committed_offsets_sends_never_committed_source_part
     consumer._thread = SimpleNamespace(seek_to_committed=seek_to_committed, seek_to_beginning=seek_to_beginning)
     asyncio.run(consumer.seek_to_committed())
     assert sorted(sought) == [subscriptions, usage]
+
+
+def test_the_consumer_thread_seeks_to_the_committed_offsets_fetched_in_one_request():
+    from aiokafka.structs import OffsetAndMetadata
+
+    from streams.transport import BatchConsumerThread
+
+    committed_tp, never, reset = TP(USAGE, 0), TP(USAGE, 1), TP(SUBSCRIPTIONS, 0)
+    requests, sought = [], {}
+
+    async def fetch_committed_offsets(partitions):
+        requests.append(sorted(partitions))
+        return {committed_tp: OffsetAndMetadata(120, ""), reset: OffsetAndMetadata(-1, "")}
+
+    kafka = SimpleNamespace(assignment=lambda: {committed_tp, never, reset},
+                            _coordinator=SimpleNamespace(fetch_committed_offsets=fetch_committed_offsets),
+                            seek=lambda tp, offset: sought.__setitem__(tp, offset))
+    thread = BatchConsumerThread.__new__(BatchConsumerThread)
+    thread._ensure_consumer = lambda: kafka
+    assert asyncio.run(thread._seek_to_committed()) == {committed_tp: 120, never: None, reset: None}
+    assert requests == [sorted([committed_tp, never, reset])] and sought == {committed_tp: 120}
