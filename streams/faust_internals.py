@@ -15,8 +15,10 @@ from typing import Any
 
 import aiokafka
 import faust
+from aiokafka.consumer.group_coordinator import GroupCoordinator
 from faust.stores.rocksdb import Store as RocksDBStore
 from faust.transport.consumer import Consumer as FaustConsumer
+from faust.transport.consumer import ThreadDelegateConsumer
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
 PINNED_VERSION = "0.15.3"
@@ -30,14 +32,19 @@ METHODS: dict[tuple[type, str], tuple[str, ...]] = {
     (faust_aiokafka.Consumer, "_new_consumer_thread"): ("self",),
     (faust_aiokafka.Consumer, "perform_seek"): ("self",),
     (faust_aiokafka.Consumer, "on_partitions_revoked"): ("self", "revoked"),
+    (faust_aiokafka.Consumer, "_is_changelog_tp"): ("self", "tp"),
     (faust_aiokafka.AIOKafkaConsumerThread, "_create_worker_consumer"): ("self", "transport"),
+    (faust_aiokafka.AIOKafkaConsumerThread, "_ensure_consumer"): ("self",),
+    (faust_aiokafka.AIOKafkaConsumerThread, "seek_to_committed"): ("self",),
+    (GroupCoordinator, "fetch_committed_offsets"): ("self", "partitions"),
     (RocksDBStore, "_db_for_partition"): ("self", "partition"),
 }
 """Private (or overridden) methods -> their parameter names."""
 
 ATTRIBUTES: dict[type, tuple[str, ...]] = {
     FaustConsumer: ("_acked", "_read_offset", "_buffered_partitions"),
-    aiokafka.AIOKafkaConsumer: ("_fetch_max_wait_ms",),
+    ThreadDelegateConsumer: ("_thread",),
+    aiokafka.AIOKafkaConsumer: ("_fetch_max_wait_ms", "_coordinator"),
 }
 """Classes -> private instance attributes their ``__init__`` sets and the worker reads or writes."""
 

@@ -17,11 +17,13 @@ Registered under the ``billing://`` broker scheme (entry point ``faust.transport
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 import faust
+from aiokafka.errors import IllegalStateError
 from aiokafka.structs import ConsumerRecord
 from faust.transport.drivers import aiokafka
 from faust.types import TP
@@ -34,6 +36,8 @@ FETCH_MAX_WAIT_MS = 100
 """Longest time the broker holds a fetch with no new data. Faust sets 1,500 ms; the consumer keeps
 one fetch per broker in flight, so records arriving on a partition just drained waited for the
 long poll of the others (up to 1.5 s of extra delay per batch)."""
+STOP_TIMEOUT_S = 3.0
+"""Longest wait for the Kafka consumer to leave its group when the worker stops."""
 REBALANCE_POLL_S = 0.05
 """How often a delivery held back during a rebalance checks whether it has ended."""
 
@@ -69,12 +73,43 @@ class BatchApp(faust.App):
 
 
 class BatchConsumerThread(aiokafka.AIOKafkaConsumerThread):
-    """Faust's consumer thread with a short broker long poll (:data:`FETCH_MAX_WAIT_MS`)."""
+    """Faust's consumer thread with a short broker long poll (:data:`FETCH_MAX_WAIT_MS`) and a
+    bounded stop (:data:`STOP_TIMEOUT_S`)."""
 
     def _create_worker_consumer(self, transport: aiokafka.Transport):
         consumer = super()._create_worker_consumer(transport)
         set_fetch_max_wait(consumer, FETCH_MAX_WAIT_MS)
         return consumer
+
+    async def seek_to_committed(self) -> Mapping[TP, int | None]:
+        """Seek every assigned partition to its committed offset; return them (None: never
+        committed). One offset request for all partitions: aiokafka's own sends one per partition,
+        in turn, which took 3-5 s per rebalance on a loaded machine before a worker consumed again."""
+        return await self.call_thread(self._seek_to_committed)
+
+    async def _seek_to_committed(self) -> dict[TP, int | None]:
+        consumer = self._ensure_consumer()
+        partitions = consumer.assignment()
+        stored = await consumer._coordinator.fetch_committed_offsets(list(partitions))
+        committed = {}
+        for tp in partitions:
+            offset = stored[tp].offset if tp in stored and stored[tp].offset >= 0 else None
+            committed[tp] = offset
+            if offset:
+                consumer.seek(tp, offset)
+        return committed
+
+    async def on_thread_stop(self) -> None:
+        """Stop the Kafka consumer (leave the group) within :data:`STOP_TIMEOUT_S`. The offsets are
+        committed before; aiokafka's stop waits for a group join in progress, which the broker
+        answers only when the rebalance completes: a worker stopped during a rebalance waited for
+        it (up to the session timeout of a dead member) and was killed after 20 s by `billing down`."""
+        try:
+            await asyncio.wait_for(super().on_thread_stop(), STOP_TIMEOUT_S)
+        except TimeoutError:
+            self.log.warning("the Kafka consumer did not leave its group within %.0f s (a rebalance is in "
+                             "progress); exiting without it: the group drops this worker after its session timeout",
+                             STOP_TIMEOUT_S)
 
 
 class BatchConsumer(aiokafka.Consumer):
@@ -105,6 +140,23 @@ class BatchConsumer(aiokafka.Consumer):
             return self._acked_through.get(tp)
         return super()._new_offset(tp)
 
+    async def seek_to_committed(self) -> Mapping[TP, int | None]:
+        """Seek the assigned partitions to their committed offsets, and the source partitions never
+        committed to their beginning (the group reads from the earliest offset). Faust seeks back
+        this way after it dropped fetched records (flow stopped, a batch fetched before a
+        rebalance); aiokafka leaves a partition without a committed offset where it is, so records
+        fetched and dropped there were never read again, and later offsets were committed past them."""
+        committed = await super().seek_to_committed()
+        fresh = [tp for tp, offset in committed.items() if offset is None and self._is_source(tp)]
+        if fresh:
+            await self._thread.seek_to_beginning(*fresh)
+        return committed
+
+    def _is_source(self, tp: TP) -> bool:
+        """A partition of a topic the app's agents or batch handlers consume (not a changelog)."""
+        return tp.topic in self.app.batch_topics.handlers or (
+            self.app.topics.acks_enabled_for(tp.topic) and not self._is_changelog_tp(tp))
+
     async def on_partitions_revoked(self, revoked: set[TP]) -> None:
         for tp in revoked:
             self._acked_through.pop(tp, None)
@@ -114,7 +166,18 @@ class BatchConsumer(aiokafka.Consumer):
         """Fetch records; hand a batch over when it is full or its oldest record is ``within_s`` old
         (by the record's Kafka timestamp, so records that waited in the fetch buffer while the
         previous batch was processed are not held back again). A batch fetched before a rebalance is
-        dropped: Faust seeks every partition it still owns back to its committed offset."""
+        dropped: Faust seeks every partition it still owns back to its committed offset.
+
+        The app's stop cancels the loop, which ends it (as in Faust's own loop): Faust's fetcher
+        takes a cancellation while the app is rebalancing for a crash, and a worker stopped during
+        a rebalance exited with "We experienced a crash"."""
+        try:
+            await self._drain(fetcher)
+        except asyncio.CancelledError:
+            if not self.app.should_stop:
+                raise
+
+    async def _drain(self, fetcher) -> None:
         batches: BatchTopics = self.app.batch_topics
         pending: dict[TP, list[ConsumerRecord]] = {}
         size = 0
@@ -158,6 +221,9 @@ class BatchConsumer(aiokafka.Consumer):
                 batch = self._unread(tp, batch)
                 if batch:
                     fetched[tp] = batch
+            else:  # paused while the fetch was under way: read these again when it resumes
+                with contextlib.suppress(IllegalStateError):  # revoked: the next assignment resets it
+                    await self.seek(tp, batch[0].offset)
         return fetched
 
     def _unread(self, tp: TP, records: list[ConsumerRecord]) -> list[ConsumerRecord]:

@@ -87,6 +87,8 @@ def test_kills_joins_and_leaves_while_producing_leave_nothing_behind(kafka, ware
     assert behind == {}, f"records never committed (topic/partition: records): {behind}"
     assert reported, "a worker reports lag although every offset is committed"
     assert healthy
+    crashed = [w.name for w in [*workers, third] if "We experienced a crash" in w.log_file.read_text(errors="replace")]
+    assert crashed == [], "a worker stopped with SIGTERM exited with a crash"
     assert differences(manifest.usage_totals("hour"), hourly_totals(mine)) == []
     assert query(mine, "SELECT count() FROM {db}.usage_events FINAL")[0][0] == manifest.summary["usage"]["unique_valid"]
     expected, stored = _expected_facts(manifest), _business_facts(mine)

@@ -4,6 +4,7 @@ import time
 from collections import defaultdict
 from types import SimpleNamespace
 
+import pytest
 from aiokafka.structs import ConsumerRecord
 from faust.sensors.monitor import Monitor
 from faust.types import TP
@@ -141,3 +142,62 @@ def test_records_fetched_while_a_rebalance_completes_reach_the_agents_after_faus
 
     asyncio.run(rebalance_ends_after_records_were_fetched())
     assert [queue.get_nowait() for _ in range(queue.qsize())] == [149, 150]
+
+
+def test_a_stop_that_cancels_the_drain_loop_ends_it_and_any_other_cancellation_propagates():
+    """Faust's fetcher takes a cancelled drain loop for a crash while the app is rebalancing: a
+    worker stopped (SIGTERM) during a rebalance exited with "We experienced a crash"."""
+    consumer = _consumer()
+    fetcher = SimpleNamespace(_stopped=asyncio.Event())
+
+    async def cancelled(timeout):
+        raise asyncio.CancelledError
+
+    consumer._fetch = cancelled
+    consumer.app.should_stop = True
+    asyncio.run(consumer._drain_messages(fetcher))
+    consumer.app.should_stop = False
+    with pytest.raises(asyncio.CancelledError):
+        asyncio.run(consumer._drain_messages(fetcher))
+
+
+def test_seeking_back_to_the_committed_offsets_sends_never_committed_source_partitions_to_their_beginning():
+    """aiokafka leaves a partition without a committed offset where it is: records fetched and
+    dropped there (flow stopped, a batch fetched before a rebalance) were never read again."""
+    consumer = _consumer()
+    changelog, subscriptions = TP("app-windows-changelog", 2), TP(SUBSCRIPTIONS, 2)
+    usage, committed_usage = TP(USAGE, 2), TP(USAGE, 3)
+    consumer.app.tables = SimpleNamespace(changelog_topics={changelog.topic})
+    consumer.app.topics = SimpleNamespace(acks_enabled_for=lambda topic: topic in {USAGE, SUBSCRIPTIONS})
+    sought: list[TP] = []
+
+    async def seek_to_committed():
+        return {changelog: None, subscriptions: None, usage: None, committed_usage: 40}
+
+    async def seek_to_beginning(*partitions):
+        sought.extend(partitions)
+
+    consumer._thread = SimpleNamespace(seek_to_committed=seek_to_committed, seek_to_beginning=seek_to_beginning)
+    asyncio.run(consumer.seek_to_committed())
+    assert sorted(sought) == [subscriptions, usage]
+
+
+def test_the_consumer_thread_seeks_to_the_committed_offsets_fetched_in_one_request():
+    from aiokafka.structs import OffsetAndMetadata
+
+    from streams.transport import BatchConsumerThread
+
+    committed_tp, never, reset = TP(USAGE, 0), TP(USAGE, 1), TP(SUBSCRIPTIONS, 0)
+    requests, sought = [], {}
+
+    async def fetch_committed_offsets(partitions):
+        requests.append(sorted(partitions))
+        return {committed_tp: OffsetAndMetadata(120, ""), reset: OffsetAndMetadata(-1, "")}
+
+    kafka = SimpleNamespace(assignment=lambda: {committed_tp, never, reset},
+                            _coordinator=SimpleNamespace(fetch_committed_offsets=fetch_committed_offsets),
+                            seek=lambda tp, offset: sought.__setitem__(tp, offset))
+    thread = BatchConsumerThread.__new__(BatchConsumerThread)
+    thread._ensure_consumer = lambda: kafka
+    assert asyncio.run(thread._seek_to_committed()) == {committed_tp: 120, never: None, reset: None}
+    assert requests == [sorted([committed_tp, never, reset])] and sought == {committed_tp: 120}
