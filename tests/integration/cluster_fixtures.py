@@ -1,6 +1,6 @@
 """The local 3-node KRaft cluster, started once per session on its own ports and state folder
 (``BILLING_TEST_CLUSTER_BOOTSTRAP`` / ``BILLING_TEST_CLUSTER_CONTROLLER_PORT``: the first node's
-ports; the nodes use them + 0, 2, 4)."""
+ports, default 19292/19293; the nodes use them + 0, 2, 4, clear of test_kafka_faults' 19192/19193)."""
 
 from __future__ import annotations
 
@@ -25,8 +25,8 @@ def cluster_settings(settings: Settings) -> Settings:
     return Settings(
         state_dir=REPO_ROOT / ".state" / "test-cluster",
         kafka_brokers=BROKERS,
-        kafka_bootstrap=os.environ.get("BILLING_TEST_CLUSTER_BOOTSTRAP", "127.0.0.1:19192"),
-        kafka_controller_port=int(os.environ.get("BILLING_TEST_CLUSTER_CONTROLLER_PORT", "19193")),
+        kafka_bootstrap=os.environ.get("BILLING_TEST_CLUSTER_BOOTSTRAP", "127.0.0.1:19292"),
+        kafka_controller_port=int(os.environ.get("BILLING_TEST_CLUSTER_CONTROLLER_PORT", "19293")),
         clickhouse_url=settings.clickhouse_url,
     )
 
