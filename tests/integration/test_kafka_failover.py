@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from billing.kafka.cluster import wait_for_brokers
+from billing.kafka.cluster import replication, wait_for_brokers
 from billing.kafka.topics import admin_client
 from billing.platform.kafka_broker import KafkaService, active_controller
 from billing.settings import Settings
@@ -41,6 +41,12 @@ def _usage_leader(settings: Settings, nodes: list[KafkaService]) -> KafkaService
     leaders = [p.leader for p in admin_client(settings.kafka_bootstrap).list_topics(topic, timeout=10)
                .topics[topic].partitions.values()]
     return nodes[max(set(leaders), key=leaders.count) - 1]
+
+
+def _led_elsewhere(admin, node: int) -> bool:
+    """True once the metadata shows every partition led by a node other than ``node``."""
+    state = replication(admin)
+    return state.leaders[node] == 0 and not state.leaderless
 
 
 def _restart(node: KafkaService) -> None:
@@ -82,20 +88,23 @@ def test_killing_the_usage_leader_and_the_active_controller_loses_nothing(
 
     def faults(production: Future) -> None:
         leader = _usage_leader(cluster_settings, healthy_cluster)
+        assert not production.done(), "production ended before the leader was killed: raise the events"
         leader.managed().kill()
         killed.append(f"leader {leader.name}")
-        time.sleep(10)
-        assert not production.done(), "production ended before the leader came back: raise the events"
+        assert wait_for(lambda: _led_elsewhere(admin, leader.node), timeout=60, interval=0.5), \
+            f"the partitions {leader.name} led got no other leader"
         _restart(leader)
         wait_for_brokers(admin, 3, timeout=300)
         controller = healthy_cluster[active_controller(cluster_settings) - 1]
+        assert not production.done(), "production ended before the controller was killed: raise the events"
         controller.managed().kill()
         killed.append(f"controller {controller.name}")
-        time.sleep(10)
-        assert not production.done(), "production ended before the controller came back: raise the events"
+        assert wait_for(lambda: active_controller(cluster_settings) not in (None, controller.node), timeout=60,
+                        interval=0.5), f"no other node became the active controller after {controller.name}"
+        time.sleep(5)
         _restart(controller)
 
-    _under_load(cluster_settings, tmp_path, "failover", events=120_000, faults=faults)
+    _under_load(cluster_settings, tmp_path, "failover", events=180_000, faults=faults)
     assert len(killed) == 2, killed
 
 
