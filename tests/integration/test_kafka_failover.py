@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from billing.kafka.cluster import replication, wait_for_brokers
+from billing.kafka.cluster import wait_for_brokers
 from billing.kafka.topics import admin_client
 from billing.platform.kafka_broker import KafkaService, active_controller
 from billing.settings import Settings
@@ -43,10 +43,11 @@ def _usage_leader(settings: Settings, nodes: list[KafkaService]) -> KafkaService
     return nodes[max(set(leaders), key=leaders.count) - 1]
 
 
-def _led_elsewhere(admin, node: int) -> bool:
-    """True once the metadata shows every partition led by a node other than ``node``."""
-    state = replication(admin)
-    return state.leaders[node] == 0 and not state.leaderless
+def _led_elsewhere(settings: Settings, node: int) -> bool:
+    """True once the metadata shows every partition of the usage topic led by a node other than ``node``."""
+    topic = settings.topic_usage
+    partitions = admin_client(settings.kafka_bootstrap).list_topics(topic, timeout=10).topics[topic].partitions
+    return all(p.leader not in (-1, node) for p in partitions.values())
 
 
 def _restart(node: KafkaService) -> None:
@@ -55,9 +56,10 @@ def _restart(node: KafkaService) -> None:
 
 
 def _under_load(settings: Settings, tmp_path: Path, tag: str, events: int,
-                faults: Callable[[Future], None]) -> None:
-    """Produce ``events`` at :data:`RATE` while two workers consume and ``faults`` runs; then
-    check the warehouse against the manifest."""
+                faults: Callable[[Future, Settings], None]) -> None:
+    """Produce ``events`` at :data:`RATE` into this test's topics while two workers consume and
+    ``faults`` runs (given the production and the test's settings); then check the warehouse
+    against the manifest."""
     mine = isolated(settings, tag, worker_metrics_interval_s=1.0)
     workers = [worker_process(mine, "w1"), worker_process(mine, "w2", free_port())]
     for worker in workers:
@@ -68,7 +70,7 @@ def _under_load(settings: Settings, tmp_path: Path, tag: str, events: int,
                                      seed=23, rate=RATE)
             assert wait_for(lambda: query(mine, "SELECT count() FROM {db}.usage_events")[0][0] > 0,
                             timeout=120, interval=0.5), "the workers stored nothing before the faults"
-            faults(production)
+            faults(production, mine)
             manifest = production.result(timeout=900)
         wait_for(caught_up(mine, manifest), timeout=600, interval=2.0)
         assert all(worker.is_running() for worker in workers), "a worker died during the broker faults"
@@ -86,12 +88,12 @@ def test_killing_the_usage_leader_and_the_active_controller_loses_nothing(
     admin = admin_client(cluster_settings.kafka_bootstrap)
     killed: list[str] = []
 
-    def faults(production: Future) -> None:
-        leader = _usage_leader(cluster_settings, healthy_cluster)
+    def faults(production: Future, mine: Settings) -> None:
+        leader = _usage_leader(mine, healthy_cluster)
         assert not production.done(), "production ended before the leader was killed: raise the events"
         leader.managed().kill()
         killed.append(f"leader {leader.name}")
-        assert wait_for(lambda: _led_elsewhere(admin, leader.node), timeout=60, interval=0.5), \
+        assert wait_for(lambda: _led_elsewhere(mine, leader.node), timeout=60, interval=0.5), \
             f"the partitions {leader.name} led got no other leader"
         _restart(leader)
         wait_for_brokers(admin, 3, timeout=300)
@@ -113,7 +115,7 @@ def test_rolling_restart_of_every_broker_loses_nothing(
     admin = admin_client(cluster_settings.kafka_bootstrap)
     restarted: list[str] = []
 
-    def faults(production: Future) -> None:
+    def faults(production: Future, _mine: Settings) -> None:
         for node in healthy_cluster:
             assert not production.done(), f"production ended before {node.name} was restarted: raise the events"
             assert node.managed().stop() is True
