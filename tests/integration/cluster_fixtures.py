@@ -1,6 +1,6 @@
 """The local 3-node KRaft cluster, started once per session on its own ports and state folder
 (``BILLING_TEST_CLUSTER_BOOTSTRAP`` / ``BILLING_TEST_CLUSTER_CONTROLLER_PORT``: the first node's
-ports; the nodes use them + 0, 2, 4)."""
+ports, default 19292/19293; the nodes use them + 0, 2, 4, clear of test_kafka_faults' 19192/19193)."""
 
 from __future__ import annotations
 
@@ -21,14 +21,16 @@ BROKERS = 3
 
 @pytest.fixture(scope="session")
 def cluster_settings(settings: Settings) -> Settings:
-    """The session's settings with a 3-node local cluster instead of the single broker."""
-    return Settings(
-        state_dir=REPO_ROOT / ".state" / "test-cluster",
+    """The session's settings (its warehouse and credentials) with a 3-node local cluster instead of
+    the single broker."""
+    kafka = Settings(
         kafka_brokers=BROKERS,
         kafka_bootstrap=os.environ.get("BILLING_TEST_CLUSTER_BOOTSTRAP", "127.0.0.1:19292"),
         kafka_controller_port=int(os.environ.get("BILLING_TEST_CLUSTER_CONTROLLER_PORT", "19293")),
-        clickhouse_url=settings.clickhouse_url,
     )
+    fields = ("kafka_brokers", "kafka_bootstrap", "kafka_controller_port", "kafka_replication")
+    return settings.model_copy(update={"state_dir": REPO_ROOT / ".state" / "test-cluster",
+                                       **{name: getattr(kafka, name) for name in fields}})
 
 
 @pytest.fixture(scope="session")

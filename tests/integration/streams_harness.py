@@ -53,7 +53,7 @@ def env_of(settings: Settings) -> dict[str, str]:
         "worker_app_id", "clickhouse_database", "clickhouse_url", "clickhouse_password", "kafka_bootstrap", "state_dir",
         "worker_web_port", "worker_idle_close_s", "worker_batch_size", "worker_grace_s", "kafka_partitions",
         "worker_metrics_interval_s", "worker_dedup_retention_days", "worker_purge_interval_s",
-        "worker_window_retention_days", "worker_stall_after_s", "worker_session_timeout_s",
+        "worker_window_retention_days", "worker_stall_after_s", "worker_session_timeout_s", "kafka_replication",
     ]
     return {f"BILLING_{name.upper()}": str(getattr(settings, name)) for name in names}
 
