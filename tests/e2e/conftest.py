@@ -20,6 +20,8 @@ from pathlib import Path
 import pytest
 
 from billing.core.meters import active_meters
+from billing.core.pricing import month_period
+from billing.invoicing.run import Invoicing
 from billing.kafka.topics import admin_client
 from billing.platform.process import tail
 from billing.platform.service import Service
@@ -27,6 +29,7 @@ from billing.platform.superset import SupersetService
 from billing.settings import Settings
 from billing.warehouse.client import client
 from producers.manifest import Manifest
+from producers.paying import pay_period
 from producers.simulator import SimulationConfig, Simulator
 from producers.sinks import KafkaSink
 from tests.integration.streams_harness import env_of, isolated, wait_for, worker_process
@@ -44,6 +47,22 @@ def send(settings: Settings, manifest: Path, *, seed: int, customers: int, event
                               **FAULTS)
     Simulator(config, active_meters(), KafkaSink(settings.kafka_bootstrap, settings.topics()), manifest).run()
     return Manifest.load(manifest)
+
+
+def bill_and_pay(settings: Settings, start: datetime, end: datetime, folder: Path) -> int:
+    """Bill every whole month between ``start`` and ``end`` with the engine (finalized), let the payers
+    pay them as of ``end`` into the session's topics; returns the payment events they sent."""
+    invoicing = Invoicing(settings)
+    sent = 0
+    month = month_period(month_period(start).end)
+    while month.end <= end:
+        invoicing.run_period(f"{month.start:%Y-%m}", now=end, finalize=True)
+        summary = pay_period(invoicing.store.invoices(period=month), 11, end,
+                             KafkaSink(settings.kafka_bootstrap, settings.topics()), invoicing.mark_paid,
+                             folder / "payers")
+        sent += summary.payment_events
+        month = month_period(month.end)
+    return sent
 
 
 def expected(manifests: list[Manifest]) -> tuple[int, int, int]:
@@ -111,6 +130,9 @@ def pipeline(settings: Settings, warehouse: Service, kafka: Service,
                  start=live_start, days=1 / 24),
         ]
         want = expected(manifests)
+        assert wait_for(lambda: all_stored(mine, want), timeout=300), not_stored(mine, want, worker.log_file)
+        want = (want[0], want[1] + bill_and_pay(mine, live_start - timedelta(days=HISTORY_DAYS), live_start, folder),
+                want[2])
         assert wait_for(lambda: all_stored(mine, want), timeout=300), not_stored(mine, want, worker.log_file)
         assert wait_for(snapshot_after(mine, datetime.now(UTC)), timeout=60), "the worker wrote no final metrics"
     finally:

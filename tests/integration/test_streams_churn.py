@@ -6,10 +6,20 @@ from __future__ import annotations
 import random
 import threading
 import time
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import pytest
 
+from billing.core.contracts import Invoice, InvoiceStatus, PaymentTransaction, to_bytes
+from billing.core.invoicing import compose
+from billing.core.invoicing.lifecycle import transition
+from billing.core.invoicing.timeline import PlanSpan
+from billing.core.pricing import builtin_catalog, month_period
 from billing.platform.worker_service import fetch_stats, progressing
+from producers.manifest import write_settlements
+from producers.payers import settle
+from producers.sinks import KafkaSink
 from tests.integration.streams_harness import (
     caught_up,
     differences,
@@ -47,6 +57,39 @@ def _expected_facts(manifest) -> dict[str, dict]:
     }
 
 
+def _engine_invoice(customer_id: str, now: datetime) -> Invoice:
+    """A finalized invoice of the billing engine for last month (Growth in euro, some usage)."""
+    period = month_period(now - timedelta(days=40))
+    priced = compose.price(period, compose.BillingCustomer(customer_id, "EUR", "DE"),
+                           [PlanSpan("sub", "growth", period.start, period.end)], [{"api_calls": Decimal(123_456)}],
+                           builtin_catalog())
+    draft = compose.draft(priced, invoice_id=f"inv-{customer_id}-{period.start:%Y%m}", customer_id=customer_id,
+                          subscription_id="sub", now=period.end)
+    return transition(draft, InvoiceStatus.FINALIZED, period.end + timedelta(hours=2), 14)
+
+
+def _bill_and_pay(mine, invoices: int) -> tuple[list[Invoice], list[PaymentTransaction]]:
+    """What the billing engine and the payers send while the workers churn (the simulator sends no
+    invoices or payments): finalized invoices, each invoice's payment events and, once paid, its paid
+    version, spread over the run. Returns every invoice's last version and every payment event."""
+    sink = KafkaSink(mine.kafka_bootstrap, mine.topics())
+    now = datetime.now(UTC)
+    last, payments = [], []
+    for number in range(invoices):
+        invoice = _engine_invoice(f"cus-churn-{number:04d}", now)
+        settlement = settle(invoice, seed=5)
+        versions = [invoice]
+        if settlement.paid_at is not None:
+            versions.append(transition(invoice, InvoiceStatus.PAID, settlement.paid_at, 14))
+        sink.send_many("invoices", [(v.customer_id.encode(), to_bytes(v)) for v in versions])
+        sink.send_many("payments", [(e.customer_id.encode(), to_bytes(e)) for e in settlement.events])
+        last.append(versions[-1])
+        payments.extend(settlement.events)
+        time.sleep(0.5)
+    sink.close()
+    return last, payments
+
+
 @pytest.mark.slow
 def test_kills_joins_and_leaves_while_producing_leave_nothing_behind(kafka, warehouse, settings, tmp_path):
     mine = isolated(settings, "churn", worker_metrics_interval_s=2.0)
@@ -59,7 +102,10 @@ def test_kills_joins_and_leaves_while_producing_leave_nothing_behind(kafka, ware
     produced: dict = {}
     producer = threading.Thread(target=lambda: produced.update(manifest=simulate(
         mine, tmp_path / "manifest", events=60_000, customers=40, days=20, seed=5, rate=600.0)))
+    billed: dict = {}
+    billing = threading.Thread(target=lambda: billed.update(facts=_bill_and_pay(mine, invoices=60)))
     producer.start()
+    billing.start()
     actions = ["kill"] * KILLS + ["join"] * JOINS
     rng.shuffle(actions)
     try:
@@ -75,6 +121,8 @@ def test_kills_joins_and_leaves_while_producing_leave_nothing_behind(kafka, ware
                 time.sleep(rng.uniform(4.0, 8.0))
                 third.stop()
         producer.join()
+        billing.join()
+        write_settlements(tmp_path / "manifest", *billed["facts"])
         manifest = produced["manifest"]
         wait_for(lambda: not uncommitted(mine) and caught_up(mine, manifest)(), timeout=180, interval=2.0)
         behind = uncommitted(mine)
@@ -82,6 +130,7 @@ def test_kills_joins_and_leaves_while_producing_leave_nothing_behind(kafka, ware
         healthy = all(progressing(port) for port in ports)
     finally:
         producer.join()
+        billing.join()
         for worker in [*workers, third]:
             worker.stop()
     assert behind == {}, f"records never committed (topic/partition: records): {behind}"
