@@ -50,13 +50,14 @@ def send(settings: Settings, manifest: Path, *, seed: int, customers: int, event
 
 
 def bill_and_pay(settings: Settings, start: datetime, end: datetime, folder: Path) -> int:
-    """Bill every whole month between ``start`` and ``end`` with the engine (finalized), let the payers
-    pay them as of ``end`` into the session's topics; returns the payment events they sent."""
+    """Bill every whole month between ``start`` and ``end`` with the engine (finalized two hours after
+    the month, as `make demo` does), let the payers pay them as of ``end`` into the session's topics
+    (prompt, late and never payers, refunds, disputes); returns the payment events they sent."""
     invoicing = Invoicing(settings)
     sent = 0
     month = month_period(month_period(start).end)
     while month.end <= end:
-        invoicing.run_period(f"{month.start:%Y-%m}", now=end, finalize=True)
+        invoicing.run_period(f"{month.start:%Y-%m}", now=month.end + timedelta(hours=2), finalize=True)
         summary = pay_period(invoicing.store.invoices(period=month), 11, end,
                              KafkaSink(settings.kafka_bootstrap, settings.topics()), invoicing.mark_paid,
                              folder / "payers")
