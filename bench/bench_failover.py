@@ -11,7 +11,6 @@ are dropped when partitions are revoked and set after each stored batch).
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import statistics
 import sys
@@ -20,12 +19,10 @@ import time
 
 import psutil
 
-from bench.bench_streams import _env, _port, _prepare, _settings, _stats
+from bench.bench_streams import _env, _port, _prepare, _settings, _stats, clean, local_stack
 from billing.core.meters import active_meters
-from billing.platform.kafka_broker import KafkaService
 from billing.platform.process import ManagedProcess
-from billing.platform.warehouse_service import WarehouseService
-from billing.settings import REPO_ROOT, get_settings
+from billing.settings import default_state_dir
 from producers.simulator import SimulationConfig, Simulator
 from producers.sinks import KafkaSink
 
@@ -36,7 +33,7 @@ BEFORE = (
     "consuming 6.7 s while the group was stable, but a worker stopped during a rebalance waited in aiokafka's group "
     "join for the rebalance to complete (up to the dead member's 60 s session) and `billing down` killed it after 20 s."
 )
-STATE = REPO_ROOT / ".state" / "bench-failover"
+STATE = default_state_dir() / "bench-failover"
 PARTITIONS = 4
 RATE = 2000
 KILLS = 3
@@ -48,7 +45,7 @@ def _worker(settings, name: str, port: int) -> ManagedProcess:
         name=name, argv=[sys.executable, "-m", "billing", "worker", "--name", name, "--web-port", str(port),
                          "--loglevel", "info"],
         run_dir=settings.run_dir, log_dir=settings.log_dir, health=lambda: _stats(port) is not None,
-        env={**_env(settings), "PYTHONUNBUFFERED": "1"}, cwd=REPO_ROOT)
+        env={**_env(settings), "PYTHONUNBUFFERED": "1"})
 
 
 def _positions(port: int, topic: str) -> dict[int, int]:
@@ -153,30 +150,15 @@ def _produce(settings, stop: threading.Event) -> None:
         pass
 
 
-def _clean() -> None:
-    for path in STATE.glob("*"):
-        if path.name == "kafka":
-            for inner in path.glob("*"):
-                if inner.name != "libs":
-                    shutil.rmtree(inner, ignore_errors=True) if inner.is_dir() else inner.unlink()
-        else:
-            shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink()
-
-
 def run() -> str:
-    _clean()
-    base = get_settings().model_copy(update={
-        "state_dir": STATE, "kafka_bootstrap": f"127.0.0.1:{_port()}", "kafka_controller_port": _port(),
-        "clickhouse_url": f"http://127.0.0.1:{_port()}", "kafka_partitions": PARTITIONS})
-    services = [WarehouseService(base), KafkaService(base)]
-    for service in services:
-        service.start()
+    clean(STATE)
+    base, services = local_stack(STATE, PARTITIONS)
     try:
         m = measure(base)
     finally:
         for service in reversed(services):
             service.stop()
-        _clean()
+        clean(STATE)
     kills = m["kills"]
     return "\n".join([
         "## failover (`bench/bench_failover.py`)",

@@ -21,6 +21,7 @@ import sys
 import time
 import urllib.request
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import orjson
 import psutil
@@ -31,7 +32,7 @@ from billing.kafka.topics import admin_client, ensure_topics, topic_specs
 from billing.platform.kafka_broker import KafkaService
 from billing.platform.process import ManagedProcess
 from billing.platform.warehouse_service import WarehouseService
-from billing.settings import default_state_dir, get_settings
+from billing.settings import Settings, default_state_dir, get_settings
 from billing.warehouse.client import client
 from billing.warehouse.migrations import migrate
 from producers.simulator import SimulationConfig, Simulator
@@ -214,9 +215,9 @@ def freshness(base) -> dict:
     return {"rate": result.usage_rate, "p50": p50, "p95": p95, "p99": p99, "max": worst, "rows": rows}
 
 
-def _clean() -> None:
-    """Remove the benchmark's data, keeping the downloaded Kafka jars."""
-    for path in STATE.glob("*"):
+def clean(state: Path = STATE) -> None:
+    """Remove a benchmark's data in ``state``, keeping the downloaded Kafka jars."""
+    for path in state.glob("*"):
         if path.name == "kafka":
             for inner in path.glob("*"):
                 if inner.name != "libs":
@@ -225,14 +226,20 @@ def _clean() -> None:
             shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink()
 
 
-def run() -> str:
-    _clean()
+def local_stack(state: Path, partitions: int) -> tuple[Settings, list]:
+    """Settings on free ports in ``state`` and the started warehouse and broker of a benchmark."""
     base = get_settings().model_copy(update={
-        "state_dir": STATE, "kafka_bootstrap": f"127.0.0.1:{_port()}", "kafka_controller_port": _port(),
-        "clickhouse_url": f"http://127.0.0.1:{_port()}", "kafka_partitions": PARTITIONS})
+        "state_dir": state, "kafka_bootstrap": f"127.0.0.1:{_port()}", "kafka_controller_port": _port(),
+        "clickhouse_url": f"http://127.0.0.1:{_port()}", "kafka_partitions": partitions})
     services = [WarehouseService(base), KafkaService(base)]
     for service in services:
         service.start()
+    return base, services
+
+
+def run() -> str:
+    clean()
+    base, services = local_stack(STATE, PARTITIONS)
     load = os.getloadavg()[0]
     try:
         t = throughput(base)
@@ -241,7 +248,7 @@ def run() -> str:
     finally:
         for service in reversed(services):
             service.stop()
-        _clean()
+        clean()
     return "\n".join([
         "## streams (`bench/bench_streams.py`)",
         "",
