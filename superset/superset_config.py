@@ -13,6 +13,13 @@ written here:
 import os
 from pathlib import Path
 
+from clickhouse_connect import common as clickhouse_connect_settings
+
+# Superset runs a dashboard's queries at once over pooled connections. clickhouse-connect would give
+# each client an HTTP session, and ClickHouse refuses a session that two queries use at once
+# (SESSION_IS_LOCKED, 373): its documentation advises no session ids for multi-threaded clients.
+clickhouse_connect_settings.set_setting("autogenerate_session_id", False)
+
 SECRET_KEY = os.environ.get("SUPERSET_SECRET_KEY") or ""
 if not SECRET_KEY:
     raise RuntimeError("SUPERSET_SECRET_KEY is not set; start Superset with `billing superset up`.")

@@ -135,6 +135,7 @@ def test_well_formed_unknown_tokens_are_cached_once(tmp_path):
     store = KeyStore(tmp_path / "keys.sqlite3")
     _key, token = store.create(["c1"])
     cache = KeyCache(store, ttl=60, size=2)
-    for n in range(5):
-        assert cache.get(token[:-1] + "ABCDE"[n]) is None
+    wrong = [c for c in "ABCDEF" if c != token[-1]][:5]  # never the token's own last character
+    for last in wrong:
+        assert cache.get(token[:-1] + last) is None
     assert len(cache._entries) == 2 and all(len(t) == len(token) == 59 for t in cache._entries)
