@@ -38,6 +38,7 @@ METHODS: dict[tuple[type, str], tuple[str, ...]] = {
     (faust_aiokafka.AIOKafkaConsumerThread, "seek_to_committed"): ("self",),
     (GroupCoordinator, "fetch_committed_offsets"): ("self", "partitions"),
     (RocksDBStore, "_db_for_partition"): ("self", "partition"),
+    (faust.Worker, "_crash"): ("self", "reason"),
 }
 """Private (or overridden) methods -> their parameter names."""
 

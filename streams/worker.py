@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import threading
 from pathlib import Path
 
 import faust
@@ -14,9 +16,20 @@ from billing.warehouse.migrations import migrate
 from streams.app import StreamRuntime
 from streams.logs import RepeatFilter
 
+CRASH_EXIT_AFTER_S = 30.0
+"""How long a crashed worker may take to stop before the process leaves anyway (status 1)."""
+
 
 class Worker(faust.Worker):
-    """Faust's worker whose log handlers hold back runs of repeated messages (:class:`RepeatFilter`)."""
+    """Faust's worker whose log handlers hold back runs of repeated messages (:class:`RepeatFilter`),
+    and that leaves after a crash even when Faust's stop hangs (seen in the consumer after a refused
+    changelog), so that a supervisor restarts it instead of a process that consumes nothing."""
+
+    def _crash(self, reason: BaseException) -> None:
+        leave = threading.Timer(CRASH_EXIT_AFTER_S, os._exit, args=(1,))
+        leave.daemon = True
+        leave.start()
+        super()._crash(reason)
 
     def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
         super().on_setup_root_logger(logger, level)
