@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from datetime import date, timedelta
 from urllib.parse import urlencode, urlsplit
 
-import clickhouse_connect
 import lz4.frame
 import orjson
 import pytest
@@ -24,21 +23,16 @@ from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import DatabaseError
 
 from billing.settings import Settings
+from billing.warehouse.client import client as make_client
 
 DB = "wh_refused"
 VIOLATED_CONSTRAINT = 469
 TOO_MANY_PARTS = 252
 
 
-def _client(settings: Settings, **kwargs) -> Client:
-    url = urlsplit(settings.clickhouse_url)
-    return clickhouse_connect.get_client(host=url.hostname, port=url.port, username=settings.clickhouse_user,
-                                         password=settings.clickhouse_password, **kwargs)
-
-
 @pytest.fixture(scope="module")
 def admin(warehouse, settings: Settings) -> Iterator[Client]:
-    client = _client(settings, compress="lz4")
+    client = make_client(settings)
     client.command(f"DROP DATABASE IF EXISTS {DB}")
     client.command(f"CREATE DATABASE {DB}")
     yield client
