@@ -16,7 +16,7 @@ from api.producer import EventProducer
 from api.ratelimit import RateLimiter
 from api.readonly_client import Warehouse
 from api.recent import RecentIds
-from api.routes import customers, events, health, invoices, subscriptions, usage
+from api.routes import customers, events, health, invoices, openmeter, subscriptions, usage
 from billing.core.meters import active_meters
 from billing.core.pricing.catalog import builtin_catalog, load_catalog
 from billing.gc_tuning import tune_gc
@@ -63,7 +63,7 @@ def create_app(settings: Settings | None = None) -> BillingApi:
     app.state.ctx = ctx
     problems.install(app)
     app.add_middleware(MetricsMiddleware)
-    for module in (events, usage, invoices, customers, subscriptions, health):
+    for module in (events, usage, invoices, customers, subscriptions, openmeter, health):
         app.include_router(module.router)
     return app
 

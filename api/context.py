@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from fastapi import Request
 
@@ -32,6 +33,8 @@ class ApiContext:
     catalog: PlanCatalog
     connections: ConnectionBudget
     producer: EventProducer | None = None
+    started: datetime = field(default_factory=lambda: datetime.now(UTC))
+    """When this worker loaded its configuration (meters among it)."""
 
 
 def context(request: Request) -> ApiContext:

@@ -67,9 +67,9 @@ class Warehouse:
         """:meth:`guarded` in the threadpool, so the event loop never waits on the warehouse."""
         return await run_in_threadpool(self.guarded, work, *args)
 
-    async def read(self, query: Callable[..., T], *args) -> T:
-        """``query(client, database, *args)`` through :meth:`run`."""
-        return await self.run(lambda: query(self._connected(), self.db, *args))
+    async def read(self, query: Callable[..., T], *args, **kwargs) -> T:
+        """``query(client, database, *args, **kwargs)`` through :meth:`run`."""
+        return await self.run(lambda: query(self._connected(), self.db, *args, **kwargs))
 
     def close(self) -> None:
         """Close the client, if one was opened."""

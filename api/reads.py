@@ -81,30 +81,34 @@ def invoice(ch: Client, db: str, invoice_id: str) -> Invoice | None:
     return found[0] if found else None
 
 
-def rollup_windows(ch: Client, db: str, customer_id: str, meter: str | None, seconds: int,
-                   start: datetime, end: datetime) -> list[tuple]:
-    """``(meter, group_key, dimensions, aggregation, window_start, value, events)`` of the customer's
-    windows of ``seconds`` starting in ``[start, end)``, by meter, group and time."""
-    return ch.query(
-        f"SELECT meter, group_key, dimensions, aggregation, window_start, value, event_count "
-        f"FROM {db}.usage_rollups FINAL WHERE customer_id = {{c:String}} AND window_seconds = {{w:UInt32}} "
-        f"AND window_start >= {{start:{_T}}} AND window_start < {{end:{_T}}} "
-        + ("AND meter = {m:String} " if meter else "")
-        + "ORDER BY meter, group_key, window_start",
-        parameters={"c": customer_id, "w": seconds, "start": start, "end": end, "m": meter},
-    ).result_rows
+GRANULARITIES = ("minute", "hour", "day", "period")
+"""Buckets of :func:`usage_buckets`: minute and hour rollups as stored; the hour rollups per day (in a
+time zone) or over the whole queried period."""
 
 
-def hourly_by_day(ch: Client, db: str, customer_id: str, meter: str | None,
-                  start: datetime, end: datetime) -> list[tuple]:
-    """``(meter, group_key, dimensions, aggregation, day, sum, peak, last, events)`` of the customer's
-    hour windows starting in ``[start, end)``, per meter, group and UTC day."""
+def usage_buckets(ch: Client, db: str, granularity: str, start: datetime, end: datetime, *,
+                  customers: list[str] | None = None, meter: str | None = None,
+                  dimensions: dict[str, str] | None = None, tz: str = "UTC") -> list[tuple]:
+    """``(customer_id, meter, group_key, dimensions, aggregation, bucket, sum, peak, last, events)`` of the
+    rollup windows starting in ``[start, end)`` per customer, meter, dimension group and bucket (see
+    :data:`GRANULARITIES`; ``sum``, ``peak`` and ``last`` are the window's value for minute and hour
+    buckets), ordered by meter, customer, group and bucket. ``customers`` None = every customer;
+    ``dimensions``: exact values the group must have."""
+    bucket = {"minute": "window_start", "hour": "window_start",
+              "day": "toTimeZone(toStartOfDay(window_start, {tz:String}), 'UTC')", "period": f"{{start:{_T}}}"}[granularity]
+    filters = "".join(f"AND dimensions[{{dk{i}:String}}] = {{dv{i}:String}} " for i in range(len(dimensions or {})))
+    parameters = {"w": 60 if granularity == "minute" else 3600, "start": start, "end": end, "m": meter,
+                  "c": customers, "tz": tz}
+    for i, (name, value) in enumerate((dimensions or {}).items()):
+        parameters |= {f"dk{i}": name, f"dv{i}": value}
     return ch.query(
-        f"SELECT meter, group_key, any(dimensions), any(aggregation), toStartOfDay(window_start) AS day, "
+        f"SELECT customer_id, meter, group_key, any(dimensions), any(aggregation), {bucket} AS bucket, "
         f"sum(value), max(value), argMax(value, window_start), sum(event_count) "
-        f"FROM {db}.usage_rollups FINAL WHERE customer_id = {{c:String}} AND window_seconds = 3600 "
+        f"FROM {db}.usage_rollups FINAL WHERE window_seconds = {{w:UInt32}} "
         f"AND window_start >= {{start:{_T}}} AND window_start < {{end:{_T}}} "
+        + ("AND customer_id IN {c:Array(String)} " if customers is not None else "")
         + ("AND meter = {m:String} " if meter else "")
-        + "GROUP BY meter, group_key, day ORDER BY meter, group_key, day",
-        parameters={"c": customer_id, "start": start, "end": end, "m": meter},
+        + filters
+        + "GROUP BY meter, customer_id, group_key, bucket ORDER BY meter, customer_id, group_key, bucket",
+        parameters=parameters,
     ).result_rows

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterable
 from datetime import UTC, datetime
+from typing import Any
 
 import orjson
 from fastapi import APIRouter, Depends, Request
@@ -38,6 +39,10 @@ _EXAMPLE = {
     "specversion": "1.0", "id": "evt-0001", "source": "my-service", "type": "api_calls",
     "subject": "cust-42", "time": "2025-01-31T12:00:00Z", "data": {"quantity": 3, "region": "eu", "endpoint": "/v1/search"},
 }
+INGEST_BODY = {"requestBody": {"required": True, "content": {
+    media: {"schema": {"type": "object"} if media.endswith("cloudevents+json") else {}, "example": _EXAMPLE}
+    for media in ACCEPTED_MEDIA}}}
+"""The documented request body of the ingest endpoints (native and OpenMeter-compatible)."""
 _RESULT = {"accepted": 1, "duplicate": 0, "rejected": 0, "failed": 0,
            "items": [{"index": 0, "id": "evt-0001", "status": "accepted"}]}
 
@@ -55,9 +60,7 @@ _RESULT = {"accepted": 1, "duplicate": 0, "rejected": 0, "failed": 0,
         "items are accepted once Kafka confirmed them; invalid items are rejected with a reason (an event too large "
         "for the broker too); an event for a customer the key may not write for makes the whole request 403."
     ),
-    openapi_extra={"requestBody": {"required": True, "content": {
-        media: {"schema": {"type": "object"} if media.endswith("cloudevents+json") else {}, "example": _EXAMPLE}
-        for media in ACCEPTED_MEDIA}}},
+    openapi_extra=INGEST_BODY,
     responses={
         202: {"description": "Per-item results; `accepted` events are durably in Kafka.",
               "content": {"application/json": {"example": _RESULT}}},
@@ -84,6 +87,19 @@ async def ingest(ctx: ApiContext, key: ApiKey, content_type: str | None, content
     """The 202 response body of a usage request by ``key`` (``ce_headers``: its ``ce-*`` headers, the
     attributes of a binary-mode event), or a Problem. Shared by the route and :mod:`api.direct`, which
     serves it without FastAPI's per-request machinery."""
+    items = await prepare(ctx, key, content_type, content_length, chunks, ce_headers)
+    body = await deliver(ctx, items)
+    if not body["accepted"] and not body["duplicate"]:
+        detail = items[0].reason if len(items) == 1 else f"none of the {len(items)} events is valid"
+        raise Problem(422, detail, kind="invalid-events", **body)
+    return orjson.dumps(body)
+
+
+async def prepare(ctx: ApiContext, key: ApiKey, content_type: str | None, content_length: str | None,
+                  chunks: AsyncIterable[bytes], ce_headers: dict[str, str] | None = None) -> list[Item]:
+    """The items of a usage request by ``key``: read, decoded, validated against the contract, authorized
+    (a 403 Problem when one names a customer the key may not write for) and checked for repeats; the
+    valid ones (``status`` None) are ready for :func:`deliver`. A Problem when the request itself is bad."""
     settings = ctx.settings
     media = check_media(content_type, binary=bool(ce_headers))
     raw = await read_limited(content_length, chunks, settings.api_max_body_bytes)
@@ -97,6 +113,12 @@ async def ingest(ctx: ApiContext, key: ApiKey, content_type: str | None, content
         raise Problem(403, f"key {key.key_id} may not write events for customer(s) {', '.join(subjects)}; nothing was written",
                       kind="forbidden", forbidden=[{"index": i, "subject": s} for i, s in forbidden.items()])
     mark_repeats(items, ctx.recent)
+    return items
+
+
+async def deliver(ctx: ApiContext, items: list[Item]) -> dict[str, Any]:
+    """Send the valid ``items`` to Kafka and count every item's outcome; the :func:`~api.ingest.summary`
+    of all items, or a 503 Problem (with it) when Kafka did not confirm some."""
     await _deliver(ctx, [item for item in items if item.status is None])
     body = summary(items)
     for status in Status:
@@ -105,10 +127,7 @@ async def ingest(ctx: ApiContext, key: ApiKey, content_type: str | None, content
     if body["failed"]:
         raise Problem(503, f"Kafka did not confirm {body['failed']} event(s); resend the request (event ids make it safe)",
                       kind="delivery-failed", headers={"Retry-After": "1"}, **body)
-    if not body["accepted"] and not body["duplicate"]:
-        detail = items[0].reason if len(items) == 1 else f"none of the {len(items)} events is valid"
-        raise Problem(422, detail, kind="invalid-events", **body)
-    return orjson.dumps(body)
+    return body
 
 
 async def _deliver(ctx: ApiContext, items: list[Item]) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from itertools import groupby
@@ -32,15 +32,17 @@ DAY_RULE = ("from the day's hour windows, as invoices bill a period: SUM and COU
             "LATEST meters take the last hour with usage")
 
 
-def time_range(window: Window, start: datetime | None, end: datetime | None, now: datetime) -> tuple[datetime, datetime]:
-    """``[start, end)`` of a usage query: defaults, ``start`` rounded down to its window, limits (400)."""
+def time_range(window: Window, start: datetime | None, end: datetime | None, now: datetime,
+               align: Callable[[datetime], datetime] | None = None) -> tuple[datetime, datetime]:
+    """``[start, end)`` of a usage query: defaults, ``start`` rounded down to its window (or by ``align``),
+    limits (400)."""
     for moment, name in ((start, "from"), (end, "to")):
         if moment is not None and not EARLIEST <= moment <= LATEST:
             raise Problem(400, f"`{name}` must lie between {EARLIEST:%Y-%m-%d} and {LATEST:%Y-%m-%d} (the warehouse's "
                                "time range)", kind="invalid-range")
     end = (end or now).astimezone(UTC)
     start = (start.astimezone(UTC) if start else end - DEFAULT_SPAN[window])
-    start = window_start(start, SECONDS[window])
+    start = align(start) if align else window_start(start, SECONDS[window])
     if start >= end:
         raise Problem(400, f"`from` ({start.isoformat()}) must be before `to` ({end.isoformat()})", kind="invalid-range")
     if end - start > MAX_SPAN[window]:
@@ -49,22 +51,28 @@ def time_range(window: Window, start: datetime | None, end: datetime | None, now
     return start, end
 
 
+def aware(start: datetime | None, end: datetime | None) -> None:
+    """422 unless the given ``from`` and ``to`` of a query have a timezone."""
+    for moment, name in ((start, "from"), (end, "to")):
+        if moment is not None and moment.tzinfo is None:
+            raise Problem(422, f"`{name}` needs a timezone (e.g. 2026-01-31T00:00:00Z)", kind="invalid-request")
+
+
 def plain(value: Decimal) -> Decimal:
     """``12.500000000 -> 12.5`` (the warehouse keeps 9 decimals), never in exponent notation."""
     return Decimal(format(value.normalize(), "f"))
 
 
-def series(rows: Iterable[tuple], meters: MeterSet, day: bool) -> list[UsageSeries]:
-    """Rollup rows (ordered by meter, group, time) as one series per meter and dimension group."""
+def series(rows: Iterable[tuple], meters: MeterSet) -> list[UsageSeries]:
+    """Rows of :func:`api.reads.usage_buckets` without their customer (ordered by meter, group, time) as
+    one series per meter and dimension group; a bucket's value follows :func:`~billing.core.invoicing.usage.quantity`
+    (the stored value for minute and hour windows, whose sum, peak and last are that value)."""
     found = []
     for (meter, _group), group_rows in groupby(rows, key=lambda row: (row[0], row[1])):
         group_rows = list(group_rows)
         dimensions, aggregation = group_rows[0][2], Aggregation(group_rows[0][3])
-        if day:
-            points = [UsagePoint(window_start=r[4], value=plain(quantity(aggregation, HourStats(r[5], r[6], r[7]))), events=r[8])
-                      for r in group_rows]
-        else:
-            points = [UsagePoint(window_start=r[4], value=plain(r[5]), events=r[6]) for r in group_rows]
+        points = [UsagePoint(window_start=r[4], value=plain(quantity(aggregation, HourStats(r[5], r[6], r[7]))), events=r[8])
+                  for r in group_rows]
         configured = meters.get(meter)
         found.append(UsageSeries(meter=meter, unit=configured.unit if configured else "", aggregation=aggregation,
                                  dimensions=dict(dimensions), points=points))
@@ -95,16 +103,11 @@ async def get_usage(
     key: ApiKey = Depends(authenticated),
 ) -> Usage:
     ctx = context(request)
-    for moment, name in ((start, "from"), (end, "to")):
-        if moment is not None and moment.tzinfo is None:
-            raise Problem(422, f"`{name}` needs a timezone (e.g. 2026-01-31T00:00:00Z)", kind="invalid-request")
+    aware(start, end)
     if meter is not None and meter not in ctx.meters:
         raise Problem(422, f"unknown meter {meter!r}; known meters: {', '.join(ctx.meters.names)}", kind="unknown-meter")
     low, high = time_range(window, start, end, datetime.now(UTC))
     await readable_customer(ctx, key, customer_id)
-    if window is Window.DAY:
-        rows = await ctx.warehouse.read(reads.hourly_by_day, customer_id, meter, low, high)
-    else:
-        rows = await ctx.warehouse.read(reads.rollup_windows, customer_id, meter, SECONDS[window], low, high)
+    rows = await ctx.warehouse.read(reads.usage_buckets, window.value, low, high, customers=[customer_id], meter=meter)
     return Usage(customer_id=customer_id, window=window, start=low, end=high,
-                 day_rule=DAY_RULE if window is Window.DAY else None, series=series(rows, ctx.meters, window is Window.DAY))
+                 day_rule=DAY_RULE if window is Window.DAY else None, series=series([row[1:] for row in rows], ctx.meters))

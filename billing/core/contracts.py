@@ -70,6 +70,8 @@ USAGE_INPUT_RULES = (
     "'.'; no '+', spaces, '_', exponents or leading zeros), >= 0, below 10^12, at most 9 decimal places",
     f"data: at most {MAX_DIMENSIONS} dimensions besides quantity; names 1-{DIMENSION_NAME_MAX} printable "
     f"characters, values strings (numbers become strings) of at most {DIMENSION_VALUE_MAX} printable characters",
+    "no other attributes: CloudEvents extension attributes (traceparent, partitionkey, ...), dataschema and "
+    "data_base64 are refused with a reason naming them, never dropped silently",
 )
 """The input rules of usage events, in the words the README and the API documentation use."""
 
@@ -687,12 +689,18 @@ def to_bytes(model: BaseModel) -> bytes:
     return model.__pydantic_serializer__.to_json(model, exclude_none=True)
 
 
+UNKNOWN_ATTRIBUTE = ("unknown attribute: CloudEvents extension attributes are not accepted (a usage event has "
+                     "specversion, id, source, type, subject, time, datacontenttype and data)")
+
+
 def describe_error(exc: ValidationError) -> str:
-    """One line naming every failed field and why."""
+    """One line naming every failed field and why (an unknown top-level attribute of a usage event as one)."""
     parts = []
     for err in exc.errors(include_url=False, include_input=False):
         where = ".".join(str(p) if len(str(p)) <= ECHO_MAX else clip(p) for p in err["loc"]) or "message"
         msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden" and exc.title == UsageEvent.__name__ and len(err["loc"]) == 1:
+            msg = UNKNOWN_ATTRIBUTE
         parts.append(f"{where}: {msg}")
     return "; ".join(parts)
 

@@ -62,7 +62,7 @@ def test_day_values_follow_the_billing_rule_of_each_aggregation():
         ("gauge", "", {}, "LATEST", day, Decimal(9), Decimal(7), Decimal(2), 3),
         ("peak", "", {}, "MAX", day, Decimal(9), Decimal(7), Decimal(2), 3),
     ]
-    found = {s.meter: (s.unit, s.points[0].value, s.points[0].events) for s in series(rows, MeterSet(DEFAULT_METERS), day=True)}
+    found = {s.meter: (s.unit, s.points[0].value, s.points[0].events) for s in series(rows, MeterSet(DEFAULT_METERS))}
     assert found == {"active_seats": ("seats", Decimal(5), 13), "api_calls": ("calls", Decimal("42.5"), 6),
                      "gauge": ("", Decimal(2), 3), "peak": ("", Decimal(7), 3)}
     assert str(found["api_calls"][1]) == "42.5"
@@ -70,10 +70,10 @@ def test_day_values_follow_the_billing_rule_of_each_aggregation():
 
 def test_series_split_by_meter_and_dimension_group():
     t = datetime(2026, 9, 10, tzinfo=UTC)
-    rows = [("api_calls", "a", {"region": "a"}, "SUM", t, Decimal(1), 1),
-            ("api_calls", "a", {"region": "a"}, "SUM", t + timedelta(hours=1), Decimal(2), 1),
-            ("api_calls", "b", {"region": "b"}, "SUM", t, Decimal(3), 1)]
-    found = series(rows, MeterSet(DEFAULT_METERS), day=False)
+    rows = [("api_calls", "a", {"region": "a"}, "SUM", t, Decimal(1), Decimal(1), Decimal(1), 1),
+            ("api_calls", "a", {"region": "a"}, "SUM", t + timedelta(hours=1), Decimal(2), Decimal(2), Decimal(2), 1),
+            ("api_calls", "b", {"region": "b"}, "SUM", t, Decimal(3), Decimal(3), Decimal(3), 1)]
+    found = series(rows, MeterSet(DEFAULT_METERS))
     assert [(s.dimensions, [p.value for p in s.points]) for s in found] == [
         ({"region": "a"}, [Decimal(1), Decimal(2)]), ({"region": "b"}, [Decimal(3)])]
 
