@@ -138,6 +138,9 @@ async def query_meter(
 ) -> OpenMeterQueryResult:
     ctx = context(request)
     meter = find_meter(ctx.meters, meter_id_or_slug)
+    if "filterGroupBy" in request.query_params:
+        raise Problem(400, "filterGroupBy takes one parameter per dimension: filterGroupBy[region]=eu (deepObject style)",
+                      kind="invalid-filter")
     filters = {match.group(1): value for name, value in request.query_params.multi_items() if (match := FILTER.fullmatch(name))}
     dimensions = check_group_by(meter, list(group_by), filters)
     by_subject = SUBJECT in group_by or bool(subject)

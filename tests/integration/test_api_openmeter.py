@@ -4,15 +4,21 @@ tenant isolation, and all-or-nothing ingest over real HTTP into the same topic a
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import httpx
 import orjson
 import pytest
 from fastapi.testclient import TestClient
+from platformdirs import user_cache_dir
 
 from api.app import create_app
 from api.keys import KeyStore, store_path
@@ -143,6 +149,7 @@ def test_rows_of_customers_and_groups_merge_by_the_aggregation(api, admin):
 
 
 def test_filter_group_by_is_an_exact_match(api, admin):
+    _problem(_query(api, admin, filterGroupBy="{'region': 'us'}"), 400, "filterGroupBy[region]=eu")
     assert _rows(_query(api, admin, **{"filterGroupBy[region]": "us", "groupBy": "endpoint"})) == [
         ("2026-09-10T00:00:00Z", "2026-09-11T00:00:00Z", None, {"endpoint": "/a"}, 3.0)]
     _problem(_query(api, admin, **{"filterGroupBy[tier]": "x"}), 400, "no dimension 'tier'")
@@ -263,3 +270,50 @@ def test_tenant_keys_write_their_own_customers_only(served, scoped, tail):
                           headers=bearer(token))
     _problem(response, 403, "may not write events", "nothing was written")
     assert _ids(tail) == []
+
+
+# ------------------------------------------------------------------------- the official OpenMeter SDK
+
+SDK = "openmeter==1.0.0b236"
+"""The official SDK from PyPI, in a virtualenv of its own: it requires cloudevents<2, the project pins 2.x."""
+
+
+@pytest.fixture(scope="module")
+def sdk_python() -> Path:
+    """The interpreter of a virtualenv with :data:`SDK` installed (built once, kept in the user cache)."""
+    home = Path(user_cache_dir("billing-pipeline")) / "tests" / SDK.replace("==", "-")
+    python = home / "bin" / "python"
+    if not python.exists():
+        building = home.with_name(f"{home.name}.{uuid.uuid4().hex[:8]}")
+        subprocess.run([sys.executable, "-m", "venv", str(building)], check=True)
+        subprocess.run([str(building / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", SDK],
+                       check=True, timeout=600)
+        shutil.rmtree(home, ignore_errors=True)
+        building.rename(home)
+    return python
+
+
+def test_the_official_sdk_ingests_lists_meters_and_queries_like_the_native_endpoint(served, admin, sdk_python, tail):
+    url, _settings = served
+    event, batch = usage_event("om-a"), [usage_event("om-a", data={"quantity": 1.5, "region": "us"}), usage_event("om-b")]
+    query = {"meter": "api_calls", "from": "2026-09-10T00:00:00+00:00", "to": "2026-09-11T00:00:00+00:00", "windowSize": "HOUR",
+             "groupBy": ["region", "endpoint"], "subject": ["om-a", "om-b"]}
+    run = subprocess.run([str(sdk_python), str(Path(__file__).with_name("openmeter_sdk_client.py")), url,
+                          admin["Authorization"].removeprefix("Bearer "), orjson.dumps({"event": event, "batch": batch, "query": query})],
+                         capture_output=True, text=True, timeout=120, env={"PATH": os.environ["PATH"]})
+    assert run.returncode == 0, run.stderr
+    answers = orjson.loads(run.stdout)
+    assert sorted(_ids(tail)) == sorted(e["id"] for e in [event, *batch])
+    assert [m["slug"] for m in answers["meters"]] == list(active_meters().names)
+    assert answers["meter"]["groupBy"] == {"region": "$.region", "endpoint": "$.endpoint"}
+    assert answers["subjects"] == ["om-a", "om-b"]
+    rows = answers["query"]["data"]
+    assert answers["query"]["windowSize"] == "HOUR" and len(rows) == 5
+    for customer in ("om-a", "om-b"):
+        native = httpx.get(f"{url}/v1/customers/{customer}/usage", headers=admin,
+                           params={"from": query["from"], "to": query["to"], "window": "hour", "meter": "api_calls"}).json()
+        expected = sorted((datetime.fromisoformat(point["window_start"]), sorted(series["dimensions"].items()), Decimal(point["value"]))
+                          for series in native["series"] for point in series["points"])
+        found = sorted((datetime.fromisoformat(row["windowStart"]), sorted(row["groupBy"].items()), Decimal(str(row["value"])))
+                       for row in rows if row["subject"] == customer)
+        assert found == expected and found
