@@ -4,6 +4,7 @@ OpenMeter's paths and JSON shapes, on the native ingest pipeline and usage reads
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterable
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -12,7 +13,7 @@ from fastapi.responses import Response
 
 from api import reads
 from api.auth import authenticated, require_access
-from api.context import context
+from api.context import ApiContext, context
 from api.ingest import ATTRIBUTE_PREFIX, Status
 from api.keys import ApiKey
 from api.lookup import readable_customer, unknown_customer
@@ -73,8 +74,15 @@ _GRANULARITY = {WindowSize.MINUTE: "minute", WindowSize.HOUR: "hour", WindowSize
 async def ingest_events(request: Request, key: ApiKey = Depends(authenticated)) -> Response:
     headers = request.headers
     ce = {name: value for name, value in headers.items() if name.startswith(ATTRIBUTE_PREFIX)}
-    ctx = context(request)
-    items = await prepare(ctx, key, headers.get("content-type"), headers.get("content-length"), request.stream(), ce)
+    await ingest_all(context(request), key, headers.get("content-type"), headers.get("content-length"), request.stream(), ce)
+    return Response(status_code=204)
+
+
+async def ingest_all(ctx: ApiContext, key: ApiKey, content_type: str | None, content_length: str | None,
+                     chunks: AsyncIterable[bytes], ce_headers: dict[str, str] | None = None) -> None:
+    """Ingest a request's events all or nothing (nothing when one is invalid: a 400 Problem with the invalid
+    items); a Problem otherwise. Shared by the route and :mod:`api.direct`."""
+    items = await prepare(ctx, key, content_type, content_length, chunks, ce_headers)
     refused = [item for item in items if item.status is Status.REJECTED]
     if refused:
         raise _invalid(items, refused, "nothing was written")
@@ -82,7 +90,6 @@ async def ingest_events(request: Request, key: ApiKey = Depends(authenticated)) 
     refused = [item for item in items if item.status is Status.REJECTED]
     if refused:
         raise _invalid(items, refused, f"the other {body['accepted']} event(s) were written", body)
-    return Response(status_code=204)
 
 
 def _invalid(items, refused, outcome: str, body: dict | None = None) -> Problem:
