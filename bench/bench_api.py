@@ -38,6 +38,11 @@ BATCH_CONCURRENCY = 8
 ROUNDS = 3
 CUSTOMERS = 200
 PLACEHOLDER = b"ID_PLACEHOLDER"
+NATIVE, OPENMETER = "/v1/events", "/api/v1/events"
+PATHS = ((NATIVE, 1), (NATIVE, 2), (OPENMETER, 1))
+"""Ingest paths and API workers measured: the native endpoint with one and two workers, the OpenMeter-compatible one
+(all or nothing, 204) with one."""
+SUCCESS = (202, 204)
 
 
 def _free_port() -> int:
@@ -55,9 +60,9 @@ def _event_template(index: int, now: str) -> dict:
 class Requests:
     """Pre-rendered HTTP requests; each call gives one with fresh event ids."""
 
-    def __init__(self, port: int, token: str, documents: object):
+    def __init__(self, port: int, token: str, documents: object, path: str):
         self.template = orjson.dumps(documents)
-        self.head = (f"POST /v1/events HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {token}\r\n"
+        self.head = (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {token}\r\n"
                      f"Content-Type: application/json\r\nContent-Length: ").encode()
         self.counter = 0
 
@@ -99,8 +104,8 @@ class Connection:
             self.streams = None
 
 
-async def _single_events(port: int, token: str, now: str) -> tuple[list[float], dict[int, int]]:
-    requests = Requests(port, token, _event_template(0, now))
+async def _single_events(port: int, token: str, now: str, path: str) -> tuple[list[float], dict[int, int]]:
+    requests = Requests(port, token, _event_template(0, now), path)
     queue: asyncio.Queue[float | None] = asyncio.Queue()
     latencies: list[float] = []
     statuses: dict[int, int] = {}
@@ -128,8 +133,8 @@ async def _single_events(port: int, token: str, now: str) -> tuple[list[float], 
     return latencies, statuses
 
 
-async def _batches(port: int, token: str, now: str) -> tuple[int, float, dict[int, int]]:
-    requests = Requests(port, token, [_event_template(i, now) for i in range(BATCH_SIZE)])
+async def _batches(port: int, token: str, now: str, path: str) -> tuple[int, float, dict[int, int]]:
+    requests = Requests(port, token, [_event_template(i, now) for i in range(BATCH_SIZE)], path)
     statuses: dict[int, int] = {}
     deadline = time.perf_counter() + BATCH_SECONDS
 
@@ -139,7 +144,7 @@ async def _batches(port: int, token: str, now: str) -> tuple[int, float, dict[in
         while time.perf_counter() < deadline:
             status = await conn.exchange(requests.next())
             statuses[status] = statuses.get(status, 0) + 1
-            sent += BATCH_SIZE if status == 202 else 0
+            sent += BATCH_SIZE if status in SUCCESS else 0
         conn.close()
         return sent
 
@@ -174,7 +179,7 @@ def _cpu_seconds(proc: subprocess.Popen) -> float:
     return sum(sum(p.cpu_times()[:2]) for p in (root, *root.children(recursive=True)))
 
 
-def _measure(workers: int, token: str, topic: str) -> dict:
+def _measure(workers: int, token: str, topic: str, path: str = NATIVE) -> dict:
     port = _free_port()
     env = {**os.environ, "BILLING_API_RATE_PER_S": "1000000", "BILLING_API_RATE_BURST": "1000000",
            "BILLING_TOPIC_USAGE": topic}
@@ -184,15 +189,15 @@ def _measure(workers: int, token: str, topic: str) -> dict:
         _wait_healthy(f"http://127.0.0.1:{port}", proc)
         now = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
         cpu_start = _cpu_seconds(proc)
-        latencies, single_statuses = asyncio.run(_single_events(port, token, now))
+        latencies, single_statuses = asyncio.run(_single_events(port, token, now, path))
         cpu_single = _cpu_seconds(proc)
-        events, seconds, batch_statuses = asyncio.run(_batches(port, token, now))
+        events, seconds, batch_statuses = asyncio.run(_batches(port, token, now, path))
         cpu_batch = _cpu_seconds(proc)
     finally:
         proc.terminate()
         proc.wait(timeout=30)
     return {
-        "workers": workers, "p50": _percentile(latencies, 0.50), "p95": _percentile(latencies, 0.95),
+        "path": path, "workers": workers, "p50": _percentile(latencies, 0.50), "p95": _percentile(latencies, 0.95),
         "p99": _percentile(latencies, 0.99), "single_statuses": single_statuses,
         "events_per_s": events / seconds, "batch_statuses": batch_statuses,
         "single_cpu_us": (cpu_single - cpu_start) / len(latencies) * 1e6,
@@ -213,7 +218,7 @@ def run() -> str:
         if started:
             _measure(1, token, own.topic_usage)
         load_before = os.getloadavg()[0]
-        results = [_measure(workers, token, own.topic_usage) for workers in (1, 2) for _ in range(ROUNDS)]
+        results = [_measure(workers, token, own.topic_usage, path) for path, workers in PATHS for _ in range(ROUNDS)]
         load_after = os.getloadavg()[0]
     finally:
         store.revoke(key.key_id)
@@ -222,7 +227,7 @@ def run() -> str:
         if started:
             kafka.stop()
     rows = "\n".join(
-        f"| {r['workers']} | {r['p50'] * 1000:.1f} | {r['p95'] * 1000:.1f} | {r['p99'] * 1000:.1f} | "
+        f"| `{r['path']}` | {r['workers']} | {r['p50'] * 1000:.1f} | {r['p95'] * 1000:.1f} | {r['p99'] * 1000:.1f} | "
         f"{r['single_cpu_us']:.0f} | {r['single_statuses']} | {r['events_per_s']:,.0f} | {r['batch_cpu_us']:.1f} | "
         f"{r['batch_statuses']} |"
         for r in results)
@@ -236,6 +241,7 @@ broker share the machine's cores. Targets: p95 < 25 ms at 2,000 req/s; >= 50,000
 A broker the benchmark starts itself first gets one unrecorded round: right after its start (JVM
 warm-up) the first round's p95 was 410-510 ms. Two workers ask a client to reconnect every
 20 requests (`BILLING_API_REQUESTS_PER_CONNECTION`), so the 8 batch connections spread over both.
+`/api/v1/events` is the OpenMeter-compatible ingest (the same steps, all or nothing, 204 without a body).
 Each configuration runs {ROUNDS} rounds (a fresh API each): on two cores shared by the load generator, the API
 and the broker the rounds differ a lot, and every round is shown.
 Load average (1 min) before/after the run: {load_before:.1f} / {load_after:.1f} — anything above the core
@@ -243,8 +249,8 @@ count means other work competed for the CPU and the numbers understate the API. 
 per request (single) and per event (batch) is the load-independent cost: 2,000 req/s need
 2,000 x that per second of the cores left by the load generator and the broker.
 
-| API workers | single p50 ms | single p95 ms | single p99 ms | API CPU µs/request | single statuses | \
+| path | API workers | single p50 ms | single p95 ms | single p99 ms | API CPU µs/request | single statuses | \
 batch events/s | API CPU µs/event | batch statuses |
-|---|---|---|---|---|---|---|---|---|
+|---|---|---|---|---|---|---|---|---|---|
 {rows}
 """
