@@ -159,8 +159,8 @@ def check_group_by(meter: Meter, group_by: list[str], filters: dict[str, str]) -
     """The requested dimensions of ``group_by`` (``subject`` removed), or a 400 Problem naming an unknown one."""
     unknown = [name for name in group_by if name != SUBJECT and name not in meter.group_by]
     unknown += [name for name in filters if name not in meter.group_by]
-    for name in unknown:
-        raise Problem(400, f"meter {meter.name} has no dimension {clip(name)}; its groupBy dimensions are "
+    if unknown:
+        raise Problem(400, f"meter {meter.name} has no dimension {clip(unknown[0])}; its groupBy dimensions are "
                                f"{', '.join(meter.group_by) or '(none)'} (and `subject` for groupBy)", kind="invalid-group-by")
     return [name for name in dict.fromkeys(group_by) if name != SUBJECT]
 

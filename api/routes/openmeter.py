@@ -6,15 +6,16 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterable
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
+from pydantic import Field
 
 from api import reads
 from api.auth import authenticated, require_access
 from api.context import ApiContext, context
-from api.ingest import ATTRIBUTE_PREFIX, Status
+from api.ingest import ATTRIBUTE_PREFIX, Item, Status
 from api.keys import ApiKey
 from api.lookup import readable_customer, unknown_customer
 from api.openmeter import (
@@ -92,7 +93,8 @@ async def ingest_all(ctx: ApiContext, key: ApiKey, content_type: str | None, con
         raise _invalid(items, refused, f"the other {body['accepted']} event(s) were written", body)
 
 
-def _invalid(items, refused, outcome: str, body: dict | None = None) -> Problem:
+def _invalid(items: list[Item], refused: list[Item], outcome: str, body: dict[str, Any] | None = None) -> Problem:
+    """400 for the ``refused`` of ``items`` (``outcome``: what became of the others; ``body``: the delivery summary)."""
     first = refused[0]
     detail = (first.reason if len(items) == 1 else
               f"{len(refused)} of {len(items)} events are invalid (first: item {first.index}: {first.reason}); {outcome}")
@@ -140,7 +142,7 @@ async def query_meter(
     window_size: Annotated[WindowSize | None, Query(alias="windowSize")] = None,
     window_time_zone: Annotated[str, Query(alias="windowTimeZone", max_length=64, description="IANA time zone.")] = "UTC",
     subject: Annotated[list[Id], Query(description="Only these subjects (customer ids); groups by subject.")] = (),
-    group_by: Annotated[list[Annotated[str, Query(max_length=64)]], Query(alias="groupBy", description="`subject` or dimensions.")] = (),
+    group_by: Annotated[list[Annotated[str, Field(max_length=64)]], Query(alias="groupBy", description="`subject` or dimensions.")] = (),
     key: ApiKey = Depends(authenticated),
 ) -> OpenMeterQueryResult:
     ctx = context(request)
