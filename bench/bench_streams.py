@@ -32,7 +32,7 @@ from billing.kafka.topics import admin_client, ensure_topics, topic_specs
 from billing.platform.kafka_broker import KafkaService
 from billing.platform.process import ManagedProcess
 from billing.platform.warehouse_service import WarehouseService
-from billing.settings import Settings, default_state_dir, get_settings
+from billing.settings import Settings, default_state_dir
 from billing.warehouse.client import client
 from billing.warehouse.migrations import migrate
 from producers.simulator import SimulationConfig, Simulator
@@ -118,47 +118,74 @@ def _consumed(stats: dict) -> float:
     return stats["events_in"] + stats["duplicates"] + stats["dead_letters"]
 
 
-def throughput(base, workers: int = 1) -> dict:
-    """Events/s of ``workers`` worker processes on a pre-produced history, the RSS of one at the end,
-    and the ceiling."""
-    settings = _settings(f"tput{workers}", base)
-    _prepare(settings)
+def produce_history(settings, events: int = EVENTS):
+    """Produce the benchmark's history of usage events (plus 1% duplicates) as fast as possible."""
     start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=3)
-    config = SimulationConfig(customers=CUSTOMERS, rate=None, events=EVENTS, start=start, days=2, seed=SEED,
+    config = SimulationConfig(customers=CUSTOMERS, rate=None, events=events, start=start, days=2, seed=SEED,
                               duplicate_rate=0.01)
-    result = Simulator(config, active_meters(), KafkaSink(settings.kafka_bootstrap, settings.topics())).run()
-    total = result.records["usage"]
+    return Simulator(config, active_meters(), KafkaSink(settings.kafka_bootstrap, settings.topics())).run()
+
+
+def follow(processes: list[psutil.Process], progress, total: int) -> dict:
+    """Sample ``progress()`` (records consumed so far, None while starting) and the processes' memory
+    until ``total`` records are consumed: sustained records/s between 10% and 90% of the run, the
+    peak RSS of the first process and CPU microseconds per record of all of them."""
+    marks: list[tuple[float, float]] = []
+    peak = 0
+    cpu_before = sum(sum(proc.cpu_times()[:2]) for proc in processes)
+    while not marks or marks[-1][1] < total:
+        peak = max(peak, processes[0].memory_info().rss)
+        done = progress()
+        if done is not None:
+            marks.append((time.monotonic(), done))
+        time.sleep(0.5)
+    cpu = sum(sum(proc.cpu_times()[:2]) for proc in processes) - cpu_before
+    low = next(m for m in marks if m[1] >= 0.1 * total)
+    high = next(m for m in marks if m[1] >= 0.9 * total)
+    span = max(high[0] - low[0], 0.5)  # a run shorter than one sample interval (tiny trial runs)
+    return {"sustained": (high[1] - low[1]) / span, "peak_rss_mb": peak / 2**20,
+            "cpu_us": cpu / total * 1e6}
+
+
+def consume(settings, produced, workers: int = 1) -> dict:
+    """Run ``workers`` worker processes on the usage topic until they consumed the ``produced``
+    history (a simulation result) and its raw facts are stored; :func:`follow`'s figures plus the RSS
+    at the end and the shares of the records."""
+    total = produced.records["usage"]
     ports = [settings.worker_web_port] + [_port() for _ in range(workers - 1)]
     procs = [_worker(settings, f"{settings.worker_app_id}-{n}", port) for n, port in enumerate(ports)]
     for proc in procs:
         proc.start(timeout=120)
-    marks: list[tuple[float, float]] = []
     try:
-        while True:
+        def progress() -> float | None:
             stats = [_stats(port) for port in ports]
-            if all(stats):
-                marks.append((time.monotonic(), sum(_consumed(s) for s in stats)))
-                if marks[-1][1] >= total:
-                    break
-            time.sleep(0.5)
+            return sum(_consumed(s) for s in stats) if all(stats) else None
+
+        run = follow([proc.process() for proc in procs], progress, total)
         ch = client(settings)
         stored_at = time.monotonic()
         while ch.query(f"SELECT count() FROM {settings.clickhouse_database}.usage_events").result_rows[0][0] < \
-                result.usage_events * 0.99 - 1:
+                produced.usage_events * 0.99 - 1:
             time.sleep(0.2)
-        rss = psutil.Process(procs[0].process().pid).memory_info().rss
-        keys = stats[0]["events_in"]
-        skew = _skew(ch, settings.clickhouse_database)
-        shares = [_consumed(s) / total for s in stats]
+        stats = [_stats(port) for port in ports]
+        run.update(rss_mb=procs[0].process().memory_info().rss / 2**20, keys=stats[0]["events_in"],
+                   drain_s=time.monotonic() - stored_at, worker_shares=[_consumed(s) / total for s in stats])
     finally:
         for proc in procs:
             proc.stop()
-    low = next(m for m in marks if m[1] >= 0.1 * total)
-    high = next(m for m in marks if m[1] >= 0.9 * total)
-    sustained = (high[1] - low[1]) / (high[0] - low[0])
-    ceiling = _ceiling(settings, total)
-    return {"events": total, "sustained": sustained, "rss_mb": rss / 2**20, "keys": keys, "ceiling": ceiling,
-            "drain_s": time.monotonic() - stored_at, **skew, "worker_shares": shares}
+    return run
+
+
+def throughput(base, workers: int = 1) -> dict:
+    """Events/s of ``workers`` worker processes on a pre-produced history, their memory and CPU, and
+    the ceiling."""
+    settings = _settings(f"tput{workers}", base)
+    _prepare(settings)
+    produced = produce_history(settings)
+    total = produced.records["usage"]
+    run = consume(settings, produced, workers)
+    skew = _skew(client(settings), settings.clickhouse_database)
+    return {"events": total, **run, **skew, "ceiling": _ceiling(settings, total)}
 
 
 def _skew(ch, database: str) -> dict:
@@ -227,10 +254,10 @@ def clean(state: Path = STATE) -> None:
 
 
 def local_stack(state: Path, partitions: int) -> tuple[Settings, list]:
-    """Settings on free ports in ``state`` and the started warehouse and broker of a benchmark."""
-    base = get_settings().model_copy(update={
-        "state_dir": state, "kafka_bootstrap": f"127.0.0.1:{_port()}", "kafka_controller_port": _port(),
-        "clickhouse_url": f"http://127.0.0.1:{_port()}", "kafka_partitions": partitions})
+    """Settings on free ports in ``state`` and the started warehouse and broker of a benchmark (built,
+    not copied, so that the warehouse password is the one the workers find in ``state``)."""
+    base = Settings(state_dir=state, kafka_bootstrap=f"127.0.0.1:{_port()}", kafka_controller_port=_port(),
+                    clickhouse_url=f"http://127.0.0.1:{_port()}", kafka_partitions=partitions)
     services = [WarehouseService(base), KafkaService(base)]
     for service in services:
         service.start()
@@ -265,7 +292,10 @@ def run() -> str:
         f"{' / '.join(f'{x:.0%}' for x in t2['worker_shares'])}) | {t2['sustained']:,.0f} events/s | >= 20,000 events/s |",
         f"| ceiling: confluent-kafka consume + orjson decode, same topic | {t['ceiling']:,.0f} events/s "
         f"(one worker = {t['sustained'] / t['ceiling']:.1%} of it, two = {t2['sustained'] / t['ceiling']:.1%}) | - |",
-        f"| worker RSS with {t['keys']:,.0f} live dedup keys | {t['rss_mb']:,.0f} MB | < 600 MB |",
+        f"| worker CPU per record (user + system, one process / two) | {t['cpu_us']:,.0f} / {t2['cpu_us']:,.0f} us "
+        f"| <= 30 us |",
+        f"| worker RSS with {t['keys']:,.0f} live dedup keys (peak during the run / at the end) "
+        f"| {t['peak_rss_mb']:,.0f} / {t['rss_mb']:,.0f} MB | peak < 600 MB |",
         f"| freshness at {f['rate']:,.0f} events/s: event time -> stored (p50 / p95 / p99 / max, {f['rows']:,} events) "
         f"| {f['p50']:.2f} / {f['p95']:.2f} / {f['p99']:.2f} / {f['max']:.2f} s | p95 < 2 s |",
         "",
