@@ -161,7 +161,7 @@ class Invoicing:
             fees = cycle_fees(changes[customer_id], period, self._plan_of(customer))
             priced = compose.price(period, customer, spans[customer_id], span_usage, self.catalog,
                                    corrections.get(customer_id, ()), granted.get(customer_id, grants.Grants()), fees,
-                                   [singles.get((ids[customer_id], n), {}) for n in range(len(spans[customer_id]))])
+                                   transactions=[singles.get((ids[customer_id], n), {}) for n in range(len(spans[customer_id]))])
             invoice = compose.draft(priced, invoice_id=ids[customer_id], customer_id=customer_id,
                                     subscription_id=spans[customer_id][0].subscription_id, now=run_at)
             if finalize:
@@ -272,7 +272,7 @@ class Invoicing:
         fees = cycle_fees(changes, period, self._plan_of(customer))
         singles = span_transactions(self.store.events(customer_id, elapsed, self.transaction_meters), spans)
         priced = compose.price(period, customer, spans, [quantities(s, self.meters) for s in stats], self.catalog, (), found, fees,
-                               singles)
+                               transactions=singles)
         invoice = compose.draft(priced, invoice_id=invoice_id(customer_id, period), customer_id=customer_id,
                                 subscription_id=spans[0].subscription_id, now=now)
         return Preview(customer, period, elapsed.end, priced, invoice, found)
