@@ -17,17 +17,30 @@ from billing.settings import get_settings
 from producers.customers import customer_id
 from producers.manifest import default_manifest_dir
 
+CLOSED_MONTHS = 2
+"""Whole months the demo simulates, bills, finalizes and lets the payers pay (then the open month)."""
 
-def last_month_start(now: datetime) -> datetime:
-    """First instant of the calendar month before ``now`` (UTC)."""
+
+def months_back(now: datetime, months: int = CLOSED_MONTHS) -> datetime:
+    """First instant of the calendar month ``months`` months before the month of ``now`` (UTC)."""
     first = now.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    return (first.replace(year=first.year - 1, month=12) if first.month == 1 else first.replace(month=first.month - 1))
+    index = first.year * 12 + first.month - 1 - months
+    return first.replace(year=index // 12, month=index % 12 + 1)
 
 
 def _next_month(moment: datetime) -> datetime:
     """First instant of the calendar month after ``moment``."""
     first = moment.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     return first.replace(year=first.year + 1, month=1) if first.month == 12 else first.replace(month=first.month + 1)
+
+
+def closed_months(start: datetime, end: datetime) -> list[datetime]:
+    """Starts of the whole calendar months from ``start`` that ended by ``end``."""
+    months, month = [], start
+    while _next_month(month) <= end:
+        months.append(month)
+        month = _next_month(month)
+    return months
 
 
 FAULTS = {"duplicate_rate": 0.01, "late_rate": 0.005, "malformed_rate": 0.001}
@@ -53,20 +66,21 @@ def demo_steps(customers: int, events: int, seed: int, now: datetime | None = No
                window: tuple[datetime, float] | None = None) -> list[tuple[str, list[str]]]:
     """(title, billing arguments) of every demo step, in order.
 
-    The simulated history runs from the start of last month until ``now`` (or over ``window``, an
-    earlier run's start and days): the billing engine bills last month as of two hours after it
-    closed (the same time on a re-run, so nothing changes), the payers pay those invoices up to
-    now, and the open month shows up in the invoice preview.
+    The simulated history runs from the start of the month :data:`CLOSED_MONTHS` months ago until
+    ``now`` (or over ``window``, an earlier run's start and days). The billing engine bills and
+    finalizes each whole month of it as of two hours after the month closed (the same time on a
+    re-run, so nothing changes), the payers pay each month's invoices up to now, and the open month
+    shows up in the invoice preview.
     """
     now = now or datetime.now(UTC)
-    start = last_month_start(now)
+    start = months_back(now)
     days = (now - start).total_seconds() / 86400
     if window is not None:
         start, days = window
-    billed_at = _next_month(start) + timedelta(hours=2)
-    return [
+    months = closed_months(start, start + timedelta(days=days))
+    steps = [
         ("start the platform (warehouse, Kafka, stream worker, API)", ["up"]),
-        ("simulate since last month, with duplicates, late and malformed events", [
+        (f"simulate {len(months)} closed months and the open one, with duplicates, late and malformed events", [
             "simulate", "--customers", str(customers), "--events", str(events), "--rate", "max",
             "--start", start.isoformat(), "--days", f"{days:.4f}", "--seed", str(seed),
             "--duplicate-rate", str(FAULTS["duplicate_rate"]), "--late-rate", str(FAULTS["late_rate"]),
@@ -74,16 +88,21 @@ def demo_steps(customers: int, events: int, seed: int, now: datetime | None = No
         ]),
         ("wait until the stream worker has stored everything", ["lag", "--wait", "1200"]),
         ("reconcile rollups with the raw facts", ["reconcile"]),
-        ("bill last month (the billing engine owns every invoice)", [
-            "invoice", "run", "--period", f"{start:%Y-%m}", "--finalize", "--as-of", billed_at.isoformat()]),
-        ("the payers pay last month's invoices (or fail to)", [
-            "simulate", "payers", "--period", f"{start:%Y-%m}", "--seed", str(seed)]),
-        ("build and test the marts", ["dbt", "build"]),
-        ("answer the finance and operations questions", ["report", "--limit", "3"]),
-        ("preview the open invoice of a customer", ["invoice", "preview", "--customer", customer_id(seed, 1)]),
-        ("start the dashboards", ["superset", "up"]),
-        ("show the platform", ["status"]),
     ]
+    for month in months:
+        steps += [
+            (f"bill {month:%Y-%m} (the billing engine owns every invoice)", [
+                "invoice", "run", "--period", f"{month:%Y-%m}", "--finalize",
+                "--as-of", (_next_month(month) + timedelta(hours=2)).isoformat()]),
+            (f"the payers pay the invoices of {month:%Y-%m} (or fail to)", [
+                "simulate", "payers", "--period", f"{month:%Y-%m}", "--seed", str(seed)]),
+        ]
+    return [*steps,
+            ("build and test the marts", ["dbt", "build"]),
+            ("answer the finance and operations questions", ["report", "--limit", "3"]),
+            ("preview the open invoice of a customer", ["invoice", "preview", "--customer", customer_id(seed, 1)]),
+            ("start the dashboards", ["superset", "up"]),
+            ("show the platform", ["status"])]
 
 
 @app.command()

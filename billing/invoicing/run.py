@@ -8,7 +8,8 @@
 2. leave finalized, paid and void invoices of the period alone (immutable), recompute the rest;
    read the coupons and prepaid credits of the customers (:mod:`~billing.core.invoicing.grants`);
 3. record the spans, read the usage of every span from the hourly rollups in one query
-   (:mod:`~billing.core.invoicing.usage`), price;
+   (:mod:`~billing.core.invoicing.usage`) and the single events of meters priced per transaction,
+   price;
 4. re-price the customer's finalized invoices of the previous ``invoice_correction_months``
    months with their recorded spans and current usage; differences become correction lines;
 5. publish new and changed invoices to the invoices topic, then write them to the warehouse.
@@ -37,7 +38,7 @@ from billing.core.invoicing.lifecycle import transition
 from billing.core.invoicing.periods import closed_period, invoice_id, label
 from billing.core.invoicing.summary import CurrencyBilled, billed_by_currency, not_billed_reason
 from billing.core.invoicing.timeline import PlanSpan, plan_spans
-from billing.core.invoicing.usage import quantities, span_stats
+from billing.core.invoicing.usage import quantities, span_stats, span_transactions
 from billing.core.meters import MeterSet, active_meters
 from billing.core.pricing import PlanCatalog, PlanTerm, PricedInvoice, price_invoice
 from billing.core.pricing.catalog import builtin_catalog, load_catalog
@@ -102,6 +103,8 @@ class Invoicing:
         self.settings = settings
         self.catalog = catalog or (load_catalog([settings.plans_dir]) if settings.plans_dir else builtin_catalog())
         self.meters = meters or active_meters()
+        self.transaction_meters = self.catalog.transaction_meters & set(self.meters.names)
+        """Configured meters some charge prices per transaction (billing reads their single events)."""
         self.store = Store(client(settings), settings.clickhouse_database)
 
     # ------------------------------------------------------------------------- the run
@@ -142,11 +145,11 @@ class Invoicing:
              for c in todo for number, (span, plan_id) in enumerate(zip(spans[c], plans[c], strict=True))),
             computed_at=run_at,
         )
-        usage = self.store.span_usage(
-            f"SELECT customer_id, invoice_id, span_no, span_start, span_end FROM {self.store.db}.invoice_spans FINAL "
-            f"WHERE period_start = {MS.format('start')} AND computed_at = {MS.format('run_at')}",
-            period.start, period.end, {"start": epoch_ms(period.start), "run_at": epoch_ms(run_at)},
-        )
+        written = (f"SELECT customer_id, invoice_id, span_no, span_start, span_end FROM {self.store.db}.invoice_spans FINAL "
+                   f"WHERE period_start = {MS.format('start')} AND computed_at = {MS.format('run_at')}",
+                   period.start, period.end, {"start": epoch_ms(period.start), "run_at": epoch_ms(run_at)})
+        usage = self.store.span_usage(*written)
+        singles = self.store.span_transactions(*written, self.transaction_meters)
         corrections = self._corrections(todo, period, progress)
         drafts = self.store.draft_contents(period)
         new_versions: list[Invoice] = []
@@ -157,7 +160,8 @@ class Invoicing:
             span_usage = [quantities(usage.get((ids[customer_id], n), {}), self.meters) for n in range(len(spans[customer_id]))]
             fees = cycle_fees(changes[customer_id], period, self._plan_of(customer))
             priced = compose.price(period, customer, spans[customer_id], span_usage, self.catalog,
-                                   corrections.get(customer_id, ()), granted.get(customer_id, grants.Grants()), fees)
+                                   corrections.get(customer_id, ()), granted.get(customer_id, grants.Grants()), fees,
+                                   transactions=[singles.get((ids[customer_id], n), {}) for n in range(len(spans[customer_id]))])
             invoice = compose.draft(priced, invoice_id=ids[customer_id], customer_id=customer_id,
                                     subscription_id=spans[customer_id][0].subscription_id, now=run_at)
             if finalize:
@@ -228,6 +232,7 @@ class Invoicing:
         recorded = self.store.recorded_spans(Period(since, period.start))
         by_cycle = compose.cycle_codes(self.catalog)
         usage = self.store.recorded_span_usage(Period(since, period.start))
+        singles = self.store.recorded_span_transactions(Period(since, period.start), self.transaction_meters)
         lines = self.store.line_rows(since)
         later_corrections: dict[str, list] = defaultdict(list)
         for head in history:
@@ -241,7 +246,7 @@ class Invoicing:
                 continue
             q = Period(head.period_start, head.period_end)
             terms = [PlanTerm(self.catalog.plan(plan_id), span.period, quantities(usage.get((head.id, number), {}), self.meters),
-                              fees_by_cycle=True)
+                              fees_by_cycle=True, transactions=singles.get((head.id, number), {}))
                      for number, span, plan_id in spans]
             repriced = price_invoice(q, terms)
             billed = [line for line in lines.get(head.id, ()) if line.charge not in by_cycle]
@@ -265,7 +270,9 @@ class Invoicing:
         held = self.store.held(customer_id)
         found = self._grants([customer] if held else [], period, held).get(customer_id, grants.Grants())
         fees = cycle_fees(changes, period, self._plan_of(customer))
-        priced = compose.price(period, customer, spans, [quantities(s, self.meters) for s in stats], self.catalog, (), found, fees)
+        singles = span_transactions(self.store.events(customer_id, elapsed, self.transaction_meters), spans)
+        priced = compose.price(period, customer, spans, [quantities(s, self.meters) for s in stats], self.catalog, (), found, fees,
+                               transactions=singles)
         invoice = compose.draft(priced, invoice_id=invoice_id(customer_id, period), customer_id=customer_id,
                                 subscription_id=spans[0].subscription_id, now=now)
         return Preview(customer, period, elapsed.end, priced, invoice, found)

@@ -171,10 +171,58 @@ class Store:
 
     def recorded_span_usage(self, periods: Period) -> dict[tuple[str, int], dict[str, HourStats]]:
         """Hour statistics of the spans recorded for the invoices whose period starts within ``periods``."""
+        return self.span_usage(*self._recorded(periods))
+
+    def span_transactions(self, spans_sql: str, low: datetime, high: datetime, params: dict,
+                          meters: Iterable[str]) -> dict[tuple[str, int], dict[str, list[Decimal]]]:
+        """Amounts of the single events of ``meters`` per (invoice id, span number) and meter, in event
+        order (time, then id), for the spans selected by ``spans_sql`` (as :meth:`span_usage`); an event
+        belongs to the span its hour starts in, as its hour window does."""
+        meters = sorted(meters)
+        if not meters:
+            return {}
+        rows = self.ch.query(
+            f"""
+            SELECT s.invoice_id, s.span_no, e.meter,
+                   arrayMap(t -> toString(t.3), arraySort(groupArray((e.event_time, e.event_id, e.quantity))))
+            FROM (
+                SELECT customer_id, meter, event_time, event_id, quantity FROM {self.db}.usage_events FINAL
+                WHERE meter IN {{meters:Array(String)}}
+                  AND event_time >= {MS.format('low')} AND event_time < {MS.format('high')}
+            ) AS e
+            INNER JOIN ({spans_sql}) AS s ON e.customer_id = s.customer_id
+            WHERE toStartOfHour(e.event_time) >= s.span_start AND toStartOfHour(e.event_time) < s.span_end
+            GROUP BY s.invoice_id, s.span_no, e.meter
+            """,
+            parameters={**params, "meters": meters, "low": epoch_ms(low), "high": epoch_ms(high)},
+        ).result_rows
+        found: dict[tuple[str, int], dict[str, list[Decimal]]] = defaultdict(dict)
+        for invoice_id, span_no, meter, amounts in rows:
+            found[(invoice_id, span_no)][meter] = [Decimal(amount) for amount in amounts]
+        return found
+
+    def recorded_span_transactions(self, periods: Period, meters: Iterable[str]) -> dict[tuple[str, int], dict[str, list[Decimal]]]:
+        """:meth:`span_transactions` of the spans recorded for the invoices whose period starts within ``periods``."""
+        return self.span_transactions(*self._recorded(periods), meters)
+
+    def _recorded(self, periods: Period) -> tuple[str, datetime, datetime, dict]:
+        """Spans query, bounds and parameters of the spans recorded for the invoices whose period starts within ``periods``."""
         spans = (f"SELECT customer_id, invoice_id, span_no, span_start, span_end FROM {self.db}.invoice_spans FINAL "
                  f"WHERE period_start >= {MS.format('since')} AND period_start < {MS.format('until')}")
-        return self.span_usage(spans, periods.start, periods.end,
-                               {"since": epoch_ms(periods.start), "until": epoch_ms(periods.end)})
+        return spans, periods.start, periods.end, {"since": epoch_ms(periods.start), "until": epoch_ms(periods.end)}
+
+    def events(self, customer_id: str, period: Period, meters: Iterable[str]) -> list[tuple[str, datetime, Decimal]]:
+        """``(meter, event_time, amount)`` of one customer's single events of ``meters`` in ``period``, in event order."""
+        meters = sorted(meters)
+        if not meters:
+            return []
+        rows = self.ch.query(
+            f"SELECT meter, event_time, quantity FROM {self.db}.usage_events FINAL WHERE customer_id = {{c:String}} "
+            f"AND meter IN {{meters:Array(String)}} AND event_time >= {MS.format('low')} AND event_time < {MS.format('high')} "
+            "ORDER BY event_time, event_id",
+            parameters={"c": customer_id, "meters": meters, "low": epoch_ms(period.start), "high": epoch_ms(period.end)},
+        ).result_rows
+        return [(meter, moment, _trim(amount)) for meter, moment, amount in rows]
 
     def recorded_spans(self, periods: Period) -> dict[str, list[tuple[int, PlanSpan, str]]]:
         """``invoice id -> [(span number, span, catalog plan id), ...]`` recorded for the invoices whose

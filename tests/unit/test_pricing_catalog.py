@@ -72,6 +72,15 @@ def load_yaml(tmp_path, document, name="plans.yaml"):
         ),
         (plan_with({"id": "x", "model": "percentage", "meter": "m", "rate": 101}), "rate: Input should be less than or equal to 100"),
         (
+            plan_with({"id": "x", "model": "percentage", "meter": "m", "rate": 3, "per_transaction_min_amount": 2,
+                       "per_transaction_max_amount": 1}),
+            "charge 'x': per_transaction_min_amount 2 is greater than per_transaction_max_amount 1",
+        ),
+        (
+            plan_with({"id": "x", "model": "percentage", "meter": "m", "rate": 3, "free_transactions": -1}),
+            "charge 'x': free_transactions -1 is negative",
+        ),
+        (
             {"plans": [{"id": "pro", "name": "Pro", "currency": "USD", "charges": [{"id": "a", "model": "flat", "amount": 1}] * 2}]},
             "plan 'pro' > charges: duplicate charge id 'a'",
         ),

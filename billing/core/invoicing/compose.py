@@ -26,7 +26,7 @@ from billing.core.invoicing.periods import label
 from billing.core.invoicing.timeline import PlanSpan
 from billing.core.pricing import PlanCatalog, PlanTerm, PricedInvoice, TaxProfile, price_invoice
 from billing.core.pricing.charges import Step
-from billing.core.pricing.engine import CycleFee, Line
+from billing.core.pricing.engine import CycleFee, Line, Transactions
 from billing.core.pricing.invoice import to_invoice
 from billing.core.pricing.proration import Period
 
@@ -61,20 +61,23 @@ class Billed:
 
 
 def terms(customer: BillingCustomer, spans: Sequence[PlanSpan], usage: Sequence[Mapping[str, Decimal]],
-             catalog: PlanCatalog) -> list[PlanTerm]:
-    """One pricing term per span: the product's plan in the customer's currency and its usage."""
+             catalog: PlanCatalog, transactions: Sequence[Transactions] | None = None) -> list[PlanTerm]:
+    """One pricing term per span: the product's plan in the customer's currency, its usage and transactions."""
     if not spans:
         raise NoSubscription(f"customer {customer.id} has no subscription billable in this period")
+    singles = transactions if transactions is not None else [{} for _ in spans]
     return [PlanTerm(catalog.plan_for(span.plan_id, customer.currency, span.interval), span.period, dict(quantities),
-                     fees_by_cycle=True)
-            for span, quantities in zip(spans, usage, strict=True)]
+                     fees_by_cycle=True, transactions=found)
+            for span, quantities, found in zip(spans, usage, singles, strict=True)]
 
 
 def price(period: Period, customer: BillingCustomer, spans: Sequence[PlanSpan], usage: Sequence[Mapping[str, Decimal]],
           catalog: PlanCatalog, corrections: Sequence[Line] = (), grants: Grants = Grants(),
-          cycle_fees: Sequence[CycleFee] = ()) -> PricedInvoice:
-    """Price ``customer``'s ``period`` with its per-cycle fees, coupons and prepaid credits (:mod:`~billing.core.invoicing.grants`)."""
-    return price_invoice(period, terms(customer, spans, usage, catalog), bill_to=customer.bill_to,
+          cycle_fees: Sequence[CycleFee] = (), transactions: Sequence[Transactions] | None = None) -> PricedInvoice:
+    """Price ``customer``'s ``period`` with its per-cycle fees, coupons and prepaid credits (:mod:`~billing.core.invoicing.grants`).
+
+    ``transactions``: per span, the single transactions of the meters priced per transaction."""
+    return price_invoice(period, terms(customer, spans, usage, catalog, transactions), bill_to=customer.bill_to,
                          tax_rules=catalog.tax_rules, corrections=corrections, coupons=grants.coupons,
                          credit_balance=grants.credit_balance, cycle_fees=cycle_fees)
 

@@ -11,6 +11,10 @@ FINAL so the latest version of each window counts). An hour belongs to the span 
 
 The warehouse computes the three statistics per span in SQL; :func:`span_stats` is the same
 computation in Python (previews of one customer, tests), and :func:`quantity` picks by meter.
+
+Charges priced per transaction read the single events of their meter instead (the stream's
+deduplicated ``usage_events``), assigned to spans by the hour they happen in, as the rollups are:
+:func:`span_transactions`.
 """
 
 from __future__ import annotations
@@ -63,3 +67,16 @@ def span_stats(hours: Iterable[tuple[str, datetime, Decimal]], spans: Sequence[P
 def quantities(stats: dict[str, HourStats], meters: MeterSet) -> dict[str, Decimal]:
     """Billed quantity per meter of one span; meters not configured here are ignored."""
     return {m: quantity(meters[m].aggregation, s) for m, s in stats.items() if m in meters}
+
+
+def span_transactions(events: Iterable[tuple[str, datetime, Decimal]],
+                      spans: Sequence[PlanSpan]) -> list[dict[str, list[Decimal]]]:
+    """Per span, ``{meter: [amount, ...]}`` of ``(meter, event_time, amount)`` events given in event
+    order; an event belongs to the span its hour starts in (as its hour window does)."""
+    found: list[dict[str, list[Decimal]]] = [{} for _ in spans]
+    for meter, moment, amount in events:
+        hour = moment.replace(minute=0, second=0, microsecond=0)
+        index = next((i for i, span in enumerate(spans) if span.start <= hour < span.end), None)
+        if index is not None:
+            found[index].setdefault(meter, []).append(amount)
+    return found

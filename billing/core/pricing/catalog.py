@@ -20,7 +20,15 @@ from pydantic import ValidationError
 
 from billing.core.errors import ConfigError
 from billing.core.pricing.money import currency
-from billing.core.pricing.plans import CHARGE_MODELS, Catalog, Coupon, CurrencyVariants, Plan, TaxRule
+from billing.core.pricing.plans import (
+    CHARGE_MODELS,
+    Catalog,
+    Coupon,
+    CurrencyVariants,
+    PercentageCharge,
+    Plan,
+    TaxRule,
+)
 
 BUILTIN_DIR = Path(str(resources.files("billing.core") / "plans"))
 """The example plans shipped as package data."""
@@ -118,6 +126,12 @@ class PlanCatalog:
                               f"as {twin.id!r} does already")
         self.plans[plan.id] = plan
         self.offers[offer] = plan
+
+    @property
+    def transaction_meters(self) -> frozenset[str]:
+        """Meters some charge prices per transaction: billing reads their single events, not only sums."""
+        return frozenset(charge.meter for plan in self.plans.values() for charge in plan.charges
+                         if isinstance(charge, PercentageCharge) and charge.per_transaction)
 
     def coupon(self, coupon_id: str) -> Coupon:
         """The coupon with ``coupon_id``; unknown ids raise :class:`ConfigError`."""

@@ -7,10 +7,11 @@ engine rounds the line total once. Free units (the included allowance) are subtr
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, Decimal
 
+from billing.core.errors import ConfigError
 from billing.core.pricing.plans import (
     FlatCharge,
     GraduatedCharge,
@@ -101,11 +102,48 @@ def percentage(charge: PercentageCharge, quantity: Decimal, transactions: Decima
     amount, steps = billable(quantity, charge.free_units)
     share = amount * charge.rate / HUNDRED
     steps.append(Step(f"{charge.rate}% of {amount:,}", share, units=amount, unit_price=charge.rate / HUNDRED))
-    subtotal = share
     if charge.fixed_fee:
-        fees = transactions * charge.fixed_fee
-        steps.append(Step(f"fixed fee for {transactions:,} transaction(s)", fees, units=transactions, unit_price=charge.fixed_fee))
-        subtotal += fees
+        steps.append(Step(f"fixed fee for {transactions:,} transaction(s)", transactions * charge.fixed_fee,
+                          units=transactions, unit_price=charge.fixed_fee))
+    return _period_bounds(charge, steps)
+
+
+def per_transaction(charge: PercentageCharge, amounts: Sequence[Decimal]) -> list[Step]:
+    """Each transaction after the first ``free_transactions`` costs ``rate % of its amount + fixed_fee``,
+    raised to ``per_transaction_min_amount`` and capped at ``per_transaction_max_amount``; then the
+    period floor/cap applies to the sum. ``amounts`` are the transactions' amounts in event order."""
+    free, paid = amounts[:charge.free_transactions], amounts[charge.free_transactions:]
+    steps = []
+    if free:
+        steps.append(Step(f"first {len(free):,} transaction(s) free ({sum(free, ZERO):,})", ZERO,
+                          units=Decimal(len(free)), unit_price=ZERO))
+    rate = charge.rate / HUNDRED
+    volume = sum(paid, ZERO)
+    count = Decimal(len(paid))
+    steps.append(Step(f"{charge.rate}% of {volume:,} ({count:,} paid transaction(s))", volume * rate, units=volume,
+                      unit_price=rate))
+    if charge.fixed_fee:
+        steps.append(Step(f"fixed fee for {count:,} transaction(s)", count * charge.fixed_fee, units=count,
+                          unit_price=charge.fixed_fee))
+    low, high = charge.per_transaction_min_amount, charge.per_transaction_max_amount
+    raised, capped = [], []
+    for fee in (amount * rate + charge.fixed_fee for amount in paid):
+        if low is not None and fee < low:
+            raised.append(low - fee)
+        elif high is not None and fee > high:
+            capped.append(high - fee)
+    if raised:
+        steps.append(adjustment(f"{len(raised):,} transaction(s) raised to the per-transaction minimum of {low}",
+                                sum(raised, ZERO)))
+    if capped:
+        steps.append(adjustment(f"{len(capped):,} transaction(s) capped at the per-transaction maximum of {high}",
+                                sum(capped, ZERO)))
+    return _period_bounds(charge, steps)
+
+
+def _period_bounds(charge: PercentageCharge, steps: list[Step]) -> list[Step]:
+    """``steps`` plus the step that raises their sum to ``min_amount`` or caps it at ``max_amount``."""
+    subtotal = sum((step.amount for step in steps), ZERO)
     if charge.min_amount is not None and subtotal < charge.min_amount:
         steps.append(adjustment(f"raised to the minimum of {charge.min_amount}", charge.min_amount - subtotal))
     elif charge.max_amount is not None and subtotal > charge.max_amount:
@@ -113,12 +151,24 @@ def percentage(charge: PercentageCharge, quantity: Decimal, transactions: Decima
     return steps
 
 
-def usage_steps(charge, usage: Mapping[str, Decimal]) -> tuple[Decimal, list[Step]]:
-    """Quantity read from ``usage`` for a usage charge, and its computation steps."""
+def usage_steps(charge, usage: Mapping[str, Decimal],
+                transactions: Mapping[str, Sequence[Decimal]] | None = None) -> tuple[Decimal, list[Step]]:
+    """Quantity read from ``usage`` for a usage charge, and its computation steps.
+
+    A per-transaction charge (:attr:`PercentageCharge.per_transaction`) reads the amounts of its
+    meter's single transactions from ``transactions`` instead; its quantity is their sum."""
     quantity = usage.get(charge.meter, ZERO)
     if isinstance(charge, PercentageCharge):
-        transactions = usage.get(charge.count_meter, ZERO) if charge.count_meter else ZERO
-        return quantity, percentage(charge, quantity, transactions)
+        if charge.per_transaction:
+            amounts = (transactions or {}).get(charge.meter)
+            if amounts is None:
+                if quantity:
+                    raise ConfigError(f"charge {charge.id!r} prices each transaction of meter {charge.meter!r}, but only "
+                                      "the summed usage was given; pass the single transactions")
+                amounts = ()
+            return sum(amounts, ZERO), per_transaction(charge, amounts)
+        count = usage.get(charge.count_meter, ZERO) if charge.count_meter else ZERO
+        return quantity, percentage(charge, quantity, count)
     return quantity, _USAGE_MODELS[type(charge)](charge, quantity)
 
 

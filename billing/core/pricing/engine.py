@@ -31,18 +31,24 @@ from billing.core.pricing.tax import TaxLine, applicable_rules, compute_taxes
 
 ZERO = Decimal(0)
 
+Transactions = Mapping[str, Sequence[Decimal]]
+"""Per meter, the amounts of its single events in event order."""
+
 
 @dataclass(frozen=True, slots=True)
 class PlanTerm:
     """A plan active during ``active`` (clipped to the period) and the usage metered meanwhile.
 
     ``fees_by_cycle``: leave out the fees the plan bills once per cycle (:meth:`Plan.by_cycle`), which
-    the caller passes as :class:`CycleFee` items; otherwise every flat fee is prorated over ``active``."""
+    the caller passes as :class:`CycleFee` items; otherwise every flat fee is prorated over ``active``.
+    ``transactions``: per meter, the amounts of its single events in event order, for the charges that
+    price each transaction (:attr:`~billing.core.pricing.plans.PercentageCharge.per_transaction`)."""
 
     plan: Plan
     active: Period
     usage: Mapping[str, Decimal] = field(default_factory=dict)
     fees_by_cycle: bool = False
+    transactions: Transactions = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +123,9 @@ def price_term(period: Period, term: PlanTerm) -> list[Line]:
     for meter, quantity in term.usage.items():
         if quantity < 0:
             raise ConfigError(f"usage of meter {meter!r} is negative ({quantity}); usage must be >= 0")
+    for meter, amounts in term.transactions.items():
+        if any(amount < 0 for amount in amounts):
+            raise ConfigError(f"a transaction of meter {meter!r} is negative ({min(amounts)}); amounts must be >= 0")
     lines: list[Line] = []
     for charge in plan.charges:
         if term.fees_by_cycle and plan.by_cycle(charge):
@@ -124,7 +133,7 @@ def price_term(period: Period, term: PlanTerm) -> list[Line]:
         if isinstance(charge, FlatCharge):
             quantity, steps, meter = Decimal(1), charges.flat(charge, fraction), None
         else:
-            quantity, steps = charges.usage_steps(charge, term.usage)
+            quantity, steps = charges.usage_steps(charge, term.usage, term.transactions)
             meter = charge.meter
         exact = sum((step.amount for step in steps), ZERO)
         lines.append(

@@ -138,8 +138,13 @@ class PackageCharge(_UsageCharge):
 class PercentageCharge(_UsageCharge):
     """A percentage of a transacted amount (the meter), plus a fixed fee per transaction.
 
-    ``min_amount``/``max_amount`` bound the charge for the whole period (a floor and a cap): the
-    engine prices aggregated usage, so it never sees single transactions.
+    Two kinds of bounds. ``min_amount``/``max_amount`` bound the charge for the whole period (a
+    floor and a cap on the line). ``per_transaction_min_amount``/``per_transaction_max_amount``
+    bound the fee of each single transaction (``rate`` % of its amount + ``fixed_fee``), and
+    ``free_transactions`` exempts the first N transactions of the period (in event order) from
+    rate and fixed fee: these price every event of ``meter`` as one transaction, so they need the
+    single events, not only the period's sum (:attr:`per_transaction`). The period bounds apply on
+    top of the sum of the transaction fees.
     """
 
     model: Literal["percentage"]
@@ -148,14 +153,34 @@ class PercentageCharge(_UsageCharge):
     count_meter: Id | None = Field(default=None, description="Meter counting transactions (for fixed_fee).")
     min_amount: NonNegative | None = None
     max_amount: NonNegative | None = None
+    per_transaction_min_amount: NonNegative | None = None
+    per_transaction_max_amount: NonNegative | None = None
+    free_transactions: int = Field(default=0, description="The first N transactions of the period are free.")
 
     @model_validator(mode="after")
     def _consistent(self) -> PercentageCharge:
-        if self.fixed_fee and self.count_meter is None:
+        if self.free_transactions < 0:
+            raise ValueError(f"free_transactions {self.free_transactions} is negative; use 0 or more")
+        for low, high, name in ((self.min_amount, self.max_amount, ""),
+                                (self.per_transaction_min_amount, self.per_transaction_max_amount, "per_transaction_")):
+            if low is not None and high is not None and low > high:
+                raise ValueError(f"{name}min_amount {low} is greater than {name}max_amount {high}")
+        if self.per_transaction:
+            if self.count_meter is not None:
+                raise ValueError("per-transaction pricing counts each event of meter as one transaction; "
+                                 "remove count_meter")
+            if self.free_units:
+                raise ValueError("free_units (an allowance of the summed amount) cannot be combined with "
+                                 "per-transaction pricing; use free_transactions")
+        elif self.fixed_fee and self.count_meter is None:
             raise ValueError("fixed_fee needs count_meter (the meter that counts transactions)")
-        if self.min_amount is not None and self.max_amount is not None and self.min_amount > self.max_amount:
-            raise ValueError(f"min_amount {self.min_amount} is greater than max_amount {self.max_amount}")
         return self
+
+    @property
+    def per_transaction(self) -> bool:
+        """Whether the charge prices each transaction (event of ``meter``) on its own."""
+        return (self.per_transaction_min_amount is not None or self.per_transaction_max_amount is not None
+                or self.free_transactions > 0)
 
 
 Charge = Annotated[
@@ -174,7 +199,7 @@ def _known_currency(code: str) -> str:
 
 
 MONEY_FIELDS = frozenset({"amount", "unit_price", "flat_fee", "package_price", "fixed_fee", "min_amount", "max_amount",
-                          "minimum_commitment"})
+                          "per_transaction_min_amount", "per_transaction_max_amount", "minimum_commitment"})
 """Fields that hold a price in the plan's currency (every model names its money fields alike)."""
 
 
