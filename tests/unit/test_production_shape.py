@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
 import hcl2
+import jsonschema
 import pytest
 import typer.main
 import yaml
@@ -14,7 +16,12 @@ from billing.cli import app
 from billing.settings import Settings
 from tests.paths import REPO_ROOT
 
+COMPOSE_FILES = sorted(REPO_ROOT.glob("docker-compose*.yml"))
 COMPOSE = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text())
+COMPOSE_SCHEMA = Path(__file__).parent / "data" / "compose-spec.json"
+"""The Compose Specification's JSON schema, vendored unchanged (Apache-2.0) from
+https://github.com/compose-spec/compose-spec/blob/170098ba07d9f53c383a41bfd4c5166b0a4529a6/schema/compose-spec.json
+(no maintained PyPI package ships it); refresh it from there when compose gains a field we use."""
 TERRAFORM = sorted((REPO_ROOT / "terraform").glob("*.tf"))
 SETTING_NAMES = {f"BILLING_{name.upper()}" for name in Settings.model_fields}
 
@@ -34,6 +41,19 @@ def resolves(args: list[str]) -> bool:
 
 def pipeline_services() -> dict[str, dict]:
     return {name: svc for name, svc in COMPOSE["services"].items() if svc.get("build") == "."}
+
+
+@pytest.mark.parametrize("path", COMPOSE_FILES, ids=lambda p: p.name)
+def test_compose_file_follows_the_compose_specification(path: Path):
+    schema = json.loads(COMPOSE_SCHEMA.read_text())
+    errors = sorted(jsonschema.Draft7Validator(schema).iter_errors(yaml.safe_load(path.read_text())), key=str)
+    assert not errors, "\n".join(f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in errors)
+
+
+def test_compose_schema_check_catches_a_bad_file():
+    schema = json.loads(COMPOSE_SCHEMA.read_text())
+    bad = {"services": {"worker": {"build": ".", "comand": ["worker"], "ports": "8000:8000"}}}
+    assert len(list(jsonschema.Draft7Validator(schema).iter_errors(bad))) == 2
 
 
 def test_compose_settings_exist():
