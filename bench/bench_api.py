@@ -207,7 +207,7 @@ def _measure(workers: int, token: str, topic: str, path: str = NATIVE) -> dict:
 
 def run() -> str:
     settings = get_settings()
-    kafka = stack.select(settings, ["kafka"])[0]
+    kafka = stack.service(settings, "kafka")
     started = kafka.start()
     own = settings.model_copy(update={"topic_usage": f"bench-api-{time.time_ns()}.usage"})
     admin = admin_client(own.kafka_bootstrap)

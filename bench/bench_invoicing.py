@@ -88,9 +88,9 @@ def run() -> str:
             "clickhouse_url": f"http://127.0.0.1:{free_port()}", "clickhouse_database": DB,
             "state_dir": Path(tmp), "topic_invoices": topic,
         })
-        warehouse = stack.select(settings, ["warehouse"])[0]
+        warehouse = stack.service(settings, "warehouse")
         warehouse.start()
-        kafka = stack.select(base, ["kafka"])[0]
+        kafka = stack.service(base, "kafka")
         kafka_started = kafka.start()
         admin = admin_client(settings.kafka_bootstrap)
         try:

@@ -38,7 +38,7 @@ def generator_rate() -> float:
 def kafka_rate() -> tuple[float, int]:
     """Usage events per second through the whole simulator into fresh topics of the local broker."""
     settings = get_settings()
-    kafka = stack.select(settings, ["kafka"])[0]
+    kafka = stack.service(settings, "kafka")
     started = kafka.start()
     admin = admin_client(settings.kafka_bootstrap)
     run = uuid.uuid4().hex[:8]

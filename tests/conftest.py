@@ -55,7 +55,7 @@ def settings() -> Settings:
 
 
 def _run_service(settings: Settings, name: str) -> Iterator[Service]:
-    svc = stack.select(settings, [name])[0]
+    svc = stack.service(settings, name)
     started = svc.start()
     yield svc
     if started and not os.environ.get("BILLING_TEST_KEEP"):
@@ -70,5 +70,6 @@ def warehouse(settings: Settings) -> Iterator[Service]:
 
 @pytest.fixture(scope="session")
 def kafka(settings: Settings) -> Iterator[Service]:
-    """The local single-node KRaft broker, started for the session, topics created."""
+    """The local KRaft broker (every node of a local cluster with BILLING_KAFKA_BROKERS=3, as one service),
+    started for the session, topics created."""
     yield from _run_service(settings, "kafka")

@@ -280,6 +280,7 @@ class KafkaService(Service):
         self.node = node
         self.clustered = self.stops_with_peers = settings.kafka_brokers > 1 and is_local(settings)
         self.name = f"kafka-{node}" if self.clustered else "kafka"
+        self.group = "kafka"
         root = settings.state_dir / "kafka"
         self.libs = root / "libs"
         self.home = root / "cluster" / f"node-{node}" if self.clustered else root

@@ -35,6 +35,9 @@ class Service(ABC):
     """Optional services (heavy ones such as Superset) start only when named: `billing up superset`."""
     stops_with_peers = False
     """Nodes of a cluster: `billing down` stops them at once (one by one, the last would wait for a quorum)."""
+    group: str | None = None
+    """The name that stands for all nodes of a cluster (``kafka`` for ``kafka-1..3``), so that callers asking for
+    the service by its single-node name get the whole cluster."""
 
     def __init__(self, settings: Settings):
         self.settings = settings

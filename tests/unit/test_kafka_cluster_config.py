@@ -8,7 +8,10 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from billing.core.errors import PlatformError
+from billing.platform import stack
 from billing.platform.kafka_broker import (
+    KafkaService,
     is_local,
     kafka_services,
     quorum_state,
@@ -81,6 +84,23 @@ def test_nodes_have_their_own_names_folders_logs_and_ports(tmp_path: Path) -> No
     assert sorted(ports) == list(range(17192, 17198))
     assert [svc.endpoint for svc in nodes] == ["127.0.0.1:17192", "127.0.0.1:17194", "127.0.0.1:17196"]
     assert all(svc.stops_with_peers for svc in nodes)
+
+
+def test_the_name_kafka_stands_for_every_node_of_a_local_cluster(tmp_path: Path) -> None:
+    settings = _cluster(tmp_path)
+    assert [svc.name for svc in stack.select(settings, ["kafka"])] == ["kafka-1", "kafka-2", "kafka-3"]
+    kafka = stack.service(settings, "kafka")
+    assert [member.name for member in kafka.members] == ["kafka-1", "kafka-2", "kafka-3"]
+    assert kafka.endpoint == settings.kafka_bootstrap
+    assert kafka.status().running is False
+    with pytest.raises(PlatformError, match="unknown service"):
+        stack.select(settings, ["kafka-4"])
+
+
+def test_the_name_kafka_is_the_single_broker_itself(tmp_path: Path) -> None:
+    settings = Settings(state_dir=tmp_path, kafka_bootstrap="127.0.0.1:19092")
+    kafka = stack.service(settings, "kafka")
+    assert isinstance(kafka, KafkaService) and kafka.name == "kafka" and not kafka.stops_with_peers
 
 
 def test_single_node_keeps_its_folders(tmp_path: Path) -> None:
