@@ -71,6 +71,7 @@ def dbt_env(settings: Settings, target: str | None = None) -> dict[str, str]:
         "BILLING_CLICKHOUSE_PASSWORD": settings.clickhouse_password,
         "BILLING_CLICKHOUSE_DATABASE": settings.clickhouse_database,
         "BILLING_CLICKHOUSE_MARTS_DATABASE": settings.clickhouse_marts_database,
+        "BILLING_CLICKHOUSE_CLUSTER": settings.clickhouse_cluster or "",
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
         "DBT_LOG_PATH": str(settings.state_dir / "dbt" / "logs"),
         "DBT_TARGET_PATH": str(settings.state_dir / "dbt" / "target"),

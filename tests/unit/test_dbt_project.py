@@ -71,6 +71,8 @@ def test_dbt_env_exports_the_settings_dbt_reads(tmp_path: Path) -> None:
     assert (env["BILLING_CLICKHOUSE_DATABASE"], env["BILLING_CLICKHOUSE_MARTS_DATABASE"]) == ("raw_x", "marts_x")
     assert env["BILLING_CLICKHOUSE_PASSWORD"] == "s3cret" and env["BILLING_DBT_TARGET"] == "prod"
     assert env["DBT_TARGET_PATH"] == str(tmp_path / "dbt" / "target")
+    assert env["BILLING_CLICKHOUSE_CLUSTER"] == ""
+    assert dbt_env(settings.model_copy(update={"clickhouse_cluster": "c1"}))["BILLING_CLICKHOUSE_CLUSTER"] == "c1"
 
 
 def test_profiles_read_every_connection_setting_from_billing_env_vars() -> None:
@@ -78,7 +80,7 @@ def test_profiles_read_every_connection_setting_from_billing_env_vars() -> None:
     profile = yaml.safe_load(text)["billing"]
     assert set(profile["outputs"]) == {"local", "prod"}
     for output in profile["outputs"].values():
-        for key in ("host", "port", "user", "password", "schema"):
+        for key in ("host", "port", "user", "password", "schema", "cluster"):
             assert "env_var('BILLING_" in str(output[key]), key
 
 
