@@ -5,9 +5,11 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+TOOLS := .venv-tools
+CHECKOV := checkov==3.3.30
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-cluster lint unit integration bench venv up down status clean help
+.PHONY: demo test test-cluster lint unit integration bench venv tools up down status clean help
 
 help:
 	@echo "make demo   - install, start the local platform and run the pipeline end to end"
@@ -23,10 +25,19 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	@touch $(STAMP)
 
+# checkov (the infrastructure scan in tests/integration/test_infrastructure_scan.py) lives in its own virtualenv:
+# its pins (packaging<24, networkx 2) clash with the project's.
+tools: $(TOOLS)/.installed
+
+$(TOOLS)/.installed: Makefile
+	@test -x $(TOOLS)/bin/python || $(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet '$(CHECKOV)'
+	@touch $@
+
 demo: venv
 	$(BIN)/billing demo
 
-test: venv lint
+test: venv tools lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: venv
@@ -35,7 +46,7 @@ lint: venv
 unit: venv lint
 	$(BIN)/python -m pytest -m "not integration" $(PYTEST_ARGS)
 
-integration: venv
+integration: venv tools
 	$(BIN)/python -m pytest -m integration $(PYTEST_ARGS)
 
 test-cluster: venv
