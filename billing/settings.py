@@ -124,7 +124,12 @@ class Settings(BaseSettings):
         description="ClickHouse cluster name: migrations run ON CLUSTER with Replicated engines (tables <name>_local) "
                     "and Distributed tables under the original names, sharded by customer (billing/warehouse/cluster.py).")
     clickhouse_readonly_user: str = Field(default="dashboards", description="Read-only user.")
-    clickhouse_readonly_password: str = "dashboards"
+    clickhouse_readonly_password: str | None = Field(
+        default=None,
+        description="Read-only user's password, the one Superset uses (default: generated once into "
+                    "<state>/secrets/clickhouse_readonly_password, mode 0600; `billing warehouse password --readonly` "
+                    "prints it).",
+    )
 
     # Superset (dashboards)
     superset_host: str = Field(default="127.0.0.1", description="Address Superset listens on.")
@@ -201,6 +206,8 @@ class Settings(BaseSettings):
     def _generated_password(self) -> Settings:
         if self.clickhouse_password is None:
             self.clickhouse_password = stored_secret(self.state_dir / "secrets" / "clickhouse_password")
+        if self.clickhouse_readonly_password is None:
+            self.clickhouse_readonly_password = stored_secret(self.state_dir / "secrets" / "clickhouse_readonly_password")
         return self
 
     @property

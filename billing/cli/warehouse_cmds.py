@@ -41,10 +41,13 @@ def migration_status() -> None:
 
 
 @warehouse_app.command()
-def password() -> None:
-    """Print the warehouse admin user and password (generated into the state folder unless set)."""
+def password(readonly: bool = typer.Option(False, "--readonly", help="The read-only user's (Superset's) instead.")) -> None:
+    """Print the warehouse admin user and password, or the read-only user's (generated into the state folder unless set)."""
     settings = get_settings()
-    print(f"{settings.clickhouse_user}:{settings.clickhouse_password}")
+    if readonly:
+        print(f"{settings.clickhouse_readonly_user}:{settings.clickhouse_readonly_password}")
+    else:
+        print(f"{settings.clickhouse_user}:{settings.clickhouse_password}")
 
 
 @app.command()

@@ -48,3 +48,6 @@ def test_warehouse_password_prints_the_generated_admin_password(tmp_path, monkey
     result = run_cli("warehouse", "password")
     assert result.returncode == 0, result.stderr
     assert result.stdout == f"default:{(tmp_path / 'secrets' / 'clickhouse_password').read_text()}\n"
+    monkeypatch.delenv("BILLING_CLICKHOUSE_READONLY_PASSWORD", raising=False)
+    readonly = run_cli("warehouse", "password", "--readonly")
+    assert readonly.stdout == f"dashboards:{(tmp_path / 'secrets' / 'clickhouse_readonly_password').read_text()}\n"

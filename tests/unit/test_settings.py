@@ -26,16 +26,24 @@ def test_environment_overrides_defaults(monkeypatch):
 
 def test_the_admin_password_is_generated_once_into_a_private_file(tmp_path, monkeypatch):
     monkeypatch.delenv("BILLING_CLICKHOUSE_PASSWORD", raising=False)
+    monkeypatch.delenv("BILLING_CLICKHOUSE_READONLY_PASSWORD", raising=False)
     first = Settings(state_dir=tmp_path)
     stored = tmp_path / "secrets" / "clickhouse_password"
     assert len(first.clickhouse_password) >= 24 and stored.read_text() == first.clickhouse_password
     assert stored.stat().st_mode & 0o777 == 0o600 and stored.parent.stat().st_mode & 0o077 == 0
     assert Settings(state_dir=tmp_path).clickhouse_password == first.clickhouse_password
     assert Settings(state_dir=tmp_path / "other").clickhouse_password != first.clickhouse_password
-    assert list(stored.parent.iterdir()) == [stored]
+    readonly = tmp_path / "secrets" / "clickhouse_readonly_password"
+    assert sorted(stored.parent.iterdir()) == [stored, readonly]
+    assert len(first.clickhouse_readonly_password) >= 24 and readonly.read_text() == first.clickhouse_readonly_password
+    assert readonly.stat().st_mode & 0o777 == 0o600
+    assert first.clickhouse_readonly_password not in (first.clickhouse_password, "dashboards")
+    assert Settings(state_dir=tmp_path).clickhouse_readonly_password == first.clickhouse_readonly_password
 
 
 def test_a_set_admin_password_is_used_as_is_even_empty(tmp_path, monkeypatch):
     monkeypatch.setenv("BILLING_CLICKHOUSE_PASSWORD", "")
+    monkeypatch.setenv("BILLING_CLICKHOUSE_READONLY_PASSWORD", "ro")
     assert Settings(state_dir=tmp_path).clickhouse_password == ""
+    assert Settings(state_dir=tmp_path).clickhouse_readonly_password == "ro"
     assert not (tmp_path / "secrets").exists()
