@@ -27,7 +27,7 @@ from typing import BinaryIO
 from chdb import _chdb
 
 from billing.chdb_server.auth import User
-from billing.chdb_server.errors import BAD_ARGUMENTS, SESSION_IS_LOCKED, UNKNOWN_SETTING, QueryError
+from billing.chdb_server.errors import BAD_ARGUMENTS, SESSION_IS_LOCKED, SESSION_NOT_FOUND, UNKNOWN_SETTING, QueryError
 from billing.core.errors import PlatformError
 
 SPOOL_DIR = "http_inserts"
@@ -125,6 +125,14 @@ class Session:
         except RuntimeError as exc:
             raise QueryError.from_engine(exc) from None
 
+    def timezone_with(self, literal: str) -> str:
+        """The time zone of a query with ``SETTINGS session_timezone = <literal>`` (checked by the engine)."""
+        try:
+            result = self.conn.query(f"SELECT timezone() SETTINGS session_timezone = {literal}", "TabSeparated")
+        except RuntimeError as exc:
+            raise QueryError.from_engine(exc) from None
+        return result.bytes().decode().strip()
+
     def read_timezone(self) -> None:
         """Remember the connection's time zone (``session_timezone``, else the server's) for the response."""
         self.timezone = self.conn.query("SELECT timezone()", "TabSeparated").bytes().decode().strip()
@@ -192,11 +200,13 @@ class Engine:
         return conn
 
     @contextmanager
-    def connection(self, user: User, session_id: str | None, session_timeout_s: float) -> Iterator[Session]:
+    def connection(self, user: User, session_id: str | None, session_timeout_s: float,
+                   check: bool = False) -> Iterator[Session]:
         """A connection for one request: the session's (locked for the request) or a fresh one.
 
         Like a ClickHouse server, a session another request is running in is refused at once
-        (SESSION_IS_LOCKED), never waited for.
+        (SESSION_IS_LOCKED), never waited for, and with ``check`` (``session_check=1``) an unknown
+        session is refused (SESSION_NOT_FOUND) instead of created.
         """
         if not session_id:
             once = Session(self._open(user), home=self.default_database)
@@ -208,6 +218,8 @@ class Engine:
         key = (user.name, session_id)
         with self._lock:  # the reaper also holds it: a session found here is not closed under us
             session = self._sessions.get(key)
+            if session is None and check:
+                raise QueryError.make(SESSION_NOT_FOUND, f"Session {session_id} not found")
             if session is None:
                 session = self._sessions[key] = Session(self._open(user), session_timeout_s, home=self.default_database)
             if not session.lock.acquire(blocking=False):

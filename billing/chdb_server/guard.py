@@ -67,6 +67,8 @@ class Facts:
     identifiers: set[str] = field(default_factory=set)
     system_tables: set[str] = field(default_factory=set)
     settings: list[str] = field(default_factory=list)
+    string_settings: dict[str, str] = field(default_factory=dict)
+    """Settings of the statement set to one string literal, as written (quotes included)."""
     outfile: bool = False
     more_statements: bool = False
     empty: bool = False
@@ -88,11 +90,16 @@ def _skip_value(tokens: list[Token], i: int) -> int:
     return i
 
 
-def _settings_clause(tokens: list[Token], i: int, names: list[str]) -> int:
-    """Collect the names of ``name = value, ...`` starting at ``i``; returns the index after the clause."""
+def _settings_clause(tokens: list[Token], i: int, facts: Facts) -> int:
+    """Collect the names (and string values) of ``name = value, ...`` starting at ``i``; returns the index
+    after the clause."""
     while i + 1 < len(tokens) and tokens[i].kind in (Kind.WORD, Kind.QUOTED) and tokens[i + 1].text == "=":
-        names.append(_name(tokens[i]))
-        i = _skip_value(tokens, i + 2)
+        name = _name(tokens[i])
+        facts.settings.append(name)
+        end = _skip_value(tokens, i + 2)
+        if end == i + 3 and tokens[i + 2].kind is Kind.STRING:
+            facts.string_settings[name] = tokens[i + 2].text
+        i = end
         if i >= len(tokens) or tokens[i].text != ",":
             break
         i += 1
@@ -129,7 +136,7 @@ def inspect(sql: str) -> Facts:
             if tok.kind is Kind.WORD and tok.upper == "INTO" and after is not None and after.upper == "OUTFILE":
                 facts.outfile = True
             if tok.kind is Kind.WORD and (tok.upper == "SETTINGS" or (i == 0 and tok.upper == "SET")):
-                i = _settings_clause(tokens, i + 1, facts.settings)
+                i = _settings_clause(tokens, i + 1, facts)
                 continue
         i += 1
     return facts

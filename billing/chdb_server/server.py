@@ -146,6 +146,8 @@ class Request:
         self.body = Rechunker(body)
         self.body.eof = method == "GET"
         self.timezone: str | None = None
+        self.query_timezone: str | None = None
+        """The statement's own ``SETTINGS session_timezone = '...'`` (a string literal), if any."""
         self.files: dict[str, bytes] = {}
         self._use(params, str(uuid.uuid4()))
 
@@ -279,6 +281,8 @@ class Handler(BaseHTTPRequestHandler):
                 if not statement.is_data_insert:
                     facts = inspect(sql)
                     check_statement(facts)
+                    if facts.keyword != "SET":
+                        request.query_timezone = facts.string_settings.get("session_timezone")
                     if user.readonly:
                         app.readonly_policy.check(facts, request.bind)
                 self._execute(request, user, statement, sql, data_head)
@@ -296,9 +300,11 @@ class Handler(BaseHTTPRequestHandler):
         engine = self.server.app.engine
         params = request.params
         timeout = session_timeout(params.get("session_timeout"))
-        with engine.connection(user, params.get("session_id"), timeout) as session:
+        with engine.connection(user, params.get("session_id"), timeout, check=params.get("session_check") == "1") as session:
             session.prepare(request.database, request.settings)
             request.timezone = session.timezone
+            if request.query_timezone is not None:
+                request.timezone = session.timezone_with(request.query_timezone)
             if statement.keyword in ("USE", "SET"):
                 session.forget()
             conn = session.conn

@@ -76,6 +76,30 @@ def test_a_session_timezone_is_reported_in_the_timezone_header(http: httpx.Clien
     assert local.utcoffset() == timedelta(hours=9)  # the client takes the zone from the header
 
 
+def test_a_query_settings_clause_timezone_is_reported_in_the_timezone_header(http: httpx.Client,
+                                                                            settings: Settings) -> None:
+    server_tz = http.get("/", params={"query": "SELECT 1"}).headers["X-ClickHouse-Timezone"]
+    inline = http.post("/", content=b"SELECT timezone() SETTINGS session_timezone = 'Asia/Kolkata'")
+    assert (inline.text, inline.headers["X-ClickHouse-Timezone"]) == ("Asia/Kolkata\n", "Asia/Kolkata")
+    assert http.get("/", params={"query": "SELECT 1"}).headers["X-ClickHouse-Timezone"] == server_tz
+    bad = http.post("/", content=b"SELECT 1 SETTINGS session_timezone = 'Mars/Olympus'")
+    assert bad.status_code != 200 and "Mars/Olympus" in bad.text
+    with client(settings) as ch:
+        [[local]] = ch.query("SELECT toDateTime('2024-01-01 09:00:00') SETTINGS session_timezone = 'Asia/Tokyo'"
+                             ).result_rows
+    assert local.utcoffset() == timedelta(hours=9) and local.hour == 9  # clickhouse-connect reads the header
+
+
+def test_session_check_refuses_an_unknown_session_with_session_not_found(http: httpx.Client) -> None:
+    session = {"session_id": f"check-{uuid.uuid4()}", "session_check": "1"}
+    unknown = http.post("/", params=session, content=b"SELECT 1")
+    assert unknown.status_code != 200 and unknown.headers["X-ClickHouse-Exception-Code"] == "372"
+    assert unknown.text.startswith(f"Code: 372. DB::Exception: Session {session['session_id']} not found")
+    assert "SESSION_NOT_FOUND" in unknown.text
+    assert http.post("/", params={"session_id": session["session_id"]}, content=b"SELECT 1").text == "1\n"
+    assert http.post("/", params=session, content=b"SELECT 2").text == "2\n"  # it exists now
+
+
 def test_client_protocol_version_is_accepted_and_clients_read_native_results(http: httpx.Client,
                                                                               settings: Settings) -> None:
     native = {"query": "SELECT 1 AS check", "default_format": "Native"}
