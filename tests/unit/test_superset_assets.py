@@ -17,6 +17,7 @@ from billing.core.errors import ConfigError
 from billing.platform.superset import REQUIREMENTS, SupersetService
 from billing.platform.superset_assets import asset_files, bundle, unbundle, warehouse_uri
 from billing.settings import Settings
+from streams.metrics import COUNTERS, GAUGES
 
 
 def settings(**overrides) -> Settings:
@@ -53,6 +54,18 @@ def test_every_chart_and_dashboard_refers_to_a_known_asset() -> None:
     on_dashboards = {node["meta"]["uuid"] for n, c in files.items() if n.startswith("dashboards/")
                      for node in c["position"].values() if isinstance(node, dict) and node.get("type") == "CHART"}
     assert on_dashboards == charts
+
+
+def test_pipeline_charts_read_metrics_the_worker_writes() -> None:
+    files = {name: yaml.safe_load(text) for name, text in asset_files().items()}
+    filters = [f["sqlExpression"] for name, chart in files.items() if name.startswith("charts/")
+               for f in chart["params"].get("adhoc_filters", []) if "metric" in (f.get("sqlExpression") or "")]
+    named = {name for expression in filters for name in re.findall(r"'(\w+)'", expression)}
+    assert "stalled_partitions" in named and "consumer_lag" in named
+    assert named <= set(COUNTERS) | set(GAUGES), sorted(named - set(COUNTERS) - set(GAUGES))
+    board = files["dashboards/Pipeline_health.yaml"]
+    assert "Stalled partitions" in {node["meta"].get("sliceName") for node in board["position"].values()
+                                    if isinstance(node, dict) and node.get("type") == "CHART"}
 
 
 def test_unbundle_writes_stable_names_keeps_the_uri_and_removes_stale_files(tmp_path) -> None:
