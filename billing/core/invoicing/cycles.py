@@ -19,15 +19,16 @@ with ``M.start < point <= M.end``:
 
 Every span of service inside a cycle is billed on its own plan for its own seconds, so the seconds
 billed for a cycle are its seconds of service, once. Changes that become known after a cycle was
-billed in advance (an upgrade, a downgrade, a cancellation with an earlier end) are not re-billed:
-that needs credit notes, which the engine does not issue yet.
+billed in advance (an upgrade, a downgrade, a cancellation with an earlier end) are settled by
+:mod:`~billing.core.invoicing.prepaid`: a credit note for the unused part, the new plan's prorated
+fee on the invoice of the month the change became known.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from billing.core.invoicing.timeline import SubscriptionChange, plan_spans
 from billing.core.pricing.engine import CycleFee
@@ -39,14 +40,18 @@ REACH = timedelta(days=400)
 or ends within it."""
 
 
-def cycle_fees(changes: Sequence[SubscriptionChange], period: Period, plan_of: Callable[[str, str], Plan]) -> list[CycleFee]:
-    """The per-cycle fees the invoice of ``period`` bills, from one customer's subscription ``changes``
-    (every change known when the period is billed; later ones are taken as not happening).
-    ``plan_of(product, interval)`` is the catalog plan the customer is billed on."""
+Group = tuple[str, Period, bool]
+"""``(subscription id, cycle, in advance)``: the fees of one cycle billed together."""
+
+
+def cycle_groups(changes: Sequence[SubscriptionChange], period: Period,
+                 plan_of: Callable[[str, str], Plan]) -> dict[Group, list[CycleFee]]:
+    """Every per-cycle fee part near ``period`` (within :data:`REACH`) as ``changes`` describe the
+    subscriptions, grouped by the cycle they belong to."""
+    groups: dict[Group, list[CycleFee]] = defaultdict(list)
     if not any(plan.by_cycle(charge) for plan in {plan_of(c.plan_id, c.billing_interval).id: plan_of(c.plan_id, c.billing_interval)
                                                    for c in changes}.values() for charge in plan.charges):
-        return []
-    groups: dict[tuple, list[CycleFee]] = defaultdict(list)
+        return groups
     for span in plan_spans(changes, Period(period.start - REACH, period.end + REACH)):
         plan = plan_of(span.plan_id, span.interval)
         charges = [charge for charge in plan.charges if plan.by_cycle(charge)]
@@ -57,12 +62,23 @@ def cycle_fees(changes: Sequence[SubscriptionChange], period: Period, plan_of: C
         while current.start < span.end:
             part = Period(max(current.start, span.start), min(current.end, span.end))
             for charge in charges:
-                key = (span.subscription_id, current, charge.pay_in_advance)
-                groups[key].append(CycleFee(plan, charge, current, part, charge.pay_in_advance))
+                groups[(span.subscription_id, current, charge.pay_in_advance)].append(
+                    CycleFee(plan, charge, current, part, charge.pay_in_advance))
             current = cycle(plan.interval, anchor, current.end)
+    return groups
+
+
+def billing_point(fees: Sequence[CycleFee], in_advance: bool) -> datetime:
+    """When the cycle of ``fees`` is billed: the invoice of the month ``M`` with ``M.start < point <= M.end``."""
+    return min(f.part.start for f in fees) if in_advance else max(f.part.end for f in fees)
+
+
+def cycle_fees(changes: Sequence[SubscriptionChange], period: Period, plan_of: Callable[[str, str], Plan]) -> list[CycleFee]:
+    """The per-cycle fees the invoice of ``period`` bills, from one customer's subscription ``changes``
+    (every change known when the period is billed; later ones are taken as not happening).
+    ``plan_of(product, interval)`` is the catalog plan the customer is billed on."""
     billed: list[CycleFee] = []
-    for (_, _, in_advance), fees in groups.items():
-        point = min(f.part.start for f in fees) if in_advance else max(f.part.end for f in fees)
-        if period.start < point <= period.end:
+    for (_, _, in_advance), fees in cycle_groups(changes, period, plan_of).items():
+        if period.start < billing_point(fees, in_advance) <= period.end:
             billed.extend(fees)
     return sorted(billed, key=lambda f: (f.cycle.start, f.part.start, f.plan.id, f.charge.id))
