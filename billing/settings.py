@@ -195,6 +195,11 @@ class Settings(BaseSettings):
     )
     invoice_company_email: str = Field(default="billing@acme.example", description="Billing contact on invoices.")
     invoice_due_days: int = Field(default=14, ge=0, description="Days between issue date and due date.")
+    invoice_series: str = Field(
+        default="INV", pattern=r"^[A-Z0-9]{1,16}$",
+        description="The issuer's number series: invoices are numbered <series>-000001, <series>-000002, ... when "
+                    "finalized, credit notes <series>-CN-000001, ... (one series per issuer; never reused).",
+    )
     invoice_correction_months: int = Field(
         default=3, ge=0, description="How many earlier months `billing invoice run` re-checks for late usage (0 = off)."
     )

@@ -1,5 +1,5 @@
-"""`billing invoice run | preview | grant-coupon | grant-credit | grants | revoke-grant | finalize | pay | void | list |
-pdf | export`: invoicing from the warehouse."""
+"""`billing invoice run | preview | grant-coupon | grant-credit | grants | revoke-grant | finalize | pay | void | rebill |
+list | credit-notes | pdf | export`: invoicing from the warehouse."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from billing.core.invoicing.errors import UnknownCustomer
 from billing.core.invoicing.grants import GrantRecord, Standing
 from billing.core.invoicing.periods import label, parse_period
 from billing.core.pricing.money import currency
-from billing.invoicing.export import write_invoices_csv, write_usage_csv
+from billing.invoicing.export import write_credit_notes_csv, write_invoices_csv, write_usage_csv
 from billing.invoicing.grant_records import GrantDesk, Granted
 from billing.invoicing.pdf import render_pdf
 from billing.invoicing.run import Invoicing, RunSummary
@@ -75,6 +75,7 @@ def _print_summary(summary: RunSummary) -> None:
         ("new invoices", summary.created), ("drafts recomputed (changed)", summary.updated),
         ("drafts unchanged", summary.unchanged), ("finalized by this run", summary.finalized),
         ("left alone (finalized, paid or void)", summary.frozen), ("correction lines (late usage)", summary.corrections),
+        ("credit notes issued (prepaid fees of plan changes)", len(summary.credit_notes)),
         ("subscriptions not billable this month", summary.not_billable),
     ):
         table.add_row(what, f"{count:,}")
@@ -239,6 +240,19 @@ def void(
     _transition(invoice_id, InvoiceStatus.VOID, reason)
 
 
+@invoice_app.command()
+def rebill(
+    invoice_id: str = typer.Argument(..., help="Id of a void invoice."),
+    finalize: bool = typer.Option(False, "--finalize", help="Finalize the new invoice right away (default: a draft)."),
+) -> None:
+    """Bill a void invoice's customer and month again, on a new invoice linked to it (a finalized invoice is
+    corrected by credit notes instead)."""
+    summary = _invoicing().rebill(invoice_id, now=_now(), finalize=finalize)
+    for invoice in summary.invoices:
+        console.print(f"invoice {invoice.id} replaces {invoice.replaces}: {invoice.status.value}"
+                      f"{' ' + invoice.number if invoice.number else ''}, {currency(invoice.currency).format(invoice.total)}")
+
+
 @invoice_app.command("list")
 def list_invoices(
     customer: str | None = typer.Option(None, "--customer", "-c", help="Only this customer."),
@@ -247,11 +261,33 @@ def list_invoices(
 ) -> None:
     """List invoices (latest version of each)."""
     invoices = _invoicing().store.invoices(customer=customer, period=parse_period(period) if period else None, status=status)
-    table = Table("invoice", "customer", "period", "status", "lines", "total", title=f"{len(invoices):,} invoice(s)")
+    table = Table("invoice", "number", "customer", "period", "status", "lines", "total", title=f"{len(invoices):,} invoice(s)")
     for invoice in invoices:
-        table.add_row(invoice.id, invoice.customer_id, f"{invoice.period_start:%Y-%m-%d} – {_last_day(invoice):%Y-%m-%d}",
-                      invoice.status.value, str(len(invoice.line_items)), currency(invoice.currency).format(invoice.total))
+        status = invoice.status.value + (f" (replaced by {invoice.replaced_by})" if invoice.replaced_by else "")
+        table.add_row(invoice.id, invoice.number or "", invoice.customer_id,
+                      f"{invoice.period_start:%Y-%m-%d} – {_last_day(invoice):%Y-%m-%d}",
+                      status, str(len(invoice.line_items)), currency(invoice.currency).format(invoice.total))
     console.print(table)
+
+
+@invoice_app.command("credit-notes")
+def list_credit_notes(
+    customer: str | None = typer.Option(None, "--customer", "-c", help="Only this customer."),
+    period: str | None = typer.Option(None, "--period", "-p", help="Only those issued by this month's run, YYYY-MM."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Also export them as CSV (one row per line) to this file."),
+) -> None:
+    """List the credit notes issued (unused parts of fees paid in advance, after plan changes and cancellations)."""
+    notes = _invoicing().store.credit_notes(customer=customer, period=parse_period(period) if period else None)
+    table = Table("number", "credit note", "customer", "credits invoice", "issued", "lines", "total",
+                  title=f"{len(notes):,} credit note(s)")
+    for note in notes:
+        table.add_row(note.number, note.id, note.customer_id, note.invoice_id, f"{note.issued_at:%Y-%m-%d}",
+                      str(len(note.lines)), currency(note.currency).format(note.total))
+    console.print(table)
+    if out is not None:
+        with out.open("w", newline="") as handle:
+            rows = write_credit_notes_csv(notes, handle)
+        console.print(f"{out}: {len(notes):,} credit notes, {rows:,} lines")
 
 
 def _last_day(invoice: Invoice) -> datetime:

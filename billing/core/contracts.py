@@ -532,6 +532,10 @@ class Invoice(Contract):
     void_reason: str | None = Field(default=None, min_length=1, max_length=256,
                                     description="Why the invoice was voided (only on void invoices).")
     event_time: UtcDatetime = Field(description="When this version of the invoice was recorded.")
+    number: str | None = Field(default=None, min_length=1, max_length=64, description=(
+        "Sequential, gap-free number of the issuer's series (e.g. INV-000042), assigned when the invoice is finalized."))
+    replaces: Id | None = Field(default=None, description="The void invoice of the same period this one re-bills.")
+    replaced_by: Id | None = Field(default=None, description="The invoice that re-bills this void one.")
 
     @model_validator(mode="after")
     def _consistent(self) -> Invoice:
@@ -553,6 +557,47 @@ class Invoice(Contract):
             raise ValueError(f"a {self.status.value} invoice needs {', '.join(missing)}")
         if self.void_reason is not None and self.status is not InvoiceStatus.VOID:
             raise ValueError(f"a {self.status.value} invoice has no void_reason")
+        if self.number is not None and self.status is InvoiceStatus.DRAFT:
+            raise ValueError("a draft invoice has no number yet (numbers are assigned when it is finalized)")
+        if self.replaced_by is not None and self.status is not InvoiceStatus.VOID:
+            raise ValueError("only a void invoice can be replaced")
+        return self
+
+
+class CreditNoteLine(BaseModel):
+    """What one line of a credit note gives back: the unused part of a fee paid in advance."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    charge: str = Field(min_length=1, description="Charge code of the credited fee (``<plan>.<charge>``).")
+    description: str = ""
+    quantity: Decimal = Field(ge=0, le=1, allow_inf_nan=False, description="Share of the billing cycle credited.")
+    amount: NonNegativeMoney = Field(description="Amount credited (positive).")
+    service_start: UtcDatetime = Field(description="Start of the billing cycle the fee paid for.")
+    service_end: UtcDatetime
+
+
+class CreditNote(Contract):
+    """A correction of a finalized invoice in the customer's favour, issued by the billing engine
+    (its amount is credited to the customer's balance and drawn by the next invoices)."""
+
+    id: Id
+    number: str = Field(min_length=1, max_length=64, description="Sequential, gap-free number of the issuer's credit notes.")
+    customer_id: Id
+    invoice_id: Id = Field(description="The invoice that billed what is credited.")
+    period_start: UtcDatetime = Field(description="The month whose invoice run issued it (when the change became known).")
+    period_end: UtcDatetime
+    currency: CurrencyCode
+    reason: str = Field(min_length=1, max_length=256)
+    lines: tuple[CreditNoteLine, ...] = Field(min_length=1)
+    total: NonNegativeMoney
+    issued_at: UtcDatetime
+    event_time: UtcDatetime = Field(description="When this version of the credit note was recorded.")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> CreditNote:
+        if self.total != sum((line.amount for line in self.lines), Decimal(0)):
+            raise ValueError("total is not the sum of the line amounts")
         return self
 
 
@@ -680,7 +725,7 @@ TOPIC_MODELS: dict[str, type[Contract]] = {
 }
 """Logical topic name (keys of ``Settings.topics()``) -> model of its messages."""
 
-ALL_MODELS: tuple[type[BaseModel], ...] = (*TOPIC_MODELS.values(), Plan)
+ALL_MODELS: tuple[type[BaseModel], ...] = (*TOPIC_MODELS.values(), CreditNote, Plan)
 """Every top-level contract (exported as JSON Schema)."""
 
 

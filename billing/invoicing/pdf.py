@@ -153,7 +153,7 @@ def _header(branding: Branding, invoice: Invoice) -> Table:
     seller = [_p(branding.company_name, "brand"), *(_p(line, "muted") for line in branding.address_lines)]
     if branding.email:
         seller.append(_p(branding.email, "muted"))
-    title = [_p("INVOICE", "title"), _p(f"No. {invoice.id}", "right"), _p(invoice.status.value.upper(), "muted_right")]
+    title = [_p("INVOICE", "title"), _p(f"No. {invoice.number or invoice.id}", "right"), _p(invoice.status.value.upper(), "muted_right")]
     table = Table([[seller, title]], colWidths=["60%", "40%"])
     table.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP"), ("LINEBELOW", (0, 0), (-1, 0), 1.2, ACCENT),
                                ("BOTTOMPADDING", (0, 0), (-1, 0), 8)]))
@@ -165,7 +165,9 @@ def _parties(invoice: Invoice, bill_to: BillTo) -> Table:
     customer.append(_p(f"Customer ID: {bill_to.customer_id}", "muted"))
     last_day = invoice.period_end - timedelta(microseconds=1)  # the period is half-open [start, end)
     facts = [
-        ("Invoice number", invoice.id),
+        ("Invoice number", invoice.number or "(assigned when finalized)"),
+        ("Invoice id", invoice.id),
+        *((("Replaces", invoice.replaces),) if invoice.replaces else ()),
         ("Issue date", _date(invoice.issued_at)),
         ("Due date", _date(invoice.due_at)),
         ("Billing period", f"{_date(invoice.period_start)} – {_date(last_day)}"),

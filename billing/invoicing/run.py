@@ -29,13 +29,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from billing.core.contracts import Invoice, InvoiceStatus, LineKind
+from billing.core.contracts import CreditNote, Invoice, InvoiceStatus, LineKind
 from billing.core.errors import ConfigError
-from billing.core.invoicing import compose, grants
+from billing.core.invoicing import compose, grants, prepaid
+from billing.core.invoicing.credit_notes import credit_notes
 from billing.core.invoicing.cycles import cycle_fees
 from billing.core.invoicing.errors import NoSubscription, UnknownCustomer, UnknownInvoice
-from billing.core.invoicing.lifecycle import transition
-from billing.core.invoicing.periods import closed_period, invoice_id, label
+from billing.core.invoicing.lifecycle import live_invoice, rebill, replacement_id, transition
+from billing.core.invoicing.numbering import credit_series, numbers
+from billing.core.invoicing.periods import closed_period, invoice_id, label, of_period
 from billing.core.invoicing.summary import CurrencyBilled, billed_by_currency, not_billed_reason
 from billing.core.invoicing.timeline import PlanSpan, plan_spans
 from billing.core.invoicing.usage import quantities, span_stats, span_transactions
@@ -81,6 +83,8 @@ class RunSummary:
     billed: dict[str, CurrencyBilled] = field(default_factory=dict)
     """What the invoices computed bill, per currency."""
     invoices: list[Invoice] = field(default_factory=list)
+    credit_notes: list[CreditNote] = field(default_factory=list)
+    """Credit notes issued by a finalizing run (prepaid fees of plan changes made in the month)."""
     seconds: float = 0.0
 
 
@@ -110,15 +114,16 @@ class Invoicing:
     # ------------------------------------------------------------------------- the run
 
     def run_period(self, period_text: str, *, now: datetime, finalize: bool = False,
-                   progress: Progress = _quiet) -> RunSummary:
-        """Bill the closed month ``period_text`` (``YYYY-MM``); see the module docstring."""
+                   progress: Progress = _quiet, customer: str | None = None) -> RunSummary:
+        """Bill the closed month ``period_text`` (``YYYY-MM``), of every customer or only ``customer``;
+        see the module docstring."""
         started = time.perf_counter()
         run_at = _millis(now)
         period = closed_period(period_text, run_at)
         summary = RunSummary(period)
         progress("reading subscriptions", 0, 1)
-        changes = self.store.subscription_changes(before=period.end)
-        customers = self.store.customers()
+        changes = self.store.subscription_changes(before=period.end, customer=customer)
+        customers = self.store.customers(None if customer is None else [customer])
         spans: dict[str, list[PlanSpan]] = {}
         for customer_id in sorted(changes):
             found = plan_spans(changes[customer_id], period)
@@ -132,9 +137,10 @@ class Invoicing:
         if unknown:
             raise UnknownCustomer(f"{len(unknown)} subscribed customer(s) are not in the customers table, e.g. {unknown[0]}; "
                                   "load the customers topic first")
-        ids = {customer_id: invoice_id(customer_id, period) for customer_id in spans}
         statuses = self.store.statuses(period)
-        todo = [c for c in spans if statuses.get(ids[c], InvoiceStatus.DRAFT) is InvoiceStatus.DRAFT]
+        chains = {customer_id: live_invoice(invoice_id(customer_id, period), statuses) for customer_id in spans}
+        ids = {customer_id: chain[0] for customer_id, chain in chains.items()}
+        todo = [c for c in spans if statuses.get(ids[c], (InvoiceStatus.DRAFT,))[0] is InvoiceStatus.DRAFT]
         summary.frozen = len(spans) - len(todo)
         plans = {c: self._plans(customers[c], spans[c]) for c in todo}
         held = self.store.held()
@@ -155,17 +161,24 @@ class Invoicing:
         new_versions: list[Invoice] = []
         new_rows: list[facts.Rows] = []
         stale: list[str] = []  # drafts whose lines change: their old lines are deleted before the rewrite
+        numbered = numbers(self.settings.invoice_series, self.store.last_number("invoices", self.settings.invoice_series)
+                           if finalize and todo else 0)
+        settled = {c: prepaid.settle(changes[c], period, self._plan_of(customers[c])) for c in changes if c in customers}
         for done, customer_id in enumerate(todo, start=1):
             customer = customers[customer_id]
             span_usage = [quantities(usage.get((ids[customer_id], n), {}), self.meters) for n in range(len(spans[customer_id]))]
             fees = cycle_fees(changes[customer_id], period, self._plan_of(customer))
+            extra = [*corrections.get(customer_id, ()), *prepaid.charge_lines(settled.get(customer_id, ()))]
             priced = compose.price(period, customer, spans[customer_id], span_usage, self.catalog,
-                                   corrections.get(customer_id, ()), granted.get(customer_id, grants.Grants()), fees,
+                                   extra, granted.get(customer_id, grants.Grants()), fees,
                                    transactions=[singles.get((ids[customer_id], n), {}) for n in range(len(spans[customer_id]))])
             invoice = compose.draft(priced, invoice_id=ids[customer_id], customer_id=customer_id,
                                     subscription_id=spans[customer_id][0].subscription_id, now=run_at)
+            if chains[customer_id][1] is not None:
+                invoice = invoice.model_copy(update={"replaces": chains[customer_id][1]})
             if finalize:
-                invoice = transition(invoice, InvoiceStatus.FINALIZED, run_at, self.settings.invoice_due_days)
+                invoice = transition(invoice, InvoiceStatus.FINALIZED, run_at, self.settings.invoice_due_days,
+                                     number=next(numbered))
                 summary.finalized += 1
             rows = facts.invoice_rows(invoice)
             previous = drafts.get(invoice.id)
@@ -183,15 +196,38 @@ class Invoicing:
             if done % 500 == 0 or done == len(todo):
                 progress("pricing", done, len(todo))
         summary.billed = billed_by_currency(summary.invoices)
+        notes = self._credit_notes(settled, period, run_at) if finalize else []
+        summary.credit_notes = notes
         progress("publishing", 0, len(new_versions))
         publish(self.settings, new_versions)
         progress("writing", 0, len(new_versions))
         self.store.forget_spans(list(drafts), before=run_at)
         self.store.forget_lines(stale)
         self.store.write_rows(new_rows)
+        self._issue(notes)
         progress("done", len(new_versions), len(new_versions))
         summary.seconds = time.perf_counter() - started
         return summary
+
+    def _credit_notes(self, settled: Mapping[str, Sequence[prepaid.PrepaidChange]], period: Period,
+                      now: datetime) -> list[CreditNote]:
+        """The credit notes of ``period``'s settlements not issued yet, numbered in customer order."""
+        wanted = {c: found for c, found in settled.items() if prepaid.credits(found)}
+        if not wanted:
+            return []
+        issued = frozenset(note.id for note in self.store.credit_notes(period=period))
+        customers = self.store.customers(list(wanted))
+        series = credit_series(self.settings.invoice_series)
+        numbered = numbers(series, self.store.last_number("credit_notes", series))
+        return [note for customer_id in sorted(wanted)
+                for note in credit_notes(customer_id, customers[customer_id].currency, wanted[customer_id], period, now,
+                                         numbered, issued)]
+
+    def _issue(self, notes: Sequence[CreditNote]) -> None:
+        """Record credit notes and credit their totals to the customers' balances (grant id = credit note id)."""
+        for note in notes:
+            self.store.write_credit(note.customer_id, note.id, note.total, note.currency, note.issued_at)
+        self.store.write_rows(facts.credit_note_rows(note) for note in notes)
 
     def _plans(self, customer: compose.BillingCustomer, spans: Sequence[PlanSpan]) -> list[str]:
         try:
@@ -226,7 +262,7 @@ class Invoicing:
         history = [h for h in self.store.heads(since) if h.customer_id in wanted and h.status is not InvoiceStatus.VOID]
         earlier = [h for h in history
                    if h.period_start < period.start and h.status in (InvoiceStatus.FINALIZED, InvoiceStatus.PAID)
-                   and h.id == invoice_id(h.customer_id, Period(h.period_start, h.period_end))]
+                   and of_period(h.id, h.customer_id, Period(h.period_start, h.period_end))]
         if not earlier:
             return {}
         recorded = self.store.recorded_spans(Period(since, period.start))
@@ -271,8 +307,9 @@ class Invoicing:
         found = self._grants([customer] if held else [], period, held).get(customer_id, grants.Grants())
         fees = cycle_fees(changes, period, self._plan_of(customer))
         singles = span_transactions(self.store.events(customer_id, elapsed, self.transaction_meters), spans)
-        priced = compose.price(period, customer, spans, [quantities(s, self.meters) for s in stats], self.catalog, (), found, fees,
-                               transactions=singles)
+        settled = prepaid.charge_lines(prepaid.settle(changes, period, self._plan_of(customer)))
+        priced = compose.price(period, customer, spans, [quantities(s, self.meters) for s in stats], self.catalog, settled,
+                               found, fees, transactions=singles)
         invoice = compose.draft(priced, invoice_id=invoice_id(customer_id, period), customer_id=customer_id,
                                 subscription_id=spans[0].subscription_id, now=now)
         return Preview(customer, period, elapsed.end, priced, invoice, found)
@@ -287,7 +324,7 @@ class Invoicing:
         """Usage per customer and meter in the billable spans of the period's invoices (summed over spans;
         every meter, also those the customer's plan does not charge)."""
         invoices = [inv for inv in self.store.invoices(period=period)
-                    if inv.id == invoice_id(inv.customer_id, period)]
+                    if of_period(inv.id, inv.customer_id, period) and inv.replaced_by is None]
         usage = self.store.recorded_span_usage(period) if invoices else {}
         rows = []
         for inv in invoices:
@@ -315,8 +352,32 @@ class Invoicing:
         return paid
 
     def change_status(self, invoice_id_: str, target: InvoiceStatus, *, now: datetime, reason: str | None = None) -> Invoice:
-        """Finalize, pay or void (with a ``reason``) one invoice: publish the new version, then record it."""
-        invoice = transition(self.get(invoice_id_), target, _millis(now), self.settings.invoice_due_days, reason)
+        """Finalize, pay or void (with a ``reason``) one invoice: publish the new version, then record it.
+        Finalizing numbers the invoice and issues the credit notes of its customer's month."""
+        current, at = self.get(invoice_id_), _millis(now)
+        number, notes = None, []
+        if target is InvoiceStatus.FINALIZED and current.status is InvoiceStatus.DRAFT:
+            series = self.settings.invoice_series
+            number = next(numbers(series, self.store.last_number("invoices", series)))
+            period = Period(current.period_start, current.period_end)
+            changes = self.store.subscription_changes(before=period.end, customer=current.customer_id)
+            customer = self._customer(current.customer_id)
+            notes = self._credit_notes(
+                {customer.id: prepaid.settle(changes.get(customer.id, []), period, self._plan_of(customer))}, period, at)
+        invoice = transition(current, target, at, self.settings.invoice_due_days, reason, number)
         publish(self.settings, [invoice])
         self.store.write_invoices([invoice])
+        self._issue(notes)
         return invoice
+
+    def rebill(self, invoice_id_: str, *, now: datetime, finalize: bool = False) -> RunSummary:
+        """Re-bill the void invoice ``invoice_id_`` on a new invoice of the same period (``<id>-r1``, linked
+        both ways), computed by a run of that period for its customer; anything but an invoice that is
+        void and not re-billed yet raises :class:`InvalidTransition` before anything is written."""
+        invoice = self.get(invoice_id_)
+        marked = rebill(invoice, replacement_id(invoice.id), _millis(now))
+        period = Period(invoice.period_start, invoice.period_end)
+        closed_period(label(period), _millis(now))
+        publish(self.settings, [marked])
+        self.store.write_invoices([marked])
+        return self.run_period(label(period), now=now, finalize=finalize, customer=invoice.customer_id)

@@ -20,7 +20,17 @@ from typing import NamedTuple
 import orjson
 from clickhouse_connect.driver.client import Client
 
-from billing.core.contracts import Adjustment, AdjustmentKind, BreakdownStep, Invoice, InvoiceStatus, LineItem, LineKind
+from billing.core.contracts import (
+    Adjustment,
+    AdjustmentKind,
+    BreakdownStep,
+    CreditNote,
+    CreditNoteLine,
+    Invoice,
+    InvoiceStatus,
+    LineItem,
+    LineKind,
+)
 from billing.core.invoicing.compose import BillingCustomer
 from billing.core.invoicing.grants import Applied, GrantRecord, Held, Revocation, coupon_grant_id, holdings
 from billing.core.invoicing.timeline import PlanSpan, SubscriptionChange
@@ -133,13 +143,58 @@ class Store:
             changes[customer_id].append(SubscriptionChange(*fields))
         return changes
 
-    def statuses(self, period: Period) -> dict[str, InvoiceStatus]:
-        """Current status of every invoice of ``period``."""
+    def statuses(self, period: Period) -> dict[str, tuple[InvoiceStatus, str | None]]:
+        """Current status of every invoice of ``period``, with the invoice that re-bills it (if any)."""
         rows = self.ch.query(
-            f"SELECT invoice_id, status FROM {self.db}.invoices FINAL WHERE period_start = {MS.format('start')}",
+            f"SELECT invoice_id, status, replaced_by FROM {self.db}.invoices FINAL WHERE period_start = {MS.format('start')}",
             parameters={"start": epoch_ms(period.start)},
         ).result_rows
-        return {r[0]: InvoiceStatus(r[1]) for r in rows}
+        return {r[0]: (InvoiceStatus(r[1]), r[2]) for r in rows}
+
+    def last_number(self, table: str, series: str) -> int:
+        """The highest sequence number of ``series`` (``<series>-<n>``) ever recorded in ``table``, 0 if none.
+
+        Every version counts (no FINAL): a number once recorded is never reused."""
+        prefix = f"{series}-"
+        rows = self.ch.query(
+            f"SELECT max(toUInt64OrZero(substring(number, {{at:UInt32}}))) FROM {self.db}.{table} "
+            "WHERE startsWith(number, {prefix:String})",
+            parameters={"prefix": prefix, "at": len(prefix) + 1},
+        ).result_rows
+        return int(rows[0][0] or 0) if rows else 0
+
+    def credit_notes(self, *, customer: str | None = None, ids: Sequence[str] | None = None,
+                     period: Period | None = None) -> list[CreditNote]:
+        """Credit notes (latest version) matching every filter given, by customer and number."""
+        conditions, params = [], {}
+        if customer is not None:
+            conditions.append("customer_id = {customer:String}")
+            params["customer"] = customer
+        if ids is not None:
+            conditions.append("credit_note_id IN {ids:Array(String)}")
+            params["ids"] = list(ids)
+        if period is not None:
+            conditions.append(f"period_start = {MS.format('start')}")
+            params["start"] = epoch_ms(period.start)
+        heads = self.ch.query(
+            f"SELECT {', '.join(facts.COLUMNS['credit_notes'])} FROM {self.db}.credit_notes FINAL "
+            f"{'WHERE ' + ' AND '.join(conditions) if conditions else ''} ORDER BY customer_id, number",
+            parameters=params,
+        ).result_rows
+        if not heads:
+            return []
+        lines: dict[str, list[CreditNoteLine]] = defaultdict(list)
+        for note_id, code, charge, description, quantity, amount, start, end in self.ch.query(
+            f"SELECT credit_note_id, currency, charge, description, quantity, amount, service_start, service_end "
+            f"FROM {self.db}.credit_note_lines FINAL WHERE credit_note_id IN {{ids:Array(String)}} ORDER BY credit_note_id, line_no",
+            parameters={"ids": [h[0] for h in heads]},
+        ).result_rows:
+            lines[note_id].append(CreditNoteLine(charge=charge, description=description, quantity=_trim(quantity),
+                                                 amount=_money(amount, code), service_start=start, service_end=end))
+        return [CreditNote(id=i, number=number, customer_id=c, invoice_id=inv, period_start=start, period_end=end,
+                           currency=code, reason=reason, lines=tuple(lines[i]), total=_money(total, code),
+                           issued_at=issued, event_time=at)
+                for i, number, c, inv, start, end, code, reason, total, issued, at in heads]
 
     def span_usage(self, spans_sql: str, low: datetime, high: datetime, params: dict) -> dict[tuple[str, int], dict[str, HourStats]]:
         """Hour statistics per (invoice id, span number) and meter, for the spans selected by ``spans_sql``.
@@ -456,13 +511,14 @@ class Store:
 
 def _invoice(head: tuple, lines: Sequence[LineItem], adjustments: Sequence[Adjustment]) -> Invoice:
     (invoice_id, customer_id, subscription_id, period_start, period_end, code, subtotal, discount_total, tax_rate, tax,
-     total, status, issued_at, due_at, paid_at, voided_at, event_time, void_reason) = head
+     total, status, issued_at, due_at, paid_at, voided_at, event_time, void_reason, number, replaces, replaced_by) = head
     return Invoice(
         id=invoice_id, customer_id=customer_id, subscription_id=subscription_id, period_start=period_start,
         period_end=period_end, currency=code, line_items=tuple(lines), subtotal=_money(subtotal, code),
         adjustments=tuple(adjustments), discount_total=_money(discount_total, code), tax_rate=_trim(tax_rate),
         tax=_money(tax, code), total=_money(total, code), status=InvoiceStatus(status), issued_at=issued_at,
         due_at=due_at, paid_at=paid_at, voided_at=voided_at, void_reason=void_reason, event_time=event_time,
+        number=number, replaces=replaces, replaced_by=replaced_by,
     )
 
 

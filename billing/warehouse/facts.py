@@ -13,6 +13,7 @@ import orjson
 
 from billing.core.contracts import (
     Contract,
+    CreditNote,
     Customer,
     DeadLetter,
     Invoice,
@@ -37,11 +38,15 @@ COLUMNS: dict[str, tuple[str, ...]] = {
                             "effective_time", "event_time"),
     "invoices": ("invoice_id", "customer_id", "subscription_id", "period_start", "period_end", "currency",
                  "subtotal", "discount_total", "tax_rate", "tax", "total", "status", "issued_at", "due_at",
-                 "paid_at", "voided_at", "event_time", "void_reason"),
+                 "paid_at", "voided_at", "event_time", "void_reason", "number", "replaces", "replaced_by"),
     "invoice_lines": ("invoice_id", "line_no", "customer_id", "period_start", "currency", "kind", "charge",
                       "meter", "description", "quantity", "unit_price", "amount", "breakdown"),
     "invoice_adjustments": ("invoice_id", "adjustment_id", "customer_id", "period_start", "currency", "kind",
                             "code", "description", "percent_off", "amount"),
+    "credit_notes": ("credit_note_id", "number", "customer_id", "invoice_id", "period_start", "period_end", "currency",
+                     "reason", "total", "issued_at", "event_time"),
+    "credit_note_lines": ("credit_note_id", "line_no", "customer_id", "period_start", "currency", "charge", "description",
+                          "quantity", "amount", "service_start", "service_end"),
     "invoice_shipping": ("invoice_id", "customer_id", "recipient", "address_line", "city", "postal_code",
                          "country", "carrier", "tracking_number", "cost", "currency", "shipped_at",
                          "delivered_at", "event_time"),
@@ -101,6 +106,7 @@ def invoice_rows(inv: Invoice) -> Rows:
             inv.id, inv.customer_id, inv.subscription_id, inv.period_start, inv.period_end, inv.currency,
             inv.subtotal, inv.discount_total, inv.tax_rate, inv.tax, inv.total, inv.status.value,
             inv.issued_at, inv.due_at, inv.paid_at, inv.voided_at, inv.event_time, inv.void_reason,
+            inv.number, inv.replaces, inv.replaced_by,
         ]],
         "invoice_lines": [
             [inv.id, number, inv.customer_id, inv.period_start, inv.currency, line.kind.value, line.charge,
@@ -121,6 +127,19 @@ def invoice_rows(inv: Invoice) -> Rows:
             s.tracking_number, s.cost, inv.currency, s.shipped_at, s.delivered_at, inv.event_time,
         ]]
     return rows
+
+
+def credit_note_rows(note: CreditNote) -> Rows:
+    """Rows of ``credit_notes`` and ``credit_note_lines``."""
+    return {
+        "credit_notes": [[note.id, note.number, note.customer_id, note.invoice_id, note.period_start, note.period_end,
+                          note.currency, note.reason, note.total, note.issued_at, note.event_time]],
+        "credit_note_lines": [
+            [note.id, number, note.customer_id, note.period_start, note.currency, line.charge, line.description,
+             line.quantity, line.amount, line.service_start, line.service_end]
+            for number, line in enumerate(note.lines, start=1)
+        ],
+    }
 
 
 def payment_rows(p: PaymentTransaction) -> Rows:
@@ -150,6 +169,7 @@ _MAPPERS = (
     (Customer, customer_rows),
     (SubscriptionEvent, subscription_rows),
     (Invoice, invoice_rows),
+    (CreditNote, credit_note_rows),
     (PaymentTransaction, payment_rows),
     (DeadLetter, dead_letter_rows),
 )

@@ -13,6 +13,8 @@ from billing.core.contracts import (
     AdjustmentKind,
     BillingInterval,
     BreakdownStep,
+    CreditNote,
+    CreditNoteLine,
     Customer,
     DeadLetter,
     Invoice,
@@ -71,14 +73,19 @@ def sample_models():
                       due_at=T0 + timedelta(days=14),
                       shipping=ShippingDetails(recipient="Ann", address_line="Main 1", city="Berlin",
                                                country="DE", carrier="DHL", cost=Decimal("4.90")),
-                      event_time=T0)
+                      event_time=T0, number="INV-000001")
+    note = CreditNote(id="cn-inv-1-202601", number="INV-CN-000001", customer_id="cus-1", invoice_id="inv-1", period_start=T0,
+                      period_end=T0 + timedelta(days=30), currency="EUR", reason="plan changed",
+                      lines=(CreditNoteLine(charge="pro.fee", description="Unused fee", quantity=Decimal("0.5"),
+                                            amount=Decimal("4.50"), service_start=T0, service_end=T0 + timedelta(days=30)),),
+                      total=Decimal("4.50"), issued_at=T0, event_time=T0)
     payment = PaymentTransaction(event_id="pe-1", id="tx-1", invoice_id="inv-1", customer_id="cus-1",
                                  method=PaymentMethod.SEPA, amount=Decimal("10.71"), currency="EUR",
                                  status=PaymentStatus.FAILED, failure_reason="insufficient_funds", attempt=1,
                                  sequence=2, initiated_at=T0, completed_at=T0 + timedelta(seconds=3),
                                  event_time=T0 + timedelta(seconds=3))
     dead = DeadLetter.wrap(b'{"broken', "invalid JSON", "billing.usage", key=b"cus-1", partition=1, offset=7, time=T0)
-    return [usage, seats, customer, sub, invoice, payment, dead]
+    return [usage, seats, customer, sub, invoice, note, payment, dead]
 
 
 def test_every_model_round_trips_through_its_tables(db):
@@ -101,6 +108,8 @@ def test_every_model_round_trips_through_its_tables(db):
     assert ch.query("SELECT breakdown FROM invoice_lines").result_rows[0][0].startswith('[{"description":"1001-2000"')
     assert ch.query("SELECT failure_reason, completed_at FROM payment_events").result_rows[0] == (
         "insufficient_funds", T0 + timedelta(seconds=3))
+    assert ch.query("SELECT number, total FROM credit_notes").result_rows == [("INV-CN-000001", Decimal("4.50"))]
+    assert ch.query("SELECT number FROM invoices").result_rows == [("INV-000001",)]
     assert ch.query("SELECT payload, offset FROM dead_letters").result_rows[0] == ('{"broken', 7)
 
 

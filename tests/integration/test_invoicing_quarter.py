@@ -5,6 +5,11 @@ every customer x meter x closed month bills exactly the manifest's usage, no cus
 billable subscription is skipped, monthly customers pay their fee every month and yearly customers
 once a year (in the month their year starts), with usage every month. The payers then pay what was
 finalized, reproducibly.
+
+The ledger, on a customer of its own (hand-computed): a mid-year downgrade of a yearly plan paid in
+advance gives the expected credit note and bills the new plan's rest of the year; invoices and
+credit notes are numbered without gaps; a voided invoice re-billed ends with exactly one live
+invoice of its month; re-billing an invoice that is not void is one clear error and writes nothing.
 """
 
 from __future__ import annotations
@@ -16,12 +21,24 @@ from decimal import Decimal
 
 import pytest
 
-from billing.core.contracts import InvoiceStatus, LineKind, PaymentStatus
+from billing.core.contracts import (
+    BillingInterval,
+    Customer,
+    InvoiceStatus,
+    LineKind,
+    PaymentStatus,
+    Segment,
+    SubscriptionEvent,
+    SubscriptionEventType,
+    SubscriptionStatus,
+)
+from billing.core.invoicing.errors import InvalidTransition
 from billing.core.meters import active_meters
 from billing.core.pricing import builtin_catalog
 from billing.core.pricing.proration import Period
 from billing.invoicing.run import Invoicing
 from billing.kafka.topics import TopicSpec, admin_client, ensure_topics
+from billing.warehouse import facts
 from billing.warehouse.client import client
 from billing.warehouse.migrations import migrate
 from producers.manifest import Manifest
@@ -138,7 +155,8 @@ def test_monthly_customers_pay_the_fee_every_month_yearly_ones_once_a_year(quart
     usage_months = defaultdict(set)
     for month, run in zip(MONTHS, runs, strict=True):
         for invoice in run.invoices:
-            if any(line.kind is LineKind.SUBSCRIPTION for line in invoice.line_items):
+            if any(line.kind is LineKind.SUBSCRIPTION and "after a plan change" not in line.description
+                   for line in invoice.line_items):
                 fees[invoice.customer_id].append(f"{month.start:%Y-%m}")
             if any(line.kind is LineKind.USAGE for line in invoice.line_items):
                 usage_months[invoice.customer_id].add(f"{month.start:%Y-%m}")
@@ -174,3 +192,101 @@ def test_payers_pay_what_was_finalized_reproducibly(quarter, settings):
     assert {tx: r["final_status"] for tx, r in rows.items()} == {
         tx: max((e for e in expected if e.id == tx), key=lambda e: e.sequence).status.value for tx in {e.id for e in expected}}
     assert sum(1 for _ in read_records(folder / "pay-1.tsv")) == len(expected)
+
+
+JUNE_15 = datetime(2026, 6, 15, tzinfo=UTC)
+DOWNGRADE = datetime(2026, 8, 1, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def ledger(settings, warehouse, kafka):
+    """One customer on Growth yearly (990.00 a year in advance) from 15 June 2026, downgraded to
+    Starter yearly (290.00) on 1 August; June to August billed and finalized."""
+    name = f"ledger_{uuid.uuid4().hex[:8]}"
+    scoped = settings.model_copy(update={"clickhouse_database": name, "topic_invoices": f"billing.invoices.{name}"})
+    migrate(scoped)
+    admin = admin_client(settings.kafka_bootstrap)
+    ensure_topics(admin, [TopicSpec(scoped.topic_invoices, 1, 1)])
+    customer = Customer(id="cus-ledger", company_name="Ledger Ltd", email="ap@ledger.example", country="US", region="NA",
+                        currency="USD", segment=Segment.SMB, signup_time=JUNE_15, updated_at=JUNE_15)
+    common = {"subscription_id": "sub-ledger", "customer_id": customer.id, "billing_interval": BillingInterval.YEAR,
+              "status": SubscriptionStatus.ACTIVE, "start_time": JUNE_15}
+    events = [
+        SubscriptionEvent(event_id="se-1", type=SubscriptionEventType.CREATED, sequence=1, plan_id="growth",
+                          effective_time=JUNE_15, event_time=JUNE_15, **common),
+        SubscriptionEvent(event_id="se-2", type=SubscriptionEventType.PLAN_CHANGED, sequence=2, plan_id="starter",
+                          previous_plan_id="growth", effective_time=DOWNGRADE, event_time=DOWNGRADE, **common),
+    ]
+    ch = client(scoped)
+    rows: facts.Rows = {}
+    for model in (customer, *events):
+        facts.merge(rows, facts.rows_for(model))
+    for table, data in rows.items():
+        ch.insert(f"{name}.{table}", data, column_names=facts.COLUMNS[table])
+    invoicing = Invoicing(scoped)
+    runs = [invoicing.run_period(month, now=datetime(2026, 12, 1, tzinfo=UTC), finalize=True)
+            for month in ("2026-06", "2026-07", "2026-08")]
+    yield invoicing, runs, ch
+    client(settings).command(f"DROP DATABASE IF EXISTS {name}")
+    admin.delete_topics([scoped.topic_invoices])
+
+
+def test_a_mid_year_downgrade_gives_the_expected_credit_note(ledger):
+    """The year 15 June 2026 - 15 June 2027 (365 days) was billed in June: 990.00. On 1 August, 47 days
+    used, 318 unused: Growth now costs 990 x 47/365 = 127.48, so 990.00 - 127.48 = 862.52 is credited
+    on a credit note linked to June's invoice; August bills Starter for the 318 days, 290 x 318/365 = 252.66."""
+    invoicing, runs, _ = ledger
+    june, july, august = ([inv for inv in run.invoices] for run in runs)
+    assert [(line.charge, line.amount) for line in june[0].line_items if line.kind is LineKind.SUBSCRIPTION] == [
+        ("growth_yearly.platform_fee", Decimal("990.00"))]
+    assert not [line for line in july[0].line_items if line.kind is LineKind.SUBSCRIPTION]
+    assert [(line.charge, line.amount) for line in august[0].line_items if line.kind is LineKind.SUBSCRIPTION] == [
+        ("starter_yearly.platform_fee", Decimal("252.66"))]
+    [note] = invoicing.store.credit_notes(customer="cus-ledger")
+    assert (note.id, note.number, note.invoice_id, note.total, note.currency) == (
+        "cn-inv-cus-ledger-202606-202608", "INV-CN-000001", "inv-cus-ledger-202606", Decimal("862.52"), "USD")
+    assert [(line.charge, line.amount, line.service_start) for line in note.lines] == [
+        ("growth_yearly.platform_fee", Decimal("862.52"), JUNE_15)]
+    assert note.lines[0].description == ("Unused Growth platform fee (yearly) of Growth (yearly) (2026-06-15 to 2027-06-15): "
+                                         "318.00 of 365.00 days")
+    assert [n.id for n in runs[2].credit_notes] == [note.id]
+    again = invoicing.run_period("2026-08", now=datetime(2026, 12, 1, tzinfo=UTC), finalize=True)
+    assert again.credit_notes == [] and again.frozen == 1, "a repeated run issues nothing twice"
+    assert [inv.number for inv in invoicing.store.invoices(customer="cus-ledger")] == ["INV-000001", "INV-000002", "INV-000003"]
+
+
+def test_a_voided_invoice_re_billed_ends_with_one_live_invoice(ledger):
+    """September: a draft, finalized (INV-000004), voided, re-billed as ...-r1 and finalized (INV-000005),
+    which draws the credit note's balance. Re-billing anything that is not a void invoice (not re-billed
+    yet) is one error and writes nothing."""
+    invoicing, _, ch = ledger
+    now = datetime(2026, 12, 2, tzinfo=UTC)
+    [draft] = invoicing.run_period("2026-09", now=now).invoices
+    assert draft.number is None
+    finalized = invoicing.change_status(draft.id, InvoiceStatus.FINALIZED, now=now)
+    assert finalized.number == "INV-000004"
+    invoicing.change_status(draft.id, InvoiceStatus.VOID, now=now, reason="wrong address")
+
+    def written() -> int:
+        return ch.query("SELECT count() FROM invoices").result_rows[0][0]
+
+    before = written()
+    with pytest.raises(InvalidTransition, match="it is finalized; only void invoices are re-billed"):
+        invoicing.rebill("inv-cus-ledger-202608", now=now)
+    assert written() == before
+    [replacement] = invoicing.rebill(draft.id, now=now, finalize=True).invoices
+    assert (replacement.id, replacement.replaces, replacement.number) == (f"{draft.id}-r1", draft.id, "INV-000005")
+    assert invoicing.get(draft.id).replaced_by == replacement.id
+    before = written()
+    with pytest.raises(InvalidTransition, match="re-billed already"):
+        invoicing.rebill(draft.id, now=now)
+    with pytest.raises(InvalidTransition, match="it is finalized"):
+        invoicing.rebill(replacement.id, now=now)
+    assert written() == before
+    rerun = invoicing.run_period("2026-09", now=now, finalize=True)
+    assert [inv.id for inv in rerun.invoices] == [] and rerun.frozen == 1
+    september = invoicing.store.invoices(customer="cus-ledger", period=Period(datetime(2026, 9, 1, tzinfo=UTC),
+                                                                                datetime(2026, 10, 1, tzinfo=UTC)))
+    assert [inv.id for inv in september if inv.status is not InvoiceStatus.VOID] == [replacement.id]
+    numbers = sorted(inv.number for inv in invoicing.store.invoices(customer="cus-ledger"))
+    assert numbers == [f"INV-{n:06d}" for n in range(1, 6)], "gap-free, never reused"

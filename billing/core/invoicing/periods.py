@@ -1,7 +1,8 @@
 """Billing periods of the invoice run: calendar months (UTC), named ``YYYY-MM``.
 
 Invoice ids are deterministic, ``inv-<customer id>-<YYYYMM>``, so a re-run of a period finds the
-invoices it wrote before instead of adding new ones (one invoice per customer and period).
+invoices it wrote before instead of adding new ones (one live invoice per customer and period: a
+void one may be re-billed as ``<id>-r1``).
 """
 
 from __future__ import annotations
@@ -50,3 +51,10 @@ def invoice_id(customer_id: str, period: Period) -> str:
         return candidate
     digest = hashlib.sha256(customer_id.encode()).hexdigest()[:40]
     return f"inv-{digest}-{period.start:%Y%m}"
+
+
+def of_period(invoice: str, customer_id: str, period: Period) -> bool:
+    """Whether ``invoice`` is the engine's invoice of ``customer_id`` for ``period`` or a re-bill of it
+    (``<id>-r1``, ``<id>-r2``, ...; :mod:`~billing.core.invoicing.lifecycle`)."""
+    first = invoice_id(customer_id, period)
+    return invoice == first or (invoice.startswith(f"{first}-r") and invoice[len(first) + 2:].isdigit())
