@@ -204,7 +204,7 @@ class Usage(BaseModel):
 
 _INVOICE_SUMMARY_FIELDS = ("id", "customer_id", "subscription_id", "period_start", "period_end", "currency",
                            "subtotal", "discount_total", "tax_rate", "tax", "total", "status", "issued_at", "due_at",
-                           "paid_at", "voided_at", "void_reason")
+                           "paid_at", "voided_at", "void_reason", "number", "replaces", "replaced_by")
 
 InvoiceSummary = create_model(
     "InvoiceSummary",

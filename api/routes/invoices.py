@@ -34,7 +34,7 @@ _EXAMPLE_INVOICE = {
     "subtotal": "49.00", "adjustments": [], "discount_total": "0.00", "tax_rate": "0.19", "tax": "9.31",
     "total": "58.31", "status": "finalized", "shipping": None, "issued_at": "2026-10-01T02:00:00Z",
     "due_at": "2026-10-15T02:00:00Z", "paid_at": None, "voided_at": None, "void_reason": None,
-    "event_time": "2026-10-01T02:00:00Z",
+    "event_time": "2026-10-01T02:00:00Z", "number": "INV-000042", "replaces": None, "replaced_by": None,
 }
 
 

@@ -378,6 +378,10 @@ class Invoicing:
         marked = rebill(invoice, replacement_id(invoice.id), _millis(now))
         period = Period(invoice.period_start, invoice.period_end)
         closed_period(label(period), _millis(now))
+        changes = self.store.subscription_changes(before=period.end, customer=invoice.customer_id)
+        if not plan_spans(changes.get(invoice.customer_id, []), period):
+            raise NoSubscription(f"cannot re-bill invoice {invoice.id}: customer {invoice.customer_id} has no billable "
+                                 f"subscription in {label(period)}; nothing was written")
         publish(self.settings, [marked])
         self.store.write_invoices([marked])
         return self.run_period(label(period), now=now, finalize=finalize, customer=invoice.customer_id)

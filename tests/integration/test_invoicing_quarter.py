@@ -217,7 +217,7 @@ def ledger(settings, warehouse, kafka):
         SubscriptionEvent(event_id="se-2", type=SubscriptionEventType.PLAN_CHANGED, sequence=2, plan_id="starter",
                           previous_plan_id="growth", effective_time=DOWNGRADE, event_time=DOWNGRADE, **common),
     ]
-    ch = client(scoped)
+    ch = client(scoped, database=name)
     rows: facts.Rows = {}
     for model in (customer, *events):
         facts.merge(rows, facts.rows_for(model))

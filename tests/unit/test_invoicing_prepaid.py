@@ -76,7 +76,7 @@ def test_upgrade_in_the_middle_of_a_yearly_period(tmp_path_factory):
     assert credit_description(credit) == "Unused Fee of Basic yearly (2026-01-01 to 2027-01-01): 184.00 of 365.00 days"
     [line] = charge_lines(july)
     assert (line.plan_id, line.charge_id, line.amount) == ("pro_y", "fee", Decimal("368.00"))
-    assert line.description == "Fee of Pro yearly after a plan change (2026-01-01 to 2027-01-01, in advance): 184.00 of 365.00 days"
+    assert line.description == "Fee of Pro yearly after a plan change, 184.00 of 365.00 days (2026-01-01 to 2027-01-01, in advance)"
     assert sum(c.delta for c in july) == Decimal("184.00")
 
 

@@ -136,7 +136,7 @@ def _line(change: PrepaidChange) -> Line:
         Step(f"billed before for {change.seconds_before:,} s", -change.amount_before,
              units=Decimal(change.seconds_before), unit_price=ZERO),
     )
-    description = (f"{change.charge.label} of {change.plan.name} after a plan change ({change.cycle.start:%Y-%m-%d} to "
-                   f"{change.cycle.end:%Y-%m-%d}, in advance): {change.days}")
+    description = (f"{change.charge.label} of {change.plan.name} after a plan change, {change.days} "
+                   f"({change.cycle.start:%Y-%m-%d} to {change.cycle.end:%Y-%m-%d}, in advance)")
     return Line(change.plan.id, change.charge.id, description, change.charge.model, None, Decimal(1), change.delta,
                 change.delta, steps, change.cycle, fraction)
