@@ -114,6 +114,20 @@ def test_cli_run_list_pay_pdf_export(cli_env, tmp_path):
     shown = " ".join(preview.output.split())
     assert f"{subscribed} · 01 " in shown and "(open period, accrued so far)" in shown and "running total" in shown
 
+    assert sorted(row["number"] for row in rows if row["line_number"] == "1") == [f"INV-{n:06d}" for n in range(1, 31)]
+    refused = runner.invoke(app, ["invoice", "rebill", invoice.id])
+    assert "it is paid; only void invoices are re-billed" in str(refused.exception)
+    other = next(inv for inv in stored.values() if inv.id != invoice.id)
+    runner.invoke(app, ["invoice", "void", other.id, "--reason", "wrong plan"])
+    rebilled = runner.invoke(app, ["invoice", "rebill", other.id, "--finalize"], terminal_width=200)
+    assert rebilled.exit_code == 0, rebilled.output
+    assert f"invoice {other.id}-r1 replaces {other.id}: finalized INV-000031" in " ".join(rebilled.output.split())
+    listed = runner.invoke(app, ["invoice", "list", "--customer", other.customer_id], terminal_width=240)
+    assert "2 invoice(s)" in listed.output and Invoicing(world.settings).get(other.id).replaced_by == f"{other.id}-r1"
+    notes = runner.invoke(app, ["invoice", "credit-notes", "--period", "2026-09", "--out", str(tmp_path / "notes.csv")])
+    assert notes.exit_code == 0 and "credit note(s)" in notes.output, notes.output
+    assert (tmp_path / "notes.csv").read_text().startswith("credit_note_id,number,customer_id,invoice_id")
+
 
 def test_cli_bills_a_month_as_of_its_close_and_the_payers_pay_it(cli_env, tmp_path):
     world = cli_env
