@@ -108,18 +108,32 @@ def test_a_cancellation_credits_the_unused_months(tmp_path_factory):
     assert charge_lines(march) == []
 
 
+def test_a_cycle_known_only_once_it_began_is_billed_the_month_after(tmp_path_factory):
+    """Basic yearly starting (and recorded) at 1 January 00:00: December's run did not know it and
+    January's invoice is not the one of its billing point, so January settles it: the whole year."""
+    plans = catalog(tmp_path_factory)
+    changes = [change(1, YEAR.start, "basic")]
+    def plan_of(product, interval):
+        return plans.plan_for(product, "USD", interval)
+    assert cycle_fees(known(changes, month("2026-01")), month("2026-01"), plan_of) == []
+    [line] = charge_lines(settle(known(changes, month("2026-01")), month("2026-01"), plan_of))
+    assert (line.amount, line.description) == (Decimal("365.00"), "Fee of Basic yearly not billed before: known after the "
+                                               "cycle was due, 365.00 of 365.00 days (2026-01-01 to 2027-01-01, in advance)")
+
+
 SPAN_S = 330 * 86_400
 
 
 @settings(max_examples=40, deadline=None)
 @given(interval=st.sampled_from(["month", "year"]),
        moves=st.lists(st.tuples(st.integers(1, SPAN_S - 1), st.sampled_from(["basic", "pro"])), max_size=6),
-       cancel=st.one_of(st.none(), st.integers(1, SPAN_S)))
-def test_fee_seconds_are_billed_once_and_credits_never_exceed_what_was_prepaid(tmp_path_factory, interval, moves, cancel):
+       cancel=st.one_of(st.none(), st.integers(1, SPAN_S)), signed=st.sampled_from([SIGNED, YEAR.start]))
+def test_fee_seconds_are_billed_once_and_credits_never_exceed_what_was_prepaid(tmp_path_factory, interval, moves, cancel,
+                                                                               signed):
     plans = catalog(tmp_path_factory)
     def plan_of(product, interval_):
         return plans.plan_for(product, "USD", interval_)
-    changes = [change(1, SIGNED, "basic", interval)]
+    changes = [change(1, signed, "basic", interval)]
     for seq, (offset, plan) in enumerate(sorted(moves), start=2):
         changes.append(change(seq, YEAR.start + timedelta(seconds=offset), plan, interval))
     end = YEAR.end if cancel is None else YEAR.start + timedelta(seconds=cancel)

@@ -9,7 +9,10 @@ invoices billed so far, net of earlier settlements) with the fee as known at its
 - a plan's fee that shrinks (its seconds of service in the cycle went down) is credited: the
   difference goes on a **credit note** linked to the invoice that billed the cycle;
 - a plan's fee that grows (the new plan of an upgrade or downgrade, for the rest of the cycle) is
-  billed on ``P``'s invoice, so an upgrade bills the prorated difference.
+  billed on ``P``'s invoice, so an upgrade bills the prorated difference. So is a cycle that no
+  invoice billed because the subscription became known only after the invoice due to bill it
+  (one that starts at 00:00 on the 1st, recorded then: its cycle's billing point is the end of
+  the previous month, whose run did not know it).
 
 Amounts are priced like the invoice lines (:func:`~billing.core.pricing.engine.price_cycle_fee`,
 each part rounded), so the settlements telescope: after any sequence of changes, the fee seconds
@@ -49,6 +52,9 @@ class PrepaidChange:
     seconds_now: int
     amount_before: Decimal
     amount_now: Decimal
+    late: bool = False
+    """Nothing of the cycle was billed before: the subscription became known only after the invoice
+    that bills the cycle in advance (e.g. one starting at 00:00 on the 1st, recorded then)."""
 
     @property
     def delta(self) -> Decimal:
@@ -81,6 +87,7 @@ def settle(changes: Sequence[SubscriptionChange], period: Period, plan_of: Calla
     before = _billed_ahead([c for c in changes if c.effective_time < period.start], period, plan_of)
     now = _billed_ahead([c for c in changes if c.effective_time < period.end], period, plan_of)
     found = []
+    cycles_before = {key[:2] for key in before}
     for key in sorted(set(before) | set(now), key=lambda k: (k[1].start, k[0], k[2], k[3])):
         old, new = before.get(key), now.get(key)
         if old is not None and new is not None and (old.seconds, old.amount) == (new.seconds, new.amount):
@@ -88,7 +95,7 @@ def settle(changes: Sequence[SubscriptionChange], period: Period, plan_of: Calla
         known = old or new
         found.append(PrepaidChange(key[0], known.plan, known.charge, key[1], known.billed_on,
                                    old.seconds if old else 0, new.seconds if new else 0,
-                                   old.amount if old else ZERO, new.amount if new else ZERO))
+                                   old.amount if old else ZERO, new.amount if new else ZERO, key[:2] not in cycles_before))
     return found
 
 
@@ -136,7 +143,8 @@ def _line(change: PrepaidChange) -> Line:
         Step(f"billed before for {change.seconds_before:,} s", -change.amount_before,
              units=Decimal(change.seconds_before), unit_price=ZERO),
     )
-    description = (f"{change.charge.label} of {change.plan.name} after a plan change, {change.days} "
+    why = "not billed before: known after the cycle was due" if change.late else "after a plan change"
+    description = (f"{change.charge.label} of {change.plan.name} {why}, {change.days} "
                    f"({change.cycle.start:%Y-%m-%d} to {change.cycle.end:%Y-%m-%d}, in advance)")
     return Line(change.plan.id, change.charge.id, description, change.charge.model, None, Decimal(1), change.delta,
                 change.delta, steps, change.cycle, fraction)
