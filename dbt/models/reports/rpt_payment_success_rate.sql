@@ -1,19 +1,13 @@
--- Per method and overall ('all'): share of transactions that succeeded and of attempts that did.
+-- Per method and overall ('all', the rollup row): share of settled transactions that succeeded, and
+-- of settled attempts; in-flight transactions (latest state `initiated`) and their pending attempt
+-- are left out of both.
 select
-    method,
+    if(method = '', 'all', method) as method,
     count() as transactions,
+    countIf(not is_settled) as in_flight,
     countIf(succeeded) as succeeded,
-    round(succeeded / transactions, 4) as success_rate,
-    sum(attempts) as attempts,
-    round(succeeded / attempts, 4) as attempt_success_rate
+    if(transactions = in_flight, null, round(succeeded / (transactions - in_flight), 4)) as success_rate,
+    sum(attempts) - in_flight as settled_attempts,
+    if(settled_attempts = 0, null, round(succeeded / settled_attempts, 4)) as attempt_success_rate
 from {{ ref('fct_transaction') }}
-group by method
-union all
-select
-    'all' as method,
-    count() as transactions,
-    countIf(succeeded) as succeeded,
-    round(succeeded / transactions, 4) as success_rate,
-    sum(attempts) as attempts,
-    round(succeeded / attempts, 4) as attempt_success_rate
-from {{ ref('fct_transaction') }}
+group by method with rollup
