@@ -154,6 +154,25 @@ def test_a_broken_invoice_reconciliation_makes_dbt_test_fail(marts: BuiltMarts) 
         drop_databases(marts.settings, broken.clickhouse_marts_database)
 
 
+def test_mrr_recomputed_from_invoice_fee_lines_catches_a_wrong_mrr(marts: BuiltMarts) -> None:
+    broken = marts.settings.model_copy(update={"clickhouse_marts_database": f"marts_broken_{uuid.uuid4().hex[:8]}"})
+    ch, source, target = client(marts.settings), marts.settings.clickhouse_marts_database, broken.clickhouse_marts_database
+    try:
+        ch.command(f"CREATE DATABASE {target}")
+        for table in ("fct_mrr", "fct_invoice_line", "stg_subscription_events"):
+            ch.command(f"CREATE TABLE {target}.{table} ENGINE = MergeTree ORDER BY tuple() "
+                       f"AS SELECT * FROM {source}.{table}")
+        select = ["test", "--select", "mrr_reconciles_with_invoice_fee_lines"]
+        assert run_dbt(broken, select, capture=True).returncode == 0
+        ch.command(f"ALTER TABLE {target}.fct_invoice_line UPDATE amount = amount + 1 WHERE kind = 'subscription' "
+                   "SETTINGS mutations_sync = 1")
+        result = run_dbt(broken, select, capture=True)
+        assert result.returncode == 1, result.stdout[-3000:]
+        assert "FAIL" in result.stdout and "mrr_reconciles_with_invoice_fee_lines" in result.stdout
+    finally:
+        drop_databases(marts.settings, target)
+
+
 def test_incremental_runs_apply_late_rollup_versions_and_new_payment_events(marts: BuiltMarts) -> None:
     suffix = uuid.uuid4().hex[:8]
     copy = marts.settings.model_copy(update={"clickhouse_database": f"marts_raw_inc_{suffix}",

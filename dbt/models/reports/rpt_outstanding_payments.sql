@@ -5,9 +5,11 @@ select
     i.company_name as company_name,
     i.currency as currency,
     i.outstanding_amount as total,
+    round(i.outstanding_amount / c.units_per_usd, 2) as total_usd,
     i.due_at as due_at,
     (select as_of from {{ ref('int_as_of') }}) as as_of,
     i.is_overdue as overdue,
     if(overdue, dateDiff('day', i.due_at, as_of), 0) as days_overdue
 from {{ ref('dim_customer_invoices') }} as i
+inner join {{ ref('dim_customer') }} as c on c.customer_id = i.customer_id
 where i.is_outstanding
