@@ -53,6 +53,8 @@ HEADLINES = {
     "Payment success rate": (overall("success_rate"), RATIO),
     "Disputed payments": (total("disputes", "payment_disputes"), COUNT),
 }
+# headline charts no billing report question answers (live counters of the stream, not the marts)
+NO_REPORT = {"Events in the last hour"}
 
 
 def headline(api: SupersetClient, form: dict) -> float:
@@ -92,7 +94,7 @@ def test_every_headline_number_equals_the_billing_report(superset: SupersetServi
                 form = chart["form_data"]
                 if form["viz_type"] in ("big_number", "big_number_total"):
                     shown[chart["slice_name"]] = headline(api, {**form, "slice_id": chart["slice_name"]})
-    assert set(shown) == set(HEADLINES), "every headline chart needs its billing report number here"
+    assert set(shown) - NO_REPORT == set(HEADLINES), "every headline chart needs its billing report number here"
     answer = answers(superset.settings)
     for name, (expected, tolerance) in HEADLINES.items():
         assert shown[name] == pytest.approx(expected(answer), abs=tolerance), name
