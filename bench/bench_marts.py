@@ -176,6 +176,11 @@ QUERIES = {
     "outstanding invoices (oldest 100)": "SELECT * FROM rpt_outstanding_payments ORDER BY due_at LIMIT 100",
     "delayed payments": "SELECT * FROM rpt_delayed_payments ORDER BY days_late DESC LIMIT 100",
     "MRR by month and currency": "SELECT * FROM rpt_monthly_recurring_revenue ORDER BY month_start, currency",
+    "MRR movements, logo churn and NRR": "SELECT * FROM rpt_mrr_movements ORDER BY month_start",
+    "usage revenue by meter, plan and charge": "SELECT * FROM rpt_usage_revenue ORDER BY amount_usd DESC",
+    "usage per customer and meter (meter's aggregation)":
+        "SELECT customer_id, meter, max(quantity) FROM int_usage_monthly GROUP BY customer_id, meter "
+        "ORDER BY 3 DESC LIMIT 50",
     "top 20 customers by LTV": "SELECT * FROM rpt_customer_ltv ORDER BY ltv_usd DESC LIMIT 20",
     "payment frequency (top 100)": "SELECT * FROM rpt_payment_frequency ORDER BY payments DESC LIMIT 100",
     "disputes and refunds": "SELECT * FROM rpt_payment_disputes ORDER BY disputes DESC, refunds DESC LIMIT 100",
