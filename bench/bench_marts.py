@@ -211,10 +211,12 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _start_endpoint(data_dir: Path, port: int) -> subprocess.Popen:
+def _start_endpoint(data_dir: Path, port: int, settings: Settings) -> subprocess.Popen:
+    """The local endpoint, with the users (and passwords) of ``settings``' state folder."""
     server = subprocess.Popen(
         [sys.executable, "-m", "billing.chdb_server.server", "--data-dir", str(data_dir), "--port", str(port)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env={**os.environ, "BILLING_STATE_DIR": str(settings.state_dir)},
     )
     deadline = time.monotonic() + 60
     while not ping(f"http://127.0.0.1:{port}"):
@@ -247,12 +249,13 @@ def _p95(samples: list[float]) -> float:
 def run() -> str:
     with tempfile.TemporaryDirectory(prefix="bench-marts-") as tmp:
         port = _free_port()
-        server = _start_endpoint(Path(tmp) / "clickhouse", port)
+        settings = Settings(clickhouse_url=f"http://127.0.0.1:{port}", clickhouse_database=RAW,
+                            clickhouse_marts_database=MARTS, state_dir=Path(tmp) / "state")
+        server = _start_endpoint(Path(tmp) / "clickhouse", port, settings)
         try:
-            settings = Settings(clickhouse_url=f"http://127.0.0.1:{port}", clickhouse_database=RAW,
-                                clickhouse_marts_database=MARTS, state_dir=Path(tmp) / "state")
             migrate(settings)
-            client = clickhouse_connect.get_client(host="127.0.0.1", port=port, compress="lz4")
+            client = clickhouse_connect.get_client(host="127.0.0.1", port=port, compress="lz4",
+                                                   password=settings.clickhouse_password)
             began = time.perf_counter()
             for statement in GENERATE:
                 client.command(statement)
