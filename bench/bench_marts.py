@@ -176,6 +176,11 @@ QUERIES = {
     "outstanding invoices (oldest 100)": "SELECT * FROM rpt_outstanding_payments ORDER BY due_at LIMIT 100",
     "delayed payments": "SELECT * FROM rpt_delayed_payments ORDER BY days_late DESC LIMIT 100",
     "MRR by month and currency": "SELECT * FROM rpt_monthly_recurring_revenue ORDER BY month_start, currency",
+    "MRR movements, logo churn and NRR": "SELECT * FROM rpt_mrr_movements ORDER BY month_start",
+    "usage revenue by meter, plan and charge": "SELECT * FROM rpt_usage_revenue ORDER BY amount_usd DESC",
+    "usage per customer and meter (meter's aggregation)":
+        "SELECT customer_id, meter, max(quantity) FROM int_usage_monthly GROUP BY customer_id, meter "
+        "ORDER BY 3 DESC LIMIT 50",
     "top 20 customers by LTV": "SELECT * FROM rpt_customer_ltv ORDER BY ltv_usd DESC LIMIT 20",
     "payment frequency (top 100)": "SELECT * FROM rpt_payment_frequency ORDER BY payments DESC LIMIT 100",
     "disputes and refunds": "SELECT * FROM rpt_payment_disputes ORDER BY disputes DESC, refunds DESC LIMIT 100",
@@ -206,10 +211,12 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _start_endpoint(data_dir: Path, port: int) -> subprocess.Popen:
+def _start_endpoint(data_dir: Path, port: int, settings: Settings) -> subprocess.Popen:
+    """The local endpoint, with the users (and passwords) of ``settings``' state folder."""
     server = subprocess.Popen(
         [sys.executable, "-m", "billing.chdb_server.server", "--data-dir", str(data_dir), "--port", str(port)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env={**os.environ, "BILLING_STATE_DIR": str(settings.state_dir)},
     )
     deadline = time.monotonic() + 60
     while not ping(f"http://127.0.0.1:{port}"):
@@ -242,12 +249,13 @@ def _p95(samples: list[float]) -> float:
 def run() -> str:
     with tempfile.TemporaryDirectory(prefix="bench-marts-") as tmp:
         port = _free_port()
-        server = _start_endpoint(Path(tmp) / "clickhouse", port)
+        settings = Settings(clickhouse_url=f"http://127.0.0.1:{port}", clickhouse_database=RAW,
+                            clickhouse_marts_database=MARTS, state_dir=Path(tmp) / "state")
+        server = _start_endpoint(Path(tmp) / "clickhouse", port, settings)
         try:
-            settings = Settings(clickhouse_url=f"http://127.0.0.1:{port}", clickhouse_database=RAW,
-                                clickhouse_marts_database=MARTS, state_dir=Path(tmp) / "state")
             migrate(settings)
-            client = clickhouse_connect.get_client(host="127.0.0.1", port=port, compress="lz4")
+            client = clickhouse_connect.get_client(host="127.0.0.1", port=port, compress="lz4",
+                                                   password=settings.clickhouse_password)
             began = time.perf_counter()
             for statement in GENERATE:
                 client.command(statement)

@@ -20,6 +20,7 @@ import httpx
 
 from billing.core.errors import ConfigError, ServiceUnavailable
 from billing.core.pricing.catalog import PlanCatalog
+from billing.core.pricing.money import currency
 from billing.resources import DBT_PROJECT
 from billing.settings import Settings
 
@@ -28,18 +29,19 @@ PROJECT_DIR = DBT_PROJECT
 PLAN_SEED = Path("seeds") / "plan_catalog.csv"
 """Where the plan seed lives inside a project folder."""
 GENERATED = ("target", "logs", "dbt_packages", ".user.yml")
-PLAN_COLUMNS = ("plan_id", "plan_name", "currency", "billing_interval", "base_fee", "minimum_commitment",
-                "metered_charges", "charge_count")
+PLAN_COLUMNS = ("plan_id", "product_id", "plan_name", "currency", "billing_interval", "base_fee",
+                "minimum_commitment", "metered_charges", "charge_count")
 
 
 def plan_rows(catalog: PlanCatalog) -> list[tuple]:
-    """One row per plan: id, name, currency, interval, flat fees, commitment, meters, charge count."""
+    """One row per plan: id, the product subscriptions name, name, currency, interval, flat fees (rounded to
+    the currency's minor unit, as invoice lines are), commitment, meters, charge count."""
     rows = []
     for plan in sorted(catalog.plans.values(), key=lambda p: p.id):
         flat = sum((c.amount for c in plan.charges if c.model == "flat"), Decimal(0))
         meters = sorted({c.meter for c in plan.charges if getattr(c, "meter", None)})
-        rows.append((plan.id, plan.name, plan.currency, plan.interval, flat, plan.minimum_commitment or Decimal(0),
-                     ",".join(meters), len(plan.charges)))
+        rows.append((plan.id, plan.product_id, plan.name, plan.currency, plan.interval, currency(plan.currency).round(flat),
+                     plan.minimum_commitment or Decimal(0), ",".join(meters), len(plan.charges)))
     return rows
 
 

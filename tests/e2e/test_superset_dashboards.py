@@ -71,7 +71,7 @@ def test_a_native_filter_narrows_every_business_dashboard(superset: SupersetServ
     for title in BUSINESS:
         failures = {c["name"]: c["problem"] for c in report[title]["charts"] if c["problem"]}
         assert not failures, f"{title} filtered to {region}: {failures}; page errors: {report[title]['page_errors']}"
-    by_region = next(c for c in report["Revenue"]["charts"] if c["name"] == "Revenue by region")
+    by_region = next(c for c in report["Revenue"]["charts"] if c["name"] == "Collected revenue by region")
     assert by_region["rows"] == 1
 
 

@@ -107,7 +107,7 @@ def test_lines_adjustments_and_shipping_match_the_invoices(marts: BuiltMarts) ->
                      for inv in invoices for n, line in enumerate(inv.line_items, start=1)}
     adjustments = {r[0]: r[1] for r in marts.query("SELECT adjustment_id, amount FROM dim_revenue_adjustments")}
     assert adjustments == {a.id: a.amount for inv in invoices for a in inv.adjustments}
-    shipped = {r[0]: (r[1], r[2]) for r in marts.query("SELECT invoice_id, carrier, cost FROM dim_product_logistics")}
+    shipped = {r[0]: (r[1], r[2]) for r in marts.query("SELECT invoice_id, carrier, cost FROM stg_invoice_shipping")}
     assert shipped == {inv.id: (inv.shipping.carrier, inv.shipping.cost) for inv in invoices if inv.shipping}
 
 
@@ -154,6 +154,25 @@ def test_a_broken_invoice_reconciliation_makes_dbt_test_fail(marts: BuiltMarts) 
         drop_databases(marts.settings, broken.clickhouse_marts_database)
 
 
+def test_mrr_recomputed_from_invoice_fee_lines_catches_a_wrong_mrr(marts: BuiltMarts) -> None:
+    broken = marts.settings.model_copy(update={"clickhouse_marts_database": f"marts_broken_{uuid.uuid4().hex[:8]}"})
+    ch, source, target = client(marts.settings), marts.settings.clickhouse_marts_database, broken.clickhouse_marts_database
+    try:
+        ch.command(f"CREATE DATABASE {target}")
+        for table in ("fct_mrr", "fct_invoice_line", "stg_subscription_events"):
+            ch.command(f"CREATE TABLE {target}.{table} ENGINE = MergeTree ORDER BY tuple() "
+                       f"AS SELECT * FROM {source}.{table}")
+        select = ["test", "--select", "mrr_reconciles_with_invoice_fee_lines"]
+        assert run_dbt(broken, select, capture=True).returncode == 0
+        ch.command(f"ALTER TABLE {target}.fct_invoice_line UPDATE amount = amount + 1 WHERE kind = 'subscription' "
+                   "SETTINGS mutations_sync = 1")
+        result = run_dbt(broken, select, capture=True)
+        assert result.returncode == 1, result.stdout[-3000:]
+        assert "FAIL" in result.stdout and "mrr_reconciles_with_invoice_fee_lines" in result.stdout
+    finally:
+        drop_databases(marts.settings, target)
+
+
 def test_incremental_runs_apply_late_rollup_versions_and_new_payment_events(marts: BuiltMarts) -> None:
     suffix = uuid.uuid4().hex[:8]
     copy = marts.settings.model_copy(update={"clickhouse_database": f"marts_raw_inc_{suffix}",
@@ -182,16 +201,19 @@ def test_incremental_runs_apply_late_rollup_versions_and_new_payment_events(mart
         refund = last.model_copy(update={"event_id": f"{last.id}-refund", "status": PaymentStatus.REFUNDED,
                                          "sequence": last.sequence + 1, "refunded_amount": last.amount,
                                          "completed_at": last.completed_at + timedelta(days=3),
-                                         "event_time": max(p.event_time for p in marts.data.payments)
-                                         + timedelta(minutes=5)})
+                                         "event_time": last.completed_at + timedelta(days=3)})
+        latest = max(p.event_time for p in marts.data.payments)
+        assert refund.event_time < latest - timedelta(days=1), "the refund must arrive long after its event_time"
         ch.insert(f"{copy.clickhouse_database}.payment_events", facts.payment_rows(refund)["payment_events"],
                   column_names=facts.COLUMNS["payment_events"])
         result = run_dbt(copy, ["run", "--select", "+fct_usage_hourly+", "+fct_usage_daily", "+fct_transaction"],
                          capture=True)
         assert result.returncode == 0, result.stdout[-3000:]
         compiled = copy.state_dir / "dbt" / "target" / "compiled" / "billing" / "models" / "marts"
-        for model in ("fct_usage_hourly", "fct_usage_daily", "fct_transaction"):
+        for model in ("fct_usage_hourly", "fct_usage_daily"):
             assert "interval 6 hour" in (compiled / f"{model}.sql").read_text(), f"{model} did not run incrementally"
+        assert "not in (select transaction_id, events" in (compiled / "fct_transaction.sql").read_text(), \
+            "fct_transaction did not run incrementally"
         inc = client(copy, database=copy.clickhouse_marts_database)
         hourly = inc.query("SELECT value, event_count FROM fct_usage_hourly WHERE customer_id = {c:String} "
                            "AND meter = 'api_calls' AND window_start = {w:DateTime} AND group_key = {k:String}",

@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 
 from billing.analytics import report
-from billing.analytics.dbt_project import PROJECT_DIR
+from billing.analytics.dbt_project import PROJECT_DIR, plan_rows
 from billing.core.meters import active_meters
+from billing.core.pricing.catalog import builtin_catalog
 from producers.manifest import Manifest
 from tests.integration.marts_data import BuiltMarts, SimulatedData, billing_cli
 
@@ -129,6 +130,84 @@ def by(rows, key):
     return groups
 
 
+BILLABLE = {"active", "past_due"}
+SECOND = timedelta(seconds=1)
+
+
+def as_of(data: SimulatedData) -> datetime:
+    """The metrics' as-of time: the latest payment, invoice or subscription event."""
+    return max(max(p.event_time for p in data.payments), max(i.event_time for i in data.invoices.values()),
+               max(e.event_time for e in data.subscriptions))
+
+
+def billable_at(events: list, moment: datetime) -> tuple | None:
+    """(plan, interval) of a subscription billable at ``moment`` by the engine's timeline rules, else None."""
+    seen = sorted((e for e in events if e.effective_time <= moment), key=lambda e: (e.effective_time, e.sequence))
+    if not seen or min(e.start_time for e in seen) > moment:
+        return None
+    last = seen[-1]
+    before = [e.status.value for e in seen if e.status.value != "canceled"]
+    status = last.status.value
+    if status in BILLABLE or (status == "canceled" and last.end_time > moment and before and before[-1] in BILLABLE):
+        return last.plan_id, last.billing_interval.value
+    return None
+
+
+def mrr_rows(data: SimulatedData) -> list[tuple]:
+    """(month, measured at, partial, customer, currency, mrr, mrr in USD) of every billable subscription."""
+    fees = {(r[1], r[3], r[4]): r[5] for r in plan_rows(builtin_catalog())}
+    subscriptions = by(data.subscriptions, lambda e: e.subscription_id)
+    now = as_of(data)
+    current, last = month(min(e.start_time for e in data.subscriptions)), month(now)
+    rows = []
+    while current <= last:
+        end = datetime.combine(add_months(current, 1), datetime.min.time(), tzinfo=now.tzinfo) - SECOND
+        measured = min(end, now)
+        for events in subscriptions.values():
+            billed = billable_at(events, measured)
+            if billed is None:
+                continue
+            customer = data.customers[events[0].customer_id]
+            fee = fees.get((billed[0], customer.currency, billed[1]), ZERO)
+            mrr = ch_div(fee, 12) if billed[1] == "year" else fee
+            rows.append((current, measured < end, customer.id, customer.currency, mrr, usd(mrr, customer.currency)))
+        current = add_months(current, 1)
+    return rows
+
+
+def mrr_movements(data: SimulatedData) -> list[tuple]:
+    rows = mrr_rows(data)
+    native, dollars = defaultdict(Decimal), defaultdict(Decimal)
+    for m, _, customer, _, mrr, mrr_usd in rows:
+        native[(m, customer)] += mrr
+        dollars[(m, customer)] += mrr_usd
+    months = sorted({r[0] for r in rows})
+    answer = []
+    for m in months:
+        prev = add_months(m, -1)
+        moves = []
+        for customer in {c for (_, c) in native}:
+            before, now = native.get((prev, customer), ZERO), native.get((m, customer), ZERO)
+            if before == 0 and now == 0:
+                continue
+            kind = ("new" if before == 0 else "churned" if now == 0 else "expansion" if now > before
+                    else "contraction" if now < before else "unchanged")
+            moves.append((kind, before, dollars.get((prev, customer), ZERO), dollars.get((m, customer), ZERO)))
+        if not moves:
+            continue
+        start = sum((mv[2] for mv in moves), ZERO)
+        change = {k: sum((mv[3] - mv[2] for mv in moves if mv[0] == k), ZERO)
+                  for k in ("new", "expansion", "contraction", "churned")}
+        starting = sum(mv[1] > 0 for mv in moves)
+        churned = sum(mv[0] == "churned" for mv in moves)
+        retained = sum((mv[3] for mv in moves if mv[1] > 0), ZERO)
+        answer.append((m, start, change["new"], change["expansion"], change["contraction"], change["churned"],
+                       sum((mv[3] for mv in moves), ZERO), starting, churned,
+                       round(churned / starting, 4) if starting else None,
+                       round(float(ch_div(retained, start)), 4) if start else None))
+    return answer
+
+
 def sort_rows(rows: list[tuple], *keys) -> list[tuple]:
     """Sort by (column index, descending) pairs, like the views' ORDER BY."""
     for index, descending in reversed(keys):
@@ -184,11 +263,11 @@ def expected_answers(data: SimulatedData, manifest: Manifest) -> dict[str, list[
     answers["revenue_by_region_over_time"] = sorted(
         (*k, len(g), sum(t.net for t in g), sum(t.net_usd for t in g))
         for k, g in by(paid, lambda t: (month(t.succeeded_at), t.region, t.currency)).items())
-    as_of = max(p.event_time for p in data.payments)
+    now = as_of(data)
     answers["outstanding_payments"] = sorted(
-        ((i.id, i.customer_id, customers[i.customer_id].company_name, i.currency, i.total, i.due_at, as_of,
-          int(i.due_at < as_of), (as_of.date() - i.due_at.date()).days if i.due_at < as_of else 0)
-         for i in invoices if i.status.value == "finalized"), key=lambda r: (r[5], r[0]))
+        ((i.id, i.customer_id, customers[i.customer_id].company_name, i.currency, i.total, usd(i.total, i.currency),
+          i.due_at, now, int(i.due_at < now), (now.date() - i.due_at.date()).days if i.due_at < now else 0)
+         for i in invoices if i.status.value == "finalized"), key=lambda r: (r[6], r[0]))
     answers["delayed_payments"] = sort_rows([
         (i.id, i.customer_id, i.currency, i.total, i.due_at, i.paid_at, (i.paid_at.date() - i.due_at.date()).days)
         for i in invoices if i.paid_at is not None and i.paid_at > i.due_at], (6, True), (0, False))
@@ -210,10 +289,11 @@ def expected_answers(data: SimulatedData, manifest: Manifest) -> dict[str, list[
         if row[1] + row[2] + row[5] > 0:
             trouble.append(row)
     answers["payment_disputes"] = sort_rows(trouble, (1, True), (2, True), (5, True), (0, False))
-    issued = by([i for i in invoices if i.issued_at], lambda i: month(i.issued_at))
+    booked = [i for i in invoices if i.status.value in ("finalized", "paid")]
+    issued = by(booked, lambda i: month(i.issued_at))
     collected = by(paid, lambda t: month(t.succeeded_at))
     answers["billing_seasonality"] = sorted(
-        (m, len(issued.get(m, [])), sum((usd(i.total, i.currency) for i in issued.get(m, [])), ZERO),
+        (m, len(issued.get(m, [])), sum((usd(i.total - i.tax, i.currency) for i in issued.get(m, [])), ZERO),
          len(collected.get(m, [])), sum((t.net_usd for t in collected.get(m, [])), ZERO))
         for m in set(issued) | set(collected))
     answers["busiest_payment_days"] = sort_rows([
@@ -229,8 +309,9 @@ def expected_answers(data: SimulatedData, manifest: Manifest) -> dict[str, list[
         for m, g in by(settled, lambda ta: ta[0].method).items())
     rates = []
     for m, g in [*by(txs, lambda t: t.method).items(), ("all", txs)]:
-        ok, tries = sum(t.succeeded for t in g), sum(len(t.attempts) for t in g)
-        rates.append((m, len(g), ok, round(ok / len(g), 4), tries, round(ok / tries, 4)))
+        flying = sum(t.status == "initiated" for t in g)
+        ok, tries = sum(t.succeeded for t in g), sum(len(t.attempts) for t in g) - flying
+        rates.append((m, len(g), flying, ok, round(ok / (len(g) - flying), 4), tries, round(ok / tries, 4)))
     answers["payment_success_rate"] = sorted(rates)
     answers["payment_retries"] = sorted(
         (r, len(g), sum(t.succeeded for t in g), sum(not t.succeeded for t in g))
@@ -238,26 +319,36 @@ def expected_answers(data: SimulatedData, manifest: Manifest) -> dict[str, list[
     answers["payment_status_patterns"] = sort_rows([
         (path, n, round(100 * n / len(txs), 2)) for path, n in Counter(t.path for t in txs).items()],
         (1, True), (0, False))
-    mrr: dict[tuple, Decimal] = defaultdict(Decimal)
-    mrr_customers: dict[tuple, set] = defaultdict(set)
-    for inv in invoices:
-        if inv.status.value == "void":
-            continue
-        recurring = sum((line.amount for line in inv.line_items if line.kind.value in ("subscription", "proration")),
-                        ZERO)
-        months = max((inv.period_end.year * 12 + inv.period_end.month)
-                     - (inv.period_start.year * 12 + inv.period_start.month), 1)
-        for k in range(months):
-            key = (add_months(month(inv.period_start), k), inv.currency)
-            mrr[key] += ch_div(recurring, months)
-            mrr_customers[key].add(inv.customer_id)
-    answers["monthly_recurring_revenue"] = sorted((*k, v, len(mrr_customers[k])) for k, v in mrr.items())
+    mrr: dict[tuple, list] = defaultdict(lambda: [ZERO, set(), ZERO, False])
+    for m, partial, customer, currency, amount, amount_usd in mrr_rows(data):
+        row = mrr[(m, currency)]
+        row[0] += amount
+        row[1].add(customer)
+        row[2] += amount_usd
+        row[3] = partial
+    answers["monthly_recurring_revenue"] = sorted(
+        (*k, v[0], v[0] * 12, len(v[1]), v[2], int(v[3])) for k, v in mrr.items())
+    answers["mrr_movements"] = mrr_movements(data)
     meters = active_meters()
-    usage = by(manifest.usage("hour"), lambda u: u.meter)
+    monthly = []
+    for (m, meter, customer), hours in by(manifest.usage("hour"), lambda u: (month(u.window_start), u.meter,
+                                                                            u.customer_id)).items():
+        aggregation = meters[meter].aggregation.value
+        values = [u.value for u in hours]
+        quantity = (max(values) if aggregation in ("MAX", "UNIQUE_COUNT")
+                    else max(hours, key=lambda u: u.window_start).value if aggregation == "LATEST" else sum(values))
+        monthly.append((m, meter, aggregation, quantity, customer, sum(u.events for u in hours)))
     answers["usage_by_meter"] = sorted(
-        (m, meters[m].aggregation.value, sum(u.value for u in g), len({u.customer_id for u in g}),
-         sum(u.events for u in g))
-        for m, g in usage.items())
+        (m, meter, g[0][2], sum(r[3] for r in g), len({r[4] for r in g}), sum(r[5] for r in g))
+        for (m, meter), g in by(monthly, lambda r: (r[0], r[1])).items())
+    products = {r[0]: r[1] for r in plan_rows(builtin_catalog())}
+    usage_lines = [(i, line) for i in booked for line in i.line_items if line.kind.value == "usage"]
+    answers["usage_revenue"] = sorted(
+        (*key, sum(line.quantity for _, line in g), sum(line.amount for _, line in g),
+         sum(usd(line.amount, i.currency) for i, line in g), len({i.customer_id for i, _ in g}))
+        for key, g in by(usage_lines, lambda il: (month(il[0].period_start), il[1].meter,
+                                                  products[il[1].charge.split(".")[0]], il[1].charge.split(".")[1],
+                                                  il[0].currency)).items())
     return answers
 
 

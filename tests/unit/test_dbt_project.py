@@ -44,8 +44,8 @@ def test_model_layers_follow_the_naming_convention() -> None:
 def test_required_marts_exist() -> None:
     names = {sql.stem for sql in MODELS}
     assert {"fct_transaction", "fct_usage_hourly", "fct_usage_daily", "fct_invoice_line", "dim_customer",
-            "dim_customer_invoices", "dim_payment_details", "dim_revenue_adjustments", "dim_product_logistics",
-            "dim_date", "dim_plan"} <= names
+            "dim_customer_invoices", "dim_payment_details", "dim_revenue_adjustments", "dim_date", "dim_plan",
+            "fct_mrr", "fct_mrr_movements"} <= names
 
 
 def test_checked_in_plan_seed_is_the_builtin_catalog() -> None:
@@ -58,8 +58,9 @@ def test_checked_in_plan_seed_is_the_builtin_catalog() -> None:
 def test_plan_rows_sum_flat_fees_and_list_meters(tmp_path: Path) -> None:
     rows = {row[0]: row for row in plan_rows(builtin_catalog())}
     growth = rows["growth"]
-    assert growth[2:] == ("USD", "month", growth[4], growth[5], "api_calls,compute_seconds", 3)
-    assert str(growth[4]) == "99.00" and str(growth[5]) == "250.00"
+    assert growth[1:] == ("growth", "Growth", "USD", "month", growth[5], growth[6], "api_calls,compute_seconds", 3)
+    assert str(growth[5]) == "99.00" and str(growth[6]) == "250.00"
+    assert rows["business_yearly_aud"][1] == "business" and str(rows["business_aud"][5]) == "748.50"
     assert write_plan_seed(builtin_catalog(), tmp_path / "plans.csv") == len(rows)
 
 

@@ -19,6 +19,7 @@ select
     sumIf(coalesce(refunded_amount, toDecimal128(0, 9)), status = 'refunded') as refunded_amount,
     countIf(status = 'disputed') > 0 as disputed,
     arrayStringConcat(arrayMap(x -> x.2, arraySort(groupArray((sequence, toString(status))))), '>') as status_path,
-    max(event_time) as last_event_at
+    max(event_time) as last_event_at,
+    count() as events
 from {{ ref('stg_payment_events') }}
 group by transaction_id

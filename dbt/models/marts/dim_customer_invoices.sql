@@ -1,5 +1,8 @@
 {{ config(engine='MergeTree()', order_by='(customer_id, invoice_id)') }}
--- Invoices in their latest state with line, adjustment and payment totals.
+-- Invoices in their latest state with line, adjustment and payment totals, and the one definition
+-- of booked (finalized or paid, never drafts or void: total net of discounts, before tax, in the
+-- month issued), outstanding (finalized, not paid: the total) and overdue (outstanding past its due
+-- date at the metrics' as-of time, int_as_of).
 with lines as (
     select
         invoice_id,
@@ -44,7 +47,13 @@ select
     coalesce(p.amount_paid, toDecimal128(0, 9)) as amount_paid,
     coalesce(p.transactions, 0) as payment_transactions,
     i.status as status,
+    cast(i.status as String) in ('finalized', 'paid') as is_booked,
+    if(is_booked, i.total - i.tax, toDecimal128(0, 9)) as booked_amount,
+    round(booked_amount / c.units_per_usd, 2) as booked_amount_usd,
+    toStartOfMonth(i.issued_at) as booked_month,
     cast(i.status as String) = 'finalized' as is_outstanding,
+    if(is_outstanding, i.total, toDecimal128(0, 9)) as outstanding_amount,
+    is_outstanding and i.due_at < (select as_of from {{ ref('int_as_of') }}) as is_overdue,
     i.issued_at as issued_at,
     toDate(i.issued_at) as issued_date,
     i.due_at as due_at,

@@ -3,6 +3,7 @@
 -- (in_catalog = 0), so every subscription finds its plan.
 select
     plan_id,
+    product_id,
     plan_name,
     currency,
     billing_interval,
@@ -15,6 +16,7 @@ from {{ ref('stg_plans') }}
 union all
 select
     plan_id,
+    plan_id as product_id,
     plan_id as plan_name,
     '' as currency,
     any(billing_interval) as billing_interval,

@@ -6,9 +6,11 @@
     partition_by='toYYYYMM(initiated_date)',
     order_by='(initiated_date, region, method, transaction_id)'
 ) }}
--- depends_on: {{ ref('stg_payment_events') }}
 -- One row per payment transaction with its customer's location denormalized for dashboards.
--- Incremental: transactions with an event since the last load (minus a lookback) are rebuilt.
+-- Collected = succeeded payments net of refunds (net_amount); settled = no longer in flight (its
+-- latest state is not `initiated`): success rates are over settled transactions only.
+-- Incremental: every transaction whose number of events differs from the loaded one is rebuilt, so
+-- a payment event is picked up however late it arrives (its event_time plays no part).
 select
     t.transaction_id as transaction_id,
     t.invoice_id as invoice_id,
@@ -22,6 +24,7 @@ select
     round(t.amount / c.units_per_usd, 2) as amount_usd,
     t.final_status as status,
     t.succeeded as succeeded,
+    t.final_status != 'initiated' as is_settled,
     if(t.succeeded, t.amount, toDecimal128(0, 9)) as collected_amount,
     t.refunded_amount as refunded_amount,
     collected_amount - t.refunded_amount as net_amount,
@@ -41,14 +44,12 @@ select
     i.due_at as invoice_due_at,
     t.succeeded and t.succeeded_at > i.due_at as paid_late,
     t.status_path as status_path,
-    t.last_event_at as last_event_at
+    t.last_event_at as last_event_at,
+    t.events as events
 from {{ ref('int_payment_transactions') }} as t
 left join {{ ref('dim_customer') }} as c on c.customer_id = t.customer_id
 left join {{ ref('stg_invoices') }} as i on i.invoice_id = t.invoice_id
 {% if is_incremental() %}
-where t.transaction_id in (
-    select transaction_id from {{ ref('stg_payment_events') }}
-    where event_time >= (select max(last_event_at) from {{ this }}) - interval {{ var('incremental_lookback_hours') }} hour
-)
+where (t.transaction_id, t.events) not in (select transaction_id, events from {{ this }})
 {% endif %}
 settings join_use_nulls = 1

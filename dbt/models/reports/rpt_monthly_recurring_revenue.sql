@@ -1,11 +1,11 @@
--- Recurring (subscription and proration) invoice amounts spread evenly over the months each
--- invoice covers (a yearly invoice adds 1/12 to each of its months); void invoices excluded.
+-- MRR per month and currency: the run-rate of the subscriptions billable at the month's end (fct_mrr).
 select
-    addMonths(period_month, month_index) as month_start,
+    month_start,
     currency,
-    sum(recurring_amount / period_months) as mrr,
-    uniqExact(customer_id) as customers
-from {{ ref('dim_customer_invoices') }}
-array join range(toUInt32(period_months)) as month_index
-where status != 'void'
+    sum(mrr) as mrr,
+    sum(arr) as arr,
+    uniqExact(customer_id) as customers,
+    sum(mrr_usd) as mrr_usd,
+    any(is_partial_month) as partial_month
+from {{ ref('fct_mrr') }}
 group by month_start, currency

@@ -1,14 +1,15 @@
--- Finalized invoices not paid yet, and how overdue they are at the latest event in the data.
-with (select max(last_event_at) from {{ ref('fct_transaction') }}) as as_of
+-- Outstanding invoices (finalized, not paid) and whether they are overdue at the metrics' as-of time.
 select
     i.invoice_id as invoice_id,
     i.customer_id as customer_id,
     i.company_name as company_name,
     i.currency as currency,
-    i.total as total,
+    i.outstanding_amount as total,
+    round(i.outstanding_amount / c.units_per_usd, 2) as total_usd,
     i.due_at as due_at,
-    as_of,
-    i.due_at < as_of as overdue,
+    (select as_of from {{ ref('int_as_of') }}) as as_of,
+    i.is_overdue as overdue,
     if(overdue, dateDiff('day', i.due_at, as_of), 0) as days_overdue
 from {{ ref('dim_customer_invoices') }} as i
+inner join {{ ref('dim_customer') }} as c on c.customer_id = i.customer_id
 where i.is_outstanding

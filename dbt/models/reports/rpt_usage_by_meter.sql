@@ -1,9 +1,10 @@
--- Total usage per meter for additive meters, with active customers and events.
+-- Usage per month and meter in the meter's own aggregation (int_usage_monthly), added over customers.
 select
+    month_start,
     meter,
     any(aggregation) as aggregation,
-    sum(value) as total_value,
+    sum(quantity) as quantity,
     uniqExact(customer_id) as customers,
-    sum(event_count) as events
-from {{ ref('fct_usage_hourly') }}
-group by meter
+    sum(events) as events
+from {{ ref('int_usage_monthly') }}
+group by month_start, meter

@@ -1,6 +1,7 @@
 -- Plans of the pricing catalog (seed written by `billing dbt plans` from billing/plans/*.yaml).
 select
     plan_id,
+    product_id,
     plan_name,
     currency,
     billing_interval,
