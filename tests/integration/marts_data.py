@@ -164,6 +164,7 @@ def billing_cli(settings: Settings, *args: str) -> subprocess.CompletedProcess:
     """Run the `billing` CLI with ``settings``' databases and state folder."""
     env = {**os.environ, "BILLING_CLICKHOUSE_URL": settings.clickhouse_url,
            "BILLING_CLICKHOUSE_PASSWORD": settings.clickhouse_password,
+           "BILLING_CLICKHOUSE_READONLY_PASSWORD": settings.clickhouse_readonly_password,
            "BILLING_CLICKHOUSE_DATABASE": settings.clickhouse_database,
            "BILLING_CLICKHOUSE_MARTS_DATABASE": settings.clickhouse_marts_database,
            "BILLING_STATE_DIR": str(settings.state_dir), "COLUMNS": "200"}

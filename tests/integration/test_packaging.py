@@ -61,6 +61,7 @@ def scratch(settings, warehouse, kafka, installed: Path, tmp_path: Path) -> Iter
         "PATH": f"{installed}:{env['PATH']}:{Path(sys.executable).parent}",
         "BILLING_CLICKHOUSE_URL": settings.clickhouse_url, "BILLING_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
         "BILLING_CLICKHOUSE_PASSWORD": settings.clickhouse_password,
+        "BILLING_CLICKHOUSE_READONLY_PASSWORD": settings.clickhouse_readonly_password,
         "BILLING_CLICKHOUSE_DATABASE": name, "BILLING_CLICKHOUSE_MARTS_DATABASE": f"{name}_marts",
     })
     yield env
