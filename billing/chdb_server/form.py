@@ -124,12 +124,20 @@ def _part_name(headers: bytes) -> tuple[str, bool]:
     part = HeaderParser().parsestr(_text(headers, "the headers of a part"))
     if part.get_content_disposition() != "form-data":
         raise _malformed(MULTIPART, "a part has no 'Content-Disposition: form-data' header")
-    raw = part.get_param("name", header="Content-Disposition")
-    name = collapse_rfc2231_value(raw) if raw is not None else ""
+    raw = part.get_param("name", header="Content-Disposition", unquote=False)
+    name = _unquoted(collapse_rfc2231_value(raw) if isinstance(raw, tuple) else raw or "")
     if not name:
         raise _malformed(MULTIPART, "a part has no field name")
     _check_name(name)
     return name, part.get_filename() is not None
+
+
+def _unquoted(value: str) -> str:
+    """A parameter value without its double quotes and backslash escapes (the email package's own unquoting
+    also strips angle brackets, which are legal in a field name)."""
+    if len(value) >= 2 and value[0] == value[-1] == '"':
+        return re.sub(r"\\(.)", r"\1", value[1:-1])
+    return value
 
 
 def _text(value: bytes, what: str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from urllib.parse import urlencode
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from urllib3 import encode_multipart_formdata
 
@@ -28,6 +28,7 @@ def _rest(body: Rechunker) -> bytes:
 
 @settings(max_examples=60, deadline=None)
 @given(fields=st.dictionaries(_names, _values, max_size=8))
+@example(fields={"<0>": "", "<>": "angle brackets are part of the name", "'q'": "", "a;b=c": ""})
 def test_multipart_fields_from_urllib3_round_trip(fields: dict[str, str]) -> None:
     data, content_type = encode_multipart_formdata(fields)
     assert read_form(content_type, {}, _body(data)) == fields
