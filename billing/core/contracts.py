@@ -365,6 +365,15 @@ class BillingInterval(StrEnum):
     YEAR = "year"
 
 
+class BillingTime(StrEnum):
+    """When a subscription's billing cycles start (Lago's ``billing_time``)."""
+
+    CALENDAR = "calendar"
+    """Calendar months and years (from the 1st, from 1 January)."""
+    ANNIVERSARY = "anniversary"
+    """Months and years from the subscription's start date (31 January -> 28/29 February -> 31 March)."""
+
+
 class Plan(Contract):
     """A price plan a subscription refers to."""
 
@@ -405,6 +414,8 @@ class SubscriptionEvent(Contract):
     plan_id: Id
     previous_plan_id: Id | None = None
     billing_interval: BillingInterval
+    billing_time: BillingTime = Field(default=BillingTime.CALENDAR,
+                                      description="Fee cycles on the calendar or from the start date's anniversary.")
     status: SubscriptionStatus
     start_time: UtcDatetime
     end_time: UtcDatetime | None = Field(default=None, description="Set when canceled: end of service.")

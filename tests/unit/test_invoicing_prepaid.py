@@ -2,9 +2,10 @@
 difference billed (:mod:`billing.core.invoicing.prepaid`).
 
 Golden: an upgrade and a downgrade in the middle of a yearly in-advance period, hand-computed. The
-properties: for any sequence of plan changes, each known in the month it takes effect, the fee
-seconds billed on the invoices plus those settled sum, plan by plan, to the seconds of service,
-each once; and no credit exceeds what was billed for that plan's fee.
+properties: for any sequence of plan changes, each known in the month it takes effect, on the
+calendar or the anniversary of any start, the fee seconds billed on the invoices plus those settled
+sum, plan by plan, to the seconds of service, each once; and no credit exceeds what was billed for
+that plan's fee.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from billing.core.invoicing.prepaid import charge_lines, credit_description, cre
 from billing.core.invoicing.timeline import SubscriptionChange
 from billing.core.pricing import load_catalog
 from billing.core.pricing.engine import price_cycle_fee
-from billing.core.pricing.proration import Period, month_period
+from billing.core.pricing.proration import Period, cycle, month_period
 
 PLANS = """
 plans:
@@ -45,8 +46,8 @@ def catalog(tmp_path_factory):
 
 
 def change(seq: int, when: datetime, plan: str, interval: str = "year", status: str = "active",
-           end: datetime | None = None) -> SubscriptionChange:
-    return SubscriptionChange("sub-1", seq, plan, status, YEAR.start, end, when, interval)
+           end: datetime | None = None, start: datetime = YEAR.start, time: str = "calendar") -> SubscriptionChange:
+    return SubscriptionChange("sub-1", seq, plan, status, start, end, when, interval, time)
 
 
 def month(text: str) -> Period:
@@ -124,33 +125,39 @@ def test_a_cycle_known_only_once_it_began_is_billed_the_month_after(tmp_path_fac
 SPAN_S = 330 * 86_400
 
 
-@settings(max_examples=40, deadline=None)
-@given(interval=st.sampled_from(["month", "year"]),
+@settings(max_examples=60, deadline=None)
+@given(interval=st.sampled_from(["month", "year"]), time=st.sampled_from(["calendar", "anniversary"]),
+       begin=st.sampled_from([YEAR.start, datetime(2026, 1, 31, 7, 30, tzinfo=UTC), datetime(2026, 8, 29, tzinfo=UTC)]),
        moves=st.lists(st.tuples(st.integers(1, SPAN_S - 1), st.sampled_from(["basic", "pro"])), max_size=6),
-       cancel=st.one_of(st.none(), st.integers(1, SPAN_S)), signed=st.sampled_from([SIGNED, YEAR.start]))
-def test_fee_seconds_are_billed_once_and_credits_never_exceed_what_was_prepaid(tmp_path_factory, interval, moves, cancel,
-                                                                               signed):
+       cancel=st.one_of(st.none(), st.integers(1, SPAN_S)), early=st.booleans())
+def test_fee_seconds_are_billed_once_and_credits_never_exceed_what_was_prepaid(tmp_path_factory, interval, time, begin,
+                                                                               moves, cancel, early):
+    """Service from ``begin`` (signed 17 days before when ``early``) to a cancellation or, without one,
+    to ``horizon``, the end of the cycle the last move can fall in (cycles from ``horizon`` on are not counted)."""
     plans = catalog(tmp_path_factory)
     def plan_of(product, interval_):
         return plans.plan_for(product, "USD", interval_)
-    changes = [change(1, signed, "basic", interval)]
+    def at(seq, when, plan, status="active", end=None):
+        return change(seq, when, plan, interval, status, end, begin, time)
+    changes = [at(1, begin - timedelta(days=17) if early else begin, "basic")]
     for seq, (offset, plan) in enumerate(sorted(moves), start=2):
-        changes.append(change(seq, YEAR.start + timedelta(seconds=offset), plan, interval))
-    end = YEAR.end if cancel is None else YEAR.start + timedelta(seconds=cancel)
+        changes.append(at(seq, begin + timedelta(seconds=offset), plan))
+    horizon = cycle(interval, begin, begin + timedelta(seconds=SPAN_S), time).end
+    end = horizon if cancel is None else begin + timedelta(seconds=cancel)
     changes = [c for c in changes if c.effective_time < end]
     if cancel is not None:
-        changes.append(change(len(changes) + 1, end, changes[-1].plan_id, interval, "canceled", end))
+        changes.append(at(len(changes) + 1, end, changes[-1].plan_id, "canceled", end))
     served: dict[str, int] = defaultdict(int)
-    for low, high in pairwise(sorted({YEAR.start, end, *(c.effective_time for c in changes if c.effective_time > YEAR.start)})):
+    for low, high in pairwise(sorted({begin, end, *(c.effective_time for c in changes if c.effective_time > begin)})):
         plan = max((c for c in changes if c.effective_time <= low), key=lambda c: c.sequence).plan_id
         served[plan_of(plan, interval).id] += int((high - low).total_seconds())
     billed_s: dict[str, int] = defaultdict(int)
     prepaid: dict[tuple, Decimal] = defaultdict(Decimal)
-    period = month("2025-12")
-    while period.start < YEAR.end:  # every cycle that starts in the year is billed by December's invoice
+    period = month_period(begin - timedelta(days=17))
+    while period.start < horizon:  # every cycle that starts before the horizon is billed by then
         now = known(changes, period)
         for fee in cycle_fees(now, period, plan_of):
-            if fee.cycle.start < YEAR.end:
+            if fee.cycle.start < horizon:
                 billed_s[fee.plan.id] += fee.part.seconds
                 prepaid[(fee.cycle, fee.plan.id)] += price_cycle_fee(fee).amount
         for settled in settle(now, period, plan_of):

@@ -67,7 +67,7 @@ def terms(customer: BillingCustomer, spans: Sequence[PlanSpan], usage: Sequence[
         raise NoSubscription(f"customer {customer.id} has no subscription billable in this period")
     singles = transactions if transactions is not None else [{} for _ in spans]
     return [PlanTerm(catalog.plan_for(span.plan_id, customer.currency, span.interval), span.period, dict(quantities),
-                     fees_by_cycle=True, transactions=found)
+                     fees_by_cycle=True, transactions=found, anniversary=span.anniversary)
             for span, quantities, found in zip(spans, usage, singles, strict=True)]
 
 

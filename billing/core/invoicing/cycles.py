@@ -1,10 +1,11 @@
 """Fees billed once per billing cycle: which of them a month's invoice bills.
 
-A plan's fees are billed per *cycle* when the plan is yearly or the fee is paid in advance
-(:meth:`~billing.core.pricing.plans.Plan.by_cycle`); monthly fees in arrears are prorated over the
-month's plan spans instead (:mod:`~billing.core.invoicing.timeline`). Cycles are calendar months for
-monthly plans and anniversary years of the subscription's start for yearly plans
-(:func:`~billing.core.pricing.proration.cycle`).
+A plan's fees are billed per *cycle* when the plan is yearly, the fee is paid in advance or the
+subscription is billed on its anniversary (:meth:`~billing.core.pricing.plans.Plan.by_cycle`);
+monthly fees in arrears on the calendar are prorated over the month's plan spans instead
+(:mod:`~billing.core.invoicing.timeline`). Cycles follow the subscription's billing time
+(:func:`~billing.core.pricing.proration.cycle`): calendar months and years, or months and years
+from the anniversary of its start (31 January, 28/29 February, 31 March, ...).
 
 Each cycle of a subscription is billed on exactly one monthly invoice, the one of the month ``M``
 with ``M.start < point <= M.end``:
@@ -49,22 +50,23 @@ def cycle_groups(changes: Sequence[SubscriptionChange], period: Period,
     """Every per-cycle fee part near ``period`` (within :data:`REACH`) as ``changes`` describe the
     subscriptions, grouped by the cycle they belong to."""
     groups: dict[Group, list[CycleFee]] = defaultdict(list)
-    if not any(plan.by_cycle(charge) for plan in {plan_of(c.plan_id, c.billing_interval).id: plan_of(c.plan_id, c.billing_interval)
-                                                   for c in changes}.values() for charge in plan.charges):
+    plans = {(c.plan_id, c.billing_interval, c.billing_time) for c in changes}
+    if not any(plan_of(product, interval).by_cycle(charge, billing_time == "anniversary")
+               for product, interval, billing_time in plans for charge in plan_of(product, interval).charges):
         return groups
     for span in plan_spans(changes, Period(period.start - REACH, period.end + REACH)):
         plan = plan_of(span.plan_id, span.interval)
-        charges = [charge for charge in plan.charges if plan.by_cycle(charge)]
+        charges = [charge for charge in plan.charges if plan.by_cycle(charge, span.anniversary)]
         if not charges:
             continue
         anchor = span.anchor or span.start
-        current = cycle(plan.interval, anchor, span.start)
+        current = cycle(plan.interval, anchor, span.start, span.billing_time)
         while current.start < span.end:
             part = Period(max(current.start, span.start), min(current.end, span.end))
             for charge in charges:
                 groups[(span.subscription_id, current, charge.pay_in_advance)].append(
                     CycleFee(plan, charge, current, part, charge.pay_in_advance))
-            current = cycle(plan.interval, anchor, current.end)
+            current = cycle(plan.interval, anchor, current.end, span.billing_time)
     return groups
 
 

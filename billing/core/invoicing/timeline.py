@@ -10,9 +10,10 @@ Rules (documented in the README's invoicing section):
 - a ``plan_changed`` event switches the plan at its effective time: the period gets one span per
   plan, and flat fees are prorated by the second over each span (usage is never prorated);
 - each span carries the subscription's billing interval (``month`` or ``year``, which selects the
-  catalog plan) and its ``start_time`` (the anchor of its yearly cycles).
+  catalog plan), its billing time (``calendar`` or ``anniversary``) and its ``start_time`` (the
+  anchor of its anniversary cycles).
 
-Consecutive intervals on the same plan and interval of the same subscription merge into one span. Event times
+Consecutive intervals on the same plan, interval and billing time of the same subscription merge into one span. Event times
 are truncated to the whole second (proration is by the second), so the spans of a continuous
 subscription always add up to the whole period.
 """
@@ -43,12 +44,14 @@ class SubscriptionChange:
     end_time: datetime | None
     effective_time: datetime
     billing_interval: str = "month"
+    billing_time: str = "calendar"
 
 
 @dataclass(frozen=True, slots=True)
 class PlanSpan:
-    """A subscription billable on ``plan_id`` (a product id) every ``interval`` during ``[start, end)``;
-    ``anchor`` is when the subscription started (its yearly cycles' anniversary)."""
+    """A subscription billable on ``plan_id`` (a product id) every ``interval`` during ``[start, end)``,
+    its cycles starting on the ``billing_time``; ``anchor`` is when the subscription started (the
+    anniversary of its cycles)."""
 
     subscription_id: str
     plan_id: str
@@ -56,6 +59,12 @@ class PlanSpan:
     end: datetime
     interval: str = "month"
     anchor: datetime | None = None
+    billing_time: str = "calendar"
+
+    @property
+    def anniversary(self) -> bool:
+        """Whether the span's fees are billed per anniversary cycle."""
+        return self.billing_time == "anniversary"
 
     @property
     def period(self) -> Period:
@@ -97,8 +106,10 @@ def _subscription_spans(changes: list[SubscriptionChange], period: Period) -> li
             continue
         change = state[4]
         last = spans[-1] if spans else None
-        if last is not None and (last.plan_id, last.interval) == (change.plan_id, change.billing_interval) and last.end == low:
-            spans[-1] = PlanSpan(last.subscription_id, last.plan_id, last.start, high, last.interval, last.anchor)
+        if (last is not None and (last.plan_id, last.interval, last.billing_time) == (change.plan_id, change.billing_interval, change.billing_time)
+                and last.end == low):
+            spans[-1] = PlanSpan(last.subscription_id, last.plan_id, last.start, high, last.interval, last.anchor, last.billing_time)
         else:
-            spans.append(PlanSpan(change.subscription_id, change.plan_id, low, high, change.billing_interval, state[2]))
+            spans.append(PlanSpan(change.subscription_id, change.plan_id, low, high, change.billing_interval, state[2],
+                                  change.billing_time))
     return spans

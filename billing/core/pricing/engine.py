@@ -41,6 +41,7 @@ class PlanTerm:
 
     ``fees_by_cycle``: leave out the fees the plan bills once per cycle (:meth:`Plan.by_cycle`), which
     the caller passes as :class:`CycleFee` items; otherwise every flat fee is prorated over ``active``.
+    ``anniversary``: the subscription is billed on its anniversary, so every fee is billed per cycle.
     ``transactions``: per meter, the amounts of its single events in event order, for the charges that
     price each transaction (:attr:`~billing.core.pricing.plans.PercentageCharge.per_transaction`)."""
 
@@ -49,6 +50,7 @@ class PlanTerm:
     usage: Mapping[str, Decimal] = field(default_factory=dict)
     fees_by_cycle: bool = False
     transactions: Transactions = field(default_factory=dict)
+    anniversary: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +130,7 @@ def price_term(period: Period, term: PlanTerm) -> list[Line]:
             raise ConfigError(f"a transaction of meter {meter!r} is negative ({min(amounts)}); amounts must be >= 0")
     lines: list[Line] = []
     for charge in plan.charges:
-        if term.fees_by_cycle and plan.by_cycle(charge):
+        if term.fees_by_cycle and plan.by_cycle(charge, term.anniversary):
             continue
         if isinstance(charge, FlatCharge):
             quantity, steps, meter = Decimal(1), charges.flat(charge, fraction), None

@@ -250,10 +250,11 @@ class Plan(_Model):
             raise ValueError("minimum_commitment is a monthly minimum; a yearly plan cannot have one")
         return self
 
-    def by_cycle(self, charge: Charge) -> bool:
+    def by_cycle(self, charge: Charge, anniversary: bool = False) -> bool:
         """Whether ``charge`` is billed once per billing cycle (:mod:`billing.core.invoicing.cycles`) rather
-        than prorated over each month's plan spans: fees of yearly plans and fees paid in advance."""
-        return isinstance(charge, FlatCharge) and (self.interval != "month" or charge.pay_in_advance)
+        than prorated over each calendar month's plan spans: fees of yearly plans, fees paid in advance
+        and, for a subscription billed on its ``anniversary``, every fee."""
+        return isinstance(charge, FlatCharge) and (self.interval != "month" or charge.pay_in_advance or anniversary)
 
     @field_validator("charges")
     @classmethod

@@ -63,20 +63,37 @@ def plan_period(interval: str, moment: datetime) -> Period:
     return year_period(moment) if interval == "year" else month_period(moment)
 
 
-def anniversary(anchor: datetime) -> datetime:
-    """The start of the yearly cycles of a subscription that started at ``anchor``: that day at 00:00
-    UTC, the 29th-31st moved back to the 28th so every year has the day."""
+BILLING_TIMES = ("calendar", "anniversary")
+"""When a subscription's billing cycles start: on the calendar (months from the 1st, years from
+1 January; the default) or on the anniversary of the subscription's start."""
+
+
+def add_months(anchor: datetime, months: int) -> datetime:
+    """Midnight UTC of ``anchor``'s day, ``months`` months later; a day the month lacks becomes its last
+    day (31 January + 1 month = 28 February, or the 29th in a leap year; + 2 months = 31 March)."""
     anchor = anchor.astimezone(UTC)
-    return anchor.replace(day=min(anchor.day, 28), hour=0, minute=0, second=0, microsecond=0)
+    index = anchor.year * 12 + anchor.month - 1 + months
+    year, month = divmod(index, 12)
+    first = datetime(year, month + 1, 1, tzinfo=UTC)
+    last = (first.replace(year=year + 1, month=1) if month == 11 else first.replace(month=month + 2)) - timedelta(days=1)
+    return first.replace(day=min(anchor.day, last.day))
 
 
-def cycle(interval: str, anchor: datetime, moment: datetime) -> Period:
-    """The billing cycle of ``interval`` containing ``moment`` for a subscription started at ``anchor``:
-    calendar months for ``month``, anniversary years (:func:`anniversary`) for ``year``."""
-    if interval == "month":
-        return month_period(moment)
-    start = anniversary(anchor)
-    start = start.replace(year=start.year + (moment.year - start.year))
-    if start > moment:
-        start = start.replace(year=start.year - 1)
-    return Period(start, start.replace(year=start.year + 1))
+def cycle(interval: str, anchor: datetime, moment: datetime, billing_time: str = "calendar") -> Period:
+    """The billing cycle of ``interval`` (``month`` or ``year``) containing ``moment`` for a subscription
+    started at ``anchor``: the calendar month or year with ``calendar`` billing; with ``anniversary``,
+    the month or year from ``anchor``'s day at 00:00 UTC (:func:`add_months` for short months)."""
+    if billing_time == "calendar":
+        return plan_period(interval, moment)
+    step = 12 if interval == "year" else 1
+    moment = moment.astimezone(UTC)
+    count = ((moment.year - anchor.year) * 12 + moment.month - anchor.month) // step
+    start = add_months(anchor, count * step)
+    while start > moment:
+        count -= 1
+        start = add_months(anchor, count * step)
+    end = add_months(anchor, (count + 1) * step)
+    while end <= moment:
+        count += 1
+        start, end = end, add_months(anchor, (count + 1) * step)
+    return Period(start, end)
