@@ -28,6 +28,7 @@ from billing.core.pricing import PlanCatalog, PlanTerm, PricedInvoice, TaxProfil
 from billing.core.pricing.charges import Step
 from billing.core.pricing.engine import CycleFee, Line, Transactions
 from billing.core.pricing.invoice import to_invoice
+from billing.core.pricing.plans import FlatCharge
 from billing.core.pricing.proration import Period
 
 ZERO = Decimal(0)
@@ -82,10 +83,11 @@ def price(period: Period, customer: BillingCustomer, spans: Sequence[PlanSpan], 
                          credit_balance=grants.credit_balance, cycle_fees=cycle_fees)
 
 
-def cycle_codes(catalog: PlanCatalog) -> frozenset[str]:
-    """Charge codes of the fees billed per cycle: late usage never corrects them."""
+def fee_codes(catalog: PlanCatalog) -> frozenset[str]:
+    """Charge codes of the flat fees: late usage never corrects them (they do not depend on usage, and
+    fees billed per cycle, as every fee of an anniversary subscription is, are not on their month's invoice)."""
     return frozenset(f"{plan.id}.{charge.id}" for plan in catalog.plans.values() for charge in plan.charges
-                     if plan.by_cycle(charge))
+                     if isinstance(charge, FlatCharge))
 
 
 def charge_code(line: Line) -> str:
@@ -114,12 +116,16 @@ def billed_by_charge(invoice_lines: Iterable[LineItem], period: Period) -> dict[
     return billed
 
 
-def corrections(repriced: PricedInvoice, billed: Mapping[str, Billed], corrected_invoice: str) -> list[Line]:
-    """Correction lines for the charges of ``repriced`` whose amount differs from ``billed``."""
+def corrections(repriced: PricedInvoice, billed: Mapping[str, Billed], corrected_invoice: str,
+                ignore: frozenset[str] = frozenset()) -> list[Line]:
+    """Correction lines for the charges of ``repriced`` whose amount differs from ``billed``, except the
+    charge codes in ``ignore`` (:func:`fee_codes`)."""
     period = repriced.period
     current: dict[str, tuple[Line, Billed]] = {}
     for line in repriced.lines:
         code = charge_code(line)
+        if code in ignore:
+            continue
         previous = current.get(code, (line, Billed()))[1]
         current[code] = (line, previous + Billed(line.quantity if line.meter else ZERO, line.amount))
     lines = []

@@ -106,9 +106,11 @@ def _subscription_spans(changes: list[SubscriptionChange], period: Period) -> li
             continue
         change = state[4]
         last = spans[-1] if spans else None
-        if (last is not None and (last.plan_id, last.interval, last.billing_time) == (change.plan_id, change.billing_interval, change.billing_time)
-                and last.end == low):
-            spans[-1] = PlanSpan(last.subscription_id, last.plan_id, last.start, high, last.interval, last.anchor, last.billing_time)
+        same = last is not None and (last.plan_id, last.interval, last.billing_time) == (
+            change.plan_id, change.billing_interval, change.billing_time)
+        if same and last.end == low:
+            spans[-1] = PlanSpan(last.subscription_id, last.plan_id, last.start, high, last.interval, last.anchor,
+                                 last.billing_time)
         else:
             spans.append(PlanSpan(change.subscription_id, change.plan_id, low, high, change.billing_interval, state[2],
                                   change.billing_time))
