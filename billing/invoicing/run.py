@@ -266,7 +266,7 @@ class Invoicing:
         if not earlier:
             return {}
         recorded = self.store.recorded_spans(Period(since, period.start))
-        by_cycle = compose.cycle_codes(self.catalog)
+        fees = compose.fee_codes(self.catalog)
         usage = self.store.recorded_span_usage(Period(since, period.start))
         singles = self.store.recorded_span_transactions(Period(since, period.start), self.transaction_meters)
         lines = self.store.line_rows(since)
@@ -282,12 +282,12 @@ class Invoicing:
                 continue
             q = Period(head.period_start, head.period_end)
             terms = [PlanTerm(self.catalog.plan(plan_id), span.period, quantities(usage.get((head.id, number), {}), self.meters),
-                              fees_by_cycle=True, transactions=singles.get((head.id, number), {}))
+                              fees_by_cycle=True, transactions=singles.get((head.id, number), {}), anniversary=span.anniversary)
                      for number, span, plan_id in spans]
             repriced = price_invoice(q, terms)
-            billed = [line for line in lines.get(head.id, ()) if line.charge not in by_cycle]
+            billed = [line for line in lines.get(head.id, ()) if line.charge not in fees]
             billed += [line for owner, line in later_corrections[head.customer_id] if owner != head.id]
-            found[head.customer_id].extend(compose.corrections(repriced, compose.billed_by_charge(billed, q), head.id))
+            found[head.customer_id].extend(compose.corrections(repriced, compose.billed_by_charge(billed, q), head.id, fees))
         return found
 
     # ------------------------------------------------------------------- single invoices

@@ -44,7 +44,7 @@ MS = "fromUnixTimestamp64Milli({{{}:Int64}}, 'UTC')"
 """SQL of a time parameter passed as epoch milliseconds: ``MS.format('start')``."""
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 SPAN_COLUMNS = ("invoice_id", "span_no", "customer_id", "subscription_id", "product_id", "plan_id", "currency",
-                "period_start", "span_start", "span_end", "computed_at")
+                "period_start", "span_start", "span_end", "computed_at", "billing_time")
 
 
 class InvoiceHead(NamedTuple):
@@ -134,7 +134,7 @@ class Store:
         where = "AND customer_id = {customer:String}" if customer else ""
         rows = self.ch.query(
             f"SELECT customer_id, subscription_id, sequence, plan_id, status, start_time, end_time, effective_time, "
-            "billing_interval "
+            "billing_interval, billing_time "
             f"FROM {self.db}.subscription_events FINAL WHERE effective_time < {MS.format('before')} {where}",
             parameters={"before": epoch_ms(before), "customer": customer},
         ).result_rows
@@ -283,14 +283,14 @@ class Store:
         """``invoice id -> [(span number, span, catalog plan id), ...]`` recorded for the invoices whose
         period starts within ``periods``."""
         rows = self.ch.query(
-            f"SELECT invoice_id, span_no, subscription_id, product_id, span_start, span_end, plan_id "
+            f"SELECT invoice_id, span_no, subscription_id, product_id, span_start, span_end, plan_id, billing_time "
             f"FROM {self.db}.invoice_spans FINAL WHERE period_start >= {MS.format('since')} "
             f"AND period_start < {MS.format('until')} ORDER BY invoice_id, span_no",
             parameters={"since": epoch_ms(periods.start), "until": epoch_ms(periods.end)},
         ).result_rows
         out: dict[str, list[tuple[int, PlanSpan, str]]] = defaultdict(list)
-        for invoice_id, number, subscription_id, product_id, start, end, plan_id in rows:
-            out[invoice_id].append((number, PlanSpan(subscription_id, product_id, start, end), plan_id))
+        for invoice_id, number, subscription_id, product_id, start, end, plan_id, billing_time in rows:
+            out[invoice_id].append((number, PlanSpan(subscription_id, product_id, start, end, billing_time=billing_time), plan_id))
         return out
 
     def hourly(self, customer_id: str, period: Period) -> list[tuple[str, datetime, Decimal]]:
@@ -476,7 +476,7 @@ class Store:
     def write_spans(self, rows: Iterable[SpanRow], computed_at: datetime) -> None:
         """Record the spans each invoice prices."""
         data = [[r.invoice_id, r.span_no, r.customer_id, r.span.subscription_id, r.span.plan_id, r.plan_id, r.currency,
-                 r.period_start, r.span.start, r.span.end, computed_at] for r in rows]
+                 r.period_start, r.span.start, r.span.end, computed_at, r.span.billing_time] for r in rows]
         if data:
             self.ch.insert(f"{self.db}.invoice_spans", data, column_names=SPAN_COLUMNS)
 

@@ -34,8 +34,8 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "customers": ("customer_id", "company_name", "email", "country", "region", "currency", "segment",
                   "signup_time", "updated_at", "tax_region", "tax_exempt"),
     "subscription_events": ("event_id", "subscription_id", "customer_id", "type", "sequence", "plan_id",
-                            "previous_plan_id", "billing_interval", "status", "start_time", "end_time",
-                            "effective_time", "event_time"),
+                            "previous_plan_id", "billing_interval", "billing_time", "status", "start_time",
+                            "end_time", "effective_time", "event_time"),
     "invoices": ("invoice_id", "customer_id", "subscription_id", "period_start", "period_end", "currency",
                  "subtotal", "discount_total", "tax_rate", "tax", "total", "status", "issued_at", "due_at",
                  "paid_at", "voided_at", "event_time", "void_reason", "number", "replaces", "replaced_by"),
@@ -95,7 +95,7 @@ def customer_rows(c: Customer) -> Rows:
 def subscription_rows(e: SubscriptionEvent) -> Rows:
     return {"subscription_events": [[
         e.event_id, e.subscription_id, e.customer_id, e.type.value, e.sequence, e.plan_id, e.previous_plan_id,
-        e.billing_interval.value, e.status.value, e.start_time, e.end_time, e.effective_time, e.event_time,
+        e.billing_interval.value, e.billing_time.value, e.status.value, e.start_time, e.end_time, e.effective_time, e.event_time,
     ]]}
 
 
