@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 
 from billing.core.contracts import (
     BillingInterval,
+    BillingTime,
     Contract,
     SubscriptionEvent,
     SubscriptionEventType,
@@ -53,6 +54,9 @@ class _Account:
         self.plan = self.rng.choice(segment[1])
         self.interval = BillingInterval.YEAR if self.rng.random() < cat.YEARLY_SHARE else BillingInterval.MONTH
         self.signup = profile.record.signup_time
+        # its own stream, so the other draws (plans, changes, cancellations) stay as they were
+        chosen = random.Random(f"billing-time:{seed}:{profile.index}").random() < cat.ANNIVERSARY_SHARE
+        self.billing_time = BillingTime.ANNIVERSARY if chosen else BillingTime.CALENDAR
 
     def emit(self, when: datetime, topic: str, model: Contract) -> None:
         if when < self.end:
@@ -64,7 +68,7 @@ class _Account:
         self.emit(when, "subscriptions", SubscriptionEvent(
             event_id=f"{self.sub_id}-{self.sub_seq}", subscription_id=self.sub_id, customer_id=self.p.id,
             type=kind, sequence=self.sub_seq, plan_id=self.plan, previous_plan_id=previous_plan,
-            billing_interval=self.interval, status=status, start_time=self.signup, end_time=end_time,
+            billing_interval=self.interval, billing_time=self.billing_time, status=status, start_time=self.signup, end_time=end_time,
             effective_time=when, event_time=when,
         ))
 
@@ -88,7 +92,7 @@ class _Account:
             self.plan = cat.PLAN_ORDER[index + step]
             self.subscription(SubscriptionEventType.PLAN_CHANGED, SubscriptionStatus.ACTIVE, when, previous)
         if cancel_at is not None:  # service runs to the end of the billing cycle, as the engine bills it
-            service_end = cycle(self.interval.value, self.signup, cancel_at).end
+            service_end = cycle(self.interval.value, self.signup, cancel_at, self.billing_time.value).end
             self.subscription(SubscriptionEventType.CANCELED, SubscriptionStatus.CANCELED, cancel_at,
                               end_time=service_end)
         return self.events

@@ -57,6 +57,8 @@ PLANS: dict[str, Decimal] = {
 }
 PLAN_ORDER: tuple[str, ...] = tuple(PLANS)
 YEARLY_SHARE = 0.12
+ANNIVERSARY_SHARE = 0.3
+"""Share of subscriptions billed on the anniversary of their start (the rest on the calendar)."""
 TRIAL_DAYS = 14
 
 # Usage diurnal shape (local hour -> relative traffic) and weekday shape (Mon..Sun).
