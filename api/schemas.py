@@ -15,6 +15,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model,
 
 from billing.core.contracts import (
     BillingInterval,
+    BillingTime,
     Customer,
     Id,
     Invoice,
@@ -95,6 +96,7 @@ class SubscriptionCreate(BaseModel):
     customer_id: Id
     plan_id: Id = Field(description="A product of the plan catalog, priced in the customer's currency.")
     billing_interval: BillingInterval = BillingInterval.MONTH
+    billing_time: BillingTime = SubscriptionEvent.model_fields["billing_time"]
     status: Literal[SubscriptionStatus.ACTIVE, SubscriptionStatus.TRIALING] = SubscriptionStatus.ACTIVE
     start_time: WriteTime | None = Field(default=None, description="Start of service (default: now).")
     subscription_id: Id | None = Field(default=None, description="Default: a new random id.")
@@ -137,13 +139,14 @@ class Subscription(BaseModel):
 
     model_config = ConfigDict(json_schema_extra={"examples": [{
         "subscription_id": "sub-7", "customer_id": "cust-globex", "plan_id": "growth", "billing_interval": "month",
-        "status": "active", "start_time": "2026-01-05T09:00:00Z", "end_time": None, "sequence": 2,
+        "billing_time": "calendar", "status": "active", "start_time": "2026-01-05T09:00:00Z", "end_time": None, "sequence": 2,
         "last_change": "plan_changed", "changed_at": "2026-03-15T00:00:00Z"}]})
 
     subscription_id: str
     customer_id: str
     plan_id: str
     billing_interval: BillingInterval
+    billing_time: BillingTime
     status: SubscriptionStatus
     start_time: datetime
     end_time: datetime | None
@@ -155,8 +158,8 @@ class Subscription(BaseModel):
     def of(cls, event: SubscriptionEvent) -> Subscription:
         """The state a subscription's latest event describes."""
         return cls(subscription_id=event.subscription_id, customer_id=event.customer_id, plan_id=event.plan_id,
-                   billing_interval=event.billing_interval, status=event.status, start_time=event.start_time,
-                   end_time=event.end_time, sequence=event.sequence, last_change=event.type,
+                   billing_interval=event.billing_interval, billing_time=event.billing_time, status=event.status,
+                   start_time=event.start_time, end_time=event.end_time, sequence=event.sequence, last_change=event.type,
                    changed_at=event.effective_time)
 
 

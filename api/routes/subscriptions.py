@@ -77,7 +77,8 @@ async def create_subscription(request: Request, body: SubscriptionCreate, _key: 
     now = now_ms()
     start = body.start_time or now
     event = _event(subscription_id=subscription_id, customer_id=customer.id, type=SubscriptionEventType.CREATED,
-                   sequence=1, plan_id=body.plan_id, billing_interval=body.billing_interval, status=body.status,
+                   sequence=1, plan_id=body.plan_id, billing_interval=body.billing_interval, billing_time=body.billing_time,
+                   status=body.status,
                    start_time=start, effective_time=start, event_time=now)
     return await publish(ctx, "subscriptions", customer.id, event)
 
@@ -113,7 +114,7 @@ async def change_subscription(request: Request, subscription_id: SubscriptionId,
         subscription_id=subscription_id, customer_id=current.customer_id, type=kind, sequence=current.sequence + 1,
         plan_id=body.plan_id or current.plan_id,
         previous_plan_id=current.plan_id if kind is SubscriptionEventType.PLAN_CHANGED else None,
-        billing_interval=current.billing_interval, status=body.status or current.status,
+        billing_interval=current.billing_interval, billing_time=current.billing_time, status=body.status or current.status,
         start_time=current.start_time,
         end_time=(body.end_time or effective) if kind is SubscriptionEventType.CANCELED else None,
         effective_time=effective, event_time=now,

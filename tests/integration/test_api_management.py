@@ -11,6 +11,7 @@ import pytest
 
 from billing.core.contracts import (
     BillingInterval,
+    BillingTime,
     Customer,
     Segment,
     SubscriptionEvent,
@@ -37,7 +38,7 @@ def _subscription(subscription_id: str, **changes) -> SubscriptionEvent:
 
 
 SUBSCRIPTIONS = [
-    _subscription("sub-plan"),
+    _subscription("sub-plan", billing_time=BillingTime.ANNIVERSARY),
     _subscription("sub-cancel"),
     _subscription("sub-done", event_id="se-done-2", type=SubscriptionEventType.CANCELED, sequence=2,
                   status=SubscriptionStatus.CANCELED, end_time=START, effective_time=START),
@@ -132,10 +133,10 @@ def test_invalid_customers_are_422_naming_the_field(api, tokens, topics, body, r
 def test_create_subscription_publishes_created_with_sequence_1(api, tokens, topics):
     response = _send(api, tokens, "POST", "/v1/subscriptions",
                      {"customer_id": "cust-m", "plan_id": "business", "subscription_id": "sub-new",
-                      "status": "trialing", "start_time": "2026-04-01T00:00:00+02:00"})
+                      "status": "trialing", "start_time": "2026-04-01T00:00:00+02:00", "billing_time": "anniversary"})
     event = _only_event(response, topics["subscriptions"], "subscriptions", "cust-m")
-    assert (event.subscription_id, event.type, event.sequence, event.plan_id, event.status) == (
-        "sub-new", SubscriptionEventType.CREATED, 1, "business", SubscriptionStatus.TRIALING)
+    assert (event.subscription_id, event.type, event.sequence, event.plan_id, event.status, event.billing_time) == (
+        "sub-new", SubscriptionEventType.CREATED, 1, "business", SubscriptionStatus.TRIALING, BillingTime.ANNIVERSARY)
     assert event.start_time == event.effective_time == datetime(2026, 3, 31, 22, tzinfo=UTC)
 
 
@@ -154,11 +155,13 @@ def test_rejected_subscriptions_publish_nothing(api, tokens, topics, body, statu
 
 
 def test_plan_change_publishes_the_next_sequence_with_the_previous_plan(api, tokens, topics):
+    """The change keeps what the subscription was created with: its start and its (anniversary) billing time."""
     response = _send(api, tokens, "PATCH", "/v1/subscriptions/sub-plan",
                      {"plan_id": "growth", "effective_time": "2026-03-15T12:00:00Z"})
     event = _only_event(response, topics["subscriptions"], "subscriptions", "cust-m")
-    assert (event.type, event.sequence, event.plan_id, event.previous_plan_id, event.status, event.start_time) == (
-        SubscriptionEventType.PLAN_CHANGED, 2, "growth", "business", SubscriptionStatus.ACTIVE, START)
+    assert (event.type, event.sequence, event.plan_id, event.previous_plan_id, event.status, event.start_time,
+            event.billing_time) == (
+        SubscriptionEventType.PLAN_CHANGED, 2, "growth", "business", SubscriptionStatus.ACTIVE, START, BillingTime.ANNIVERSARY)
     assert event.effective_time == datetime(2026, 3, 15, 12, tzinfo=UTC)
 
 

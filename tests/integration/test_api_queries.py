@@ -276,7 +276,8 @@ def test_customer_reads_back_and_lists_in_pages(api, tokens):
 
 def test_subscription_state_is_its_latest_event(api, tokens):
     state = _get(api, tokens, "a", "/v1/subscriptions/sub-a").json()
-    assert (state["plan_id"], state["status"], state["sequence"], state["last_change"]) == ("starter", "active", 1, "created")
+    assert (state["plan_id"], state["status"], state["sequence"], state["last_change"], state["billing_time"]) == (
+        "starter", "active", 1, "created", "calendar")
     assert _get(api, tokens, "a", "/v1/customers/cust-a/subscriptions").json() == [state]
     assert _get(api, tokens, "b", "/v1/customers/cust-b/subscriptions").json() == []
 
