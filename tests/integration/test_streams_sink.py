@@ -46,11 +46,12 @@ def table_rows() -> dict[str, list[dict]]:
         ],
         "subscription_events": [
             dict(event_id="se-1", subscription_id="sub-1", customer_id="cus-1", type="created", sequence=1,
-                 plan_id="starter", previous_plan_id=None, billing_interval="month", status="active", start_time=T,
-                 end_time=None, effective_time=T, event_time=T),
+                 plan_id="starter", previous_plan_id=None, billing_interval="month", billing_time="calendar",
+                 status="active", start_time=T, end_time=None, effective_time=T, event_time=T),
             dict(event_id="se-2", subscription_id="sub-1", customer_id="cus-1", type="plan_changed",
                  sequence=2**32 - 1, plan_id="growth", previous_plan_id=TEXT, billing_interval="year",
-                 status="canceled", start_time=T, end_time=T_EDGE, effective_time=T_OFFSET, event_time=T_EDGE),
+                 billing_time="anniversary", status="canceled", start_time=T, end_time=T_EDGE, effective_time=T_OFFSET,
+                 event_time=T_EDGE),
         ],
         "invoices": [
             dict(invoice_id="inv-1", customer_id="cus-1", subscription_id=None, period_start=T, period_end=T_EDGE,

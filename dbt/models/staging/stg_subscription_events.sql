@@ -8,6 +8,7 @@ select
     plan_id,
     previous_plan_id,
     billing_interval,
+    billing_time,
     status,
     start_time,
     end_time,
