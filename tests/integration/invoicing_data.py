@@ -8,6 +8,7 @@ write them), so these tests do not depend on the worker.
 
 from __future__ import annotations
 
+import calendar
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -65,6 +66,13 @@ def add_usage(ch, database: str, customer_id: str, meter: str, window_start: dat
     meters = active_meters()
     row = rollup_rows([UsageTotal(customer_id, meter, window_start, value, 1)], meters, version)
     ch.insert(f"{database}.usage_rollups", row, column_names=ROLLUP_COLUMNS)
+
+
+def on_anniversary(start: datetime, months: int) -> datetime:
+    """``start``'s day at 00:00 UTC ``months`` months later, the month's last day when it has no such day
+    (31 January + 1 = 28 February, + 2 = 31 March): where an anniversary subscription's cycles begin."""
+    year, month = divmod(start.year * 12 + start.month - 1 + months, 12)
+    return datetime(year, month + 1, min(start.day, calendar.monthrange(year, month + 1)[1]), tzinfo=UTC)
 
 
 def count(ch, database: str, table: str, where: str = "1") -> int:

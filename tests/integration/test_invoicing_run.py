@@ -9,10 +9,21 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from itertools import pairwise
 
 import pytest
 
-from billing.core.contracts import InvoiceStatus, LineKind
+from billing.core.contracts import (
+    BillingInterval,
+    BillingTime,
+    Customer,
+    InvoiceStatus,
+    LineKind,
+    Segment,
+    SubscriptionEvent,
+    SubscriptionEventType,
+    SubscriptionStatus,
+)
 from billing.core.errors import ConfigError
 from billing.core.invoicing.errors import (
     InvalidTransition,
@@ -22,10 +33,12 @@ from billing.core.invoicing.errors import (
     UnknownInvoice,
 )
 from billing.core.pricing import Period, PlanTerm, TaxProfile, builtin_catalog, price_invoice
+from billing.core.pricing.catalog import BUILTIN_DIR, load_catalog
 from billing.core.pricing.engine import CycleFee
+from billing.core.pricing.plans import FlatCharge
 from billing.invoicing.run import Invoicing
 from billing.warehouse import facts
-from tests.integration.invoicing_data import SEPTEMBER, add_usage, business_records, count
+from tests.integration.invoicing_data import SEPTEMBER, add_usage, business_records, count, on_anniversary
 
 OCTOBER = datetime(2026, 10, 1, tzinfo=UTC)
 MID_OCTOBER, MID_NOVEMBER, DECEMBER_2 = (datetime(2026, 10, 15, tzinfo=UTC), datetime(2026, 11, 15, tzinfo=UTC),
@@ -56,6 +69,25 @@ def manifest_usage(world, customer_id: str, start: datetime, end: datetime) -> d
     return usage
 
 
+def arrears_cycle_fees(events, currency: str) -> list[CycleFee]:
+    """The fee parts of a monthly anniversary subscription's cycle that ends in September (in arrears), one
+    per plan it was on, from the later of the cycle's start and the trial's end."""
+    start = events[0].start_time
+    index = next(k for k in range(1, 120) if SEPTEMBER < on_anniversary(start, k) <= OCTOBER)
+    cycle = Period(on_anniversary(start, index - 1), on_anniversary(start, index))
+    active = min(e.effective_time for e in events if e.status.value == "active").replace(microsecond=0)
+    points = sorted({max(cycle.start, active), cycle.end,
+                     *(e.effective_time.replace(microsecond=0) for e in events if max(cycle.start, active) < e.effective_time < cycle.end)})
+    parts: list[tuple[str, Period]] = []
+    for low, high in pairwise(points):
+        product = max((e for e in events if e.effective_time <= low), key=lambda e: e.sequence).plan_id
+        if parts and parts[-1][0] == product:
+            low = parts.pop()[1].start
+        parts.append((product, Period(low, high)))
+    return [CycleFee(plan, charge, cycle, part, False) for product, part in parts
+            for plan in [CATALOG.plan_for(product, currency)] for charge in plan.charges if isinstance(charge, FlatCharge)]
+
+
 def usage_lines(invoice) -> dict[str, Decimal]:
     return {line.meter: line.quantity for line in invoice.line_items if line.kind is LineKind.USAGE}
 
@@ -70,7 +102,7 @@ def test_run_bills_every_subscription_and_reconciles_with_the_manifest(world):
     steady = [c for c, evs in events.items() if all(e.effective_time < SEPTEMBER and e.end_time is None for e in evs)
               and max(evs, key=lambda e: e.sequence).status.value in ("active", "past_due")]
     assert len(steady) >= 20
-    yearly_fees = 0
+    yearly_fees = anniversaries = 0
     for customer_id in steady:
         last = max(events[customer_id], key=lambda e: e.sequence)
         customer, plan_id, interval = customers[customer_id], last.plan_id, last.billing_interval.value
@@ -80,21 +112,27 @@ def test_run_bills_every_subscription_and_reconciles_with_the_manifest(world):
         billed = usage_lines(invoice)
         assert billed == {meter: usage.get(meter, Decimal(0)) for meter in billed}, customer_id
         assert set(billed) == {charge.meter for charge in plan.charges if hasattr(charge, "meter")}
+        anniversary = last.billing_time is BillingTime.ANNIVERSARY
         fees = []
-        if interval == "year":  # the yearly fee, in advance, only in the month its year starts (anniversary of the start)
-            start = last.start_time
-            renewal = datetime(2026, start.month, min(start.day, 28), tzinfo=UTC)
+        if interval == "year" and anniversary:  # in advance, in the month its year starts (calendar years start in January)
+            renewal = on_anniversary(last.start_time, 12 * (2026 - last.start_time.year))
             if SEPTEMBER < renewal <= OCTOBER:
-                year = Period(renewal, renewal.replace(year=2027))
+                year = Period(renewal, on_anniversary(renewal, 12))
                 fees = [CycleFee(plan, plan.charges[0], year, year, True)]
                 yearly_fees += 1
-        expected = price_invoice(SEPT, [PlanTerm(plan, SEPT, usage, fees_by_cycle=interval == "year")],
+        elif anniversary:  # in arrears: the month of service that ends in September, on the plans of its time
+            fees = arrears_cycle_fees(events[customer_id], customer.currency)
+            anniversaries += 1
+        expected = price_invoice(SEPT, [PlanTerm(plan, SEPT, usage, fees_by_cycle=interval == "year" or anniversary,
+                                                 anniversary=anniversary)],
                                  bill_to=TaxProfile(customer.country), tax_rules=CATALOG.tax_rules, cycle_fees=fees)
         assert (invoice.currency, invoice.subtotal, invoice.tax, invoice.total) == (
             customer.currency, expected.subtotal, expected.tax_total, expected.total), customer_id
 
+    assert anniversaries, "some steady monthly customers are billed on their anniversary"
+    calendar = {c: evs for c, evs in events.items() if evs[-1].billing_time is BillingTime.CALENDAR}  # months prorated
     september_changes = {c: [e for e in evs if e.type.value == "plan_changed" and e.effective_time >= SEPTEMBER]
-                         for c, evs in events.items() if not any(e.end_time for e in evs)}
+                         for c, evs in calendar.items() if not any(e.end_time for e in evs)}
     for customer_id, changes in september_changes.items():
         if len(changes) > 1:  # every plan of the month billed for its own seconds, which add up to the month
             fees = [line for line in invoices[customer_id].line_items if line.kind is LineKind.SUBSCRIPTION]
@@ -124,7 +162,7 @@ def test_run_bills_every_subscription_and_reconciles_with_the_manifest(world):
         checked += len(sums)
     assert checked
 
-    canceled = [c for c, evs in events.items() if any(e.end_time and SEPTEMBER < e.end_time <= OCTOBER for e in evs)]
+    canceled = [c for c, evs in calendar.items() if any(e.end_time and SEPTEMBER < e.end_time <= OCTOBER for e in evs)]
     assert canceled
     for customer_id in canceled:
         end = next(e.end_time for e in events[customer_id] if e.end_time)
@@ -196,6 +234,87 @@ def test_late_usage_becomes_a_correction_on_the_next_invoice(world):
     assert [line for line in again.line_items if line.kind is LineKind.CORRECTION] == corrections
     november = invoicing.run_period("2026-11", now=DECEMBER_2)
     assert november.corrections == 0
+
+
+PREPAID = """
+plans:
+  - id: prepaid
+    name: Prepaid
+    currency: USD
+    interval: month
+    charges:
+      - {id: fee, name: Prepaid fee, model: flat, amount: 31.00, pay_in_advance: true}
+      - {id: calls, name: API calls, model: per_unit, meter: api_calls, unit_price: 0.01}
+"""
+
+
+def anniversary_customer(customer_id: str, plan_id: str, interval: BillingInterval, start: datetime) -> list:
+    """A US customer whose one subscription, billed on its anniversary, starts at ``start``."""
+    customer = Customer(id=customer_id, company_name=customer_id, email=f"ap@{customer_id}.example", country="US",
+                        region="NA", currency="USD", segment=Segment.SMB, signup_time=start, updated_at=start)
+    return [customer, SubscriptionEvent(
+        event_id=f"se-{customer_id}", subscription_id=f"sub-{customer_id}", customer_id=customer_id,
+        type=SubscriptionEventType.CREATED, sequence=1, plan_id=plan_id, billing_interval=interval,
+        billing_time=BillingTime.ANNIVERSARY, status=SubscriptionStatus.ACTIVE, start_time=start, effective_time=start,
+        event_time=start)]
+
+
+def test_anniversary_fees_are_billed_once_per_cycle_and_usage_by_calendar_month(world, tmp_path):
+    """Two customers on their anniversary, billed and finalized month by month, January to October 2026.
+    Prepaid (31.00 a month in advance, 0.01 a call) from 31 January 00:00: its months run from the
+    31st, or the month's last day when it has none (28 February, 30 April, ...); each is billed whole
+    on the invoice of the month it starts in, one per invoice, each day once. Starter yearly (290.00
+    in advance) from 15 June 10:00: June bills 15 June 2026 - 15 June 2027 from 10:00,
+    290 x (31,536,000 - 36,000) / 31,536,000 = 289.67, and no later month bills a fee. Usage is billed
+    by calendar month: 1,000 calls at 23:00 on every month's last day and 500 at 00:00 on the 1st fall
+    on the invoice of their month, whatever cycle they are in. Late usage of a finalized month is
+    corrected as usage only, never as a fee."""
+    (tmp_path / "prepaid.yaml").write_text(PREPAID)
+    invoicing = Invoicing(world.settings, catalog=load_catalog([BUILTIN_DIR, tmp_path / "prepaid.yaml"]))
+    monthly, yearly = "cus-anniv-m", "cus-anniv-y"
+    rows: facts.Rows = {}
+    for model in (*anniversary_customer(monthly, "prepaid", BillingInterval.MONTH, datetime(2026, 1, 31, tzinfo=UTC)),
+                  *anniversary_customer(yearly, "starter", BillingInterval.YEAR, datetime(2026, 6, 15, 10, tzinfo=UTC))):
+        facts.merge(rows, facts.rows_for(model))
+    for table, data in rows.items():
+        world.ch.insert(f"{world.db}.{table}", data, column_names=facts.COLUMNS[table])
+    months = [Period(datetime(2026, m, 1, tzinfo=UTC), datetime(2026 + m // 12, m % 12 + 1, 1, tzinfo=UTC)) for m in range(1, 11)]
+    for month in months:
+        for customer_id, since in ((monthly, datetime(2026, 2, 1, tzinfo=UTC)), (yearly, datetime(2026, 7, 1, tzinfo=UTC))):
+            add_usage(world.ch, world.db, customer_id, "api_calls", month.end - timedelta(hours=1), Decimal(1000), version=1)
+            if month.start >= since:
+                add_usage(world.ch, world.db, customer_id, "api_calls", month.start, Decimal(500), version=1)
+
+    billed = {}
+    for month in months[:-1]:
+        for customer_id in (monthly, yearly):
+            for invoice in invoicing.run_period(f"{month.start:%Y-%m}", now=DECEMBER_2, finalize=True, customer=customer_id).invoices:
+                billed[(customer_id, f"{month.start:%Y-%m}")] = invoice
+    add_usage(world.ch, world.db, monthly, "api_calls", datetime(2026, 8, 31, 23, tzinfo=UTC), Decimal(1200), version=2)
+    for customer_id in (monthly, yearly):
+        [billed[(customer_id, "2026-10")]] = invoicing.run_period("2026-10", now=DECEMBER_2, finalize=True,
+                                                                 customer=customer_id).invoices
+
+    def lines(customer_id: str, kind: LineKind) -> list[tuple[str, str, Decimal, Decimal]]:
+        return [(month, line.description, line.quantity, line.amount) for (owner, month), inv in sorted(billed.items())
+                if owner == customer_id for line in inv.line_items if line.kind is kind]
+
+    def calls(customer_id: str) -> list[tuple[str, Decimal]]:
+        return [(month, line.quantity) for (owner, month), inv in sorted(billed.items()) if owner == customer_id
+                for line in inv.line_items if line.kind is LineKind.USAGE and line.meter == "api_calls"]
+
+    ends = ["01-31", "02-28", "03-31", "04-30", "05-31", "06-30", "07-31", "08-31", "09-30", "10-31", "11-30"]
+    assert lines(monthly, LineKind.SUBSCRIPTION) == [
+        (f"2026-{m:02d}", f"Prepaid fee (2026-{begin} to 2026-{end}, in advance)", Decimal(1), Decimal("31.00"))
+        for m, begin, end in zip(range(1, 11), ends, ends[1:], strict=False)]
+    assert lines(yearly, LineKind.SUBSCRIPTION) == [
+        ("2026-06", "Starter platform fee (yearly) (2026-06-15 to 2027-06-15, in advance)", Decimal(1), Decimal("289.67"))]
+    assert calls(monthly) == [("2026-01", Decimal(1000)), *((f"2026-{m:02d}", Decimal(1500)) for m in range(2, 11))]
+    assert calls(yearly) == [("2026-06", Decimal(1000)), *((f"2026-{m:02d}", Decimal(1500)) for m in range(7, 11))]
+    assert [(month, quantity, amount) for month, _, quantity, amount in lines(monthly, LineKind.CORRECTION)] == [
+        ("2026-10", Decimal(200), Decimal("2.00"))]
+    assert not lines(yearly, LineKind.CORRECTION)
+    assert invoicing.store.credit_notes(customer=monthly) == invoicing.store.credit_notes(customer=yearly) == []
 
 
 def test_bad_input_is_one_clear_error_and_writes_nothing(world, tmp_path):
