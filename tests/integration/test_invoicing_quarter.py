@@ -23,6 +23,7 @@ import pytest
 
 from billing.core.contracts import (
     BillingInterval,
+    BillingTime,
     Customer,
     InvoiceStatus,
     LineKind,
@@ -46,14 +47,14 @@ from producers.payers import settle
 from producers.paying import pay_period
 from producers.simulator import SimulationConfig, Simulator
 from producers.sinks import FileSink, read_records
-from tests.integration.invoicing_data import business_records, load
+from tests.integration.invoicing_data import business_records, load, on_anniversary
 
 pytestmark = pytest.mark.integration
 
 UTC = UTC
 JULY = datetime(2026, 7, 1, tzinfo=UTC)
 MONTHS = [Period(datetime(2026, m, 1, tzinfo=UTC), datetime(2026, m + 1, 1, tzinfo=UTC)) for m in (7, 8, 9)]
-SEED = 21  # 30 customers: 6 yearly (3 of them start a year in the quarter), 10 plan changes, a cancellation
+SEED = 29  # 30 customers: 6 yearly (2 of them start a year in the quarter), 7 plan changes, a cancellation
 CATALOG = builtin_catalog()
 PEAK = {"active_seats"}
 
@@ -133,18 +134,24 @@ def test_every_customer_meter_and_month_bills_the_manifest_exactly(quarter):
 
 def fee_months(events, interval: str) -> list[str]:
     """The months of the quarter whose invoice bills the subscription fee, from the records alone:
-    every billable month for monthly plans; for yearly plans, the month a year of service begins
-    (the anniversary of the start at 00:00, or the trial's end in the first year)."""
+    every billable month for monthly plans on the calendar; otherwise, per cycle with service, the
+    month of its start (or the trial's end) for yearly fees in advance, of its end (or the end of
+    service) for monthly fees in arrears on the anniversary. Cycles are calendar years, or months and
+    years from the start's day at 00:00 (the month's last day when it has none)."""
     start, end = billable(events)
-    if interval == "month":
+    anniversary = events[-1].billing_time is BillingTime.ANNIVERSARY
+    if interval == "month" and not anniversary:
         return [f"{m.start:%Y-%m}" for m in MONTHS if start < m.end and end > m.start]
-    signed = events[0].start_time
+    signed, step = events[0].start_time, 12 if interval == "year" else 1
     found = []
-    for year in range(signed.year, 2028):
-        renewal = datetime(year, signed.month, min(signed.day, 28), tzinfo=UTC)
-        begins = max(renewal, start)
-        if begins < min(end, renewal.replace(year=year + 1)):
-            found += [f"{m.start:%Y-%m}" for m in MONTHS if m.start < begins <= m.end]
+    for k in range(40):
+        if anniversary:
+            low, high = on_anniversary(signed, k * step), on_anniversary(signed, (k + 1) * step)
+        else:
+            low, high = datetime(signed.year + k, 1, 1, tzinfo=UTC), datetime(signed.year + k + 1, 1, 1, tzinfo=UTC)
+        if low < end and high > start:
+            point = max(low, start) if interval == "year" else min(high, end)
+            found += [f"{m.start:%Y-%m}" for m in MONTHS if m.start < point <= m.end]
     return found
 
 
@@ -200,7 +207,7 @@ DOWNGRADE = datetime(2026, 8, 1, tzinfo=UTC)
 
 @pytest.fixture(scope="module")
 def ledger(settings, warehouse, kafka):
-    """One customer on Growth yearly (990.00 a year in advance) from 15 June 2026, downgraded to
+    """One customer on Growth yearly (990.00 a year in advance) on its anniversary from 15 June 2026, downgraded to
     Starter yearly (290.00) on 1 August; June to August billed and finalized."""
     name = f"ledger_{uuid.uuid4().hex[:8]}"
     scoped = settings.model_copy(update={"clickhouse_database": name, "topic_invoices": f"billing.invoices.{name}"})
@@ -210,7 +217,7 @@ def ledger(settings, warehouse, kafka):
     customer = Customer(id="cus-ledger", company_name="Ledger Ltd", email="ap@ledger.example", country="US", region="NA",
                         currency="USD", segment=Segment.SMB, signup_time=JUNE_15, updated_at=JUNE_15)
     common = {"subscription_id": "sub-ledger", "customer_id": customer.id, "billing_interval": BillingInterval.YEAR,
-              "status": SubscriptionStatus.ACTIVE, "start_time": JUNE_15}
+              "billing_time": BillingTime.ANNIVERSARY, "status": SubscriptionStatus.ACTIVE, "start_time": JUNE_15}
     events = [
         SubscriptionEvent(event_id="se-1", type=SubscriptionEventType.CREATED, sequence=1, plan_id="growth",
                           effective_time=JUNE_15, event_time=JUNE_15, **common),
