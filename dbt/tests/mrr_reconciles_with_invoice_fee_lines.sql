@@ -1,7 +1,8 @@
 -- MRR computed two ways agrees: for every customer and month whose subscriptions did not change
 -- during the month (no event effective in it, monthly plans, the same MRR at both month ends), the
 -- run-rate from subscription events (fct_mrr) equals the subscription fee lines of the booked
--- invoice of that month (fct_invoice_line).
+-- invoice of that month (fct_invoice_line). On the anniversary, the cycle a month bills in arrears
+-- began in the month before, so a change then (a start, a trial's end, a new plan) is left out too.
 with customer_months as (
     select month_start, customer_id, sum(mrr) as mrr, countIf(billing_interval != 'month') as yearly
     from {{ ref('fct_mrr') }}
@@ -15,7 +16,10 @@ stable as (
         on prev.customer_id = cur.customer_id and prev.month_start = addMonths(cur.month_start, -1)
     where cur.mrr = prev.mrr and cur.yearly = 0 and prev.yearly = 0
       and (cur.customer_id, cur.month_start) not in (
-          select customer_id, toStartOfMonth(effective_time) from {{ ref('stg_subscription_events') }})
+          select customer_id, toStartOfMonth(effective_time) from {{ ref('stg_subscription_events') }}
+          union all
+          select customer_id, addMonths(toStartOfMonth(effective_time), 1) from {{ ref('stg_subscription_events') }}
+          where billing_time = 'anniversary')
 ),
 fees as (
     select customer_id, period_month as month_start, sum(amount) as fees
