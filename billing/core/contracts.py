@@ -748,8 +748,9 @@ class AlertData(BaseModel):
     A usage threshold alert has ``threshold`` (as written in the rule), ``unit`` and ``limit`` (the
     threshold in units of the meter); ``value`` is the usage of the period so far. A usage anomaly
     alert has ``baseline`` (median of the same hour of the week over the past weeks), ``mad`` (their
-    median absolute deviation), ``score`` (robust z-score; absent when the baseline never varied)
-    and ``direction``; ``value`` is the usage of the hour, the period is that hour.
+    median absolute deviation), ``score`` (robust z-score: the distance to the baseline over 1.4826 x
+    the MAD or the series' noise, whichever is larger; absent when both are 0) and ``direction``;
+    ``value`` is the usage of the hour, the period is that hour.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")

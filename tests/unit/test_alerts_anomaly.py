@@ -10,7 +10,7 @@ from decimal import Decimal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from billing.core.alerts.anomaly import HOUR, WEEK, detect, hourly, judge, median
+from billing.core.alerts.anomaly import HOUR, WEEK, detect, hourly, judge, median, noise
 from billing.core.alerts.events import anomaly_alert
 from billing.core.alerts.rules import UsageAnomalyRule
 from billing.core.contracts import AlertEvent, AlertType, AnomalyDirection, parse, to_bytes
@@ -62,14 +62,14 @@ def test_injected_spikes_and_drops_are_found_with_precision_and_recall_above_0_9
     rng = random.Random(22)
     true_positives = flagged = injected_total = 0
     for _ in range(20):
-        series = seasonal(rng, level=rng.uniform(200, 20000))
+        series = seasonal(rng, level=rng.uniform(200, 20000), noise=0.1)
         injected = inject(rng, series, count=10)
         found = {anomaly.hour for anomaly in detect(points(series), RULE, end=START + WEEKS * WEEK)}
         true_positives += len(found & injected)
         flagged += len(found)
         injected_total += len(injected)
     precision, recall = true_positives / flagged, true_positives / injected_total
-    print(f"anomaly detection on 20 synthetic series x {WEEKS} weeks, {injected_total} injected: "
+    print(f"anomaly detection on 20 synthetic series x {WEEKS} weeks, 10 % noise, {injected_total} injected: "
           f"precision {precision:.3f}, recall {recall:.3f}")
     assert precision >= 0.9 and recall >= 0.9
 
@@ -98,6 +98,22 @@ def test_directions_filter_and_the_material_change_guard():
     assert judge(hour, Decimal(125), history, RULE) is None, "25 % off is far in MADs but not material (30 %)"
     assert judge(hour, Decimal(125), history, rule(min_change_percent=20)).score == Decimal(25) / (Decimal("1.4826") * 1)
     assert judge(hour, Decimal(300), history[:2], RULE) is None, "cold start: fewer than min_history past hours"
+
+
+def test_the_series_noise_keeps_a_lucky_small_mad_from_raising_alarms():
+    history = [Decimal(99), Decimal(100), Decimal(101)]
+    hour = START + 3 * WEEK
+    assert judge(hour, Decimal(140), history, RULE).score > 20, "alone, a MAD of 1 makes 40 % look extreme"
+    assert judge(hour, Decimal(140), history, RULE, series_noise=Decimal("0.1")) is None, "40 % is 2.7 sigma at 10 % noise"
+    assert judge(hour, Decimal(200), history, RULE, series_noise=Decimal("0.1")).score == Decimal(100) / (Decimal("1.4826") * 10)
+
+
+def test_noise_is_the_median_relative_distance_to_the_baseline():
+    flat = [Decimal(100)] * 3
+    observations = [(Decimal(110), flat), (Decimal(90), flat), (Decimal(100), flat), (Decimal(500), flat),
+                    (Decimal(7), [Decimal(0)] * 3)]
+    assert noise(observations) == Decimal("0.1"), "the outlier does not move it, a zero baseline is skipped"
+    assert noise([]) == 0
 
 
 def test_an_anomaly_becomes_a_valid_alert_event():

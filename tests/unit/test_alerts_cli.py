@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 from typer.testing import CliRunner
 
-from billing.cli import app
+from billing.cli import app, main
 from billing.cli.app import console
 from billing.core.alerts.errors import InvalidWebhook
-from tests.unit.test_cli import run_cli
 
 runner = CliRunner()
 
@@ -43,11 +44,13 @@ def test_rules_validates_given_files(tmp_path):
     assert isinstance(refused.exception, InvalidWebhook)
 
 
-def test_a_bad_rule_is_one_line_without_traceback(tmp_path):
+def test_a_bad_rule_is_one_line_without_traceback(tmp_path, monkeypatch, capsys):
     bad = tmp_path / "bad.yaml"
     bad.write_text("rules:\n  - {id: api, kind: usage_threshold, meter: api_calls, thresholds: [80, eighty]}\n")
-    result = run_cli("alerts", "rules", str(bad))
-    assert result.returncode == 2
-    assert "Traceback" not in result.stderr
-    assert result.stderr.strip().startswith("error: ")
-    assert "rule 'api' > thresholds[2]: 'eighty' is not a number" in " ".join(result.stderr.split())
+    monkeypatch.setattr(sys, "argv", ["billing", "alerts", "rules", str(bad)])
+    with pytest.raises(SystemExit) as exited:
+        main()
+    assert exited.value.code == 2
+    stderr = capsys.readouterr().err
+    assert "Traceback" not in stderr and stderr.startswith("error: ")
+    assert "rule 'api' > thresholds[2]: 'eighty' is not a number" in " ".join(stderr.split())

@@ -91,7 +91,7 @@ thresholds = st.lists(st.integers(1, 2000), min_size=1, max_size=6, unique=True)
 increments = st.lists(st.integers(0, 500), max_size=40)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(thresholds, increments)
 def test_each_threshold_fires_exactly_once_over_any_sequence_of_increments(values, steps):
     the_rule = rule(values)
@@ -105,7 +105,7 @@ def test_each_threshold_fires_exactly_once_over_any_sequence_of_increments(value
     assert all(alert.data.value >= alert.data.limit for alert in fired)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(thresholds, increments, st.data())
 def test_replays_and_restarts_only_repeat_ids_already_fired(values, steps, data):
     """A replay re-evaluates steps (from any earlier checkpoint) in any order: the ids dedupe to the same set."""

@@ -3,8 +3,9 @@
 Pure functions over ``(hour, value)`` sequences of one customer and one meter (the hourly rollups).
 An hour without a value is zero usage from the customer's first hour on; before it there is no
 history. The baseline is the median of the same hour 1..N weeks back, its spread the median
-absolute deviation (MAD), both robust to the odd past anomaly. The thresholds and the cold-start
-rule are the fields of :class:`~billing.core.alerts.rules.UsageAnomalyRule`.
+absolute deviation (MAD), both robust to the odd past anomaly; the spread is never taken below the
+series' own noise (:func:`noise`). The thresholds and the cold-start rule are the fields of
+:class:`~billing.core.alerts.rules.UsageAnomalyRule`.
 """
 
 from __future__ import annotations
@@ -55,8 +56,13 @@ def median(values: Sequence[Decimal]) -> Decimal:
     return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
 
 
-def judge(hour: datetime, value: Decimal, history: Sequence[Decimal], rule: UsageAnomalyRule) -> Anomaly | None:
-    """The anomaly ``value`` at ``hour`` is against its ``history`` (the same hour in past weeks), if any."""
+def judge(hour: datetime, value: Decimal, history: Sequence[Decimal], rule: UsageAnomalyRule,
+          series_noise: Decimal = ZERO) -> Anomaly | None:
+    """The anomaly ``value`` at ``hour`` is against its ``history`` (the same hour in past weeks), if any.
+
+    ``series_noise`` is the series' typical relative distance of an hour to its baseline (:func:`noise`): the
+    spread is never taken below it, as the MAD of three or four values often is far below the real noise.
+    """
     if len(history) < rule.min_history:
         return None
     center = median(history)
@@ -64,7 +70,7 @@ def judge(hour: datetime, value: Decimal, history: Sequence[Decimal], rule: Usag
     deviation = value - center
     if deviation == 0 or not rule.reports(spike=deviation > 0):
         return None
-    spread = MAD_TO_SIGMA * mad
+    spread = MAD_TO_SIGMA * max(mad, series_noise * center)
     score = deviation / spread if spread else None
     material = abs(deviation) >= max(rule.min_delta, center * rule.min_change_percent / 100)
     far = score is None or abs(score) >= rule.score
@@ -80,22 +86,46 @@ def detect(points: Iterable[tuple[datetime, Decimal]], rule: UsageAnomalyRule, *
     """The anomalous hours in ``[start, end)`` (default: the series' first to last hour), in order.
 
     ``end`` past the last point evaluates the hours after it as zero usage: pass the end of the last
-    complete hour so that a customer who stopped sending usage is seen.
+    complete hour so that a customer who stopped sending usage is seen. The series' noise is pooled
+    over every hour with enough history up to ``end``, not only the evaluated ones.
     """
     series = hourly(points)
     if not series:
         return []
     first = min(series)
-    hour = max(first, _floor(start)) if start is not None else first
     stop = _floor(end) if end is not None else max(series) + HOUR
-    found = []
+    histories = {hour: _history(series, hour, first, rule.weeks) for hour in _hours(first, stop)}
+    level = noise((series.get(hour, ZERO), history) for hour, history in histories.items()
+                  if len(history) >= rule.min_history)
+    begin = max(first, _floor(start)) if start is not None else first
+    found = (judge(hour, series.get(hour, ZERO), histories[hour], rule, level) for hour in _hours(begin, stop))
+    return [anomaly for anomaly in found if anomaly is not None]
+
+
+def noise(observations: Iterable[tuple[Decimal, Sequence[Decimal]]]) -> Decimal:
+    """The median relative distance of an hour's value to its baseline, over ``(value, history)`` pairs.
+
+    Pooled over every hour of a customer x meter, it is how far a normal hour strays from its
+    baseline (the few odd hours do not move a median): the scale the score of one hour is judged on,
+    far steadier than the MAD of that hour's three or four past values. 0 without data.
+    """
+    distances = []
+    for value, history in observations:
+        center = median(history)
+        if center > 0:
+            distances.append(abs(value - center) / center)
+    return median(distances) if distances else ZERO
+
+
+def _history(series: dict[datetime, Decimal], hour: datetime, first: datetime, weeks: int) -> list[Decimal]:
+    return [series.get(past, ZERO) for back in range(1, weeks + 1) if (past := hour - back * WEEK) >= first]
+
+
+def _hours(start: datetime, stop: datetime) -> Iterable[datetime]:
+    hour = start
     while hour < stop:
-        history = [series.get(past, ZERO) for weeks in range(1, rule.weeks + 1) if (past := hour - weeks * WEEK) >= first]
-        anomaly = judge(hour, series.get(hour, ZERO), history, rule)
-        if anomaly is not None:
-            found.append(anomaly)
+        yield hour
         hour += HOUR
-    return found
 
 
 def _floor(moment: datetime) -> datetime:

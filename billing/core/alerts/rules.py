@@ -157,8 +157,9 @@ class UsageAnomalyRule(_Rule):
     The baseline is the median of the same hour in the last ``weeks`` weeks (an hour before the
     customer's first usage is no history); with fewer than ``min_history`` of them the rule stays
     silent (cold start). An hour is anomalous when its robust z-score (distance to the median over
-    1.4826 x the median absolute deviation) is at least ``score`` and the change is material: at
-    least ``min_change_percent`` of the median and ``min_delta`` units. A drop to zero at an hour
+    1.4826 x the median absolute deviation, or x the series' noise when that is larger) is at least
+    ``score`` and the change is material: at least ``min_change_percent`` of the median and
+    ``min_delta`` units. A drop to zero at an hour
     that always had at least ``min_delta`` units is an anomaly whatever the score.
     """
 
