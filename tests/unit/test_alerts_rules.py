@@ -78,6 +78,8 @@ def test_rules_filter_by_customer_and_meter(tmp_path):
         (threshold_rule(thresholds=[".nan"]), InvalidThreshold, "is not a number"),
         (threshold_rule(thresholds=[0]), InvalidThreshold, "thresholds[1]: 0 is not positive"),
         (threshold_rule(thresholds=[50, -5]), InvalidThreshold, "thresholds[2]: -5 is not positive"),
+        (threshold_rule(thresholds=["1e25"]), InvalidThreshold, "thresholds[1]: 1e25 is out of range; write a number below 10^20"),
+        (threshold_rule(thresholds=["0.0000000001"]), InvalidThreshold, "at most 9 decimal places"),
         (threshold_rule(thresholds=[80, 50, 80.0]), DuplicateThreshold,
          "rule 'api' > thresholds: threshold 80.0 repeats 80; list each threshold once"),
         (threshold_rule(thresholds=[]), UnreachableRule, "rule 'api' > thresholds: no thresholds, so the rule never fires"),

@@ -49,6 +49,8 @@ from billing.core.pricing.plans import Id as RuleId
 
 EXAMPLE_RULES = Path(str(resources.files("billing.core.alerts") / "rules.yaml"))
 """The example rules shipped as package data."""
+LARGEST = Decimal(10) ** 20
+"""Thresholds are below this and have at most 9 decimal places, like the warehouse's usage totals."""
 
 
 def _positive(value: Any) -> Decimal:
@@ -63,6 +65,8 @@ def _positive(value: Any) -> Decimal:
         raise InvalidThreshold(f"{clip(value)} is not a number; write a plain number such as 80 or 1500.5")
     if number <= 0:
         raise InvalidThreshold(f"{value} is not positive; thresholds and limits are numbers above 0")
+    if number >= LARGEST or number.as_tuple().exponent < -9:
+        raise InvalidThreshold(f"{value} is out of range; write a number below 10^20 with at most 9 decimal places")
     return number
 
 
