@@ -7,6 +7,7 @@ import sys
 from clickhouse_connect.driver.exceptions import DatabaseError
 
 from billing.cli import (  # noqa: F401  (register commands)  # noqa: F401
+    alerts_cmds,  # noqa: F401
     api_cmds,  # noqa: F401
     dbt_cmds,
     demo_cmds,  # noqa: F401

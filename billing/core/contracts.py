@@ -724,6 +724,103 @@ class DeadLetter(Contract):
         return base64.b64decode(self.payload_b64)
 
 
+# -------------------------------------------------------------------------------------- alerts
+
+Amount = Annotated[
+    Decimal,
+    Field(allow_inf_nan=False, max_digits=38, decimal_places=9),
+    PlainSerializer(lambda value: format(value, "f"), return_type=str, when_used="json"),
+]
+"""A signed exact decimal of a meter's unit (or a score); on the wire a decimal string without exponent."""
+
+
+class AlertType(StrEnum):
+    """The kind of an alert, as its CloudEvents ``type``."""
+
+    USAGE_THRESHOLD = "usage.threshold.exceeded"
+    USAGE_ANOMALY = "usage.anomaly.detected"
+
+
+class ThresholdUnit(StrEnum):
+    """What a usage threshold counts: units of the meter, or percent of the plan's included units."""
+
+    UNITS = "units"
+    PERCENT = "percent"
+
+
+class AnomalyDirection(StrEnum):
+    SPIKE = "spike"
+    DROP = "drop"
+
+
+class AlertData(BaseModel):
+    """What fired: the rule, the meter, the period and the value, plus the fields of its kind.
+
+    A usage threshold alert has ``threshold`` (as written in the rule), ``unit`` and ``limit`` (the
+    threshold in units of the meter); ``value`` is the usage of the period so far. A usage anomaly
+    alert has ``baseline`` (median of the same hour of the week over the past weeks), ``mad`` (their
+    median absolute deviation), ``score`` (robust z-score: the distance to the baseline over 1.4826 x
+    the MAD or the series' noise, whichever is larger; absent when both are 0) and ``direction``;
+    ``value`` is the usage of the hour, the period is that hour.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    rule: Id = Field(description="Id of the alert rule that fired.")
+    meter: str = Field(min_length=1, max_length=64)
+    period_start: UtcDatetime
+    period_end: UtcDatetime
+    value: Amount
+    threshold: Amount | None = None
+    unit: ThresholdUnit | None = None
+    limit: Amount | None = Field(default=None, description="The threshold in units of the meter.")
+    baseline: Amount | None = None
+    mad: Amount | None = None
+    score: Amount | None = None
+    direction: AnomalyDirection | None = None
+
+    @model_validator(mode="after")
+    def _period(self) -> AlertData:
+        if self.period_end <= self.period_start:
+            raise ValueError("period_end must be after period_start")
+        return self
+
+
+_ALERT_FIELDS = {
+    AlertType.USAGE_THRESHOLD: ({"threshold", "unit", "limit"}, {"baseline", "mad", "score", "direction"}),
+    AlertType.USAGE_ANOMALY: ({"baseline", "mad", "direction"}, {"threshold", "unit", "limit"}),
+}
+"""Alert type -> (data fields it requires, data fields it must not have)."""
+
+
+class AlertEvent(Contract):
+    """One fired alert in CloudEvents 1.0 shape (``subject`` = customer id, ``type`` = its kind).
+
+    ``id`` is derived from the rule, the customer, the period and the threshold (or the hour), so a
+    replay or a restart that fires the same alert again produces the same id: consumers keep the
+    first (exactly-once effect by an idempotent id).
+    """
+
+    specversion: Literal["1.0"] = "1.0"
+    id: Id = Field(description="Deterministic alert id: the same alert always has the same id.")
+    source: Printable = Field(min_length=1, max_length=256, description="What evaluated the rule.")
+    type: AlertType
+    subject: Id = Field(description="Customer id.")
+    time: UtcDatetime = Field(description="When the alert was detected.")
+    datacontenttype: Literal["application/json"] = "application/json"
+    data: AlertData
+
+    @model_validator(mode="after")
+    def _fields_of_its_type(self) -> AlertEvent:
+        required, forbidden = _ALERT_FIELDS[self.type]
+        missing = sorted(name for name in required if getattr(self.data, name) is None)
+        extra = sorted(name for name in forbidden if getattr(self.data, name) is not None)
+        if missing or extra:
+            raise ValueError(f"a {self.type.value} alert needs data.{', data.'.join(missing)}" if missing else
+                             f"a {self.type.value} alert has no data.{', data.'.join(extra)}")
+        return self
+
+
 # ------------------------------------------------------------------------- registry and codecs
 
 TOPIC_MODELS: dict[str, type[Contract]] = {
@@ -736,7 +833,7 @@ TOPIC_MODELS: dict[str, type[Contract]] = {
 }
 """Logical topic name (keys of ``Settings.topics()``) -> model of its messages."""
 
-ALL_MODELS: tuple[type[BaseModel], ...] = (*TOPIC_MODELS.values(), CreditNote, Plan)
+ALL_MODELS: tuple[type[BaseModel], ...] = (*TOPIC_MODELS.values(), CreditNote, Plan, AlertEvent)
 """Every top-level contract (exported as JSON Schema)."""
 
 

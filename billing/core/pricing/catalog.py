@@ -170,7 +170,7 @@ def parse_catalog(document: Any, source: str) -> Catalog:
 def load_catalog(paths: Iterable[Path]) -> PlanCatalog:
     """Load and merge catalog files; a directory means every ``*.yaml``/``*.yml``/``*.json`` in it."""
     catalog = PlanCatalog()
-    for path in _expand(paths):
+    for path in data_files(paths):
         catalog.add(parse_catalog(read_document(path), str(path)), str(path))
     catalog.derive_variants()
     return catalog
@@ -181,7 +181,8 @@ def builtin_catalog() -> PlanCatalog:
     return load_catalog([BUILTIN_DIR])
 
 
-def _expand(paths: Iterable[Path]) -> list[Path]:
+def data_files(paths: Iterable[Path]) -> list[Path]:
+    """The files ``paths`` name; a directory means every ``*.yaml``/``*.yml``/``*.json`` in it."""
     files: list[Path] = []
     for path in paths:
         if path.is_dir():

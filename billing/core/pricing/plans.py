@@ -294,6 +294,11 @@ class Plan(_Model):
                     found.append(meter)
         return found
 
+    def included_units(self, meter: str) -> Decimal:
+        """Units of ``meter`` the plan includes per period: the ``free_units`` of its charges on it."""
+        return sum((charge.free_units for charge in self.charges
+                    if isinstance(charge, _UsageCharge) and charge.meter == meter), Decimal(0))
+
 
 class Coupon(_Model):
     """A discount: ``percent_off`` or ``amount_off`` (in ``currency``), for ``duration_periods`` periods (null = forever)."""

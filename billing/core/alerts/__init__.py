@@ -1,0 +1,8 @@
+"""Alerts: rules as data and the pure logic that decides when they fire.
+
+Modules: :mod:`rules` (rule models and the rules file loader), :mod:`errors` (one exception per
+kind of bad rule), :mod:`thresholds` (which usage thresholds a step of the period's usage
+crosses), :mod:`anomaly` (an hour against the same hour of past weeks, median/MAD) and
+:mod:`events` (fired alerts as :class:`~billing.core.contracts.AlertEvent` with deterministic ids).
+Evaluation in the stream worker, delivery and webhooks are not built yet.
+"""

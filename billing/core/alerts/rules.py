@@ -1,0 +1,277 @@
+"""Alert rules as data, loaded from YAML or JSON files like the plan catalog.
+
+A rules file holds a ``rules`` list; every rule has an ``id``, a ``kind`` and a ``meter``, and may
+name the ``customers`` it watches (absent: every customer) and a ``webhook`` (an http(s) URL)::
+
+    rules:
+      - id: api-allowance
+        kind: usage_threshold
+        meter: api_calls
+        unit: percent            # of the units the customer's plan includes; or `units`
+        thresholds: [50, 80, 100]
+      - id: api-anomaly
+        kind: usage_anomaly
+        meter: api_calls
+        weeks: 4                 # compare an hour with the same hour of the last 4 weeks
+        min_history: 3           # cold start: no verdict before 3 of them exist
+
+Unknown keys are errors. Every problem raises a specific :class:`~billing.core.alerts.errors.AlertRuleError`
+naming the file, the rule and the field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from enum import StrEnum
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+
+from billing.core.alerts.errors import (
+    AlertRuleError,
+    DuplicateRule,
+    DuplicateThreshold,
+    InvalidThreshold,
+    InvalidWebhook,
+    UnknownMeter,
+    UnreachableRule,
+)
+from billing.core.contracts import Id as CustomerId
+from billing.core.contracts import ThresholdUnit, clip
+from billing.core.meters import MeterSet
+from billing.core.pricing.catalog import PlanCatalog, data_files, read_document
+from billing.core.pricing.plans import Id as RuleId
+
+EXAMPLE_RULES = Path(str(resources.files("billing.core.alerts") / "rules.yaml"))
+"""The example rules shipped as package data."""
+LARGEST = Decimal(10) ** 20
+"""Thresholds are below this and have at most 9 decimal places, like the warehouse's usage totals."""
+
+
+def _positive(value: Any) -> Decimal:
+    """A threshold: a number (or a decimal string) above 0; anything else raises :class:`InvalidThreshold`."""
+    number = None
+    if isinstance(value, int | Decimal | float | str) and not isinstance(value, bool):
+        try:
+            number = Decimal(str(value).strip())
+        except InvalidOperation:
+            number = None
+    if number is None or not number.is_finite():
+        raise InvalidThreshold(f"{clip(value)} is not a number; write a plain number such as 80 or 1500.5")
+    if number <= 0:
+        raise InvalidThreshold(f"{value} is not positive; thresholds and limits are numbers above 0")
+    if number >= LARGEST or number.as_tuple().exponent < -9:
+        raise InvalidThreshold(f"{value} is out of range; write a number below 10^20 with at most 9 decimal places")
+    return number
+
+
+Positive = Annotated[Decimal, BeforeValidator(_positive)]
+
+
+def _webhook(value: Any) -> str:
+    url = str(value)
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in url):
+        raise InvalidWebhook(f"webhook {clip(value)} is not an absolute http(s) URL; write e.g. https://example.com/hooks/billing")
+    return url
+
+
+class _Rule(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: RuleId
+    name: str | None = Field(default=None, description="Shown in lists; defaults to the id.")
+    meter: str = Field(description="The meter watched, per customer.")
+    customers: tuple[CustomerId, ...] | None = Field(default=None, description="Customers watched; absent = every one.")
+    webhook: Annotated[str, BeforeValidator(_webhook)] | None = Field(default=None, description="http(s) URL alerts go to.")
+
+    @field_validator("meter")
+    @classmethod
+    def _known_meter(cls, value: str, info: ValidationInfo) -> str:
+        meters: MeterSet = info.context["meters"]
+        if value not in meters:
+            raise UnknownMeter(f"unknown meter {clip(value)}; configured meters: {', '.join(meters.names)}")
+        return value
+
+    @field_validator("customers")
+    @classmethod
+    def _watches_someone(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if value is not None and not value:
+            raise UnreachableRule("an empty customers list watches nobody; list customer ids or leave customers out")
+        return value
+
+    @property
+    def label(self) -> str:
+        """Name shown in lists."""
+        return self.name or self.id
+
+    def watches(self, customer_id: str) -> bool:
+        """Whether the rule applies to ``customer_id``."""
+        return self.customers is None or customer_id in self.customers
+
+
+class UsageThresholdRule(_Rule):
+    """Usage of ``meter`` in the billing period reaching each of ``thresholds`` (fired once each per period).
+
+    ``unit: units`` counts units of the meter; ``unit: percent`` is percent of the units the
+    customer's plan includes (a customer whose plan includes none is not watched by the rule).
+    """
+
+    kind: Literal["usage_threshold"]
+    unit: ThresholdUnit = ThresholdUnit.UNITS
+    thresholds: tuple[Positive, ...]
+
+    @field_validator("thresholds")
+    @classmethod
+    def _distinct(cls, value: tuple[Decimal, ...]) -> tuple[Decimal, ...]:
+        if not value:
+            raise UnreachableRule("no thresholds, so the rule never fires; list one or more, e.g. [50, 80, 100]")
+        seen: dict[Decimal, Decimal] = {}
+        for threshold in value:
+            if threshold in seen:
+                raise DuplicateThreshold(f"threshold {threshold} repeats {seen[threshold]}; list each threshold once")
+            seen[threshold] = threshold
+        return tuple(sorted(value))
+
+    @model_validator(mode="after")
+    def _reachable(self, info: ValidationInfo) -> UsageThresholdRule:
+        catalog: PlanCatalog = info.context["catalog"]
+        if self.unit is ThresholdUnit.PERCENT and not any(plan.included_units(self.meter) for plan in catalog.plans.values()):
+            raise UnreachableRule(f"no plan includes units of {self.meter}, so a percent of them is never reached; "
+                                  "use unit: units with absolute thresholds, or add free_units to a plan's charge")
+        return self
+
+
+class Direction(StrEnum):
+    """Which anomalies a rule reports."""
+
+    SPIKES = "spikes"
+    DROPS = "drops"
+    BOTH = "both"
+
+
+class UsageAnomalyRule(_Rule):
+    """An hour of usage of ``meter`` far from the customer's own baseline for that hour of the week.
+
+    The baseline is the median of the same hour in the last ``weeks`` weeks (an hour before the
+    customer's first usage is no history); with fewer than ``min_history`` of them the rule stays
+    silent (cold start). An hour is anomalous when its robust z-score (distance to the median over
+    1.4826 x the median absolute deviation, or x the series' noise when that is larger) is at least
+    ``score`` and the change is material: at least ``min_change_percent`` of the median and
+    ``min_delta`` units. A drop to zero at an hour
+    that always had at least ``min_delta`` units is an anomaly whatever the score.
+    """
+
+    kind: Literal["usage_anomaly"]
+    weeks: int = Field(default=4, ge=1, le=52)
+    min_history: int = Field(default=3, ge=1)
+    score: Positive = Decimal(5)
+    min_change_percent: Positive = Decimal(30)
+    min_delta: Positive = Decimal(1)
+    direction: Direction = Direction.BOTH
+
+    @model_validator(mode="after")
+    def _reachable(self) -> UsageAnomalyRule:
+        if self.min_history > self.weeks:
+            raise UnreachableRule(f"min_history {self.min_history} is more than the {self.weeks} weeks compared, so the "
+                                  f"rule never has enough history; set min_history <= weeks")
+        if self.direction is Direction.DROPS and self.min_change_percent > 100:
+            raise UnreachableRule(f"usage cannot drop by more than 100 %, so min_change_percent {self.min_change_percent} "
+                                  "never fires for drops; set it to 100 or less")
+        return self
+
+    def reports(self, spike: bool) -> bool:
+        """Whether the rule reports a spike (``spike``) or a drop."""
+        return self.direction is Direction.BOTH or (self.direction is Direction.SPIKES) == spike
+
+
+Rule = Annotated[UsageThresholdRule | UsageAnomalyRule, Field(discriminator="kind")]
+RULE_KINDS = ("usage_threshold", "usage_anomaly")
+
+
+class RulesFile(BaseModel):
+    """The content of one rules file."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    rules: list[Rule]
+
+
+@dataclass
+class RuleSet:
+    """Rules by id, merged from one or more files."""
+
+    rules: dict[str, UsageThresholdRule | UsageAnomalyRule] = field(default_factory=dict)
+
+    def __iter__(self) -> Iterator[UsageThresholdRule | UsageAnomalyRule]:
+        return iter(self.rules.values())
+
+    def __len__(self) -> int:
+        return len(self.rules)
+
+    def add(self, rules: Iterable[UsageThresholdRule | UsageAnomalyRule], source: str) -> None:
+        """Merge ``rules`` read from ``source``; an id defined twice raises :class:`DuplicateRule`."""
+        for rule in rules:
+            if rule.id in self.rules:
+                raise DuplicateRule(f"{source}: rule {rule.id!r} is defined twice; give each rule its own id")
+            self.rules[rule.id] = rule
+
+    def watching(self, customer_id: str, meter: str) -> list[UsageThresholdRule | UsageAnomalyRule]:
+        """The rules that watch ``meter`` of ``customer_id``."""
+        return [rule for rule in self if rule.meter == meter and rule.watches(customer_id)]
+
+
+def parse_rules(document: Any, source: str, *, meters: MeterSet, catalog: PlanCatalog) -> list[UsageThresholdRule | UsageAnomalyRule]:
+    """Validate a parsed rules document against the configured ``meters`` and plan ``catalog``.
+
+    Every problem is listed, located, in one error whose class is that of the first problem.
+    """
+    if not isinstance(document, dict):
+        raise AlertRuleError(f"{source}: expected a mapping with a `rules:` list at the top")
+    try:
+        return RulesFile.model_validate(document, context={"meters": meters, "catalog": catalog}).rules
+    except ValidationError as exc:
+        errors = exc.errors()
+        first = errors[0].get("ctx", {}).get("error")
+        kind = type(first) if isinstance(first, AlertRuleError) else AlertRuleError
+        raise kind(f"{source}: " + "; ".join(_describe(error, document) for error in errors)) from None
+
+
+def load_rules(paths: Iterable[Path], *, meters: MeterSet, catalog: PlanCatalog) -> RuleSet:
+    """Load and merge rules files; a directory means every ``*.yaml``/``*.yml``/``*.json`` in it."""
+    rules = RuleSet()
+    for path in data_files(paths):
+        rules.add(parse_rules(read_document(path), str(path), meters=meters, catalog=catalog), str(path))
+    return rules
+
+
+def _describe(error: dict, document: Any) -> str:
+    """``rule 'api' > thresholds[2]: message`` for one pydantic error."""
+    parts: list[str] = []
+    node: Any = document
+    for key in error["loc"]:
+        if isinstance(node, list) and isinstance(key, int) and key < len(node):
+            node = node[key]
+            if parts == ["rules"]:
+                rule_id = node.get("id") if isinstance(node, dict) else None
+                parts = [f"rule {rule_id!r}" if isinstance(rule_id, str) else f"rule {key + 1}"]
+            else:
+                parts[-1] += f"[{key + 1}]"
+        elif isinstance(node, dict) and key in node:
+            node = node[key]
+            parts.append(str(key))
+        elif key not in RULE_KINDS:
+            parts.append(str(key))
+    message = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        message = "unknown field (typo?)"
+    elif error["type"] == "union_tag_invalid":
+        message = f"unknown rule kind; use one of: {', '.join(RULE_KINDS)}"
+    elif error["type"] == "union_tag_not_found":
+        message = f"kind is required; use one of: {', '.join(RULE_KINDS)}"
+    return f"{' > '.join(parts) or 'top level'}: {message}"
