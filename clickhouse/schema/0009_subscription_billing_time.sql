@@ -1,8 +1,11 @@
--- Calendar or anniversary billing per subscription: when its fee cycles start. Older events and
--- spans read as `calendar`, the default of the subscription contract.
+-- Calendar or anniversary billing per subscription: when its fee cycles start. The subscription
+-- contract's default is `calendar`. Events recorded before this migration read as the engine billed them:
+-- yearly subscriptions on their anniversary, monthly ones by the calendar. Spans recorded before read as
+-- `calendar`.
 
 ALTER TABLE ${database}.subscription_events
-    ADD COLUMN IF NOT EXISTS billing_time LowCardinality(String) DEFAULT 'calendar'
+    ADD COLUMN IF NOT EXISTS billing_time LowCardinality(String)
+        DEFAULT if(billing_interval = 'year', 'anniversary', 'calendar')
     COMMENT 'calendar (months from the 1st, years from 1 January) or anniversary (from start_time)' AFTER billing_interval;
 
 ALTER TABLE ${database}.invoice_spans

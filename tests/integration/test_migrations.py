@@ -49,6 +49,23 @@ def test_editing_an_applied_migration_is_refused(scratch_settings, tmp_path):
         migrate(scratch_settings, directory=tmp_path)
 
 
+def test_subscriptions_recorded_before_billing_time_read_as_they_were_billed(scratch_settings, tmp_path):
+    """Before migration 0009 the engine billed yearly subscriptions on their anniversary and monthly ones by
+    the calendar: their stored events keep that meaning after the migration."""
+    later = sorted(SCHEMA_DIR.glob("*.sql"))
+    for path in later[:[p.name for p in later].index("0009_subscription_billing_time.sql")]:
+        shutil.copy(path, tmp_path / path.name)
+    migrate(scratch_settings, directory=tmp_path)
+    ch = client(scratch_settings)
+    table = f"{scratch_settings.clickhouse_database}.subscription_events"
+    ch.command(f"INSERT INTO {table} (event_id, subscription_id, customer_id, billing_interval) "
+               "VALUES ('e-year', 's-year', 'c-1', 'year'), ('e-month', 's-month', 'c-2', 'month')")
+    shutil.copy(SCHEMA_DIR / "0009_subscription_billing_time.sql", tmp_path)
+    migrate(scratch_settings, directory=tmp_path)
+    rows = ch.query(f"SELECT subscription_id, billing_time FROM {table} ORDER BY subscription_id").result_rows
+    assert rows == [("s-month", "calendar"), ("s-year", "anniversary")]
+
+
 def test_sql_warns_when_a_versioned_table_is_read_without_final(scratch_settings):
     migrate(scratch_settings)
     env = {**os.environ, "BILLING_CLICKHOUSE_URL": scratch_settings.clickhouse_url,
