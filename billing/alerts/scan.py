@@ -90,10 +90,11 @@ class AlertScan:
             (summary.known if alert.id in known else summary.new)[alert.data.rule] += 1
             if alert.id not in known:
                 new.append(alert)
-        progress("publishing alerts", 0, len(new))
-        publish(self.settings, "alerts", ((alert.subject, alert) for alert in new), "alert")
-        progress("storing alerts", len(new), len(new))
-        self.store.write_rows(facts.alert_rows(alert) for alert in new)
+        if new:
+            progress("publishing alerts", 0, len(new))
+            publish(self.settings, "alerts", ((alert.subject, alert) for alert in new), "alert")
+            progress("storing alerts", len(new), len(new))
+            self.store.write_rows(facts.alert_rows(alert) for alert in new)
         return summary
 
     def evaluate(self, window: Period, progress: Progress = _quiet) -> list[AlertEvent]:
