@@ -4,8 +4,8 @@ Every topic is keyed by the customer id, so topics that streams join (usage, cus
 subscriptions, invoices, payments) share one partition count and stay co-partitioned. Only the
 dead-letter topic, which nothing joins, is a single partition. Usage events are high volume and
 are kept for the configured retention (the warehouse keeps their rollups); the business records
-(customers, subscriptions, invoices, payments) and the fired alerts are low volume and kept forever so a replay can
-rebuild every table; dead letters are kept at least 30 days so someone can look at them.
+(customers, subscriptions, invoices, payments) and the fired alerts are low volume and kept forever
+so a replay can rebuild every table; dead letters are kept at least 30 days so someone can look at them.
 """
 
 from __future__ import annotations
