@@ -105,6 +105,7 @@ class Settings(BaseSettings):
     topic_invoices: str = "billing.invoices"
     topic_payments: str = "billing.payments"
     topic_dead_letters: str = "billing.dead-letters"
+    topic_alerts: str = "billing.alerts"
 
     # ClickHouse
     clickhouse_url: str = Field(
@@ -244,6 +245,7 @@ class Settings(BaseSettings):
             "invoices": self.topic_invoices,
             "payments": self.topic_payments,
             "dead_letters": self.topic_dead_letters,
+            "alerts": self.topic_alerts,
         }
 
 

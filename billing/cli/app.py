@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import typer
 from rich.console import Console
+
+from billing.core.errors import ConfigError
 
 console = Console()
 err_console = Console(stderr=True)
@@ -26,3 +30,12 @@ class Options:
 def root(debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors.")) -> None:
     """Usage metering, billing and billing analytics pipeline."""
     Options.debug = debug
+
+
+def utc_moment(text: str, option: str) -> datetime:
+    """The ISO 8601 time given to ``option``; without a zone it is UTC."""
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ConfigError(f"{option} must be an ISO 8601 time such as 2026-12-01T02:00:00Z (got {text!r})") from None
+    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)

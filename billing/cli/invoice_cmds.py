@@ -10,7 +10,7 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from billing.cli.app import app, console
+from billing.cli.app import app, console, utc_moment
 from billing.core.contracts import AdjustmentKind, Invoice, InvoiceStatus
 from billing.core.errors import ConfigError
 from billing.core.invoicing.errors import UnknownCustomer
@@ -32,15 +32,6 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _moment(text: str) -> datetime:
-    """An ISO 8601 time; without a zone it is UTC."""
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise ConfigError(f"--as-of must be an ISO 8601 time such as 2026-12-01T02:00:00Z (got {text!r})") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 def _invoicing() -> Invoicing:
     return Invoicing(get_settings())
 
@@ -54,7 +45,7 @@ def run(
 ) -> None:
     """Bill every subscription of a closed month from the usage rollups (idempotent; finalized invoices never change)."""
     invoicing = _invoicing()
-    moment = _moment(as_of) if as_of else _now()
+    moment = utc_moment(as_of, "--as-of") if as_of else _now()
     columns = [TextColumn("[bold]{task.description:<26}"), BarColumn(), TextColumn("{task.completed:,.0f}/{task.total:,.0f}"),
                TimeElapsedColumn()]
     with Progress(*columns, console=console, transient=True) as bar:

@@ -830,10 +830,11 @@ TOPIC_MODELS: dict[str, type[Contract]] = {
     "invoices": Invoice,
     "payments": PaymentTransaction,
     "dead_letters": DeadLetter,
+    "alerts": AlertEvent,
 }
 """Logical topic name (keys of ``Settings.topics()``) -> model of its messages."""
 
-ALL_MODELS: tuple[type[BaseModel], ...] = (*TOPIC_MODELS.values(), CreditNote, Plan, AlertEvent)
+ALL_MODELS: tuple[type[BaseModel], ...] = (*TOPIC_MODELS.values(), CreditNote, Plan)
 """Every top-level contract (exported as JSON Schema)."""
 
 

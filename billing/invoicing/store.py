@@ -500,7 +500,7 @@ class Store:
         self.write_rows(facts.invoice_rows(invoice) for invoice in invoices)
 
     def write_rows(self, per_invoice: Iterable[facts.Rows]) -> None:
-        """Insert the rows :func:`billing.warehouse.facts.invoice_rows` made of invoices."""
+        """Insert rows made by :mod:`billing.warehouse.facts` (of invoices, credit notes, alerts)."""
         rows: facts.Rows = {}
         for one in per_invoice:
             facts.merge(rows, one)

@@ -4,8 +4,8 @@ Every topic is keyed by the customer id, so topics that streams join (usage, cus
 subscriptions, invoices, payments) share one partition count and stay co-partitioned. Only the
 dead-letter topic, which nothing joins, is a single partition. Usage events are high volume and
 are kept for the configured retention (the warehouse keeps their rollups); the business records
-(customers, subscriptions, invoices, payments) are low volume and kept forever so a replay can
-rebuild every table; dead letters are kept at least 30 days so someone can look at them.
+(customers, subscriptions, invoices, payments) and the fired alerts are low volume and kept forever
+so a replay can rebuild every table; dead letters are kept at least 30 days so someone can look at them.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from billing.settings import Settings
 HOUR_MS = 3_600_000
 DEAD_LETTER_MIN_HOURS = 30 * 24
 KEEP_FOREVER = "-1"
-RECORD_TOPICS = ("customers", "subscriptions", "invoices", "payments")
+RECORD_TOPICS = ("customers", "subscriptions", "invoices", "payments", "alerts")
 
 _quiet = logging.getLogger("billing.kafka.admin")
 _quiet.addHandler(logging.NullHandler())
@@ -49,7 +49,7 @@ def min_insync_replicas(replication: int) -> int:
 
 
 def topic_specs(settings: Settings) -> dict[str, TopicSpec]:
-    """Logical topic name -> spec, for the six topics of :meth:`Settings.topics`."""
+    """Logical topic name -> spec, for every topic of :meth:`Settings.topics`."""
     replication = settings.kafka_replication
     shared = {"min.insync.replicas": str(min_insync_replicas(replication)), "unclean.leader.election.enable": "false"}
     retention = {

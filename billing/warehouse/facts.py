@@ -12,6 +12,7 @@ from functools import lru_cache
 import orjson
 
 from billing.core.contracts import (
+    AlertEvent,
     Contract,
     CreditNote,
     Customer,
@@ -54,6 +55,8 @@ COLUMNS: dict[str, tuple[str, ...]] = {
                        "status", "failure_reason", "attempt", "sequence", "initiated_at", "completed_at",
                        "refunded_amount", "event_time"),
     "dead_letters": ("time", "source_topic", "partition", "offset", "reason", "payload", "key"),
+    "alerts": ("alert_id", "customer_id", "type", "rule", "meter", "period_start", "period_end", "value", "threshold",
+               "unit", "limit_units", "baseline", "mad", "score", "direction", "detected_at"),
     "usage_rollups": ("customer_id", "meter", "window_seconds", "window_start", "group_key", "dimensions",
                       "aggregation", "value", "event_count", "version", "closed", "updated_at"),
     "payment_transactions": ("transaction_id", "invoice_id", "customer_id", "method", "amount", "currency", "status",
@@ -155,6 +158,13 @@ def dead_letter_rows(d: DeadLetter) -> Rows:
                               d.payload.decode("utf-8", "replace"), d.key_b64]]}
 
 
+def alert_rows(a: AlertEvent) -> Rows:
+    d = a.data
+    return {"alerts": [[a.id, a.subject, a.type.value, d.rule, d.meter, d.period_start, d.period_end, d.value, d.threshold,
+                        d.unit.value if d.unit else None, d.limit, d.baseline, d.mad, d.score,
+                        d.direction.value if d.direction else None, a.time]]}
+
+
 def rows_for(model: Contract, partition: int = 0, offset: int = 0) -> Rows:
     """Warehouse rows of any topic message."""
     if isinstance(model, UsageEvent):
@@ -172,6 +182,7 @@ _MAPPERS = (
     (CreditNote, credit_note_rows),
     (PaymentTransaction, payment_rows),
     (DeadLetter, dead_letter_rows),
+    (AlertEvent, alert_rows),
 )
 
 

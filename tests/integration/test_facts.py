@@ -11,6 +11,10 @@ import pytest
 from billing.core.contracts import (
     Adjustment,
     AdjustmentKind,
+    AlertData,
+    AlertEvent,
+    AlertType,
+    AnomalyDirection,
     BillingInterval,
     BreakdownStep,
     CreditNote,
@@ -85,7 +89,10 @@ def sample_models():
                                  sequence=2, initiated_at=T0, completed_at=T0 + timedelta(seconds=3),
                                  event_time=T0 + timedelta(seconds=3))
     dead = DeadLetter.wrap(b'{"broken', "invalid JSON", "billing.usage", key=b"cus-1", partition=1, offset=7, time=T0)
-    return [usage, seats, customer, sub, invoice, note, payment, dead]
+    alert = AlertEvent(id="alert-1", source="billing/alerts", type=AlertType.USAGE_ANOMALY, subject="cus-1", time=T0,
+                       data=AlertData(rule="api-anomaly", meter="api_calls", period_start=T0, period_end=T0 + timedelta(hours=1),
+                                      value=Decimal(0), baseline=Decimal("120.5"), mad=Decimal(3), direction=AnomalyDirection.DROP))
+    return [usage, seats, customer, sub, invoice, note, payment, dead, alert]
 
 
 def test_every_model_round_trips_through_its_tables(db):
@@ -111,6 +118,8 @@ def test_every_model_round_trips_through_its_tables(db):
     assert ch.query("SELECT number, total FROM credit_notes").result_rows == [("INV-CN-000001", Decimal("4.50"))]
     assert ch.query("SELECT number FROM invoices").result_rows == [("INV-000001",)]
     assert ch.query("SELECT payload, offset FROM dead_letters").result_rows[0] == ('{"broken', 7)
+    assert ch.query("SELECT alert_id, baseline, score, direction, threshold FROM alerts").result_rows == [
+        ("alert-1", Decimal("120.5"), None, "drop", None)]
 
 
 def test_group_key_is_canonical_and_unambiguous():
