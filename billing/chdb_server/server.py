@@ -213,6 +213,7 @@ class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     timeout = SOCKET_TIMEOUT_S
     server: Server
+    _held: list[bytes] | None = None
 
     def version_string(self) -> str:
         return "ClickHouse (chdb)"
@@ -300,7 +301,8 @@ class Handler(BaseHTTPRequestHandler):
         engine = self.server.app.engine
         params = request.params
         timeout = session_timeout(params.get("session_timeout"))
-        with engine.connection(user, params.get("session_id"), timeout, check=params.get("session_check") == "1") as session:
+        with (self._last_bytes_after_release(),
+              engine.connection(user, params.get("session_id"), timeout, check=params.get("session_check") == "1") as session):
             session.prepare(request.database, request.settings)
             request.timezone = session.timezone
             if request.query_timezone is not None:
@@ -329,6 +331,28 @@ class Handler(BaseHTTPRequestHandler):
                         written_rows=result.rows_written(), written_bytes=result.bytes_written(),
                         elapsed_s=time.perf_counter() - request.started))]
                     self._send_bytes(200, headers, result.bytes(), "text/plain; charset=UTF-8", request.params)
+
+    @contextmanager
+    def _last_bytes_after_release(self) -> Iterator[None]:
+        """Hold back the last bytes of the response until the session is released.
+
+        A client reads the end of the answer and sends its next query in the session at once, often on
+        another pooled connection (dbt-clickhouse does): the session must be free by then, as a
+        ClickHouse server frees it before it finishes the response."""
+        self._held = []
+        try:
+            yield
+        finally:
+            held, self._held = self._held, None
+            for data in held:
+                self.wfile.write(data)
+
+    def _write_last(self, data: bytes) -> None:
+        """Write the end of a response, or hold it (:meth:`_last_bytes_after_release`)."""
+        if self._held is None:
+            self.wfile.write(data)
+        else:
+            self._held.append(data)
 
     def _insert(self, request: Request, conn, statement: Statement, sql: str, data_head: bytes) -> None:
         """Spool the data to a file and let the engine read it with ``FROM INFILE``.
@@ -396,7 +420,7 @@ class Handler(BaseHTTPRequestHandler):
         if self.close_connection:
             self.send_header("Connection", "close")
         self.end_headers()
-        self.wfile.write(body)
+        self._write_last(body)
 
     def _send_stream(self, headers: list[tuple[str, str]], ctype: str, blocks: Iterable[bytes],
                      params: dict[str, str]) -> None:
@@ -422,12 +446,12 @@ class Handler(BaseHTTPRequestHandler):
             block = b"__exception__\r\n%s\r\n%s\n%d %s\r\n__exception__\r\n" % (
                 tag.encode(), message, len(message), tag.encode())
             self._chunk(enc.compress(block) + enc.flush() if enc else block)
-            self.wfile.write(b"0\r\n\r\n")
+            self._write_last(b"0\r\n\r\n")
             self.close_connection = True
             return
         if enc:
             self._chunk(enc.flush())
-        self.wfile.write(b"0\r\n\r\n")
+        self._write_last(b"0\r\n\r\n")
 
     def _chunk(self, data: bytes) -> None:
         if data:

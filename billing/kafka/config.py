@@ -8,10 +8,17 @@ own tuning (linger, buffers, timeouts, callbacks). Connection settings every cli
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 
 DURABILITY = {"acks": "all", "enable.idempotence": True}
+
+QUIET = logging.getLogger("billing.kafka.quiet")
+"""The ``logger`` of clients whose failures reach their caller as exceptions (admin, offset reads):
+without one, librdkafka prints every refused connection to stderr, once per broker and retry."""
+QUIET.addHandler(logging.NullHandler())
+QUIET.propagate = False
 
 
 def client_config(bootstrap: str, tuning: Mapping[str, Any] | None = None) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from billing.core.errors import PlatformError, ServiceUnavailable
+from billing.kafka.config import QUIET, client_config
 from billing.settings import Settings
 
 CONSUMED_TOPICS = ("usage", "customers", "subscriptions", "invoices", "payments")
@@ -24,12 +25,12 @@ class GroupOffsets:
     def __init__(self, settings: Settings, timeout: float = 10.0):
         self.settings = settings
         self.timeout = timeout
-        self.consumer = Consumer({
-            "bootstrap.servers": settings.kafka_bootstrap,
+        self.consumer = Consumer(client_config(settings.kafka_bootstrap, {
             "group.id": settings.worker_app_id,
             "enable.auto.commit": False,
             "socket.timeout.ms": int(timeout * 1000),
-        })
+            "logger": QUIET,
+        }))
 
     def partitions(self) -> list[tuple[str, int]]:
         """Every partition of the consumed topics that exists."""

@@ -10,7 +10,6 @@ so a replay can rebuild every table; dead letters are kept at least 30 days so s
 
 from __future__ import annotations
 
-import logging
 import time
 from dataclasses import dataclass, field
 
@@ -18,18 +17,13 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from billing.core.errors import PlatformError, ServiceUnavailable
-from billing.kafka.config import client_config
+from billing.kafka.config import QUIET, client_config
 from billing.settings import Settings
 
 HOUR_MS = 3_600_000
 DEAD_LETTER_MIN_HOURS = 30 * 24
 KEEP_FOREVER = "-1"
 RECORD_TOPICS = ("customers", "subscriptions", "invoices", "payments", "alerts")
-
-_quiet = logging.getLogger("billing.kafka.admin")
-_quiet.addHandler(logging.NullHandler())
-_quiet.propagate = False
-
 
 @dataclass(frozen=True)
 class TopicSpec:
@@ -71,7 +65,7 @@ def topic_specs(settings: Settings) -> dict[str, TopicSpec]:
 
 def admin_client(bootstrap: str) -> AdminClient:
     """An AdminClient for ``bootstrap`` that does not print librdkafka connection noise."""
-    return AdminClient(client_config(bootstrap, {"socket.timeout.ms": 5000, "logger": _quiet}))
+    return AdminClient(client_config(bootstrap, {"socket.timeout.ms": 5000, "logger": QUIET}))
 
 
 def partition_counts(admin: AdminClient, timeout: float = 5.0) -> dict[str, int]:

@@ -7,7 +7,9 @@ reconnect; their runs of repeated errors are held back in the log.
 
 from __future__ import annotations
 
+import re
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -32,8 +34,9 @@ from tests.integration.streams_harness import (
 
 OUTAGE_S = 30
 STALL_AFTER_S = 10.0
-MAX_LOG_LINES = 1_000
-"""A 30 s broker outage wrote 4,600 log lines before repeated client errors were held back."""
+MAX_LOG_LINES = 500
+"""A 30 s broker outage wrote 4,600 log lines before repeated client errors were held back, ~1,000 while
+the offset reader's librdkafka client printed every refused connection, ~220 since."""
 
 
 @dataclass(frozen=True)
@@ -92,8 +95,9 @@ def test_an_outage_stalls_the_worker_and_loses_nothing(kind, request, settings, 
         assert 0 < stored_before_outage < total
         assert differences(manifest.usage_totals("hour"), hourly_totals(mine)) == []
         assert query(mine, "SELECT count() FROM {db}.usage_events FINAL")[0][0] == total
-        lines = worker.log_file.read_text(errors="replace").count("\n")
-        assert lines < MAX_LOG_LINES, f"{lines} log lines for a {OUTAGE_S}s {kind} outage"
+        log = worker.log_file.read_text(errors="replace").splitlines()
+        most = Counter(re.sub(r"\d+", "N", line.split("]", 2)[-1])[:120] for line in log).most_common(3)
+        assert len(log) < MAX_LOG_LINES, f"{len(log)} log lines for a {OUTAGE_S}s {kind} outage; most: {most}"
         outage.check(mine)
     finally:
         service.stop()

@@ -38,6 +38,23 @@ def test_a_session_in_use_is_refused_at_once_with_session_is_locked(http: httpx.
     assert http.post("/", params=session, content=b"SELECT count() FROM t").text == "0\n"  # the session lives on
 
 
+def test_a_session_used_one_request_after_another_is_never_locked(http: httpx.Client, settings: Settings) -> None:
+    """A client (dbt-clickhouse, several pooled connections) sends its next query in the session as soon as
+    it has read the answer, often on another connection: the session must already be free then."""
+    session = {"session_id": f"sequential-{uuid.uuid4()}"}
+    auth = dict(http.headers)
+    pools = [httpx.Client(base_url=settings.clickhouse_url, headers=auth, timeout=60) for _ in range(2)]
+    try:
+        answers = [pools[i % 2].post("/", params=session, content=b"SELECT number FROM numbers(3) FORMAT TSV")
+                   for i in range(200)]
+        answers += [pools[i % 2].post("/", params=session, content=b"SELECT 1 FORMAT JSON") for i in range(200)]
+    finally:
+        for pool in pools:
+            pool.close()
+    refused = [a.text for a in answers if a.status_code != 200]
+    assert refused == []
+
+
 def test_the_database_header_or_parameter_is_the_default_database(http: httpx.Client, settings: Settings) -> None:
     query = {"query": "SELECT currentDatabase(), count() > 0 FROM tables"}
     assert http.get("/", params=query, headers={"X-ClickHouse-Database": "system"}).text == "system\t1\n"
