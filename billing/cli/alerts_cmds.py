@@ -6,11 +6,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from billing.alerts.scan import AlertScan, ScanSummary
-from billing.cli.app import app, console, utc_moment
+from billing.cli.app import app, console, stage_progress, utc_moment
 from billing.core.alerts.anomaly import HOUR
 from billing.core.alerts.rules import EXAMPLE_RULES, UsageAnomalyRule, UsageThresholdRule, load_rules
 from billing.core.contracts import ThresholdUnit
@@ -63,14 +62,7 @@ def scan(
     meters, catalog = active_meters(), configured_catalog()
     ruleset = load_rules(rules_files or [EXAMPLE_RULES], meters=meters, catalog=catalog)
     window = _window(since, until, period, datetime.now(UTC))
-    columns = [TextColumn("[bold]{task.description:<26}"), BarColumn(), TextColumn("{task.completed:,.0f}/{task.total:,.0f}"),
-               TimeElapsedColumn()]
-    with Progress(*columns, console=console, transient=True) as bar:
-        task = bar.add_task("starting", total=1)
-
-        def progress(stage: str, done: int, total: int) -> None:
-            bar.update(task, description=stage, completed=done, total=max(total, 1))
-
+    with stage_progress() as progress:
         summary = AlertScan(get_settings(), ruleset, catalog=catalog, meters=meters).run(window, progress=progress)
     _print_scan(summary, [rule.id for rule in ruleset])
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from billing.core.errors import ConfigError
 
@@ -39,3 +42,18 @@ def utc_moment(text: str, option: str) -> datetime:
     except ValueError:
         raise ConfigError(f"{option} must be an ISO 8601 time such as 2026-12-01T02:00:00Z (got {text!r})") from None
     return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+@contextmanager
+def stage_progress() -> Iterator[Callable[[str, int, int], None]]:
+    """A transient progress bar for long work in stages; yields the ``progress(stage, done, total)`` callback
+    the work reports to."""
+    columns = [TextColumn("[bold]{task.description:<26}"), BarColumn(), TextColumn("{task.completed:,.0f}/{task.total:,.0f}"),
+               TimeElapsedColumn()]
+    with Progress(*columns, console=console, transient=True) as bar:
+        task = bar.add_task("starting", total=1)
+
+        def progress(stage: str, done: int, total: int) -> None:
+            bar.update(task, description=stage, completed=done, total=max(total, 1))
+
+        yield progress

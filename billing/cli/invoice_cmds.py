@@ -7,10 +7,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from billing.cli.app import app, console, utc_moment
+from billing.cli.app import app, console, stage_progress, utc_moment
 from billing.core.contracts import AdjustmentKind, Invoice, InvoiceStatus
 from billing.core.errors import ConfigError
 from billing.core.invoicing.errors import UnknownCustomer
@@ -46,14 +45,7 @@ def run(
     """Bill every subscription of a closed month from the usage rollups (idempotent; finalized invoices never change)."""
     invoicing = _invoicing()
     moment = utc_moment(as_of, "--as-of") if as_of else _now()
-    columns = [TextColumn("[bold]{task.description:<26}"), BarColumn(), TextColumn("{task.completed:,.0f}/{task.total:,.0f}"),
-               TimeElapsedColumn()]
-    with Progress(*columns, console=console, transient=True) as bar:
-        task = bar.add_task("starting", total=1)
-
-        def progress(stage: str, done: int, total: int) -> None:
-            bar.update(task, description=stage, completed=done, total=max(total, 1))
-
+    with stage_progress() as progress:
         summary = invoicing.run_period(period, now=moment, finalize=finalize, progress=progress)
     _print_summary(summary)
 
