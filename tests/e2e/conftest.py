@@ -66,35 +66,39 @@ def bill_and_pay(settings: Settings, start: datetime, end: datetime, folder: Pat
     return sent
 
 
-def expected(manifests: list[Manifest]) -> tuple[int, int, int]:
-    """Unique valid usage events, payment events and malformed usage events the manifests sent."""
+def expected(manifests: list[Manifest]) -> tuple[int, int, int, int]:
+    """Unique valid usage events, payment events, malformed usage events and subscription events the
+    manifests sent (the invoice run bills only the subscriptions stored before it runs)."""
     return (sum(m.summary["usage"]["unique_valid"] for m in manifests),
             sum(m.summary["records"].get("payments", 0) for m in manifests),
-            sum(m.summary["usage"]["malformed"] for m in manifests))
+            sum(m.summary["usage"]["malformed"] for m in manifests),
+            sum(m.summary["records"].get("subscriptions", 0) for m in manifests))
 
 
-def stored(settings: Settings) -> tuple[int, int, int]:
-    """Usage events, payment events and dead letters in the session's warehouse database."""
+def stored(settings: Settings) -> tuple[int, int, int, int]:
+    """Usage events, payment events, dead letters and subscription events in the session's warehouse database."""
     db = settings.clickhouse_database
     return tuple(client(settings).query(f"SELECT (SELECT count() FROM {db}.usage_events FINAL), "
                                         f"(SELECT count() FROM {db}.payment_events FINAL), "
-                                        f"(SELECT count() FROM {db}.dead_letters FINAL)").result_rows[0])
+                                        f"(SELECT count() FROM {db}.dead_letters FINAL), "
+                                        f"(SELECT count() FROM {db}.subscription_events FINAL)").result_rows[0])
 
 
-def all_stored(settings: Settings, want: tuple[int, int, int]) -> bool:
-    """True once every unique valid usage event, payment event and dead letter is in the warehouse."""
+def all_stored(settings: Settings, want: tuple[int, int, int, int]) -> bool:
+    """True once every unique valid usage event, payment event, dead letter and subscription event is in
+    the warehouse."""
     got = stored(settings)
-    return got[0] == want[0] and got[1] == want[1] and got[2] >= want[2]
+    return got[0] == want[0] and got[1] == want[1] and got[2] >= want[2] and got[3] == want[3]
 
 
-def not_stored(settings: Settings, want: tuple[int, int, int], log_file: Path) -> str:
+def not_stored(settings: Settings, want: tuple[int, int, int, int], log_file: Path) -> str:
     """What a failed wait saw: the counts, the worker's own counters and the end of its log."""
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{settings.worker_web_port}/stats", timeout=5) as response:
             stats = response.read().decode()
     except OSError as exc:
         stats = f"unavailable ({exc})"
-    return (f"the worker did not store everything: (usage, payments, dead letters) stored {stored(settings)}, "
+    return (f"the worker did not store everything: (usage, payments, dead letters, subscription events) stored {stored(settings)}, "
             f"expected {want}; worker stats {stats}; end of {log_file}:\n{tail(log_file, 80)}")
 
 
@@ -132,8 +136,9 @@ def pipeline(settings: Settings, warehouse: Service, kafka: Service,
         ]
         want = expected(manifests)
         assert wait_for(lambda: all_stored(mine, want), timeout=300), not_stored(mine, want, worker.log_file)
-        want = (want[0], want[1] + bill_and_pay(mine, live_start - timedelta(days=HISTORY_DAYS), live_start, folder),
-                want[2])
+        paid = bill_and_pay(mine, live_start - timedelta(days=HISTORY_DAYS), live_start, folder)
+        assert paid > 0, "the payers paid nothing: the invoice run billed no one"
+        want = (want[0], want[1] + paid, *want[2:])
         assert wait_for(lambda: all_stored(mine, want), timeout=300), not_stored(mine, want, worker.log_file)
         assert wait_for(snapshot_after(mine, datetime.now(UTC)), timeout=60), "the worker wrote no final metrics"
     finally:
