@@ -113,6 +113,14 @@ def table_rows() -> dict[str, list[dict]]:
             dict(time=T_EDGE, source_topic="billing.payments", partition=65535, offset=2**64 - 1, reason="bad",
                  payload='{"broken', key="Y3VzLTE="),
         ],
+        "alerts": [
+            dict(alert_id="alr-1", customer_id="cus-1", type="usage.threshold.exceeded", rule=TEXT, meter="api_calls",
+                 period_start=T, period_end=T_EDGE, value=HUGE, threshold=HUNDREDS, unit="percent",
+                 limit_units=TINY, baseline=None, mad=None, score=None, direction=None, detected_at=T_OFFSET),
+            dict(alert_id=TEXT, customer_id="cus-2", type="usage.anomaly.detected", rule="spikes", meter="active_seats",
+                 period_start=T_OFFSET, period_end=T, value=BIG, threshold=None, unit=None, limit_units=None,
+                 baseline=TINY, mad=HUGE, score=BIG, direction="drop", detected_at=T_EDGE),
+        ],
         "usage_rollups": [
             dict(customer_id="cus-1", meter="api_calls", window_seconds=60,
                  window_start=datetime(2026, 10, 5, 14, 30, tzinfo=UTC), group_key=TEXT, dimensions=DIMENSIONS,
