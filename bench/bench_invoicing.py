@@ -26,6 +26,7 @@ from billing.kafka.topics import TopicSpec, admin_client, ensure_topics
 from billing.platform import stack
 from billing.settings import get_settings
 from billing.warehouse.client import client
+from billing.warehouse.facts import COLUMNS
 from billing.warehouse.migrations import migrate
 
 CUSTOMERS = 10_000
@@ -39,6 +40,8 @@ MARKETS = ("[('US','NA','USD'),('US','NA','USD'),('US','NA','USD'),('CA','NA','C
            "('ES','EMEA','EUR'),('IN','APAC','INR'),('JP','APAC','JPY'),('AU','APAC','AUD'),('SG','APAC','SGD')]")
 PLANS = "['starter','growth','business','enterprise']"
 INTERVAL = "if(number % 8 = 3, 'year', 'month')"  # one subscription in eight is paid yearly
+TIMING = "if(number % 10 < 3, 'anniversary', 'calendar')"  # as the simulator: 30 % billed on their anniversary
+SUBSCRIPTION_COLUMNS = ", ".join(COLUMNS["subscription_events"])
 METERS = ("[('api_calls','SUM',1000),('storage_gb_hours','SUM',50),('bandwidth_gb','SUM',3),"
           "('compute_seconds','SUM',400),('active_seats','UNIQUE_COUNT',40)]")
 CUSTOMER_ID = "concat('cus-', leftPad(toString(number), 6, '0'))"
@@ -51,18 +54,18 @@ GENERATE = [
            m.1, m.2, m.3, ['startup','smb','mid_market','enterprise'][1 + number % 4], {SIGNUP}, {SIGNUP}
     FROM (SELECT number, {MARKETS}[1 + cityHash64(number, 'market') % 15] AS m FROM numbers({CUSTOMERS}))""",
     # every subscription is created (active) at signup; then 6 % change plan, 4 % cancel, 5 % start mid-month after a trial
-    f"""INSERT INTO {DB}.subscription_events
+    f"""INSERT INTO {DB}.subscription_events ({SUBSCRIPTION_COLUMNS})
     SELECT concat('sub-', toString(number), '-1'), concat('sub-', toString(number)), {CUSTOMER_ID}, 'created', 1,
-           {PLANS}[1 + number % 4], NULL, {INTERVAL}, if(number % 100 >= 10 AND number % 100 < 15, 'trialing', 'active'),
+           {PLANS}[1 + number % 4], NULL, {INTERVAL}, {TIMING}, if(number % 100 >= 10 AND number % 100 < 15, 'trialing', 'active'),
            if(number % 100 >= 10 AND number % 100 < 15, toDateTime64('{START}', 3, 'UTC') - toIntervalDay(3), {SIGNUP}), NULL,
            if(number % 100 >= 10 AND number % 100 < 15, toDateTime64('{START}', 3, 'UTC') - toIntervalDay(3), {SIGNUP}),
            if(number % 100 >= 10 AND number % 100 < 15, toDateTime64('{START}', 3, 'UTC') - toIntervalDay(3), {SIGNUP})
     FROM numbers({CUSTOMERS})""",
-    f"""INSERT INTO {DB}.subscription_events
+    f"""INSERT INTO {DB}.subscription_events ({SUBSCRIPTION_COLUMNS})
     SELECT concat('sub-', toString(number), '-2'), concat('sub-', toString(number)), {CUSTOMER_ID},
            multiIf(number % 100 < 6, 'plan_changed', number % 100 < 10, 'canceled', 'status_changed'), 2,
            if(number % 100 < 6, {PLANS}[1 + (number + 1) % 4], {PLANS}[1 + number % 4]),
-           if(number % 100 < 6, {PLANS}[1 + number % 4], NULL), {INTERVAL},
+           if(number % 100 < 6, {PLANS}[1 + number % 4], NULL), {INTERVAL}, {TIMING},
            multiIf(number % 100 < 6, 'active', number % 100 < 10, 'canceled', 'active'),
            if(number % 100 >= 10, toDateTime64('{START}', 3, 'UTC') - toIntervalDay(3), {SIGNUP}),
            if(number % 100 >= 6 AND number % 100 < 10,

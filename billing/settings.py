@@ -201,6 +201,10 @@ class Settings(BaseSettings):
         description="The issuer's number series: invoices are numbered <series>-000001, <series>-000002, ... when "
                     "finalized, credit notes <series>-CN-000001, ... (one series per issuer; never reused).",
     )
+    invoice_processes: int = Field(
+        default=0, ge=0, description="Processes that price the customers of `billing invoice run` in parallel (0 = one "
+                                     "per CPU core; 1 = in the command's own process)."
+    )
     invoice_correction_months: int = Field(
         default=3, ge=0, description="How many earlier months `billing invoice run` re-checks for late usage (0 = off)."
     )

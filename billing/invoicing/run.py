@@ -47,6 +47,7 @@ from billing.core.pricing.catalog import builtin_catalog, load_catalog
 from billing.core.pricing.engine import Line
 from billing.core.pricing.plans import Plan
 from billing.core.pricing.proration import Period, month_period
+from billing.invoicing.parallel import fork_map, processes
 from billing.invoicing.publish import publish
 from billing.invoicing.store import MS, SpanRow, Store, content_key, epoch_ms
 from billing.settings import Settings
@@ -164,7 +165,9 @@ class Invoicing:
         numbered = numbers(self.settings.invoice_series, self.store.last_number("invoices", self.settings.invoice_series)
                            if finalize and todo else 0)
         settled = {c: prepaid.settle(changes[c], period, self._plan_of(customers[c])) for c in changes if c in customers}
-        for done, customer_id in enumerate(todo, start=1):
+
+        def bill(customer_id: str, number: str | None) -> tuple[Invoice, facts.Rows]:
+            """The invoice of ``customer_id`` (finalized with ``number`` when given) and its rows."""
             customer = customers[customer_id]
             span_usage = [quantities(usage.get((ids[customer_id], n), {}), self.meters) for n in range(len(spans[customer_id]))]
             fees = cycle_fees(changes[customer_id], period, self._plan_of(customer))
@@ -176,11 +179,14 @@ class Invoicing:
                                     subscription_id=spans[customer_id][0].subscription_id, now=run_at)
             if chains[customer_id][1] is not None:
                 invoice = invoice.model_copy(update={"replaces": chains[customer_id][1]})
-            if finalize:
-                invoice = transition(invoice, InvoiceStatus.FINALIZED, run_at, self.settings.invoice_due_days,
-                                     number=next(numbered))
-                summary.finalized += 1
-            rows = facts.invoice_rows(invoice)
+            if number is not None:
+                invoice = transition(invoice, InvoiceStatus.FINALIZED, run_at, self.settings.invoice_due_days, number=number)
+            return invoice, facts.invoice_rows(invoice)
+
+        jobs = [(c, next(numbered) if finalize else None) for c in todo]
+        billed = fork_map(bill, jobs, workers=processes(self.settings.invoice_processes))
+        for done, (invoice, rows) in enumerate(billed, start=1):
+            summary.finalized += finalize
             previous = drafts.get(invoice.id)
             unchanged = previous is not None and previous == content_key(rows)
             summary.unchanged += unchanged

@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from billing.core.invoicing import compose
-from billing.core.invoicing.cycles import cycle_fees
+from billing.core.invoicing.cycles import billing_point, cycle_fees, cycle_groups
 from billing.core.invoicing.periods import parse_period
 from billing.core.invoicing.timeline import SubscriptionChange, plan_spans
 from billing.core.pricing import builtin_catalog, load_catalog
@@ -224,3 +224,38 @@ def test_a_yearly_plan_in_arrears_bills_its_year_in_the_month_it_ends(tmp_path):
     assert {month: lines(priced) for month, priced in billed.items() if priced.lines} == {
         "2027-01": [("small_y", "fee", Decimal("99.91"))]}
     assert billed["2027-01"].lines[0].active == Period(START, datetime(2027, 1, 20, tzinfo=UTC))
+
+
+MIXED = ARREARS + """
+  - {id: pro, name: Pro, currency: USD, charges: [{id: fee, model: flat, amount: 30.00, pay_in_advance: true}]}
+  - {id: pro_y, product: pro, name: Pro yearly, currency: USD, interval: year,
+     charges: [{id: fee, model: flat, amount: 300.00, pay_in_advance: true}]}
+"""
+
+
+@settings(max_examples=60, deadline=None)
+@given(interval=st.sampled_from(["month", "year"]), time=st.sampled_from(["calendar", "anniversary"]),
+       begin=st.sampled_from([START, datetime(2026, 1, 31, 7, 30, tzinfo=UTC), datetime(2026, 12, 1, tzinfo=UTC)]),
+       moves=st.lists(st.tuples(st.integers(1, SPAN_S - 1), st.sampled_from(["small", "big", "pro"])), max_size=5),
+       cancel=st.integers(1, 2 * SPAN_S))
+def test_the_cycles_meeting_a_month_bill_what_every_cycle_would(tmp_path_factory, interval, time, begin, moves, cancel):
+    """The invoice run reads only the cycles that meet the month (``touching``); every month bills the same
+    fees as when every cycle within reach is grouped and filtered by its billing point."""
+    path = tmp_path_factory.mktemp("plans") / "plans.yaml"
+    path.write_text(MIXED)
+    catalog = load_catalog([path])
+    changes = [change(seq, begin + timedelta(seconds=offset), plan, interval, start=begin, time=time)
+               for seq, (offset, plan) in enumerate(sorted(moves), start=2)]
+    changes = [change(1, begin, "pro", interval, time=time), *changes]
+    end = begin + timedelta(seconds=cancel)
+    changes = [c for c in changes if c.effective_time < end]
+    changes.append(change(len(changes) + 1, end, changes[-1].plan_id, interval, "canceled", begin, end, time))
+    def plan_of(product, interval_):
+        return catalog.plan_for(product, "USD", interval_)
+    month = month_period(begin - timedelta(days=40))
+    while month.start < end + timedelta(days=400):
+        known = [c for c in changes if c.effective_time < month.end]
+        every = [fee for (_, _, ahead), fees in cycle_groups(known, month, plan_of).items()
+                 if month.start < billing_point(fees, ahead) <= month.end for fee in fees]
+        assert cycle_fees(known, month, plan_of) == sorted(every, key=lambda f: (f.cycle.start, f.part.start, f.plan.id, f.charge.id))
+        month = month_period(month.end)

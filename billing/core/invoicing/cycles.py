@@ -41,14 +41,18 @@ REACH = timedelta(days=400)
 or ends within it."""
 
 
+MOMENT = timedelta(microseconds=1)
+"""The smallest step of time: a cycle that starts at the month's end still meets the month."""
+
 Group = tuple[str, Period, bool]
 """``(subscription id, cycle, in advance)``: the fees of one cycle billed together."""
 
 
 def cycle_groups(changes: Sequence[SubscriptionChange], period: Period,
-                 plan_of: Callable[[str, str], Plan]) -> dict[Group, list[CycleFee]]:
+                 plan_of: Callable[[str, str], Plan], *, touching: bool = False) -> dict[Group, list[CycleFee]]:
     """Every per-cycle fee part near ``period`` (within :data:`REACH`) as ``changes`` describe the
-    subscriptions, grouped by the cycle they belong to."""
+    subscriptions, grouped by the cycle they belong to; with ``touching``, only the cycles that meet
+    ``period`` (bounds included), each still with every part of it."""
     groups: dict[Group, list[CycleFee]] = defaultdict(list)
     plans = {(c.plan_id, c.billing_interval, c.billing_time) for c in changes}
     if not any(plan_of(product, interval).by_cycle(charge, billing_time == "anniversary")
@@ -60,8 +64,10 @@ def cycle_groups(changes: Sequence[SubscriptionChange], period: Period,
         if not charges:
             continue
         anchor = span.anchor or span.start
-        current = cycle(plan.interval, anchor, span.start, span.billing_time)
-        while current.start < span.end:
+        first = max(span.start, period.start) if touching else span.start
+        last = min(span.end, period.end + MOMENT) if touching else span.end
+        current = cycle(plan.interval, anchor, first, span.billing_time)
+        while current.start < last:
             part = Period(max(current.start, span.start), min(current.end, span.end))
             for charge in charges:
                 groups[(span.subscription_id, current, charge.pay_in_advance)].append(
@@ -80,7 +86,7 @@ def cycle_fees(changes: Sequence[SubscriptionChange], period: Period, plan_of: C
     (every change known when the period is billed; later ones are taken as not happening).
     ``plan_of(product, interval)`` is the catalog plan the customer is billed on."""
     billed: list[CycleFee] = []
-    for (_, _, in_advance), fees in cycle_groups(changes, period, plan_of).items():
+    for (_, _, in_advance), fees in cycle_groups(changes, period, plan_of, touching=True).items():
         if period.start < billing_point(fees, in_advance) <= period.end:
             billed.extend(fees)
     return sorted(billed, key=lambda f: (f.cycle.start, f.part.start, f.plan.id, f.charge.id))

@@ -15,6 +15,8 @@ from decimal import Decimal
 
 from billing.core.errors import ConfigError
 
+NO_OFFSET = timedelta(0)
+
 
 @dataclass(frozen=True, slots=True)
 class Period:
@@ -25,7 +27,7 @@ class Period:
 
     def __post_init__(self) -> None:
         for moment in (self.start, self.end):
-            if moment.tzinfo is None or moment.utcoffset() != timedelta(0):
+            if moment.tzinfo is not UTC and (moment.tzinfo is None or moment.utcoffset() != NO_OFFSET):
                 raise ConfigError(f"period bounds must be timezone-aware UTC datetimes, got {moment!r}")
         if self.end <= self.start:
             raise ConfigError(f"period end {self.end.isoformat()} is not after its start {self.start.isoformat()}")
