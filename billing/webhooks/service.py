@@ -36,6 +36,7 @@ from datetime import UTC, datetime
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 
 from billing.core.contracts import ContractViolation, parse_topic
+from billing.core.errors import ServiceUnavailable
 from billing.core.webhooks.endpoints import Endpoint, EndpointSet
 from billing.core.webhooks.events import TOPICS, WebhookEvent, delivery_id, webhook_event
 from billing.core.webhooks.retry import Backoff
@@ -49,6 +50,7 @@ log = logging.getLogger("billing.webhooks")
 BATCH = 500
 COMMIT_EVERY_S = 0.5
 WAREHOUSE_RETRY_S = 2.0
+DRAIN_S = 10.0
 
 
 def backoff(settings: Settings) -> Backoff:
@@ -110,6 +112,7 @@ class DeliveryService:
         self.sequence = itertools.count()
         self.committed_at = 0.0
         self.paused = False
+        self.stop = threading.Event()
 
     # ------------------------------------------------------------------------------ the loop
 
@@ -119,6 +122,7 @@ class DeliveryService:
             "group.id": self.settings.webhook_group_id, "enable.auto.commit": False, "auto.offset.reset": "earliest",
             "session.timeout.ms": 10_000, "logger": QUIET,
         }))
+        self.stop = stop
         consumer.subscribe(list(self.topics), on_assign=self._assigned, on_revoke=self._revoked(consumer))
         with ThreadPoolExecutor(self.settings.webhook_concurrency, thread_name_prefix="webhook") as pool, \
                 http_client(self.settings.webhook_timeout_s, self.settings.webhook_concurrency) as http:
@@ -265,10 +269,12 @@ class DeliveryService:
                 record.remaining -= 1
 
     def _drain(self) -> None:
-        """Wait for the POSTs in flight (each ends within the timeout) and log them."""
+        """Wait for the POSTs in flight (each ends within the timeout) and log them. Attempts the log cannot take
+        within :data:`DRAIN_S` are dropped: their records stay uncommitted, so the next run sends them again."""
         while self.inflight:
             self._collect(self.settings.webhook_timeout_s + 1)
-        while self.finished:
+        deadline = time.monotonic() + DRAIN_S
+        while self.finished and time.monotonic() < deadline:
             self._record()
 
     # ------------------------------------------------------------------------------ offsets
@@ -307,10 +313,13 @@ class DeliveryService:
         return revoked
 
     def _with_warehouse(self, read: Callable[[], dict]) -> dict:
-        """``read()``, retried while the warehouse is unreachable (nothing can be decided without the log)."""
+        """``read()``, retried while the warehouse is unreachable (nothing can be decided without the log)
+        until the service is stopped (then :class:`ServiceUnavailable`; the records stay uncommitted)."""
         while True:
             try:
                 return read()
             except Exception as exc:  # noqa: BLE001 (ServiceUnavailable, ClickHouse driver and network errors)
+                if self.stop.is_set():
+                    raise ServiceUnavailable(f"stopped while the delivery log was unreadable ({exc})") from exc
                 log.warning("webhooks: delivery log unreadable (%s); retrying", exc)
-            time.sleep(WAREHOUSE_RETRY_S)
+            self.stop.wait(WAREHOUSE_RETRY_S)
