@@ -7,7 +7,8 @@ receiver never touches the usage path. Each record becomes at most one event
 
 **No event is lost.** A record's offset is committed only once every delivery of it is done:
 delivered (2xx) or dead-lettered after ``webhook_max_attempts`` failures, each attempt logged in the
-warehouse first. A crash or a restart reads the uncommitted records again; the log says which of
+warehouse first (by a writer thread, one insert at a time of whatever finished meanwhile, so sending
+never waits for the warehouse). A crash or a restart reads the uncommitted records again; the log says which of
 their deliveries were delivered or dead (skipped: the receiver gets each event once) and which were
 still retrying (resumed at their next attempt). Pending deliveries are held in memory, bounded by
 ``webhook_max_pending`` records (reading pauses beyond it), and made durable by the uncommitted
@@ -100,6 +101,7 @@ class DeliveryService:
         self.backoff = backoff(settings)
         self.draw = draw
         self.log = DeliveryLog(settings)
+        self.writer_log = DeliveryLog(settings)
         self.stats = Stats()
         self.topics = {settings.topics()[name]: name for name in TOPICS}
         self.records: dict[tuple[str, int], deque[Record]] = defaultdict(deque)
@@ -109,6 +111,8 @@ class DeliveryService:
         self.busy: dict[str, int] = defaultdict(int)
         self.inflight: dict[Future, Task] = {}
         self.finished: list[tuple[Task, Attempt]] = []
+        self.writing: tuple[Future, list[tuple[Task, Attempt]]] | None = None
+        self.write_after = 0.0
         self.sequence = itertools.count()
         self.committed_at = 0.0
         self.paused = False
@@ -125,26 +129,27 @@ class DeliveryService:
         self.stop = stop
         consumer.subscribe(list(self.topics), on_assign=self._assigned, on_revoke=self._revoked(consumer))
         with ThreadPoolExecutor(self.settings.webhook_concurrency, thread_name_prefix="webhook") as pool, \
+                ThreadPoolExecutor(1, thread_name_prefix="webhook-log") as writer, \
                 http_client(self.settings.webhook_timeout_s, self.settings.webhook_concurrency) as http:
             try:
                 while not stop.is_set():
-                    self._step(consumer, pool, http)
-                self._drain()
+                    self._step(consumer, pool, writer, http)
+                self._drain(writer)
                 self._commit(consumer, force=True)
             finally:
                 consumer.close()
         return self.stats
 
-    def _step(self, consumer: Consumer, pool: ThreadPoolExecutor, http) -> None:
-        busy = bool(self.inflight or self.ready)
-        messages = consumer.consume(BATCH, timeout=0.02 if busy else 0.2)
+    def _step(self, consumer: Consumer, pool: ThreadPoolExecutor, writer: ThreadPoolExecutor, http) -> None:
+        busy = bool(self.inflight or self.ready or self.finished or self.writing)
+        messages = consumer.consume(BATCH, timeout=0 if busy else 0.1)
         if messages:
             self._admit(messages)
         self._flow(consumer)
         self._wake(time.monotonic())
         self._launch(pool, http)
-        self._collect(0.02 if self.inflight and not messages else 0)
-        self._record()
+        self._collect(0.01 if self.inflight and not messages else 0)
+        self._record(writer)
         self._commit(consumer)
 
     # ------------------------------------------------------------------------------ reading
@@ -238,20 +243,29 @@ class DeliveryService:
             self.finished.append((task, Attempt(task.delivery_id, task.attempt, task.event, task.endpoint, state, outcome,
                                                 datetime.now(UTC))))
 
-    def _record(self) -> None:
-        """Log the finished attempts, then act on them: done deliveries release their records, failed ones wait their backoff."""
-        if not self.finished:
-            return
-        finished, self.finished = self.finished, []
-        try:
-            self.log.write([attempt for _, attempt in finished])
-        except Exception as exc:  # noqa: BLE001 (any warehouse failure: keep the attempts, log them on the next step)
-            log.warning("webhooks: cannot write the delivery log (%s); retrying", exc)
-            self.finished = finished + self.finished
-            time.sleep(0.2)
-            return
+    def _record(self, writer: ThreadPoolExecutor) -> None:
+        """Log the finished attempts in the background (one insert at a time, batching what finished meanwhile),
+        then act on the logged ones: done deliveries release their records, failed ones wait their backoff."""
+        if self.writing is not None:
+            future, batch = self.writing
+            if not future.done():
+                return
+            self.writing = None
+            try:
+                future.result()
+            except Exception as exc:  # noqa: BLE001 (any warehouse failure: keep the attempts, log them again)
+                log.warning("webhooks: cannot write the delivery log (%s); retrying", exc)
+                self.finished = batch + self.finished
+                self.write_after = time.monotonic() + WAREHOUSE_RETRY_S
+            else:
+                self._logged(batch)
+        if self.finished and time.monotonic() >= self.write_after:
+            batch, self.finished = self.finished, []
+            self.writing = (writer.submit(self.writer_log.write, [attempt for _, attempt in batch]), batch)
+
+    def _logged(self, batch: list[tuple[Task, Attempt]]) -> None:
         now = time.monotonic()
-        for task, attempt in finished:
+        for task, attempt in batch:
             if attempt.state is State.RETRYING:
                 self.stats.retried += 1
                 task.attempt += 1
@@ -268,14 +282,15 @@ class DeliveryService:
             for record in task.records:
                 record.remaining -= 1
 
-    def _drain(self) -> None:
+    def _drain(self, writer: ThreadPoolExecutor) -> None:
         """Wait for the POSTs in flight (each ends within the timeout) and log them. Attempts the log cannot take
         within :data:`DRAIN_S` are dropped: their records stay uncommitted, so the next run sends them again."""
         while self.inflight:
             self._collect(self.settings.webhook_timeout_s + 1)
         deadline = time.monotonic() + DRAIN_S
-        while self.finished and time.monotonic() < deadline:
-            self._record()
+        while (self.finished or self.writing) and time.monotonic() < deadline:
+            self._record(writer)
+            time.sleep(0.01)
 
     # ------------------------------------------------------------------------------ offsets
 
