@@ -57,7 +57,7 @@ def verify(secret: str, headers: Mapping[str, str], body: bytes, *, now: float, 
     if missing:
         raise MissingSignatureHeaders(f"the webhook has no {', '.join(missing)} header; it was not sent by this service")
     msg_id, stamp, signatures = (lower[name] for name in HEADERS)
-    if not stamp.isdigit():
+    if not (stamp.isascii() and stamp.isdigit()):
         raise MissingSignatureHeaders(f"webhook-timestamp {stamp[:32]!r} is not Unix seconds")
     timestamp = int(stamp)
     if abs(now - timestamp) > tolerance_s:
