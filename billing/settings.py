@@ -185,6 +185,26 @@ class Settings(BaseSettings):
         description="A worker that stops heartbeating (killed, hung) loses its partitions to the others after this long "
                     "(Kafka consumer session timeout; the broker accepts 6 s and more).")
 
+    # Webhooks (`billing webhooks deliver`)
+    webhook_endpoints_file: Path | None = Field(
+        default=None, description="File or folder of webhook endpoints (YAML/JSON; format in billing/core/webhooks/endpoints.py) "
+                                  "that `billing webhooks deliver` and `replay` use.")
+    webhook_group_id: str = Field(default="billing-webhooks", description="Consumer group of the webhook delivery service "
+                                                                         "(its own: never the stream worker's).")
+    webhook_timeout_s: float = Field(default=10.0, gt=0, description="How long one POST may take before it counts as failed.")
+    webhook_max_attempts: int = Field(default=8, ge=1, description="Failed attempts after which a delivery is dead-lettered "
+                                                                   "(`billing webhooks replay` sends it again).")
+    webhook_backoff_base_s: float = Field(default=2.0, gt=0, description="Pause after the first failed attempt; doubles "
+                                                                         "after each further one.")
+    webhook_backoff_max_s: float = Field(default=600.0, gt=0, description="Longest pause between two attempts.")
+    webhook_backoff_jitter: float = Field(default=0.25, ge=0, lt=1, description="Share of a pause randomly cut off, so "
+                                                                                 "retries that failed together spread out.")
+    webhook_concurrency: int = Field(default=8, ge=1, description="POSTs in flight at once (over all endpoints).")
+    webhook_per_endpoint: int = Field(default=2, ge=1, description="POSTs in flight at once to one endpoint, so a slow "
+                                                                   "endpoint never takes every sender.")
+    webhook_max_pending: int = Field(default=10_000, ge=1, description="Records read and not yet fully delivered before "
+                                                                       "the service stops reading (resumes below it).")
+
     # Pricing and invoices
     plans_dir: Path | None = Field(
         default=None, description="Folder (or file) of plan catalog YAML/JSON (default: the example plans in billing/core/plans)."

@@ -21,6 +21,7 @@ from billing.cli import (  # noqa: F401  (register commands)  # noqa: F401
     superset_cmds,  # noqa: F401
     topics_cmds,  # noqa: F401
     warehouse_cmds,
+    webhooks_cmds,  # noqa: F401
     worker_cmds,  # noqa: F401
 )
 from billing.cli.app import Options, app, err_console

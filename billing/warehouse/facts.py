@@ -26,8 +26,9 @@ from billing.core.meters import QUANTITY_FIELD, Meter, MeterSet, active_meters
 
 Rows = dict[str, list[list]]
 
-DERIVED_TABLES = frozenset({"usage_rollups", "payment_transactions"})
-"""Tables the stream worker derives from many messages (their rows are not one contract's)."""
+DERIVED_TABLES = frozenset({"usage_rollups", "payment_transactions", "webhook_deliveries"})
+"""Tables whose rows are not one contract's: the stream worker derives them from many messages, the webhook
+service logs its delivery attempts."""
 
 COLUMNS: dict[str, tuple[str, ...]] = {
     "usage_events": ("event_id", "customer_id", "meter", "event_time", "quantity", "value", "dimensions",
@@ -57,6 +58,8 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "dead_letters": ("time", "source_topic", "partition", "offset", "reason", "payload", "key"),
     "alerts": ("alert_id", "customer_id", "type", "rule", "meter", "period_start", "period_end", "value", "threshold",
                "unit", "limit_units", "baseline", "mad", "score", "direction", "detected_at"),
+    "webhook_deliveries": ("delivery_id", "attempt", "event_id", "event_type", "customer_id", "endpoint_id", "url", "state",
+                           "status_code", "error", "latency_ms", "attempted_at", "body"),
     "usage_rollups": ("customer_id", "meter", "window_seconds", "window_start", "group_key", "dimensions",
                       "aggregation", "value", "event_count", "version", "closed", "updated_at"),
     "payment_transactions": ("transaction_id", "invoice_id", "customer_id", "method", "amount", "currency", "status",

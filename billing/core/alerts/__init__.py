@@ -4,5 +4,5 @@ Modules: :mod:`rules` (rule models and the rules file loader), :mod:`errors` (on
 kind of bad rule), :mod:`thresholds` (which usage thresholds a step of the period's usage
 crosses), :mod:`anomaly` (an hour against the same hour of past weeks, median/MAD) and
 :mod:`events` (fired alerts as :class:`~billing.core.contracts.AlertEvent` with deterministic ids).
-Evaluation in the stream worker, delivery and webhooks are not built yet.
+Webhook delivery of the alerts is in :mod:`billing.core.webhooks`; evaluation in the stream worker is not built yet.
 """

@@ -28,7 +28,6 @@ from enum import StrEnum
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
@@ -46,6 +45,7 @@ from billing.core.contracts import ThresholdUnit, clip
 from billing.core.meters import MeterSet
 from billing.core.pricing.catalog import PlanCatalog, data_files, read_document
 from billing.core.pricing.plans import Id as RuleId
+from billing.core.webhooks.endpoints import is_http_url
 
 EXAMPLE_RULES = Path(str(resources.files("billing.core.alerts") / "rules.yaml"))
 """The example rules shipped as package data."""
@@ -75,8 +75,7 @@ Positive = Annotated[Decimal, BeforeValidator(_positive)]
 
 def _webhook(value: Any) -> str:
     url = str(value)
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in url):
+    if not is_http_url(url):
         raise InvalidWebhook(f"webhook {clip(value)} is not an absolute http(s) URL; write e.g. https://example.com/hooks/billing")
     return url
 
