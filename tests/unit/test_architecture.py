@@ -12,7 +12,7 @@ PACKAGES = ("billing", "producers", "streams", "api")
 CORE = ("billing.core",)
 LEAVES = ("billing.settings", "billing.resources", "billing.gc_tuning")
 ADAPTERS = ("billing.kafka", "billing.warehouse")
-APPLICATIONS = ("billing.invoicing", "billing.analytics", "billing.alerts", "producers", "streams")
+APPLICATIONS = ("billing.invoicing", "billing.analytics", "billing.alerts", "billing.reports", "producers", "streams")
 
 ALLOWED: dict[str, tuple[str, ...]] = {
     "billing.core": CORE,
@@ -24,9 +24,10 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "billing.invoicing": (*CORE, *LEAVES, *ADAPTERS),
     "billing.analytics": (*CORE, *LEAVES, *ADAPTERS),
     "billing.alerts": (*CORE, *LEAVES, *ADAPTERS, "billing.invoicing"),
+    "billing.reports": (*CORE, *LEAVES, *ADAPTERS, "billing.invoicing"),
     "producers": (*CORE, *LEAVES, *ADAPTERS),
     "streams": (*CORE, *LEAVES, *ADAPTERS),
-    "api": (*CORE, *LEAVES, *ADAPTERS, "billing.invoicing"),
+    "api": (*CORE, *LEAVES, *ADAPTERS, "billing.invoicing", "billing.reports"),
     "billing.chdb_server": (*CORE, *LEAVES, "billing.warehouse.sql"),
     "billing.platform": (*CORE, *LEAVES, *ADAPTERS, "billing.analytics"),
     "billing.cli": PACKAGES,
