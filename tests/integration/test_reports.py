@@ -86,8 +86,8 @@ def stop(worker: subprocess.Popen) -> None:
 
 
 def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "billing", "reports", *args], env=env, capture_output=True, text=True,
-                          timeout=WAIT_S)
+    return subprocess.run([sys.executable, "-m", "billing", "reports", *args], env={**env, "COLUMNS": "250"},
+                          capture_output=True, text=True, timeout=WAIT_S)
 
 
 def until_done(base: str, token: str, job: str) -> dict:
@@ -255,7 +255,7 @@ def test_cli_requests_follow_and_fetch_a_report(reports: Reports, tmp_path: Path
         totals = {r["meter"]: Decimal(r["value"]) for r in csv.DictReader(out.open()) if r["section"] == "total"}
         assert totals == expected_totals(reports, customer)
         listed = cli(reports.env, "list", "-c", customer)
-        assert job_id("cli", "cli-1")[:12] in listed.stdout
+        assert job_id("cli", "cli-1") in listed.stdout and "completed" in listed.stdout
     finally:
         stop(worker)
 
