@@ -11,7 +11,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import FileResponse, JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from api.auth import authenticated, require_access
 from api.context import ApiContext, context
@@ -19,7 +19,7 @@ from api.keys import ApiKey
 from api.lookup import unknown_customer
 from api.problems import Problem
 from api.routes.responses import AUTH_ERRORS, problem
-from billing.core.contracts import Id, ReportFormat, ReportKind
+from billing.core.contracts import Id, Printable, ReportFormat, ReportKind, describe_error
 from billing.core.errors import PlatformError
 from billing.core.invoicing.errors import PeriodError, UnknownCustomer
 from billing.core.reports.errors import IdempotencyConflict
@@ -38,7 +38,7 @@ class ReportRequest(BaseModel):
     period: str = Field(description="The month reported, `YYYY-MM` (not in the future).", examples=["2026-09"])
     kind: ReportKind = ReportKind.CUSTOMER_USAGE
     format: ReportFormat = ReportFormat.PDF
-    idempotency_key: str | None = Field(
+    idempotency_key: Printable | None = Field(
         default=None, min_length=1, max_length=256,
         description="Asking again with the same key answers the same job (also the `Idempotency-Key` header).")
 
@@ -87,7 +87,8 @@ JOB_ERRORS = {**AUTH_ERRORS, 404: problem("Unknown job (or another tenant's)."),
     "/v1/reports", status_code=202, response_model=ReportJobView, summary="Request a report",
     description="Queues a report job and answers 202 with its status URL; the same idempotency key answers the same "
                 "job again (200, nothing queued).",
-    responses={**JOB_ERRORS, 404: problem("Unknown customer."), 409: problem("The idempotency key names another report."),
+    responses={**JOB_ERRORS, 200: {"model": ReportJobView, "description": "The job this idempotency key named already."},
+               400: problem("The body is not JSON."), 404: problem("Unknown customer."), 409: problem("The idempotency key names another report."),
                422: problem("Malformed or future period, unknown kind or format.")},
 )
 async def request_report(request: Request, body: ReportRequest, key: ApiKey = Depends(authenticated),
@@ -106,6 +107,8 @@ async def request_report(request: Request, body: ReportRequest, key: ApiKey = De
         state, created = await ctx.warehouse.run(ctx.report_jobs.call, queue)
     except PeriodError as exc:
         raise Problem(422, str(exc), kind="invalid-period") from None
+    except ValidationError as exc:
+        raise Problem(422, f"Idempotency-Key: {describe_error(exc)}", kind="invalid-request") from None
     except UnknownCustomer:
         raise unknown_customer(body.customer_id) from None
     except IdempotencyConflict as exc:
