@@ -28,6 +28,7 @@ from billing.core.reports.jobs import JobStatus, begin, job_id, queued
 from billing.core.reports.table import number
 from billing.invoicing.run import Invoicing
 from billing.kafka.publish import publish
+from billing.reports import files
 from billing.reports.store import JobStore
 from billing.settings import Settings
 from billing.warehouse.client import client
@@ -288,3 +289,21 @@ def test_a_job_whose_worker_crashed_mid_way_completes_exactly_once(reports: Repo
         "AND status = 'completed'", parameters={"j": job.id}).result_rows[0][0]
     assert completed == 1
     assert (reports.settings.report_dir / state.file).is_file()
+
+
+def test_files_past_their_retention_are_deleted_and_their_jobs_expire(reports: Reports) -> None:
+    """Runs last: it expires the module's completed jobs."""
+    completed = [s for s in reports.jobs.list(limit=1000) if s.status is JobStatus.COMPLETED]
+    assert completed
+    assert files.sweep(reports.settings, reports.jobs, datetime.now(UTC)) == 0, "nothing is old enough yet"
+    later = datetime.now(UTC) + timedelta(days=reports.settings.report_retention_days, hours=1)
+    assert files.sweep(reports.settings, reports.jobs, later) == len(completed)
+    for state in completed:
+        assert reports.jobs.get(state.job_id).status is JobStatus.EXPIRED
+        assert not (reports.settings.report_dir / state.file).exists()
+    keys = KeyStore(store_path(reports.settings))
+    _key, admin = keys.create([], admin=True, label="tests-reports")
+    with serve(reports.settings) as (base, _served):
+        gone = httpx.get(f"{base}/v1/reports/{completed[0].job_id}/file", headers=bearer(admin))
+        assert gone.status_code == 410 and gone.json()["type"].endswith("/report-expired")
+        assert httpx.get(f"{base}/v1/reports/{completed[0].job_id}", headers=bearer(admin)).json()["status"] == "expired"
