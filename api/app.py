@@ -60,6 +60,7 @@ def create_app(settings: Settings | None = None) -> BillingApi:
         finally:
             ctx.producer.close()
             ctx.warehouse.close()
+            ctx.report_jobs.close()
 
     app = BillingApi(title="Billing API", version="1", description=DESCRIPTION, lifespan=lifespan)
     app.state.ctx = ctx

@@ -30,3 +30,10 @@ class ReportJobs:
             if self._reports is None:
                 self._reports = Reports(self.settings)
             return work(self._reports)
+
+    def close(self) -> None:
+        """Close the warehouse session, if one was opened."""
+        with self._lock:
+            if self._reports is not None:
+                self._reports.jobs.ch.close()
+                self._reports = None

@@ -88,7 +88,8 @@ JOB_ERRORS = {**AUTH_ERRORS, 404: problem("Unknown job (or another tenant's)."),
     description="Queues a report job and answers 202 with its status URL; the same idempotency key answers the same "
                 "job again (200, nothing queued).",
     responses={**JOB_ERRORS, 200: {"model": ReportJobView, "description": "The job this idempotency key named already."},
-               400: problem("The body is not JSON."), 404: problem("Unknown customer."), 409: problem("The idempotency key names another report."),
+               400: problem("The body is not JSON."), 404: problem("Unknown customer."),
+               409: problem("The idempotency key names another report."),
                422: problem("Malformed or future period, unknown kind or format.")},
 )
 async def request_report(request: Request, body: ReportRequest, key: ApiKey = Depends(authenticated),
@@ -99,23 +100,23 @@ async def request_report(request: Request, body: ReportRequest, key: ApiKey = De
         raise Problem(422, "the Idempotency-Key header and the body's idempotency_key differ; send one", kind="invalid-request")
 
     def queue(reports):
-        return reports.request(customer_id=body.customer_id, period=body.period, kind=body.kind, fmt=body.format,
-                               scope=key.key_id, idempotency_key=idempotency_key or body.idempotency_key,
-                               now=datetime.now(UTC))
+        try:
+            return reports.request(customer_id=body.customer_id, period=body.period, kind=body.kind, fmt=body.format,
+                                   scope=key.key_id, idempotency_key=idempotency_key or body.idempotency_key,
+                                   now=datetime.now(UTC))
+        except PeriodError as exc:
+            raise Problem(422, str(exc), kind="invalid-period") from None
+        except ValidationError as exc:
+            raise Problem(422, f"Idempotency-Key: {describe_error(exc)}", kind="invalid-request") from None
+        except UnknownCustomer:
+            raise unknown_customer(body.customer_id) from None
+        except IdempotencyConflict as exc:
+            raise Problem(409, str(exc), kind="idempotency-key-reused") from None
+        except PlatformError as exc:  # Kafka did not take the job (the warehouse's own failures are 503s too)
+            raise Problem(503, f"the report job was not queued: {exc}", kind="queue-unavailable",
+                          headers={"Retry-After": "5"}) from None
 
-    try:
-        state, created = await ctx.warehouse.run(ctx.report_jobs.call, queue)
-    except PeriodError as exc:
-        raise Problem(422, str(exc), kind="invalid-period") from None
-    except ValidationError as exc:
-        raise Problem(422, f"Idempotency-Key: {describe_error(exc)}", kind="invalid-request") from None
-    except UnknownCustomer:
-        raise unknown_customer(body.customer_id) from None
-    except IdempotencyConflict as exc:
-        raise Problem(409, str(exc), kind="idempotency-key-reused") from None
-    except PlatformError as exc:
-        raise Problem(503, f"the report job was not queued: {exc}", kind="queue-unavailable",
-                      headers={"Retry-After": "5"}) from None
+    state, created = await ctx.warehouse.run(ctx.report_jobs.call, queue)
     view = _view(state)
     return JSONResponse(view.model_dump(mode="json"), status_code=202 if created else 200,
                         headers={"Location": view.status_url})
