@@ -16,7 +16,8 @@ from api.producer import EventProducer
 from api.ratelimit import RateLimiter
 from api.readonly_client import Warehouse
 from api.recent import RecentIds
-from api.routes import customers, events, health, invoices, openmeter, subscriptions, usage
+from api.reports import ReportJobs
+from api.routes import customers, events, health, invoices, openmeter, reports, subscriptions, usage
 from billing.core.meters import active_meters
 from billing.core.pricing.catalog import builtin_catalog, load_catalog
 from billing.gc_tuning import tune_gc
@@ -48,6 +49,7 @@ def create_app(settings: Settings | None = None) -> BillingApi:
         previews=Previews(settings),
         catalog=load_catalog([settings.plans_dir]) if settings.plans_dir else builtin_catalog(),
         connections=ConnectionBudget(settings.api_requests_per_connection if settings.api_workers > 1 else 0),
+        report_jobs=ReportJobs(settings),
     )
 
     @asynccontextmanager
@@ -58,12 +60,13 @@ def create_app(settings: Settings | None = None) -> BillingApi:
         finally:
             ctx.producer.close()
             ctx.warehouse.close()
+            ctx.report_jobs.close()
 
     app = BillingApi(title="Billing API", version="1", description=DESCRIPTION, lifespan=lifespan)
     app.state.ctx = ctx
     problems.install(app)
     app.add_middleware(MetricsMiddleware)
-    for module in (events, usage, invoices, customers, subscriptions, openmeter, health):
+    for module in (events, usage, invoices, customers, subscriptions, reports, openmeter, health):
         app.include_router(module.router)
     return app
 

@@ -14,6 +14,7 @@ from api.producer import EventProducer
 from api.ratelimit import RateLimiter
 from api.readonly_client import Warehouse
 from api.recent import RecentIds
+from api.reports import ReportJobs
 from billing.core.meters import MeterSet
 from billing.core.pricing import PlanCatalog
 from billing.settings import Settings
@@ -32,6 +33,7 @@ class ApiContext:
     previews: Previews
     catalog: PlanCatalog
     connections: ConnectionBudget
+    report_jobs: ReportJobs
     producer: EventProducer | None = None
     started: datetime = field(default_factory=lambda: datetime.now(UTC))
     """When this worker loaded its configuration (meters among it)."""

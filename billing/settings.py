@@ -106,6 +106,7 @@ class Settings(BaseSettings):
     topic_payments: str = "billing.payments"
     topic_dead_letters: str = "billing.dead-letters"
     topic_alerts: str = "billing.alerts"
+    topic_report_jobs: str = "billing.report-jobs"
 
     # ClickHouse
     clickhouse_url: str = Field(
@@ -229,6 +230,18 @@ class Settings(BaseSettings):
         default=3, ge=0, description="How many earlier months `billing invoice run` re-checks for late usage (0 = off)."
     )
 
+    # Report jobs (`billing reports worker`)
+    reports_dir: Path | None = Field(
+        default=None, description="Folder of rendered report files (default: <state>/reports).")
+    report_retention_days: float = Field(
+        default=7.0, gt=0, description="Days a report file is kept after its job completed; then it is deleted and "
+                                       "the job marked expired.")
+    report_worker_group: str = Field(default="billing-reports", description="Consumer group of the report workers.")
+    report_worker_concurrency: int = Field(default=2, ge=1, le=32, description="Report jobs one worker process runs at once.")
+    report_max_attempts: int = Field(
+        default=3, ge=1, description="Attempts of a job whose worker crashed or failed for a passing reason before it "
+                                     "is marked failed.")
+
     # Timeouts
     start_timeout_s: float = Field(default=60.0, description="How long `billing up` waits per service.")
 
@@ -244,6 +257,11 @@ class Settings(BaseSettings):
     def log_dir(self) -> Path:
         """Folder for service log files."""
         return self.state_dir / "logs"
+
+    @property
+    def report_dir(self) -> Path:
+        """Folder of rendered report files."""
+        return self.reports_dir or self.state_dir / "reports"
 
     @property
     def run_dir(self) -> Path:
@@ -270,6 +288,7 @@ class Settings(BaseSettings):
             "payments": self.topic_payments,
             "dead_letters": self.topic_dead_letters,
             "alerts": self.topic_alerts,
+            "report_jobs": self.topic_report_jobs,
         }
 
 

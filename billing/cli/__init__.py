@@ -16,6 +16,7 @@ from billing.cli import (  # noqa: F401  (register commands)  # noqa: F401
     platform_cmds,
     reconcile_cmds,  # noqa: F401
     report_cmds,
+    reports_cmds,  # noqa: F401
     schema_cmds,
     simulate_cmds,  # noqa: F401
     superset_cmds,  # noqa: F401

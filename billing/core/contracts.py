@@ -821,6 +821,39 @@ class AlertEvent(Contract):
         return self
 
 
+# ----------------------------------------------------------------------------------- reports
+
+
+class ReportKind(StrEnum):
+    """What a report shows."""
+
+    CUSTOMER_USAGE = "customer_usage"
+
+
+class ReportFormat(StrEnum):
+    """The file a report is rendered to."""
+
+    CSV = "csv"
+    PDF = "pdf"
+
+
+class ReportJob(Contract):
+    """A requested report: the message on the report jobs topic that a report worker executes (key = job id).
+
+    ``id`` is derived from who asked and their idempotency key, so asking again with the same key names
+    the same job.
+    """
+
+    id: Id = Field(description="Job id (`rpt-` + 24 hex digits).")
+    customer_id: Id
+    period: str = Field(pattern=r"^\d{4}-\d{2}$", description="The calendar month reported, `YYYY-MM`.")
+    kind: ReportKind = ReportKind.CUSTOMER_USAGE
+    format: ReportFormat
+    requested_at: UtcDatetime
+    requested_by: Id = Field(description="The API key id that asked, or `cli`.")
+    idempotency_key: Printable = Field(min_length=1, max_length=256)
+
+
 # ------------------------------------------------------------------------- registry and codecs
 
 TOPIC_MODELS: dict[str, type[Contract]] = {
@@ -831,6 +864,7 @@ TOPIC_MODELS: dict[str, type[Contract]] = {
     "payments": PaymentTransaction,
     "dead_letters": DeadLetter,
     "alerts": AlertEvent,
+    "report_jobs": ReportJob,
 }
 """Logical topic name (keys of ``Settings.topics()``) -> model of its messages."""
 

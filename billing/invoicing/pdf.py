@@ -69,7 +69,7 @@ class BillTo:
 
 def render_pdf(invoice: Invoice, bill_to: BillTo, path: Path, branding: Branding | None = None) -> Path:
     """Write ``invoice`` as a PDF at ``path`` and return the path."""
-    _register_fonts()
+    register_fonts()
     branding = branding or Branding.from_settings()
     money = currency(invoice.currency)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -96,7 +96,7 @@ def render_pdf(invoice: Invoice, bill_to: BillTo, path: Path, branding: Branding
     return path
 
 
-def _register_fonts() -> None:
+def register_fonts() -> None:
     if FONT in pdfmetrics.getRegisteredFontNames():
         return
     fonts = Path(reportlab.__file__).parent / "fonts"

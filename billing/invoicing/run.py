@@ -298,11 +298,12 @@ class Invoicing:
 
     # ------------------------------------------------------------------- single invoices
 
-    def preview(self, customer_id: str, *, now: datetime) -> Preview:
-        """The running total of ``customer_id``'s current month, accrued up to ``now``."""
+    def preview(self, customer_id: str, *, now: datetime, period: Period | None = None) -> Preview:
+        """The running total of ``customer_id``'s current month (or of the month ``period``), accrued up to
+        ``now`` (or the period's end, when that is earlier)."""
         customer = self._customer(customer_id)
-        period = month_period(now)
-        elapsed = Period(period.start, max(now, period.start + timedelta(seconds=1)))
+        period = period or month_period(now)
+        elapsed = Period(period.start, min(period.end, max(now, period.start + timedelta(seconds=1))))
         changes = self.store.subscription_changes(before=elapsed.end, customer=customer_id).get(customer_id, [])
         spans = plan_spans(changes, elapsed)
         if not spans:

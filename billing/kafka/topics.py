@@ -6,6 +6,9 @@ dead-letter topic, which nothing joins, is a single partition. Usage events are 
 are kept for the configured retention (the warehouse keeps their rollups); the business records
 (customers, subscriptions, invoices, payments) and the fired alerts are low volume and kept forever
 so a replay can rebuild every table; dead letters are kept at least 30 days so someone can look at them.
+Report jobs (the queue of `billing reports worker`) are keyed by job id instead, so one customer's many
+reports spread over the workers; they are kept for the configured retention (the job states live in the
+warehouse's ``report_jobs`` table).
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ def topic_specs(settings: Settings) -> dict[str, TopicSpec]:
     retention = {
         "usage": settings.kafka_retention_hours * HOUR_MS,
         "dead_letters": max(settings.kafka_retention_hours, DEAD_LETTER_MIN_HOURS) * HOUR_MS,
+        "report_jobs": settings.kafka_retention_hours * HOUR_MS,
     }
     specs = {}
     for logical, name in settings.topics().items():

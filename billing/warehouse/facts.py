@@ -19,10 +19,12 @@ from billing.core.contracts import (
     DeadLetter,
     Invoice,
     PaymentTransaction,
+    ReportJob,
     SubscriptionEvent,
     UsageEvent,
 )
 from billing.core.meters import QUANTITY_FIELD, Meter, MeterSet, active_meters
+from billing.core.reports.jobs import JobState, JobStatus, queued
 
 Rows = dict[str, list[list]]
 
@@ -60,6 +62,9 @@ COLUMNS: dict[str, tuple[str, ...]] = {
                "unit", "limit_units", "baseline", "mad", "score", "direction", "detected_at"),
     "webhook_deliveries": ("delivery_id", "attempt", "event_id", "event_type", "customer_id", "endpoint_id", "url", "state",
                            "status_code", "error", "latency_ms", "attempted_at", "body"),
+    "report_jobs": ("job_id", "customer_id", "period", "kind", "format", "requested_by", "idempotency_key",
+                    "requested_at", "status", "progress", "attempts", "error", "file", "updated_at", "finished_at",
+                    "version"),
     "usage_rollups": ("customer_id", "meter", "window_seconds", "window_start", "group_key", "dimensions",
                       "aggregation", "value", "event_count", "version", "closed", "updated_at"),
     "payment_transactions": ("transaction_id", "invoice_id", "customer_id", "method", "amount", "currency", "status",
@@ -168,6 +173,24 @@ def alert_rows(a: AlertEvent) -> Rows:
                         d.direction.value if d.direction else None, a.time]]}
 
 
+def report_job_rows(state: JobState) -> Rows:
+    """Row of ``report_jobs`` for one state of a job."""
+    j = state.job
+    return {"report_jobs": [[j.id, j.customer_id, j.period, j.kind.value, j.format.value, j.requested_by, j.idempotency_key,
+                             j.requested_at, state.status.value, state.progress, state.attempts, state.error, state.file,
+                             state.updated_at, state.finished_at, state.version]]}
+
+
+def report_job_state(row: tuple) -> JobState:
+    """The :class:`JobState` of a ``report_jobs`` row read in :data:`COLUMNS` order."""
+    (job_id, customer_id, period, kind, fmt, requested_by, key, requested_at, status, progress, attempts, error, file,
+     updated_at, finished_at, version) = row
+    job = ReportJob(id=job_id, customer_id=customer_id, period=period, kind=kind, format=fmt, requested_at=requested_at,
+                    requested_by=requested_by, idempotency_key=key)
+    return JobState(job, JobStatus(status), version=version, updated_at=updated_at, progress=progress, attempts=attempts,
+                    error=error, file=file, finished_at=finished_at)
+
+
 def rows_for(model: Contract, partition: int = 0, offset: int = 0) -> Rows:
     """Warehouse rows of any topic message."""
     if isinstance(model, UsageEvent):
@@ -186,6 +209,7 @@ _MAPPERS = (
     (PaymentTransaction, payment_rows),
     (DeadLetter, dead_letter_rows),
     (AlertEvent, alert_rows),
+    (ReportJob, lambda job: report_job_rows(queued(job))),
 )
 
 

@@ -28,6 +28,8 @@ from billing.core.contracts import (
     PaymentMethod,
     PaymentStatus,
     PaymentTransaction,
+    ReportFormat,
+    ReportJob,
     Segment,
     ShippingDetails,
     SubscriptionEvent,
@@ -36,6 +38,7 @@ from billing.core.contracts import (
     UsageData,
     UsageEvent,
 )
+from billing.core.reports.jobs import queued
 from billing.warehouse import facts
 from billing.warehouse.client import client
 from billing.warehouse.migrations import migrate
@@ -92,7 +95,9 @@ def sample_models():
     alert = AlertEvent(id="alert-1", source="billing/alerts", type=AlertType.USAGE_ANOMALY, subject="cus-1", time=T0,
                        data=AlertData(rule="api-anomaly", meter="api_calls", period_start=T0, period_end=T0 + timedelta(hours=1),
                                       value=Decimal(0), baseline=Decimal("120.5"), mad=Decimal(3), direction=AnomalyDirection.DROP))
-    return [usage, seats, customer, sub, invoice, note, payment, dead, alert]
+    report = ReportJob(id="rpt-1", customer_id="cus-1", period="2026-09", format=ReportFormat.PDF, requested_at=T0,
+                       requested_by="cli", idempotency_key="k-1")
+    return [usage, seats, customer, sub, invoice, note, payment, dead, alert, report]
 
 
 def test_every_model_round_trips_through_its_tables(db):
@@ -120,6 +125,8 @@ def test_every_model_round_trips_through_its_tables(db):
     assert ch.query("SELECT payload, offset FROM dead_letters").result_rows[0] == ('{"broken', 7)
     assert ch.query("SELECT alert_id, baseline, score, direction, threshold FROM alerts").result_rows == [
         ("alert-1", Decimal("120.5"), None, "drop", None)]
+    jobs = ch.query(f"SELECT {', '.join(facts.COLUMNS['report_jobs'])} FROM report_jobs").result_rows
+    assert [facts.report_job_state(row) for row in jobs] == [queued(sample_models()[-1])]
 
 
 def test_group_key_is_canonical_and_unambiguous():

@@ -18,6 +18,7 @@ from streams.sink import DERIVED_COLUMNS, WarehouseSink
 
 T = datetime(2026, 10, 5, 14, 30, 15, 123456, tzinfo=UTC)
 T_EDGE = datetime(2026, 10, 5, 23, 59, 59, 999999, tzinfo=UTC)
+T_MS = datetime(2026, 10, 5, 14, 30, 15, 123000, tzinfo=UTC)  # whole milliseconds: columns of microseconds keep them
 T_OFFSET = TypeAdapter(datetime).validate_python("2026-10-06T01:02:03.456789-05:00")  # pydantic TzInfo, as contracts
 BIG = Decimal("-12345678901234567890123456789.123456789")
 HUGE = Decimal("99999999999999999999999999999.999999999")
@@ -120,6 +121,22 @@ def table_rows() -> dict[str, list[dict]]:
             dict(alert_id=TEXT, customer_id="cus-2", type="usage.anomaly.detected", rule="spikes", meter="active_seats",
                  period_start=T_OFFSET, period_end=T, value=BIG, threshold=None, unit=None, limit_units=None,
                  baseline=TINY, mad=HUGE, score=BIG, direction="drop", detected_at=T_EDGE),
+        ],
+        "report_jobs": [
+            dict(job_id="rpt-1", customer_id="cus-1", period="2026-10", kind="customer_usage", format="pdf",
+                 requested_by=TEXT, idempotency_key=TEXT, requested_at=T, status="queued", progress=0, attempts=0,
+                 error=None, file=None, updated_at=T_MS, finished_at=None, version=0),
+            dict(job_id=TEXT, customer_id="cus-2", period="2026-09", kind="customer_usage", format="csv",
+                 requested_by="cli", idempotency_key="", requested_at=T_EDGE, status="failed", progress=100,
+                 attempts=65535, error=TEXT, file=TEXT, updated_at=T_MS, finished_at=T_MS, version=2**64 - 1),
+        ],
+        "webhook_deliveries": [
+            dict(delivery_id="dlv-1", attempt=1, event_id="evt-1", event_type="invoice.finalized", customer_id="cus-1",
+                 endpoint_id="crm", url="https://crm.example/hook", state="delivered", status_code=204, error=None,
+                 latency_ms=FLOAT, attempted_at=T, body=TEXT),
+            dict(delivery_id=TEXT, attempt=2**32 - 1, event_id=TEXT, event_type="payment.failed", customer_id="cus-2",
+                 endpoint_id=TEXT, url=TEXT, state="dead", status_code=None, error=TEXT, latency_ms=0.0,
+                 attempted_at=T_EDGE, body=""),
         ],
         "usage_rollups": [
             dict(customer_id="cus-1", meter="api_calls", window_seconds=60,

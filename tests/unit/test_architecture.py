@@ -12,7 +12,8 @@ PACKAGES = ("billing", "producers", "streams", "api")
 CORE = ("billing.core",)
 LEAVES = ("billing.settings", "billing.resources", "billing.gc_tuning")
 ADAPTERS = ("billing.kafka", "billing.warehouse")
-APPLICATIONS = ("billing.invoicing", "billing.analytics", "billing.alerts", "billing.webhooks", "producers", "streams")
+APPLICATIONS = ("billing.invoicing", "billing.analytics", "billing.alerts", "billing.webhooks", "billing.reports", "producers",
+                "streams")
 
 ALLOWED: dict[str, tuple[str, ...]] = {
     "billing.core": CORE,
@@ -25,9 +26,10 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "billing.analytics": (*CORE, *LEAVES, *ADAPTERS),
     "billing.alerts": (*CORE, *LEAVES, *ADAPTERS, "billing.invoicing"),
     "billing.webhooks": (*CORE, *LEAVES, *ADAPTERS),
+    "billing.reports": (*CORE, *LEAVES, *ADAPTERS, "billing.invoicing"),
     "producers": (*CORE, *LEAVES, *ADAPTERS),
     "streams": (*CORE, *LEAVES, *ADAPTERS),
-    "api": (*CORE, *LEAVES, *ADAPTERS, "billing.invoicing"),
+    "api": (*CORE, *LEAVES, *ADAPTERS, "billing.invoicing", "billing.reports"),
     "billing.chdb_server": (*CORE, *LEAVES, "billing.warehouse.sql"),
     "billing.platform": (*CORE, *LEAVES, *ADAPTERS, "billing.analytics"),
     "billing.cli": PACKAGES,

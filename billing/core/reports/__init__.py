@@ -1,0 +1,1 @@
+"""Usage reports as asynchronous jobs: the pure rules (job lifecycle, report content, CSV)."""

@@ -1,0 +1,56 @@
+"""Report files in the local reports folder (``BILLING_REPORTS_DIR``, default <state>/reports).
+
+A job's file is ``<job id>.<format>``, written to a temporary name and renamed into place, so a reader
+never sees half a file and a retried job overwrites its own file only. Files of jobs completed more
+than ``BILLING_REPORT_RETENTION_DAYS`` ago are deleted and their jobs marked expired.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from billing.core.contracts import ReportFormat
+from billing.core.reports import table
+from billing.core.reports.jobs import JobState, expire
+from billing.core.reports.usage import UsageReport
+from billing.reports import pdf
+from billing.reports.store import JobStore
+from billing.settings import Settings
+
+MEDIA_TYPES = {ReportFormat.CSV: "text/csv", ReportFormat.PDF: "application/pdf"}
+
+
+def file_name(state: JobState) -> str:
+    return f"{state.job_id}.{state.job.format.value}"
+
+
+def path_of(settings: Settings, name: str) -> Path:
+    """Where the report file ``name`` is kept."""
+    return settings.report_dir / name
+
+
+def write(settings: Settings, state: JobState, report: UsageReport) -> str:
+    """Render ``report`` in the job's format into the reports folder; returns the file name."""
+    folder = settings.report_dir
+    folder.mkdir(parents=True, exist_ok=True)
+    name = file_name(state)
+    draft = folder / f".{name}.{os.getpid()}.part"
+    if state.job.format is ReportFormat.CSV:
+        draft.write_text(table.to_csv(report))
+    else:
+        pdf.render(report, draft)
+    os.replace(draft, folder / name)
+    return name
+
+
+def sweep(settings: Settings, jobs: JobStore, now: datetime) -> int:
+    """Delete the files kept longer than the retention and mark their jobs expired; returns how many."""
+    cutoff = now - timedelta(days=settings.report_retention_days)
+    expired = jobs.completed_before(int(cutoff.timestamp() * 1000))
+    for state in expired:
+        if state.file:
+            path_of(settings, state.file).unlink(missing_ok=True)
+        jobs.write(expire(state, now))
+    return len(expired)

@@ -1,0 +1,143 @@
+"""`billing reports worker`: report workers in one consumer group execute the jobs of the report jobs topic.
+
+A worker process runs ``BILLING_REPORT_WORKER_CONCURRENCY`` consumers (threads, each with its own
+warehouse session); the topic's partitions are shared among every consumer of the group. A message's
+offset is committed only after its job reached a terminal state, so a job whose worker died
+mid-way is delivered again (to whichever consumer owns the partition then) and found ``running``:
+it starts another attempt, up to ``BILLING_REPORT_MAX_ATTEMPTS`` (:func:`~billing.core.reports.jobs.begin`).
+A terminal job is never run again, and the state is read again before completing, so a job completes
+once even when two messages name it. A worker also deletes files past their retention.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from clickhouse_connect.driver.exceptions import OperationalError
+from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
+
+from billing.core.contracts import ContractViolation, ReportJob, parse
+from billing.core.errors import BillingError, PlatformError
+from billing.core.reports.jobs import TERMINAL, JobState, JobStatus, advance, begin, complete, fail, queued, retry_later
+from billing.invoicing.run import Invoicing
+from billing.kafka.config import client_config
+from billing.reports import files
+from billing.reports.content import customer_usage
+from billing.reports.store import JobStore
+from billing.settings import Settings
+
+log = logging.getLogger("billing.reports")
+SWEEP_EVERY_S = 3600.0
+RETRY_PAUSE_S = 2.0
+PASSING = (PlatformError, OperationalError)
+"""Failures that may pass (a service away): the attempt is retried."""
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class JobRunner:
+    """Executes report jobs against the warehouse of ``settings`` (one warehouse session: one thread)."""
+
+    def __init__(self, settings: Settings, clock: Callable[[], datetime] = _now):
+        self.settings = settings
+        self.clock = clock
+        self.invoicing = Invoicing(settings)
+        self.jobs = JobStore(self.invoicing.store.ch, settings.clickhouse_database)
+
+    def execute(self, job: ReportJob) -> JobState:
+        """Run ``job`` to a terminal state (see the module docstring); returns it."""
+        state = self.jobs.get(job.id) or queued(job)
+        while state.status not in TERMINAL:
+            state = self.jobs.write(begin(state, self.clock(), self.settings.report_max_attempts))
+            if state.status is JobStatus.RUNNING:
+                state = self._attempt(state)
+        return state
+
+    def _attempt(self, state: JobState) -> JobState:
+        job = state.job
+        current = [state]
+
+        def progress(percent: int) -> None:
+            current[0] = self.jobs.write(advance(current[0], percent, self.clock()))
+
+        try:
+            report = customer_usage(self.invoicing, job.customer_id, job.period, self.clock(), progress)
+            name = files.write(self.settings, current[0], report)
+        except PASSING as exc:
+            log.warning("report job %s attempt %d: %s", job.id, state.attempts, exc)
+            time.sleep(RETRY_PAUSE_S)
+            return self.jobs.write(retry_later(current[0], str(exc), self.clock()))
+        except BillingError as exc:
+            return self.jobs.write(fail(current[0], str(exc), self.clock()))
+        latest = self.jobs.get(job.id)
+        if latest is not None and latest.status in TERMINAL:
+            return latest
+        return self.jobs.write(complete(current[0], name, self.clock()))
+
+
+class ReportWorker:
+    """``settings.report_worker_concurrency`` consumers of the report jobs topic, until :meth:`stop`."""
+
+    def __init__(self, settings: Settings, name: str = "reports-1"):
+        self.settings = settings
+        self.name = name
+        self._stop = threading.Event()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def run(self) -> None:
+        """Consume until stopped; sweeps expired files at start and hourly."""
+        threads = [threading.Thread(target=self._consume, name=f"{self.name}-{i}", daemon=True)
+                   for i in range(self.settings.report_worker_concurrency)]
+        for thread in threads:
+            thread.start()
+        runner = JobRunner(self.settings)
+        while not self._stop.is_set():
+            files.sweep(self.settings, runner.jobs, _now())
+            self._stop.wait(SWEEP_EVERY_S)
+        for thread in threads:
+            thread.join()
+
+    def _consume(self) -> None:
+        runner = JobRunner(self.settings)
+        consumer = Consumer(client_config(self.settings.kafka_bootstrap, {
+            "group.id": self.settings.report_worker_group, "client.id": self.name, "enable.auto.commit": False,
+            "auto.offset.reset": "earliest", "session.timeout.ms": int(self.settings.worker_session_timeout_s * 1000),
+        }))
+        consumer.subscribe([self.settings.topics()["report_jobs"]])
+        try:
+            while not self._stop.is_set():
+                message = consumer.poll(0.5)
+                if message is None:
+                    continue
+                if message.error():
+                    if message.error().code() != KafkaError._PARTITION_EOF:
+                        log.warning("report jobs topic: %s", message.error().str())
+                    continue
+                self._handle(consumer, runner, message)
+        finally:
+            consumer.close()
+
+    def _handle(self, consumer: Consumer, runner: JobRunner, message: Message) -> None:
+        try:
+            job = parse(ReportJob, message.value())
+        except ContractViolation as exc:
+            log.error("skipping a malformed report job at %s[%d]@%d: %s", message.topic(), message.partition(),
+                      message.offset(), exc.reason)
+        else:
+            try:
+                state = runner.execute(job)
+                log.info("report job %s %s", job.id, state.status.value)
+            except Exception as exc:  # the job state could not be written: run it again from its message
+                log.warning("report job %s not finished (%s); retrying in %.0fs", job.id, exc, RETRY_PAUSE_S)
+                time.sleep(RETRY_PAUSE_S)
+                consumer.seek(TopicPartition(message.topic(), message.partition(), message.offset()))
+                return
+        consumer.commit(message, asynchronous=False)

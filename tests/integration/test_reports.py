@@ -1,0 +1,310 @@
+"""Report jobs end to end: the API and CLI queue them on the real broker, `billing reports worker`
+processes (a consumer group) run them against the real warehouse, files are checked against it."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import httpx
+import pytest
+from pypdf import PdfReader
+
+from api.keys import KeyStore, store_path
+from billing.core.contracts import AlertData, AlertEvent, AlertType, ReportFormat, ReportJob, ThresholdUnit
+from billing.core.meters import Aggregation, active_meters
+from billing.core.reports.jobs import JobStatus, begin, job_id, queued
+from billing.core.reports.table import number
+from billing.invoicing.run import Invoicing
+from billing.kafka.publish import publish
+from billing.reports import files
+from billing.reports.store import JobStore
+from billing.settings import Settings
+from billing.warehouse.client import client
+from tests.integration.api_fixtures import TopicTail, bearer, insert, scratch_settings, serve
+from tests.integration.invoicing_data import SEPTEMBER, load
+
+PERIOD = "2026-09"
+NOW = datetime(2026, 12, 7, tzinfo=UTC)
+WAIT_S = 120
+
+
+@dataclass
+class Reports:
+    settings: Settings
+    env: dict[str, str]
+    customers: list[str]
+    jobs: JobStore
+
+
+@pytest.fixture(scope="module")
+def reports(settings, warehouse, kafka, simulated, tmp_path_factory) -> Iterator[Reports]:
+    """A scratch database with the simulated September billed and one alert, scratch topics, a reports
+    folder and consumer group of its own; and the environment that points `billing` processes at them."""
+    with scratch_settings(settings, tmp_path_factory) as scoped:
+        scoped = scoped.model_copy(update={"state_dir": settings.state_dir, "reports_dir": tmp_path_factory.mktemp("reports"),
+                                           "report_worker_group": f"tests-reports-{uuid.uuid4().hex[:8]}"})
+        ch = client(scoped)
+        records, manifest = simulated
+        load(ch, scoped.clickhouse_database, records, manifest)
+        summary = Invoicing(scoped).run_period(PERIOD, now=NOW, finalize=True)
+        billed = sorted({invoice.customer_id for invoice in summary.invoices})
+        alert = AlertEvent(id="alert-rpt-1", source="tests", type=AlertType.USAGE_THRESHOLD, subject=billed[0], time=SEPTEMBER,
+                           data=AlertData(rule="api-calls-1k", meter="api_calls", period_start=SEPTEMBER,
+                                          period_end=datetime(2026, 10, 1, tzinfo=UTC), value=Decimal(1000),
+                                          threshold=Decimal(1000), unit=ThresholdUnit.UNITS, limit=Decimal(1000)))
+        insert(scoped, alert)
+        env = {**os.environ, "BILLING_CLICKHOUSE_DATABASE": scoped.clickhouse_database,
+               "BILLING_REPORTS_DIR": str(scoped.report_dir), "BILLING_REPORT_WORKER_GROUP": scoped.report_worker_group,
+               **{f"BILLING_TOPIC_{logical.upper()}": name for logical, name in scoped.topics().items()}}
+        yield Reports(scoped, env, billed, JobStore(ch, scoped.clickhouse_database))
+
+
+def start_worker(env: dict[str, str], name: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "billing", "reports", "worker", "--name", name], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def stop(worker: subprocess.Popen) -> None:
+    if worker.poll() is None:
+        worker.send_signal(signal.SIGTERM)
+        try:
+            worker.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
+
+
+def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "billing", "reports", *args], env={**env, "COLUMNS": "250"},
+                          capture_output=True, text=True, timeout=WAIT_S)
+
+
+def until_done(base: str, token: str, job: str) -> dict:
+    deadline = time.monotonic() + WAIT_S
+    while True:
+        body = httpx.get(f"{base}/v1/reports/{job}", headers=bearer(token)).json()
+        if body["status"] in ("completed", "failed", "expired") or time.monotonic() > deadline:
+            return body
+        time.sleep(0.2)
+
+
+def expected_totals(r: Reports, customer: str) -> dict[str, Decimal]:
+    """Each meter's September total straight from the warehouse, in the meter's aggregation."""
+    rows = client(r.settings).query(
+        f"SELECT meter, sum(value), max(value), argMax(value, window_start) FROM {r.settings.clickhouse_database}.usage_rollups "
+        "FINAL WHERE customer_id = {c:String} AND window_seconds = 3600 AND toYYYYMM(window_start) = 202609 GROUP BY meter",
+        parameters={"c": customer}).result_rows
+    pick = {Aggregation.SUM: 1, Aggregation.COUNT: 1, Aggregation.MAX: 2, Aggregation.UNIQUE_COUNT: 2, Aggregation.LATEST: 3}
+    meters = active_meters()
+    return {row[0]: Decimal(row[pick[meters[row[0]].aggregation]]) for row in rows}
+
+
+def _end_offsets(r: Reports) -> list[int]:
+    tail = TopicTail(r.settings, r.settings.topic_report_jobs)
+    try:
+        return list(tail.positions.values())
+    finally:
+        tail.close()
+
+
+def queued_count(r: Reports) -> tuple[int, int]:
+    """(messages on the report jobs topic, jobs in the table)."""
+    jobs = client(r.settings).query(f"SELECT uniqExact(job_id) FROM {r.settings.clickhouse_database}.report_jobs").result_rows[0][0]
+    return sum(_end_offsets(r)), jobs
+
+
+def test_jobs_queued_at_once_finish_with_the_warehouse_s_numbers(reports: Reports) -> None:
+    keys = KeyStore(store_path(reports.settings))
+    _key, admin = keys.create([], admin=True, label="tests-reports")
+    workers = [start_worker(reports.env, f"tests-reports-{i}") for i in range(2)]
+    try:
+        with serve(reports.settings) as (base, _served):
+            asked = {}
+            for i, customer in enumerate(reports.customers[:5]):
+                fmt = "csv" if i % 2 == 0 else "pdf"
+                answer = httpx.post(f"{base}/v1/reports", headers={**bearer(admin), "Idempotency-Key": f"k-{i}"},
+                                    json={"customer_id": customer, "period": PERIOD, "format": fmt})
+                assert answer.status_code == 202, answer.text
+                body = answer.json()
+                assert body["status"] == "queued" and answer.headers["location"] == body["status_url"]
+                asked[body["job_id"]] = (customer, fmt)
+            again = httpx.post(f"{base}/v1/reports", headers={**bearer(admin), "Idempotency-Key": "k-0"},
+                               json={"customer_id": reports.customers[0], "period": PERIOD, "format": "csv"})
+            assert again.status_code == 200 and again.json()["job_id"] in asked
+            for job, (customer, fmt) in asked.items():
+                status = until_done(base, admin, job)
+                assert status["status"] == "completed", status
+                assert status["progress"] == 100 and status["file_url"] == f"/v1/reports/{job}/file"
+                file = httpx.get(f"{base}{status['file_url']}", headers=bearer(admin))
+                assert file.status_code == 200
+                totals = expected_totals(reports, customer)
+                assert totals, customer
+                if fmt == "csv":
+                    rows = list(csv.DictReader(io.StringIO(file.text)))
+                    assert {r["meter"]: Decimal(r["value"]) for r in rows if r["section"] == "total"} == totals
+                    invoices = [r for r in rows if r["section"] == "invoice"]
+                    assert len(invoices) == 1 and invoices[0]["detail"] == "finalized"
+                    cost = [Decimal(r["value"]) for r in rows if r["section"] == "cost_total"]
+                    assert cost == [Decimal(invoices[0]["value"])], "a closed month costs what its invoice bills"
+                else:
+                    assert file.headers["content-type"] == "application/pdf"
+                    text = " ".join(page.extract_text() for page in PdfReader(io.BytesIO(file.content)).pages)
+                    for meter, total in totals.items():
+                        assert f"{meter}: total {number(total)}" in text, (meter, total)
+            alerted = next(job for job, (customer, _fmt) in asked.items() if customer == reports.customers[0])
+            rows = list(csv.DictReader(io.StringIO(httpx.get(f"{base}/v1/reports/{alerted}/file", headers=bearer(admin)).text)))
+            assert [(r["key"], r["value"]) for r in rows if r["section"] == "alert"] == [("api-calls-1k", "1000")]
+        assert queued_count(reports) == (5, 5), "each job queued once, the repeated key queued nothing"
+        completed = client(reports.settings).query(
+            f"SELECT job_id, count() FROM {reports.settings.clickhouse_database}.report_jobs WHERE status = 'completed' "
+            "GROUP BY job_id").result_rows
+        assert sorted(completed) == sorted((job, 1) for job in asked), "every job completed exactly once"
+    finally:
+        for worker in workers:
+            stop(worker)
+    assert all(w.returncode == 0 for w in workers), [w.stderr.read() for w in workers]
+
+
+def test_bad_input_is_refused_over_http_and_nothing_is_queued(reports: Reports) -> None:
+    keys = KeyStore(store_path(reports.settings))
+    mine, theirs = reports.customers[0], reports.customers[1]
+    _key, admin = keys.create([], admin=True, label="tests-reports")
+    _key, tenant = keys.create([mine], label="tests-reports-tenant")
+    _key, other = keys.create([theirs], label="tests-reports-other")
+    before = queued_count(reports)
+    future = f"{datetime.now(UTC) + timedelta(days=40):%Y-%m}"
+    with serve(reports.settings) as (base, _served):
+        owned = httpx.post(f"{base}/v1/reports", headers=bearer(tenant), json={"customer_id": mine, "period": PERIOD})
+        assert owned.status_code == 202
+        before = (before[0] + 1, before[1] + 1)
+        job = owned.json()["job_id"]
+        table = [
+            (bearer(admin), {"customer_id": "nobody-here", "period": PERIOD}, 404, "unknown-customer"),
+            (bearer(admin), {"customer_id": mine, "period": "2026-13"}, 422, "invalid-period"),
+            (bearer(admin), {"customer_id": mine, "period": "September"}, 422, "invalid-period"),
+            (bearer(admin), {"customer_id": mine, "period": future}, 422, "invalid-period"),
+            (bearer(admin), {"customer_id": mine, "period": PERIOD, "format": "docx"}, 422, "invalid-request"),
+            (bearer(admin), {"customer_id": mine, "period": PERIOD, "kind": "finance"}, 422, "invalid-request"),
+            (bearer(tenant), {"customer_id": theirs, "period": PERIOD}, 403, "forbidden"),
+            ({**bearer(tenant), "Idempotency-Key": "same"}, {"customer_id": mine, "period": PERIOD}, 202, None),
+            ({**bearer(tenant), "Idempotency-Key": "same"}, {"customer_id": mine, "period": "2026-08"}, 409,
+             "idempotency-key-reused"),
+        ]
+        for headers, body, status, kind in table:
+            answer = httpx.post(f"{base}/v1/reports", headers=headers, json=body)
+            assert answer.status_code == status, (body, answer.text)
+            if kind is not None:
+                assert answer.headers["content-type"] == "application/problem+json"
+                problem = answer.json()
+                assert problem["type"].endswith("/" + kind) and problem["detail"], problem
+            else:
+                before = (before[0] + 1, before[1] + 1)
+        nobody = "rpt-000000000000000000000000"
+        for suffix in ("", "/file"):
+            unknown = httpx.get(f"{base}/v1/reports/{nobody}{suffix}", headers=bearer(other))
+            foreign = httpx.get(f"{base}/v1/reports/{job}{suffix}", headers=bearer(other))
+            assert unknown.status_code == foreign.status_code == 404
+            assert foreign.text.replace(job, "ID") == unknown.text.replace(nobody, "ID"), "the same answer as an unknown job"
+        assert httpx.get(f"{base}/v1/reports/{job}", headers=bearer(tenant)).status_code == 200
+        not_ready = httpx.get(f"{base}/v1/reports/{job}/file", headers=bearer(tenant))
+        assert not_ready.status_code == 409 and not_ready.json()["type"].endswith("/report-not-ready")
+    assert queued_count(reports) == before, "refused requests queued nothing"
+
+
+def test_bad_input_is_refused_by_the_cli_and_nothing_is_queued(reports: Reports) -> None:
+    before = queued_count(reports)
+    customer = reports.customers[0]
+    table = [
+        (("request", "-c", "nobody-here", "-p", PERIOD, "--no-wait"), "no customer 'nobody-here'"),
+        (("request", "-c", customer, "-p", "2026-9x", "--no-wait"), "is not a month like"),
+        (("request", "-c", customer, "-p", "2099-01", "--no-wait"), "is in the future"),
+        (("request", "-c", customer, "-p", PERIOD, "-f", "docx", "--no-wait"), "Invalid value for '--format'"),
+        (("request", "-c", customer, "-p", PERIOD, "--kind", "finance", "--no-wait"), "Invalid value for '--kind'"),
+        (("status", "rpt-000000000000000000000000"), "no report job 'rpt-000000000000000000000000'"),
+        (("get", "rpt-000000000000000000000000"), "no report job 'rpt-000000000000000000000000'"),
+    ]
+    for args, message in table:
+        done = cli(reports.env, *args)
+        assert done.returncode != 0, args
+        assert message in done.stdout + done.stderr, (args, done.stdout, done.stderr)
+        assert "Traceback" not in done.stderr
+    assert queued_count(reports) == before
+
+
+def test_cli_requests_follow_and_fetch_a_report(reports: Reports, tmp_path: Path) -> None:
+    worker = start_worker(reports.env, "tests-reports-cli")
+    try:
+        customer = reports.customers[2]
+        done = cli(reports.env, "request", "-c", customer, "-p", PERIOD, "-f", "csv", "-k", "cli-1")
+        assert done.returncode == 0, done.stderr
+        assert "completed" in done.stdout
+        again = cli(reports.env, "request", "-c", customer, "-p", PERIOD, "-f", "csv", "-k", "cli-1", "--no-wait")
+        assert "already requested" in again.stdout and job_id("cli", "cli-1") in again.stdout
+        out = tmp_path / "report.csv"
+        assert cli(reports.env, "get", job_id("cli", "cli-1"), "-o", str(out)).returncode == 0
+        totals = {r["meter"]: Decimal(r["value"]) for r in csv.DictReader(out.open()) if r["section"] == "total"}
+        assert totals == expected_totals(reports, customer)
+        listed = cli(reports.env, "list", "-c", customer)
+        assert job_id("cli", "cli-1") in listed.stdout and "completed" in listed.stdout
+    finally:
+        stop(worker)
+
+
+def test_a_job_whose_worker_crashed_mid_way_completes_exactly_once(reports: Reports) -> None:
+    """The state a killed worker leaves (running, attempt 1, the message not committed), then a real kill -9
+    of a worker and a new worker that takes the job over."""
+    customer = reports.customers[3]
+    job = ReportJob(id=job_id("tests", "crashed"), customer_id=customer, period=PERIOD, format=ReportFormat.CSV,
+                    requested_at=NOW, requested_by="tests", idempotency_key="crashed")
+    reports.jobs.write(begin(queued(job), NOW, reports.settings.report_max_attempts))
+    publish(reports.settings, "report_jobs", [(job.id, job)], "report job")
+    victim = start_worker(reports.env, "tests-reports-victim")
+    deadline = time.monotonic() + WAIT_S
+    while (reports.jobs.get(job.id).attempts < 2) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    survivor = start_worker(reports.env, "tests-reports-survivor")
+    try:
+        deadline = time.monotonic() + WAIT_S
+        while reports.jobs.get(job.id).status is not JobStatus.COMPLETED and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        stop(survivor)
+    state = reports.jobs.get(job.id)
+    assert state.status is JobStatus.COMPLETED and 2 <= state.attempts <= reports.settings.report_max_attempts
+    completed = client(reports.settings).query(
+        f"SELECT count() FROM {reports.settings.clickhouse_database}.report_jobs WHERE job_id = {{j:String}} "
+        "AND status = 'completed'", parameters={"j": job.id}).result_rows[0][0]
+    assert completed == 1
+    assert (reports.settings.report_dir / state.file).is_file()
+
+
+def test_files_past_their_retention_are_deleted_and_their_jobs_expire(reports: Reports) -> None:
+    """Runs last: it expires the module's completed jobs."""
+    completed = [s for s in reports.jobs.list(limit=1000) if s.status is JobStatus.COMPLETED]
+    assert completed
+    assert files.sweep(reports.settings, reports.jobs, datetime.now(UTC)) == 0, "nothing is old enough yet"
+    later = datetime.now(UTC) + timedelta(days=reports.settings.report_retention_days, hours=1)
+    assert files.sweep(reports.settings, reports.jobs, later) == len(completed)
+    for state in completed:
+        assert reports.jobs.get(state.job_id).status is JobStatus.EXPIRED
+        assert not (reports.settings.report_dir / state.file).exists()
+    keys = KeyStore(store_path(reports.settings))
+    _key, admin = keys.create([], admin=True, label="tests-reports")
+    with serve(reports.settings) as (base, _served):
+        gone = httpx.get(f"{base}/v1/reports/{completed[0].job_id}/file", headers=bearer(admin))
+        assert gone.status_code == 410 and gone.json()["type"].endswith("/report-expired")
+        assert httpx.get(f"{base}/v1/reports/{completed[0].job_id}", headers=bearer(admin)).json()["status"] == "expired"

@@ -1,0 +1,157 @@
+"""Report jobs and usage reports: the pure rules (job lifecycle, report content, CSV)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from billing.core.contracts import ReportFormat, ReportJob
+from billing.core.invoicing.usage import HourStats, quantity
+from billing.core.meters import DEFAULT_METERS, Aggregation, MeterSet
+from billing.core.pricing.proration import month_period
+from billing.core.reports import table
+from billing.core.reports.jobs import (
+    TERMINAL,
+    InvalidJobTransition,
+    JobStatus,
+    advance,
+    begin,
+    complete,
+    expire,
+    fail,
+    job_id,
+    queued,
+    retry_later,
+    same_request,
+)
+from billing.core.reports.usage import NO_DIMENSIONS, ReportAlert, UsageReport, meter_usage
+
+T0 = datetime(2026, 9, 1, tzinfo=UTC)
+SEPTEMBER = month_period(T0)
+METERS = MeterSet(DEFAULT_METERS)
+
+
+def a_job(**changes) -> ReportJob:
+    fields = dict(id=job_id("cli", "k1"), customer_id="cus-1", period="2026-09", format=ReportFormat.CSV,
+                  requested_at=T0, requested_by="cli", idempotency_key="k1")
+    return ReportJob(**{**fields, **changes})
+
+
+def test_job_ids_follow_the_requester_and_key():
+    assert job_id("cli", "k1") == job_id("cli", "k1")
+    assert len({job_id("cli", "k1"), job_id("cli", "k2"), job_id("key-a", "k1")}) == 3
+    assert job_id("cli", "k1").startswith("rpt-") and len(job_id("cli", "k1")) == 28
+
+
+def test_same_request_ignores_times_only():
+    assert same_request(a_job(), a_job(requested_at=T0 + timedelta(hours=1)))
+    assert not same_request(a_job(), a_job(format=ReportFormat.PDF))
+    assert not same_request(a_job(), a_job(period="2026-08"))
+
+
+def test_a_job_runs_progresses_and_completes():
+    state = queued(a_job())
+    assert (state.status, state.version, state.attempts) == (JobStatus.QUEUED, 0, 0)
+    running = begin(state, T0, max_attempts=3)
+    assert (running.status, running.attempts, running.progress) == (JobStatus.RUNNING, 1, 0)
+    halfway = advance(running, 50, T0)
+    assert halfway.progress == 50 and advance(halfway, 20, T0).progress == 50, "progress never goes back"
+    assert advance(halfway, 150, T0).progress == 99, "100 only on completion"
+    done = complete(halfway, "x.csv", T0 + timedelta(seconds=1))
+    assert (done.status, done.progress, done.file, done.finished_at) == (JobStatus.COMPLETED, 100, "x.csv", T0 + timedelta(seconds=1))
+    gone = expire(done, T0 + timedelta(days=8))
+    assert gone.status is JobStatus.EXPIRED and gone.file is None
+
+
+def test_versions_increase_strictly_even_within_one_microsecond():
+    states = [queued(a_job())]
+    states.append(begin(states[-1], T0, 3))
+    for percent in (10, 20, 30):
+        states.append(advance(states[-1], percent, T0))
+    states.append(complete(states[-1], "f", T0))
+    versions = [s.version for s in states]
+    assert versions == sorted(set(versions)) and versions[0] == 0
+
+
+def test_a_crashed_job_is_retried_a_bounded_number_of_times():
+    state = queued(a_job())
+    for attempt in range(1, 4):
+        state = begin(state, T0 + timedelta(minutes=attempt), max_attempts=3)
+        assert (state.status, state.attempts) == (JobStatus.RUNNING, attempt)
+    state = begin(retry_later(state, "warehouse away", T0 + timedelta(minutes=5)), T0 + timedelta(minutes=6), max_attempts=3)
+    assert state.status is JobStatus.FAILED
+    assert "gave up after 3 attempt(s)" in state.error and "warehouse away" in state.error
+
+
+@pytest.mark.parametrize("status", sorted(TERMINAL))
+def test_terminal_jobs_never_run_or_complete_again(status):
+    done = complete(begin(queued(a_job()), T0, 3), "f", T0)
+    state = {JobStatus.COMPLETED: done, JobStatus.EXPIRED: expire(done, T0),
+             JobStatus.FAILED: fail(queued(a_job()), "no", T0)}[status]
+    for transition in (lambda s: begin(s, T0, 3), lambda s: complete(s, "g", T0), lambda s: fail(s, "x", T0),
+                       lambda s: advance(s, 5, T0)):
+        with pytest.raises(InvalidJobTransition, match=f"is {status.value}"):
+            transition(state)
+
+
+def test_only_completed_jobs_expire():
+    with pytest.raises(InvalidJobTransition):
+        expire(begin(queued(a_job()), T0, 3), T0)
+
+
+def hour(day: int, h: int) -> datetime:
+    return T0 + timedelta(days=day - 1, hours=h)
+
+
+def test_meter_usage_uses_each_meter_s_own_aggregation():
+    rows = [
+        ("api_calls", hour(1, 0), "region=eu", Decimal(10)), ("api_calls", hour(1, 1), "region=us", Decimal(5)),
+        ("api_calls", hour(2, 3), "region=eu", Decimal(7)),
+        ("active_seats", hour(1, 0), "", Decimal(4)), ("active_seats", hour(3, 5), "", Decimal(9)),
+        ("active_seats", hour(4, 5), "", Decimal(2)),
+        ("api_calls", hour(31, 0), "region=eu", Decimal(1000)),  # October: outside the period
+        ("not_a_meter", hour(1, 0), "", Decimal(1)),
+    ]
+    found = {m.meter: m for m in meter_usage(METERS, rows, SEPTEMBER)}
+    assert set(found) == {"api_calls", "active_seats"}
+    calls, seats = found["api_calls"], found["active_seats"]
+    assert calls.total == 22 and calls.daily[0] == (date(2026, 9, 1), Decimal(15)) and calls.daily[1][1] == 7
+    assert len(calls.daily) == 30 and sum(v for _d, v in calls.daily) == calls.total
+    assert calls.top == (("region=eu", Decimal(17)), ("region=us", Decimal(5)))
+    assert seats.total == 9 and seats.daily[2][1] == 9 and seats.top == ((NO_DIMENSIONS, Decimal(9)),)
+
+
+@given(st.lists(st.tuples(st.integers(0, 30 * 24 - 1), st.sampled_from(["a", "b", "c"]),
+                          st.decimals(0, 10**6, places=3)), max_size=60))
+def test_sum_meters_add_up_and_peak_meters_peak(hours):
+    rows = [("api_calls", T0 + timedelta(hours=h), g, v) for h, g, v in hours]
+    rows += [("active_seats", T0 + timedelta(hours=h), g, v) for h, g, v in hours]
+    found = {m.meter: m for m in meter_usage(METERS, rows, SEPTEMBER, top=10)}
+    if not hours:
+        assert found == {}
+        return
+    calls, seats = found["api_calls"], found["active_seats"]
+    assert calls.total == sum(v for _h, _g, v in hours) == sum(v for _d, v in calls.daily) == sum(v for _g, v in calls.top)
+    assert METERS["active_seats"].aggregation is Aggregation.UNIQUE_COUNT
+    assert seats.total == max(v for _h, _g, v in hours) == max(v for _d, v in seats.daily)
+    assert seats.total == quantity(Aggregation.UNIQUE_COUNT, HourStats(Decimal(0), seats.total, Decimal(0)))
+
+
+def test_csv_has_one_row_per_fact_and_the_totals():
+    rows = [("api_calls", hour(1, 0), "region=eu", Decimal("10.500")), ("api_calls", hour(2, 0), "region=us", Decimal(5))]
+    alert = ReportAlert(hour(2, 1), "usage.threshold.exceeded", "api-80", "api_calls", Decimal("15.5"))
+    report = UsageReport("cus-1", "Acme", SEPTEMBER, T0, meter_usage(METERS, rows, SEPTEMBER), None, "no subscription", (), (alert,))
+    parsed = list(csv.DictReader(io.StringIO(table.to_csv(report))))
+    assert list(parsed[0]) == list(table.COLUMNS)
+    totals = [r for r in parsed if r["section"] == "total"]
+    assert totals == [{"section": "total", "meter": "api_calls", "key": "", "value": "15.5", "unit": "calls", "detail": "SUM"}]
+    assert [r["key"] for r in parsed if r["section"] == "daily"][:2] == ["2026-09-01", "2026-09-02"]
+    assert [(r["key"], r["value"]) for r in parsed if r["section"] == "top_dimension"] == [("region=eu", "10.5"), ("region=us", "5")]
+    assert [r for r in parsed if r["section"].startswith("cost")] == []
+    assert [(r["key"], r["value"]) for r in parsed if r["section"] == "alert"] == [("api-80", "15.5")]
