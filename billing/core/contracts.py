@@ -508,6 +508,9 @@ class LineItem(BaseModel):
     unit_price: Money
     amount: Money
     breakdown: tuple[BreakdownStep, ...] = ()
+    service_start: UtcDatetime | None = Field(default=None, description="Start of the service the line bills (its usage month, "
+                                              "or the part of the billing cycle a fee pays for); revenue is recognized over it.")
+    service_end: UtcDatetime | None = Field(default=None, description="End of the service the line bills (exclusive).")
 
 
 class InvoiceStatus(StrEnum):

@@ -373,15 +373,17 @@ class Store:
     def _lines(self, ids: list[str]) -> dict[str, list[LineItem]]:
         out: dict[str, list[LineItem]] = defaultdict(list)
         rows = self.ch.query(
-            f"SELECT invoice_id, currency, kind, charge, meter, description, quantity, unit_price, amount, breakdown "
-            f"FROM {self.db}.invoice_lines FINAL WHERE invoice_id IN {{ids:Array(String)}} ORDER BY invoice_id, line_no",
+            f"SELECT invoice_id, currency, kind, charge, meter, description, quantity, unit_price, amount, breakdown, "
+            f"service_start, service_end FROM {self.db}.invoice_lines FINAL WHERE invoice_id IN {{ids:Array(String)}} "
+            "ORDER BY invoice_id, line_no",
             parameters={"ids": ids},
         ).result_rows
-        for invoice_id, code, kind, charge, meter, description, quantity, unit_price, amount, breakdown in rows:
+        for invoice_id, code, kind, charge, meter, description, quantity, unit_price, amount, breakdown, start, end in rows:
             out[invoice_id].append(LineItem(
                 kind=LineKind(kind), charge=charge, meter=meter, description=description, quantity=_trim(quantity),
                 unit_price=_trim(unit_price), amount=_money(amount, code),
                 breakdown=tuple(BreakdownStep.model_validate(step) for step in orjson.loads(breakdown)),
+                service_start=start, service_end=end,
             ))
         return out
 

@@ -44,7 +44,8 @@ COLUMNS: dict[str, tuple[str, ...]] = {
                  "subtotal", "discount_total", "tax_rate", "tax", "total", "status", "issued_at", "due_at",
                  "paid_at", "voided_at", "event_time", "void_reason", "number", "replaces", "replaced_by"),
     "invoice_lines": ("invoice_id", "line_no", "customer_id", "period_start", "currency", "kind", "charge",
-                      "meter", "description", "quantity", "unit_price", "amount", "breakdown"),
+                      "meter", "description", "quantity", "unit_price", "amount", "breakdown", "service_start",
+                      "service_end"),
     "invoice_adjustments": ("invoice_id", "adjustment_id", "customer_id", "period_start", "currency", "kind",
                             "code", "description", "percent_off", "amount"),
     "credit_notes": ("credit_note_id", "number", "customer_id", "invoice_id", "period_start", "period_end", "currency",
@@ -122,7 +123,8 @@ def invoice_rows(inv: Invoice) -> Rows:
         "invoice_lines": [
             [inv.id, number, inv.customer_id, inv.period_start, inv.currency, line.kind.value, line.charge,
              line.meter, line.description, line.quantity, line.unit_price, line.amount,
-             orjson.dumps([step.model_dump(mode="json") for step in line.breakdown]).decode()]
+             orjson.dumps([step.model_dump(mode="json") for step in line.breakdown]).decode(), line.service_start,
+             line.service_end]
             for number, line in enumerate(inv.line_items, start=1)
         ],
         "invoice_adjustments": [

@@ -172,6 +172,17 @@ def billing_cli(settings: Settings, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
 
 
+def copy_database(settings: Settings, source: str, target: str, engines: str = "%") -> None:
+    """Create ``target`` with a copy of every table of ``source`` whose engine is LIKE ``engines``."""
+    ch = client(settings)
+    ch.command(f"CREATE DATABASE IF NOT EXISTS {target}")
+    tables = ch.query("SELECT name FROM system.tables WHERE database = {d:String} AND engine LIKE {e:String}",
+                      parameters={"d": source, "e": engines}).result_rows
+    for (table,) in tables:
+        ch.command(f"CREATE TABLE {target}.{table} AS {source}.{table}")
+        ch.command(f"INSERT INTO {target}.{table} SELECT * FROM {source}.{table}")
+
+
 def drop_databases(settings: Settings, *names: str) -> None:
     """Drop scratch databases."""
     ch = client(settings)

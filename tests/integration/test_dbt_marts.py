@@ -15,7 +15,7 @@ from billing.core.pricing.catalog import builtin_catalog
 from billing.warehouse import facts
 from billing.warehouse.client import client
 from producers.manifest import Manifest
-from tests.integration.marts_data import BuiltMarts, billing_cli, drop_databases
+from tests.integration.marts_data import BuiltMarts, billing_cli, copy_database, drop_databases
 
 
 def test_dbt_build_runs_every_model_and_test_without_error(marts: BuiltMarts) -> None:
@@ -173,6 +173,37 @@ def test_mrr_recomputed_from_invoice_fee_lines_catches_a_wrong_mrr(marts: BuiltM
         drop_databases(marts.settings, target)
 
 
+def test_recognition_recomputed_by_service_days_catches_a_wrong_recognition(marts: BuiltMarts) -> None:
+    broken = marts.settings.model_copy(update={"clickhouse_marts_database": f"marts_broken_{uuid.uuid4().hex[:8]}"})
+    ch, source, target = client(marts.settings), marts.settings.clickhouse_marts_database, broken.clickhouse_marts_database
+    try:
+        ch.command(f"CREATE DATABASE {target}")
+        for table in ("fct_revenue_recognition", "dim_customer_invoices", "currency_rates", "stg_invoice_lines",
+                      "stg_credit_note_lines"):
+            ch.command(f"CREATE TABLE {target}.{table} ENGINE = MergeTree ORDER BY tuple() "
+                       f"AS SELECT * FROM {source}.{table}")
+        days, booked = "recognized_revenue_follows_service_days", "recognized_revenue_reconciles_with_booked"
+        assert run_dbt(broken, ["test", "--select", days, booked], capture=True).returncode == 0
+        (invoice, first), = ch.query(
+            f"SELECT invoice_id, min(month_start) FROM {target}.fct_revenue_recognition GROUP BY invoice_id "
+            "HAVING count() >= 6 ORDER BY invoice_id LIMIT 1").result_rows
+        # a month recognizes 0.05 too much and the next 0.05 too little: every total still reconciles
+        ch.command(f"ALTER TABLE {target}.fct_revenue_recognition UPDATE recognized_amount = recognized_amount + "
+                   "if(month_start = {m:Date}, 0.05, -0.05) WHERE invoice_id = {i:String} AND month_start IN "
+                   "({m:Date}, addMonths({m:Date}, 1)) SETTINGS mutations_sync = 1", parameters={"i": invoice, "m": first})
+        result = run_dbt(broken, ["test", "--select", days, booked], capture=True)
+        assert result.returncode == 1, result.stdout[-3000:]
+        assert f"FAIL 2 {days}" in result.stdout.replace("\x1b[31m", "").replace("\x1b[0m", ""), result.stdout[-3000:]
+        assert run_dbt(broken, ["test", "--select", booked], capture=True).returncode == 0
+        ch.command(f"ALTER TABLE {target}.fct_revenue_recognition UPDATE deferred_amount = deferred_amount + 1 "
+                   "WHERE invoice_id = {i:String} AND month_start = {m:Date} SETTINGS mutations_sync = 1",
+                   parameters={"i": invoice, "m": first})
+        result = run_dbt(broken, ["test", "--select", booked], capture=True)
+        assert result.returncode == 1 and "FAIL" in result.stdout, result.stdout[-3000:]
+    finally:
+        drop_databases(marts.settings, target)
+
+
 def test_incremental_runs_apply_late_rollup_versions_and_new_payment_events(marts: BuiltMarts) -> None:
     suffix = uuid.uuid4().hex[:8]
     copy = marts.settings.model_copy(update={"clickhouse_database": f"marts_raw_inc_{suffix}",
@@ -180,12 +211,8 @@ def test_incremental_runs_apply_late_rollup_versions_and_new_payment_events(mart
     ch = client(marts.settings)
     raw, source_marts = marts.settings.clickhouse_database, marts.settings.clickhouse_marts_database
     try:
-        ch.command(f"CREATE DATABASE {copy.clickhouse_database}")
-        for (table,) in ch.query(f"SELECT name FROM system.tables WHERE database = '{raw}'").result_rows:
-            ch.command(f"CREATE TABLE {copy.clickhouse_database}.{table} AS {raw}.{table}")
-            ch.command(f"INSERT INTO {copy.clickhouse_database}.{table} SELECT * FROM {raw}.{table}")
-        _copy_tables(marts, copy.clickhouse_marts_database, [name for (name,) in ch.query(
-            f"SELECT name FROM system.tables WHERE database = '{source_marts}' AND engine LIKE '%MergeTree'").result_rows])
+        copy_database(marts.settings, raw, copy.clickhouse_database)
+        copy_database(marts.settings, source_marts, copy.clickhouse_marts_database, "%MergeTree")
         window = ch.query(
             f"SELECT customer_id, window_start, group_key, value, event_count, updated_at FROM {raw}.usage_rollups FINAL "
             "WHERE meter = 'api_calls' ORDER BY value DESC LIMIT 1").result_rows[0]

@@ -136,6 +136,7 @@ def credit_description(change: PrepaidChange) -> str:
 
 
 def _line(change: PrepaidChange) -> Line:
+    """The line of a fee that grew; its service is the rest of the cycle the added seconds pay for."""
     fraction = Decimal(change.seconds_now - change.seconds_before) / Decimal(change.cycle.seconds)
     steps = (
         Step(f"{change.charge.label} for {change.seconds_now:,} s of the cycle as known now", change.amount_now,
@@ -146,5 +147,6 @@ def _line(change: PrepaidChange) -> Line:
     why = "not billed before: known after the cycle was due" if change.late else "after a plan change"
     description = (f"{change.charge.label} of {change.plan.name} {why}, {change.days} "
                    f"({change.cycle.start:%Y-%m-%d} to {change.cycle.end:%Y-%m-%d}, in advance)")
+    rest = Period(change.cycle.end - timedelta(seconds=change.seconds_now - change.seconds_before), change.cycle.end)
     return Line(change.plan.id, change.charge.id, description, change.charge.model, None, Decimal(1), change.delta,
-                change.delta, steps, change.cycle, fraction)
+                change.delta, steps, rest, fraction)

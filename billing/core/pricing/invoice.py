@@ -76,6 +76,8 @@ def _line_item(line: Line) -> LineItem:
         unit_price=_nine(average),
         amount=line.amount,
         breakdown=tuple(_breakdown(step) for step in line.steps),
+        service_start=line.active.start,
+        service_end=line.active.end,
     )
 
 

@@ -11,5 +11,7 @@ select
     description,
     quantity,
     unit_price,
-    amount
+    amount,
+    service_start,
+    service_end
 from {{ source('raw', 'invoice_lines') }} final
