@@ -40,6 +40,8 @@ BEFORE = (
     "consuming on the survivor 68.9 / 73.9 s (median / max of 3 kills); SIGTERM -> exit 1.7 s and -> partitions "
     "consuming 6.7 s while the group was stable, but a worker stopped during a rebalance waited in aiokafka's group "
     "join for the rebalance to complete (up to the dead member's 60 s session) and `billing down` killed it after 20 s."
+    " With the 10 s session (same benchmark, 2026-12-07): 23.7 / 24.3 s at load 5-7; in the instrumented run at load 7-14 "
+    "46.7 / 91.3 s, of which noticed 10.2-10.9 s, assigned 10.4-14.5 s, recovered 21.2-42.6 s."
 )
 WHERE_THE_TIME_GOES = (
     "What the phases cost and what was chosen (instrumented runs of 2026-12-07 at load 7-21; kill times to the "
