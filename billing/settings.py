@@ -182,9 +182,10 @@ class Settings(BaseSettings):
     worker_stall_after_s: float = Field(default=60.0, gt=0,
         description="A worker that owns partitions with records waiting and whose committed offsets have not moved for "
                     "this long reports itself unhealthy (/healthz 503, `billing status` exit code 3).")
-    worker_session_timeout_s: float = Field(default=10.0, ge=6, le=90,
+    worker_session_timeout_s: float = Field(default=6.0, ge=6, le=90,
         description="A worker that stops heartbeating (killed, hung) loses its partitions to the others after this long "
-                    "(Kafka consumer session timeout; the broker accepts 6 s and more).")
+                    "(Kafka consumer session timeout; 6 s is the smallest a broker accepts by default, "
+                    "group.min.session.timeout.ms; heartbeats go every 1/20 of it from the consumer's own thread).")
 
     # Webhooks (`billing webhooks deliver`)
     webhook_endpoints_file: Path | None = Field(

@@ -158,8 +158,14 @@ class BatchConsumer(aiokafka.Consumer):
             self.app.topics.acks_enabled_for(tp.topic) and not self._is_changelog_tp(tp))
 
     async def on_partitions_revoked(self, revoked: set[TP]) -> None:
+        """Also drop the changelog records queued for table recovery: Faust's recovery loop applies a
+        record of a changelog partition it no longer recovers to the table of the record before it
+        (with that table's store noting the other changelog's offset as its own: a churn run crashed
+        on "persisted offset ... is higher than the highwater"). Every rebalance seeks the changelogs
+        back to their stores' offsets, so nothing dropped is lost."""
         for tp in revoked:
             self._acked_through.pop(tp, None)
+        self.app.tables.changelog_queue.clear()
         await super().on_partitions_revoked(revoked)
 
     async def _drain_messages(self, fetcher) -> None:
@@ -243,12 +249,21 @@ class BatchConsumer(aiokafka.Consumer):
         records queued in between were dropped after they had been read, and stayed unprocessed
         and uncommitted until a later rebalance or restart read them again."""
         generation = self.app.consumer_generation_id
-        if not self._is_changelog_tp(tp):
+        if self._is_changelog_tp(tp):
+            if not self._recovering(tp):
+                return
+        else:
             await self._rebalance_completed()
         for record in records:
             if self.app.consumer_generation_id != generation or not self.flow_active:
                 return
             await self.callback(self._to_message(tp, record))
+
+    def _recovering(self, tp: TP) -> bool:
+        """Changelog partition ``tp`` is one the table recovery of the current assignment reads
+        (records of others would be applied to the wrong table: see :meth:`on_partitions_revoked`)."""
+        recovery = self.app.tables.recovery
+        return tp in recovery.active_tps or tp in recovery.standby_tps
 
     async def _rebalance_completed(self) -> None:
         """Return once the app is not rebalancing (or the consumer stops)."""

@@ -128,7 +128,8 @@ def test_records_fetched_while_a_rebalance_completes_reach_the_agents_after_faus
     consumer.app.rebalancing = True
     consumer.app.consumer_generation_id = 5
     changelog = TP("app-payments-changelog", 1)
-    consumer.app.tables = SimpleNamespace(changelog_topics={changelog.topic})
+    consumer.app.tables = SimpleNamespace(changelog_topics={changelog.topic},
+                                          recovery=SimpleNamespace(active_tps={changelog}, standby_tps=set()))
 
     async def rebalance_ends_after_records_were_fetched():
         await consumer._deliver(changelog, _records(1, 7, topic=changelog.topic))
@@ -142,6 +143,32 @@ def test_records_fetched_while_a_rebalance_completes_reach_the_agents_after_faus
 
     asyncio.run(rebalance_ends_after_records_were_fetched())
     assert [queue.get_nowait() for _ in range(queue.qsize())] == [149, 150]
+
+
+def test_changelog_records_reach_the_table_recovery_only_for_the_partitions_it_reads():
+    """Faust's recovery applies a record of a changelog partition it no longer recovers to the table
+    of the record before it, whose store then notes the other changelog's offset as its own (a churn
+    run crashed: persisted offset higher than the changelog's end)."""
+    consumer = _consumer()
+    recovering, gone = TP("app-dedup-changelog", 0), TP("app-windows-changelog", 1)
+    delivered = []
+
+    async def callback(message):
+        delivered.append((message.topic, message.offset))
+
+    consumer.callback = callback
+    consumer._to_message = lambda tp, record: record
+    consumer.flow_active = True
+    consumer.app.consumer_generation_id = 5
+    consumer.app.tables = SimpleNamespace(changelog_topics={recovering.topic, gone.topic},
+                                          recovery=SimpleNamespace(active_tps={recovering}, standby_tps=set()))
+
+    async def deliver():
+        await consumer._deliver(gone, _records(1, 40, topic=gone.topic))
+        await consumer._deliver(recovering, _records(0, 7, topic=recovering.topic))
+
+    asyncio.run(deliver())
+    assert delivered == [(recovering.topic, 7)]
 
 
 def test_a_stop_that_cancels_the_drain_loop_ends_it_and_any_other_cancellation_propagates():
