@@ -80,10 +80,10 @@ def table_rows() -> dict[str, list[dict]]:
         "invoice_lines": [
             dict(invoice_id="inv-1", line_no=1, customer_id="cus-1", period_start=T, currency="EUR", kind="usage",
                  charge="api_calls", meter="api_calls", description=TEXT, quantity=HUGE, unit_price=TINY,
-                 amount=BIG, breakdown='[{"description": "0-1000", "amount": "1.5"}]'),
+                 amount=BIG, breakdown='[{"description": "0-1000", "amount": "1.5"}]', service_start=T, service_end=T_EDGE),
             dict(invoice_id="inv-1", line_no=65535, customer_id="cus-1", period_start=T, currency="EUR",
                  kind="base", charge=TEXT, meter=None, description="", quantity=Decimal(1), unit_price=HUNDREDS,
-                 amount=HUNDREDS, breakdown="[]"),
+                 amount=HUNDREDS, breakdown="[]", service_start=None, service_end=None),
         ],
         "invoice_adjustments": [
             dict(invoice_id="inv-1", adjustment_id="adj-1", customer_id="cus-1", period_start=T, currency="EUR",
