@@ -4,14 +4,12 @@ alerts topic and stored once; a second scan adds nothing; bad rules write nothin
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
 
-from billing.cli import main
 from billing.cli.app import console
 from billing.core.contracts import (
     AlertType,
@@ -28,6 +26,7 @@ from billing.settings import Settings, get_settings
 from billing.warehouse import facts
 from billing.warehouse.client import client
 from tests.integration.api_fixtures import TopicTail, insert, scratch_settings
+from tests.integration.cli_runner import billing_in_process
 
 START = datetime(2026, 11, 2, tzinfo=UTC)
 HOURS = 4 * 7 * 24
@@ -85,17 +84,7 @@ def world(settings, warehouse, kafka, tmp_path_factory) -> Iterator[Settings]:
 
 def scan(*args: str, capsys) -> tuple[int, str, str]:
     """Run `billing alerts scan ARGS` in-process: (exit code, stdout, stderr)."""
-    sys_argv = sys.argv
-    sys.argv = ["billing", "alerts", "scan", *args]
-    try:
-        main()
-        code = 0
-    except SystemExit as exited:
-        code = exited.code
-    finally:
-        sys.argv = sys_argv
-    out, err = capsys.readouterr()
-    return code, out, err
+    return billing_in_process("alerts", "scan", *args, capsys=capsys)
 
 
 def stored(settings: Settings) -> list[tuple]:

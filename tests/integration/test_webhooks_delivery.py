@@ -28,7 +28,6 @@ import orjson
 import pytest
 import yaml
 
-from billing.cli import main
 from billing.cli.app import console
 from billing.core.contracts import (
     AlertData,
@@ -52,6 +51,7 @@ from billing.settings import Settings, get_settings
 from billing.webhooks.log import DeliveryLog, State
 from billing.webhooks.service import DeliveryService
 from tests.integration.api_fixtures import scratch_settings
+from tests.integration.cli_runner import billing_in_process
 from tests.integration.streams_harness import free_port
 
 T = datetime(2026, 12, 1, 9, tzinfo=UTC)
@@ -234,17 +234,7 @@ def test_each_event_arrives_once_signed_and_outages_lose_nothing(world, tmp_path
 
 def cli(*args: str, capsys) -> tuple[int, str, str]:
     """`billing ARGS` in-process: (exit code, stdout, stderr)."""
-    argv = sys.argv
-    sys.argv = ["billing", *args]
-    try:
-        main()
-        code = 0
-    except SystemExit as exited:
-        code = exited.code
-    finally:
-        sys.argv = argv
-    out, err = capsys.readouterr()
-    return code, out, err
+    return billing_in_process(*args, capsys=capsys)
 
 
 def test_dead_letters_are_listed_and_replayed(world, tmp_path, capsys):
