@@ -50,6 +50,7 @@ from billing.core.errors import ServiceUnavailable
 from billing.core.meters import active_meters
 from billing.gc_tuning import COLLECT_EVERY_S, collect_garbage, trim_heap
 from billing.kafka.config import producer_config
+from billing.kafka.drain import drain
 from billing.kafka.lag import GroupOffsets
 from billing.settings import Settings
 from billing.warehouse.client import client as make_client
@@ -341,17 +342,13 @@ class StreamRuntime:
         """Produce the changelog of every table write so far and wait until Kafka has it."""
         tables = (self.dedup, self.windows, self.watermarks, self.payments)
         if sum(table.produce() for table in tables):
-            await asyncio.to_thread(self._flush_changelog)
+            await drain(self.changelog, "changelog")
             refused = [reason for table in tables for reason in table.refused]
             if refused:
                 raise ChangelogRefused(f"Kafka refused {len(refused)} table changelog message(s) ({refused[0]}); "
                                        "stopping without acknowledging the batch, which is processed again on restart")
             for table in tables:
                 table.record_persisted()
-
-    def _flush_changelog(self) -> None:
-        while self.changelog.flush(30.0):
-            log.warning("changelog not acknowledged by Kafka yet; waiting")
 
     async def _write(self, out: Output, done: dict[TP, int] | None = None, acknowledge: Acknowledge | None = None) -> None:
         """Wait for the write in flight, then write ``out`` in the background (one write at a time,
