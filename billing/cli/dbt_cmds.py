@@ -20,9 +20,10 @@ PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
 TARGET_HELP = "dbt target: local (the `billing up` endpoint) or prod (a ClickHouse server); default BILLING_DBT_TARGET or local."
 
 
-def _dbt(verb: list[str], ctx: typer.Context, target: str | None, plans: bool = False) -> None:
+def _dbt(verb: list[str], ctx: typer.Context, target: str | None, plans: bool = False, warehouse: bool = True) -> None:
     settings = get_settings()
-    check_warehouse(settings)
+    if warehouse:
+        check_warehouse(settings)
     catalog = configured_catalog() if plans else None
     if catalog is not None:
         console.print(f"plan seed: {len(catalog.plans)} plan(s) from the pricing catalog")
@@ -61,6 +62,13 @@ def seed(ctx: typer.Context, target: str | None = typer.Option(None, "--target",
 def freshness(ctx: typer.Context, target: str | None = typer.Option(None, "--target", help=TARGET_HELP)) -> None:
     """Check how recent the raw sources are (`dbt source freshness`)."""
     _dbt(["source", "freshness"], ctx, target)
+
+
+@dbt_app.command(context_settings=PASS_THROUGH)
+def parse(ctx: typer.Context, target: str | None = typer.Option(None, "--target", help=TARGET_HELP)) -> None:
+    """Validate the project, its semantic layer (metrics) included, and write the manifests into
+    <state>/dbt/target (`dbt parse`; the warehouse need not run)."""
+    _dbt(["parse"], ctx, target, warehouse=False)
 
 
 @dbt_app.command(context_settings=PASS_THROUGH)
