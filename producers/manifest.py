@@ -8,6 +8,8 @@ A manifest is a directory:
   window after dedup, aggregated with the meter's aggregation (``value`` is a decimal string),
   with the number of unique valid events;
 - ``faults.parquet``: every injected duplicate, late and malformed event;
+- ``anomalies.parquet``: every injected usage anomaly (:mod:`producers.anomalies`): customer,
+  meter, hour, kind (spike or drop) and the factor its quantities were multiplied by;
 - ``record_counts.parquet``: records sent per topic and key (customer id);
 - ``invoices.parquet`` / ``payments.parquet``, written by the payer simulator
   (`billing simulate payers`, :mod:`producers.paying`): the engine's invoices the payers saw with
@@ -36,6 +38,7 @@ import pyarrow.parquet as pq
 from billing.core.contracts import Invoice, PaymentTransaction
 from billing.core.errors import ConfigError
 from billing.core.meters import Aggregation, Meter
+from producers.anomalies import AnomalyKind
 from producers.customers import CustomerProfile
 from producers.usage import DAY_US, HOUR_US, UsageGenerator
 
@@ -57,6 +60,17 @@ class UsageTotal:
     window_start: datetime
     value: Decimal
     events: int
+
+
+@dataclass(frozen=True)
+class Anomaly:
+    """One injected usage anomaly: the quantities of the customer's meter in the hour were times ``factor``."""
+
+    customer_id: str
+    meter: str
+    window_start: datetime
+    kind: AnomalyKind
+    factor: Decimal
 
 
 @dataclass(frozen=True)
@@ -144,6 +158,13 @@ def write_manifest(path: Path, summary: dict, customers: list[CustomerProfile], 
         "event_time": pa.array([f[5] for f in faults], pa.int64()).cast(_TS),
         "emitted_at": pa.array([f[6] for f in faults], pa.int64()).cast(_TS),
     }), path / "faults.parquet")
+    pq.write_table(pa.table({
+        "customer_id": pa.array([ids[a.customer_index] for a in generator.anomalies], pa.string()),
+        "meter": pa.array([names[a.meter_index] for a in generator.anomalies], pa.string()),
+        "window_start": pa.array([a.hour_us for a in generator.anomalies], pa.int64()).cast(_TS),
+        "kind": pa.array([a.kind.value for a in generator.anomalies], pa.string()),
+        "factor": pa.array([str(a.factor) for a in generator.anomalies], pa.string()),
+    }), path / "anomalies.parquet")
     counts = [(topic, key, n) for topic, counter in sorted(record_counts.items()) for key, n in sorted(counter.items())]
     pq.write_table(pa.table({
         "topic": pa.array([c[0] for c in counts], pa.string()),
@@ -230,6 +251,13 @@ class Manifest:
     def faults(self, kind: str | None = None) -> list[Fault]:
         """Injected faults, optionally of one kind (duplicate, late, malformed)."""
         return [Fault(**r) for r in self._rows("faults.parquet") if kind is None or r["kind"] == kind]
+
+    def anomalies(self) -> list[Anomaly]:
+        """The injected usage anomalies, in time order (none for a manifest written before they existed)."""
+        if not (self.path / "anomalies.parquet").exists():
+            return []
+        return [Anomaly(r["customer_id"], r["meter"], r["window_start"], AnomalyKind(r["kind"]), Decimal(r["factor"]))
+                for r in self._rows("anomalies.parquet")]
 
     def invoices(self) -> list[dict]:
         """The engine's invoices the payers saw (`billing simulate payers`): amounts as decimal strings, final status."""

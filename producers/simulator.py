@@ -27,6 +27,7 @@ from billing.core.contracts import SubscriptionEvent, SubscriptionEventType, to_
 from billing.core.errors import ConfigError
 from billing.core.meters import MeterSet
 from producers.accounts import AccountEvent, account_events
+from producers.anomalies import plan_anomalies
 from producers.customers import build_customers
 from producers.manifest import write_manifest
 from producers.usage import HOUR_US, FaultRates, UsageGenerator, us_of
@@ -50,6 +51,7 @@ class SimulationConfig:
     late_rate: float = 0.0
     malformed_rate: float = 0.0
     lateness_s: float = 7200.0
+    anomalies: int = 0
 
     def __post_init__(self) -> None:
         problems = []
@@ -75,6 +77,10 @@ class SimulationConfig:
             problems.append("--duplicate-rate plus --malformed-rate cannot exceed 1")
         if self.lateness_s <= 0:
             problems.append(f"--lateness must be positive (got {self.lateness_s:g})")
+        if self.anomalies < 0:
+            problems.append(f"--anomalies must not be negative (got {self.anomalies})")
+        if self.anomalies and not self.history:
+            problems.append("--anomalies needs a simulated history (--start/--days)")
         if self.history and self.events is None and (self.duration_s is None or self.rate is None):
             problems.append("history mode (--start/--days) needs --events, or --duration with a numeric --rate")
         if problems:
@@ -189,6 +195,9 @@ class Simulator:
             FaultRates(cfg.duplicate_rate, cfg.late_rate, cfg.malformed_rate, cfg.lateness_s),
             service_ends=service_ends(customers, self.pending),
         )
+        if cfg.anomalies:
+            per_hour = cfg.usage_events() * HOUR_US / (us_of(end) - us_of(start))
+            generator.inject(plan_anomalies(cfg.anomalies, cfg.seed, us_of(start), us_of(end), generator.anomaly_cells(per_hour)))
         self.next_account = 0
         timer_start = time.monotonic()
         if cfg.history:
@@ -230,6 +239,7 @@ class Simulator:
                 "duplicates": len(truth.duplicates),
                 "late": len(truth.late),
                 "malformed": len(truth.malformed),
+                "anomalies": len(generator.anomalies),
             },
         }
 

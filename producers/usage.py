@@ -4,7 +4,8 @@ Everything random comes from one ``random.Random`` seeded by the run seed, so a 
 sequence of batches always yields the same bytes. Customers are sampled by their Pareto weight
 times the diurnal/weekly curve of their time zone; meters, quantities and endpoints are looked up
 in tables of ``2**TABLE_BITS`` entries built once at start, indexed by 16-bit draws made in bulk
-per batch; faults hit slots chosen by geometric gaps. While generating, the exact ground truth is
+per batch; faults hit slots chosen by geometric gaps; injected usage anomalies (:mod:`producers.anomalies`)
+scale the quantities of their customer x meter x hour. While generating, the exact ground truth is
 folded in (see :class:`UsageTruth`): malformed records are excluded, duplicates counted once, late
 events counted in the window of their own event time.
 """
@@ -24,6 +25,7 @@ import orjson
 
 from billing.core.errors import ConfigError
 from billing.core.meters import QUANTITY_FIELD, Aggregation, MeterSet
+from producers.anomalies import InjectedAnomaly, eligible
 from producers.customers import CustomerProfile
 from producers.world import DIURNAL, ENDPOINTS, METER_PROFILES, WEEKLY
 
@@ -126,8 +128,25 @@ class UsageGenerator:
         self.id_prefix = f"evt-{seed}-"
         self.next_id = 0
         self.truth = UsageTruth(len(self.meters))
+        self.anomalies: list[InjectedAnomaly] = []
+        self._factors: dict[int, dict[int, float]] = {}  # hour_us -> cell -> quantity factor
         self._hour_prefix: dict[int, str] = {}
         self._prepare_tables()
+
+    def anomaly_cells(self, events_per_hour: float) -> list[tuple[int, int, float]]:
+        """The ``(customer index, meter index, weight)`` cells anomalies may be injected into, at
+        ``events_per_hour`` usage events in an average hour."""
+        return eligible(self.meter_agg, self.value_is_quantity, [c.weight for c in self.customers], self.meter_of,
+                        [end is None for end in self.service_ends], events_per_hour)
+
+    def inject(self, anomalies: list[InjectedAnomaly]) -> None:
+        """Scale the quantities of each anomaly's customer x meter x hour in the batches generated from now on."""
+        self.anomalies = list(anomalies)
+        self._factors = {}
+        n_meters = len(self.meters)
+        for anomaly in anomalies:
+            cell = anomaly.customer_index * n_meters + anomaly.meter_index
+            self._factors.setdefault(anomaly.hour_us, {})[cell] = anomaly.factor
 
     # ------------------------------------------------------------------ setup (not hot)
 
@@ -286,6 +305,8 @@ class UsageGenerator:
         hour_lo = hour_hi = 0
         hour_prefix = ""
         hour_cells: dict = {}
+        factors = self._factors
+        hour_factors = None
         SUM, UNIQUE, MAX, LATEST = (Aggregation.SUM, Aggregation.UNIQUE_COUNT, Aggregation.MAX,
                                     Aggregation.LATEST)
         out: list[tuple[bytes, bytes]] = []
@@ -302,16 +323,17 @@ class UsageGenerator:
                 hour_cells = hours.get(hour_lo)
                 if hour_cells is None:
                     hours[hour_lo] = hour_cells = {}
+                hour_factors = factors.get(hour_lo)
             rest = t_us - hour_lo
             if quantity_kind == 1:
                 q = int(table[qd & TABLE_MASK] * factor) + 1
-                quantity = str(q)
             elif quantity_kind == 2:
                 q = int(table[qd & TABLE_MASK] * factor)
-                quantity = f"{q // 1000}.{q % 1000:03d}"
             else:
                 q = 1
-                quantity = "1"
+            if hour_factors is not None and cell in hour_factors:
+                q = int(q * hour_factors[cell])
+            quantity = f"{q // 1000}.{q % 1000:03d}" if quantity_kind == 2 else str(q)
             second, micros = MINUTE_SECOND[rest // 1_000_000], rest % 1_000_000
             if dynamic == 1:
                 extra = endpoints[xd & TABLE_MASK]

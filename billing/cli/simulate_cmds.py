@@ -62,6 +62,7 @@ def simulate(
     late_rate: float = typer.Option(0.0, "--late-rate", help="Probability an event arrives later than --lateness."),
     malformed_rate: float = typer.Option(0.0, "--malformed-rate", help="Probability an event is malformed."),
     lateness: float = typer.Option(7200.0, "--lateness", help="Seconds a late event lags behind its event time (at least)."),
+    anomalies: int = typer.Option(0, "--anomalies", help="Usage anomalies (spikes, drops) to inject, after 3 weeks of history."),
     manifest: Path | None = typer.Option(None, "--manifest", help="Manifest directory (default: <state>/manifests/seed-<seed>)."),
     output: Path | None = typer.Option(None, "--output", help="Write records to this file instead of Kafka."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Write to <state>/simulate/dry-run.tsv instead of Kafka."),
@@ -79,7 +80,7 @@ def simulate(
     config = SimulationConfig(
         customers=customers, rate=parse_rate(rate), duration_s=duration, events=events, start=parse_start(start),
         days=days, seed=seed, duplicate_rate=duplicate_rate, late_rate=late_rate, malformed_rate=malformed_rate,
-        lateness_s=lateness,
+        lateness_s=lateness, anomalies=anomalies,
     )
     meters = active_meters()
     manifest_dir = manifest or default_manifest_dir(settings.state_dir, seed)

@@ -7,6 +7,7 @@ import random
 from datetime import UTC, datetime
 from decimal import Decimal
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -167,3 +168,24 @@ def test_one_injected_spike_or_drop_to_zero_is_found_and_only_it(pattern, offset
     else:
         direction = AnomalyDirection.SPIKE if kind == "spike" else AnomalyDirection.DROP
         assert found == [(hour, direction)]
+
+
+def test_the_log_scale_sees_a_drop_to_a_tenth_in_a_noisy_series():
+    history = [Decimal(1000), Decimal(1300), Decimal(800)]
+    hour = START + 3 * WEEK
+    assert judge(hour, Decimal(100), history, RULE, series_noise=Decimal("0.3")) is None, "linear: at most 2.2 sigma"
+    log = rule(scale="log")
+    drop = judge(hour, Decimal(100), history, log, series_noise=Decimal("0.3"))
+    assert drop.direction is AnomalyDirection.DROP and drop.baseline == 1000 and drop.score < -5
+    spike = judge(hour, Decimal(10000), history, log, series_noise=Decimal("0.3"))
+    assert spike.score == pytest.approx(-drop.score, rel=0.01), "a tenfold spike is as far as a drop to a tenth"
+    assert judge(hour, Decimal(1500), history, log, series_noise=Decimal("0.3")) is None
+
+
+def test_a_series_noisier_than_max_noise_is_not_judged():
+    rng = random.Random(3)
+    series = seasonal(rng, level=5000, noise=0.15)
+    spiked = START + 5 * WEEK + 10 * HOUR
+    series[spiked] *= 10
+    assert [a.hour for a in detect(points(series), rule(scale="log"))] == [spiked]
+    assert detect(points(series), rule(scale="log", max_noise="0.05")) == []

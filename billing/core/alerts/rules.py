@@ -154,6 +154,13 @@ class Direction(StrEnum):
     BOTH = "both"
 
 
+class Scale(StrEnum):
+    """How an anomaly rule measures distances to the baseline."""
+
+    LINEAR = "linear"
+    LOG = "log"
+
+
 class UsageAnomalyRule(_Rule):
     """An hour of usage of ``meter`` far from the customer's own baseline for that hour of the week.
 
@@ -164,6 +171,12 @@ class UsageAnomalyRule(_Rule):
     ``score`` and the change is material: at least ``min_change_percent`` of the median and
     ``min_delta`` units. A drop to zero at an hour
     that always had at least ``min_delta`` units is an anomaly whatever the score.
+
+    ``scale: log`` takes the score on ``ln(value + min_delta)`` instead of the value: usage varies
+    multiplicatively, and on that scale a drop to a tenth is as far from the baseline as a tenfold
+    spike (on the linear scale no drop can score more than 1 / (1.4826 x noise)). A series whose noise
+    is above ``max_noise`` (relative on the linear scale, in ln units on the log scale) is too erratic
+    to judge: the rule stays silent on it.
     """
 
     kind: Literal["usage_anomaly"]
@@ -173,6 +186,8 @@ class UsageAnomalyRule(_Rule):
     min_change_percent: Positive = Decimal(30)
     min_delta: Positive = Decimal(1)
     direction: Direction = Direction.BOTH
+    scale: Scale = Scale.LINEAR
+    max_noise: Positive | None = None
 
     @model_validator(mode="after")
     def _reachable(self) -> UsageAnomalyRule:
