@@ -5,6 +5,8 @@ For a window ``[since, until)`` of whole hours:
 - **usage anomalies**: every hour of the window against the same hour of the rule's past weeks
   (:func:`~billing.core.alerts.anomaly.detect`), from the hours read back to ``since`` minus those
   weeks; an hour without a rollup is zero usage;
+- **payment reminders**: the customers' finalized, unpaid invoices at the end of the window
+  (:func:`~billing.core.alerts.events.payment_alerts`): due in N days, overdue by N days;
 - **usage thresholds**: the cumulative usage of each calendar month (the billing period) the window
   touches, from the month's start to the end of the window, hour by hour (a meter's period quantity
   as the invoice run computes it: :func:`~billing.core.invoicing.usage.quantity`); each threshold
@@ -29,9 +31,9 @@ from datetime import datetime
 from decimal import Decimal
 
 from billing.core.alerts.anomaly import HOUR, WEEK, detect
-from billing.core.alerts.events import anomaly_alert, threshold_alerts
+from billing.core.alerts.events import anomaly_alert, payment_alerts, threshold_alerts
 from billing.core.alerts.rules import RuleSet, UsageAnomalyRule, UsageThresholdRule
-from billing.core.contracts import AlertEvent, ThresholdUnit
+from billing.core.contracts import AlertEvent, InvoiceStatus, ThresholdUnit
 from billing.core.errors import ConfigError
 from billing.core.invoicing.timeline import plan_spans
 from billing.core.invoicing.usage import HourStats, quantity
@@ -100,11 +102,16 @@ class AlertScan:
     def evaluate(self, window: Period, progress: Progress = _quiet) -> list[AlertEvent]:
         """Every alert the rules fire over ``window`` (already stored ones included), unique by id."""
         by_meter: dict[str, list[UsageThresholdRule | UsageAnomalyRule]] = defaultdict(list)
-        for rule in self.rules:
+        for rule in self.rules.of_meters():
             by_meter[rule.meter].append(rule)
         included = self._included(window) if any(
             isinstance(rule, UsageThresholdRule) and rule.unit is ThresholdUnit.PERCENT for rule in self.rules) else {}
         alerts: dict[str, AlertEvent] = {}
+        if self.rules.reminders():
+            progress("reading open invoices", 0, len(by_meter))
+            for invoice in self.store.invoices(status=InvoiceStatus.FINALIZED):
+                for rule in self.rules.reminders():
+                    alerts.update((alert.id, alert) for alert in payment_alerts(rule, invoice, window.end))
         for done, (meter, rules) in enumerate(sorted(by_meter.items())):
             progress(f"reading {meter}", done, len(by_meter))
             hours = self._hours(meter, rules, window)

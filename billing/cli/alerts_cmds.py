@@ -11,7 +11,7 @@ from rich.table import Table
 from billing.alerts.scan import AlertScan, ScanSummary
 from billing.cli.app import app, console, stage_progress, utc_moment
 from billing.core.alerts.anomaly import HOUR
-from billing.core.alerts.rules import EXAMPLE_RULES, UsageAnomalyRule, UsageThresholdRule, load_rules
+from billing.core.alerts.rules import EXAMPLE_RULES, AnyRule, PaymentDueRule, UsageThresholdRule, load_rules
 from billing.core.contracts import ThresholdUnit
 from billing.core.errors import ConfigError
 from billing.core.invoicing.periods import parse_period
@@ -19,7 +19,8 @@ from billing.core.meters import active_meters
 from billing.core.pricing.proration import Period, month_period
 from billing.settings import configured_catalog, get_settings
 
-alerts_app = typer.Typer(help="Alerts: usage thresholds and anomalies, evaluated over the warehouse.", no_args_is_help=True)
+alerts_app = typer.Typer(help="Alerts: usage thresholds and anomalies, payment reminders, evaluated over the warehouse.",
+                         no_args_is_help=True)
 app.add_typer(alerts_app, name="alerts")
 
 
@@ -35,13 +36,18 @@ def rules(
     for header in ("name", "kind", "meter", "fires when", "customers", "webhook"):
         table.add_column(header)
     for rule in ruleset:
-        table.add_row(rule.id, rule.label, rule.kind, rule.meter, _condition(rule),
+        table.add_row(rule.id, rule.label, rule.kind, getattr(rule, "meter", "-"), _condition(rule),
                       ", ".join(rule.customers) if rule.customers else "every customer", rule.webhook or "-")
     console.print(table)
     console.print(f"[green]ok[/]: {len(ruleset)} rule(s) in {len(paths)} path(s)")
 
 
-def _condition(rule: UsageThresholdRule | UsageAnomalyRule) -> str:
+def _condition(rule: AnyRule) -> str:
+    if isinstance(rule, PaymentDueRule):
+        before = ", ".join(str(days) for days in rule.days_before)
+        after = ", ".join(str(days) for days in rule.days_overdue)
+        return "; ".join(part for part in (before and f"an open invoice is due in {before} days",
+                                           after and f"overdue by {after} days") if part)
     if isinstance(rule, UsageThresholdRule):
         values = ", ".join(f"{threshold:,}" for threshold in rule.thresholds)
         unit = "% of the plan's included units" if rule.unit is ThresholdUnit.PERCENT else active_meters()[rule.meter].unit

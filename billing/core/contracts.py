@@ -742,6 +742,8 @@ class AlertType(StrEnum):
 
     USAGE_THRESHOLD = "usage.threshold.exceeded"
     USAGE_ANOMALY = "usage.anomaly.detected"
+    PAYMENT_DUE = "billing.payment.due"
+    PAYMENT_OVERDUE = "billing.payment.overdue"
 
 
 class ThresholdUnit(StrEnum):
@@ -749,6 +751,13 @@ class ThresholdUnit(StrEnum):
 
     UNITS = "units"
     PERCENT = "percent"
+
+
+class DueUnit(StrEnum):
+    """What a payment reminder's threshold counts: days before the invoice is due, or days overdue."""
+
+    DAYS_BEFORE_DUE = "days_before_due"
+    DAYS_OVERDUE = "days_overdue"
 
 
 class AnomalyDirection(StrEnum):
@@ -764,23 +773,29 @@ class AlertData(BaseModel):
     alert has ``baseline`` (median of the same hour of the week over the past weeks), ``mad`` (their
     median absolute deviation), ``score`` (robust z-score: the distance to the baseline over 1.4826 x
     the MAD or the series' noise, whichever is larger; absent when both are 0) and ``direction``;
-    ``value`` is the usage of the hour, the period is that hour.
+    ``value`` is the usage of the hour, the period is that hour. A payment reminder (due in N days,
+    overdue by N days) has no meter; it has ``invoice_id``, ``currency`` and ``due_at``, ``threshold``
+    is N with ``unit`` days_before_due or days_overdue, ``value`` the invoice's total and the period
+    the invoice's.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     rule: Id = Field(description="Id of the alert rule that fired.")
-    meter: str = Field(min_length=1, max_length=64)
+    meter: str | None = Field(default=None, min_length=1, max_length=64, description="Absent on payment reminders.")
     period_start: UtcDatetime
     period_end: UtcDatetime
     value: Amount
     threshold: Amount | None = None
-    unit: ThresholdUnit | None = None
+    unit: ThresholdUnit | DueUnit | None = None
     limit: Amount | None = Field(default=None, description="The threshold in units of the meter.")
     baseline: Amount | None = None
     mad: Amount | None = None
     score: Amount | None = None
     direction: AnomalyDirection | None = None
+    invoice_id: Id | None = None
+    currency: CurrencyCode | None = None
+    due_at: UtcDatetime | None = None
 
     @model_validator(mode="after")
     def _period(self) -> AlertData:
@@ -789,9 +804,15 @@ class AlertData(BaseModel):
         return self
 
 
+_INVOICE_FIELDS = {"invoice_id", "currency", "due_at"}
+_USAGE_FIELDS = {"meter"}
+_REMINDER = ({"threshold", "unit", *_INVOICE_FIELDS}, {"limit", "baseline", "mad", "score", "direction", *_USAGE_FIELDS})
 _ALERT_FIELDS = {
-    AlertType.USAGE_THRESHOLD: ({"threshold", "unit", "limit"}, {"baseline", "mad", "score", "direction"}),
-    AlertType.USAGE_ANOMALY: ({"baseline", "mad", "direction"}, {"threshold", "unit", "limit"}),
+    AlertType.USAGE_THRESHOLD: ({"threshold", "unit", "limit", *_USAGE_FIELDS}, {"baseline", "mad", "score", "direction",
+                                                                                  *_INVOICE_FIELDS}),
+    AlertType.USAGE_ANOMALY: ({"baseline", "mad", "direction", *_USAGE_FIELDS}, {"threshold", "unit", "limit", *_INVOICE_FIELDS}),
+    AlertType.PAYMENT_DUE: _REMINDER,
+    AlertType.PAYMENT_OVERDUE: _REMINDER,
 }
 """Alert type -> (data fields it requires, data fields it must not have)."""
 

@@ -60,7 +60,8 @@ COLUMNS: dict[str, tuple[str, ...]] = {
                        "refunded_amount", "event_time"),
     "dead_letters": ("time", "source_topic", "partition", "offset", "reason", "payload", "key"),
     "alerts": ("alert_id", "customer_id", "type", "rule", "meter", "period_start", "period_end", "value", "threshold",
-               "unit", "limit_units", "baseline", "mad", "score", "direction", "detected_at"),
+               "unit", "limit_units", "baseline", "mad", "score", "direction", "detected_at", "invoice_id", "currency",
+               "due_at"),
     "webhook_deliveries": ("delivery_id", "attempt", "event_id", "event_type", "customer_id", "endpoint_id", "url", "state",
                            "status_code", "error", "latency_ms", "attempted_at", "body"),
     "report_jobs": ("job_id", "customer_id", "period", "kind", "format", "requested_by", "idempotency_key",
@@ -170,9 +171,9 @@ def dead_letter_rows(d: DeadLetter) -> Rows:
 
 def alert_rows(a: AlertEvent) -> Rows:
     d = a.data
-    return {"alerts": [[a.id, a.subject, a.type.value, d.rule, d.meter, d.period_start, d.period_end, d.value, d.threshold,
+    return {"alerts": [[a.id, a.subject, a.type.value, d.rule, d.meter or "", d.period_start, d.period_end, d.value, d.threshold,
                         d.unit.value if d.unit else None, d.limit, d.baseline, d.mad, d.score,
-                        d.direction.value if d.direction else None, a.time]]}
+                        d.direction.value if d.direction else None, a.time, d.invoice_id, d.currency, d.due_at]]}
 
 
 def report_job_rows(state: JobState) -> Rows:

@@ -1,6 +1,7 @@
 """`billing alerts scan` against the real warehouse and broker: hourly rollups of four weeks, one
 spike, one drop to zero and one threshold crossing are found (and nothing else), published on the
-alerts topic and stored once; a second scan adds nothing; bad rules write nothing."""
+alerts topic and stored once; a second scan adds nothing; bad rules write nothing. Payment reminders
+come from the stored invoices' state, once each."""
 
 from __future__ import annotations
 
@@ -16,6 +17,9 @@ from billing.core.contracts import (
     AnomalyDirection,
     BillingInterval,
     Customer,
+    DueUnit,
+    Invoice,
+    InvoiceStatus,
     Segment,
     SubscriptionEvent,
     SubscriptionEventType,
@@ -135,4 +139,47 @@ def test_scan_finds_spike_drop_and_crossing_once(world, tmp_path, capsys):
     assert code == 0, err
     assert "ok: 0 new alert(s), 3 already known" in out
     assert tail.drain() == [] and len(stored(world)) == 3
+    tail.close()
+
+
+def invoice(invoice_id: str, due: datetime, status: InvoiceStatus = InvoiceStatus.FINALIZED) -> Invoice:
+    """An invoice of the steady customer for October, due at ``due``."""
+    paid = {"paid_at": due - timedelta(days=1)} if status is InvoiceStatus.PAID else {}
+    issued = datetime(2026, 11, 1, tzinfo=UTC)
+    return Invoice(id=invoice_id, customer_id=STEADY, period_start=datetime(2026, 10, 1, tzinfo=UTC), period_end=issued,
+                   currency="USD", line_items=(), subtotal=Decimal(0), total=Decimal(0), status=status, issued_at=issued,
+                   due_at=due, number=f"INV-{invoice_id}", event_time=issued, **paid)
+
+
+def test_payment_reminders_fire_once_each_from_invoice_state(world, tmp_path, capsys):
+    rules = tmp_path / "reminders.yaml"
+    rules.write_text("rules:\n  - {id: remind, kind: payment_due, days_before: [3], days_overdue: [1, 8]}\n")
+    insert(world, invoice("inv-late", datetime(2026, 11, 20, tzinfo=UTC)), invoice("inv-soon", datetime(2026, 11, 23, tzinfo=UTC)),
+           invoice("inv-paid", datetime(2026, 11, 20, tzinfo=UTC), InvoiceStatus.PAID))
+    tail = TopicTail(world, world.topic_alerts)
+
+    def reminders() -> list[tuple]:
+        return [(a.data.invoice_id, a.data.unit, a.data.threshold)
+                for a in sorted((parse_topic("alerts", m.value()) for m in tail.drain()), key=lambda a: a.time)]
+
+    def stored_reminders() -> list[tuple]:
+        return client(world).query(f"SELECT invoice_id, type, threshold FROM {world.clickhouse_database}.alerts FINAL "
+                                   "WHERE type LIKE 'billing.payment.%' ORDER BY invoice_id, threshold").result_rows
+
+    first = ("--rules", str(rules), "--since", "2026-11-21T00:00:00Z", "--until", "2026-11-22T00:00:00Z")
+    code, out, err = scan(*first, capsys=capsys)
+    assert code == 0, err
+    assert "ok: 2 new alert(s), 0 already known" in out
+    assert reminders() == [("inv-soon", DueUnit.DAYS_BEFORE_DUE, 3), ("inv-late", DueUnit.DAYS_OVERDUE, 1)]
+    assert stored_reminders() == [("inv-late", "billing.payment.overdue", 1), ("inv-soon", "billing.payment.due", 3)]
+
+    code, out, err = scan(*first, capsys=capsys)
+    assert code == 0, err
+    assert "ok: 0 new alert(s), 2 already known" in out and reminders() == []
+
+    code, out, err = scan("--rules", str(rules), "--since", "2026-11-28T00:00:00Z", "--until", "2026-11-29T00:00:00Z",
+                          capsys=capsys)
+    assert code == 0, err
+    assert reminders() == [("inv-soon", DueUnit.DAYS_OVERDUE, 1), ("inv-late", DueUnit.DAYS_OVERDUE, 8)]
+    assert len(stored_reminders()) == 4
     tail.close()

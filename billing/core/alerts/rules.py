@@ -1,7 +1,7 @@
 """Alert rules as data, loaded from YAML or JSON files like the plan catalog.
 
-A rules file holds a ``rules`` list; every rule has an ``id``, a ``kind`` and a ``meter``, and may
-name the ``customers`` it watches (absent: every customer) and a ``webhook`` (an http(s) URL)::
+A rules file holds a ``rules`` list; every rule has an ``id`` and a ``kind`` (usage rules a ``meter``),
+and may name the ``customers`` it watches (absent: every customer) and a ``webhook`` (an http(s) URL)::
 
     rules:
       - id: api-allowance
@@ -14,6 +14,10 @@ name the ``customers`` it watches (absent: every customer) and a ``webhook`` (an
         meter: api_calls
         weeks: 4                 # compare an hour with the same hour of the last 4 weeks
         min_history: 3           # cold start: no verdict before 3 of them exist
+      - id: reminders
+        kind: payment_due
+        days_before: [7, 1]      # billing.payment.due 7 and 1 days before an open invoice is due
+        days_overdue: [1, 14]    # billing.payment.overdue 1 and 14 days after
 
 Unknown keys are errors. Every problem raises a specific :class:`~billing.core.alerts.errors.AlertRuleError`
 naming the file, the rule and the field.
@@ -85,17 +89,8 @@ class _Rule(BaseModel):
 
     id: RuleId
     name: str | None = Field(default=None, description="Shown in lists; defaults to the id.")
-    meter: str = Field(description="The meter watched, per customer.")
     customers: tuple[CustomerId, ...] | None = Field(default=None, description="Customers watched; absent = every one.")
     webhook: Annotated[str, BeforeValidator(_webhook)] | None = Field(default=None, description="http(s) URL alerts go to.")
-
-    @field_validator("meter")
-    @classmethod
-    def _known_meter(cls, value: str, info: ValidationInfo) -> str:
-        meters: MeterSet = info.context["meters"]
-        if value not in meters:
-            raise UnknownMeter(f"unknown meter {clip(value)}; configured meters: {', '.join(meters.names)}")
-        return value
 
     @field_validator("customers")
     @classmethod
@@ -114,7 +109,27 @@ class _Rule(BaseModel):
         return self.customers is None or customer_id in self.customers
 
 
-class UsageThresholdRule(_Rule):
+class _MeterRule(_Rule):
+    meter: str = Field(description="The meter watched, per customer.")
+
+    @field_validator("meter")
+    @classmethod
+    def _known_meter(cls, value: str, info: ValidationInfo) -> str:
+        meters: MeterSet = info.context["meters"]
+        if value not in meters:
+            raise UnknownMeter(f"unknown meter {clip(value)}; configured meters: {', '.join(meters.names)}")
+        return value
+
+
+def _days(value: Any) -> int:
+    """A whole number of days above 0."""
+    number = _positive(value)
+    if number != number.to_integral_value():
+        raise InvalidThreshold(f"{value} is not a whole number of days; write e.g. 7")
+    return int(number)
+
+
+class UsageThresholdRule(_MeterRule):
     """Usage of ``meter`` in the billing period reaching each of ``thresholds`` (fired once each per period).
 
     ``unit: units`` counts units of the meter; ``unit: percent`` is percent of the units the
@@ -161,7 +176,7 @@ class Scale(StrEnum):
     LOG = "log"
 
 
-class UsageAnomalyRule(_Rule):
+class UsageAnomalyRule(_MeterRule):
     """An hour of usage of ``meter`` far from the customer's own baseline for that hour of the week.
 
     The baseline is the median of the same hour in the last ``weeks`` weeks (an hour before the
@@ -204,8 +219,36 @@ class UsageAnomalyRule(_Rule):
         return self.direction is Direction.BOTH or (self.direction is Direction.SPIKES) == spike
 
 
-Rule = Annotated[UsageThresholdRule | UsageAnomalyRule, Field(discriminator="kind")]
-RULE_KINDS = ("usage_threshold", "usage_anomaly")
+class PaymentDueRule(_Rule):
+    """Reminders about a customer's open (finalized, unpaid) invoices, from the invoice state.
+
+    ``days_before``: ``billing.payment.due`` once each that many days before the invoice is due (not
+    after it is due); ``days_overdue``: ``billing.payment.overdue`` once each that many days after.
+    """
+
+    kind: Literal["payment_due"]
+    days_before: tuple[Annotated[int, BeforeValidator(_days)], ...] = ()
+    days_overdue: tuple[Annotated[int, BeforeValidator(_days)], ...] = ()
+
+    @field_validator("days_before", "days_overdue")
+    @classmethod
+    def _once_each(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        twice = sorted({day for day in value if value.count(day) > 1})
+        if twice:
+            raise DuplicateThreshold(f"{twice[0]} days is listed twice; list each number of days once")
+        return tuple(sorted(value))
+
+    @model_validator(mode="after")
+    def _reachable(self) -> PaymentDueRule:
+        if not self.days_before and not self.days_overdue:
+            raise UnreachableRule("no days_before and no days_overdue, so the rule never fires; list e.g. days_before: [7]")
+        return self
+
+
+AnyRule = UsageThresholdRule | UsageAnomalyRule | PaymentDueRule
+MeterRule = UsageThresholdRule | UsageAnomalyRule
+Rule = Annotated[AnyRule, Field(discriminator="kind")]
+RULE_KINDS = ("usage_threshold", "usage_anomaly", "payment_due")
 
 
 class RulesFile(BaseModel):
@@ -220,27 +263,35 @@ class RulesFile(BaseModel):
 class RuleSet:
     """Rules by id, merged from one or more files."""
 
-    rules: dict[str, UsageThresholdRule | UsageAnomalyRule] = field(default_factory=dict)
+    rules: dict[str, AnyRule] = field(default_factory=dict)
 
-    def __iter__(self) -> Iterator[UsageThresholdRule | UsageAnomalyRule]:
+    def __iter__(self) -> Iterator[AnyRule]:
         return iter(self.rules.values())
 
     def __len__(self) -> int:
         return len(self.rules)
 
-    def add(self, rules: Iterable[UsageThresholdRule | UsageAnomalyRule], source: str) -> None:
+    def add(self, rules: Iterable[AnyRule], source: str) -> None:
         """Merge ``rules`` read from ``source``; an id defined twice raises :class:`DuplicateRule`."""
         for rule in rules:
             if rule.id in self.rules:
                 raise DuplicateRule(f"{source}: rule {rule.id!r} is defined twice; give each rule its own id")
             self.rules[rule.id] = rule
 
-    def watching(self, customer_id: str, meter: str) -> list[UsageThresholdRule | UsageAnomalyRule]:
+    def watching(self, customer_id: str, meter: str) -> list[MeterRule]:
         """The rules that watch ``meter`` of ``customer_id``."""
-        return [rule for rule in self if rule.meter == meter and rule.watches(customer_id)]
+        return [rule for rule in self.of_meters() if rule.meter == meter and rule.watches(customer_id)]
+
+    def of_meters(self) -> list[MeterRule]:
+        """The usage rules (those that watch a meter)."""
+        return [rule for rule in self if isinstance(rule, UsageThresholdRule | UsageAnomalyRule)]
+
+    def reminders(self) -> list[PaymentDueRule]:
+        """The payment reminder rules."""
+        return [rule for rule in self if isinstance(rule, PaymentDueRule)]
 
 
-def parse_rules(document: Any, source: str, *, meters: MeterSet, catalog: PlanCatalog) -> list[UsageThresholdRule | UsageAnomalyRule]:
+def parse_rules(document: Any, source: str, *, meters: MeterSet, catalog: PlanCatalog) -> list[AnyRule]:
     """Validate a parsed rules document against the configured ``meters`` and plan ``catalog``.
 
     Every problem is listed, located, in one error whose class is that of the first problem.

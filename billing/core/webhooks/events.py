@@ -37,6 +37,8 @@ class EventType(StrEnum):
 
     USAGE_THRESHOLD = AlertType.USAGE_THRESHOLD.value
     USAGE_ANOMALY = AlertType.USAGE_ANOMALY.value
+    PAYMENT_DUE = AlertType.PAYMENT_DUE.value
+    PAYMENT_OVERDUE = AlertType.PAYMENT_OVERDUE.value
     INVOICE_FINALIZED = "invoice.finalized"
     INVOICE_VOIDED = "invoice.voided"
     PAYMENT_SUCCEEDED = "payment.succeeded"
