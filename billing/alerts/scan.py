@@ -7,6 +7,13 @@ For a window ``[since, until)`` of whole hours:
   weeks; an hour without a rollup is zero usage;
 - **payment reminders**: the customers' finalized, unpaid invoices at the end of the window
   (:func:`~billing.core.alerts.events.payment_alerts`): due in N days, overdue by N days;
+- **credit balances**: each customer's prepaid credits per currency at the end of the window, as the
+  invoice run draws them (:func:`~billing.core.invoicing.grants.credit_balance`), against the
+  amounts of the month the window ends in;
+- **spend thresholds**: each subscribed customer's spend so far in the month the window ends in,
+  priced by the invoicing engine's preview (:meth:`~billing.invoicing.run.Invoicing.preview`, the one
+  source of money: its lines' amounts, the minimum-commitment true-up excluded), against amounts or
+  percents of the plan's minimum commitment;
 - **usage thresholds**: the cumulative usage of each calendar month (the billing period) the window
   touches, from the month's start to the end of the window, hour by hour (a meter's period quantity
   as the invoice run computes it: :func:`~billing.core.invoicing.usage.quantity`); each threshold
@@ -31,15 +38,27 @@ from datetime import datetime
 from decimal import Decimal
 
 from billing.core.alerts.anomaly import HOUR, WEEK, detect
-from billing.core.alerts.events import anomaly_alert, payment_alerts, threshold_alerts
-from billing.core.alerts.rules import RuleSet, UsageAnomalyRule, UsageThresholdRule
+from billing.core.alerts.errors import UnknownCustomer
+from billing.core.alerts.events import anomaly_alert, credit_alerts, payment_alerts, spend_alerts, threshold_alerts
+from billing.core.alerts.rules import (
+    CreditBalanceRule,
+    PaymentDueRule,
+    RuleSet,
+    SpendThresholdRule,
+    UsageAnomalyRule,
+    UsageThresholdRule,
+)
 from billing.core.contracts import AlertEvent, InvoiceStatus, ThresholdUnit
 from billing.core.errors import ConfigError
+from billing.core.invoicing.grants import credit_balance
 from billing.core.invoicing.timeline import plan_spans
 from billing.core.invoicing.usage import HourStats, quantity
 from billing.core.meters import MeterSet
 from billing.core.pricing import PlanCatalog
+from billing.core.pricing.engine import TRUE_UP
+from billing.core.pricing.plans import Plan
 from billing.core.pricing.proration import Period, month_period
+from billing.invoicing.run import Invoicing
 from billing.invoicing.store import MS, Store, epoch_ms
 from billing.kafka.publish import publish
 from billing.settings import Settings
@@ -106,12 +125,20 @@ class AlertScan:
             by_meter[rule.meter].append(rule)
         included = self._included(window) if any(
             isinstance(rule, UsageThresholdRule) and rule.unit is ThresholdUnit.PERCENT for rule in self.rules) else {}
+        self._check_customers()
         alerts: dict[str, AlertEvent] = {}
-        if self.rules.reminders():
+        reminders, credits = self.rules.of_kind(PaymentDueRule), self.rules.of_kind(CreditBalanceRule)
+        if reminders:
             progress("reading open invoices", 0, len(by_meter))
             for invoice in self.store.invoices(status=InvoiceStatus.FINALIZED):
-                for rule in self.rules.reminders():
+                for rule in reminders:
                     alerts.update((alert.id, alert) for alert in payment_alerts(rule, invoice, window.end))
+        if credits:
+            progress("reading credit balances", 0, len(by_meter))
+            alerts.update((alert.id, alert) for alert in self._credits(credits, window))
+        if spends := self.rules.of_kind(SpendThresholdRule):
+            progress("pricing the period so far", 0, len(by_meter))
+            alerts.update((alert.id, alert) for alert in self._spend(spends, window))
         for done, (meter, rules) in enumerate(sorted(by_meter.items())):
             progress(f"reading {meter}", done, len(by_meter))
             hours = self._hours(meter, rules, window)
@@ -131,6 +158,37 @@ class AlertScan:
         return {row[0] for row in rows}
 
     # ------------------------------------------------------------------------------ evaluation
+
+    def _check_customers(self) -> None:
+        """Every customer a rule names exists, or :class:`UnknownCustomer` before anything is published."""
+        named = sorted(self.rules.customers())
+        unknown = [c for c in named if c not in self.store.customers(named)] if named else []
+        if unknown:
+            raise UnknownCustomer(f"the rules name customer(s) the warehouse does not know: {', '.join(unknown)}; "
+                                  "fix the customers lists (nothing was published or stored)")
+
+    def _spend(self, rules: list[SpendThresholdRule], window: Period) -> Iterator[AlertEvent]:
+        month = month_period(window.end - HOUR)
+        plans = self._plans(Period(month.start, window.end))
+        invoicing = Invoicing(self.settings, catalog=self.catalog, meters=self.meters)
+        for (customer_id, start), plan in sorted(plans.items(), key=lambda item: item[0]):
+            if start != month.start or not any(rule.watches(customer_id) for rule in rules):
+                continue
+            preview = invoicing.preview(customer_id, now=window.end, period=month)
+            spend = sum((line.amount for line in preview.priced.lines if line.charge_id != TRUE_UP), Decimal(0))
+            for rule in rules:
+                yield from spend_alerts(rule, customer_id, month, spend, preview.invoice.currency,
+                                        minimum=plan.minimum_commitment, time=window.end)
+
+    def _credits(self, rules: list[CreditBalanceRule], window: Period) -> Iterator[AlertEvent]:
+        held = {customer: holding for customer, holding in self.store.held().items() if holding.credits}
+        applied = self.store.applied(sorted(held))
+        month = month_period(window.end - HOUR)
+        for customer_id, holding in sorted(held.items()):
+            for currency in sorted({credit.currency for credit in holding.credits}):
+                balance = credit_balance(holding, applied.get(customer_id, []), currency)
+                for rule in rules:
+                    yield from credit_alerts(rule, customer_id, currency, balance, month, time=window.end)
 
     def _anomalies(self, rule: UsageAnomalyRule, hours: Hours, window: Period) -> Iterator[AlertEvent]:
         for customer_id, series in hours.items():
@@ -157,6 +215,13 @@ class AlertScan:
 
     def _included(self, window: Period) -> dict[tuple[str, datetime, str], Decimal]:
         """``(customer, month start, meter) -> units`` the customer's plan includes, per month of ``window``."""
+        return {(customer_id, start, meter): plan.included_units(meter)
+                for (customer_id, start), plan in self._plans(window).items() for meter in plan.meters}
+
+    def _plans(self, window: Period) -> dict[tuple[str, datetime], Plan]:
+        """``(customer, month start) -> the plan`` the customer is on at the end of each month of ``window``
+        it is billable in (found as the invoice run finds it: subscription spans, then the catalog plan in
+        the customer's currency)."""
         changes = self.store.subscription_changes(before=window.end)
         customers = self.store.customers(list(changes))
         found = {}
@@ -166,11 +231,10 @@ class AlertScan:
                 if not spans or customer_id not in customers:
                     continue
                 try:
-                    plan = self.catalog.plan_for(spans[-1].plan_id, customers[customer_id].currency, spans[-1].interval)
+                    found[(customer_id, month.start)] = self.catalog.plan_for(spans[-1].plan_id, customers[customer_id].currency,
+                                                                              spans[-1].interval)
                 except ConfigError as exc:
                     raise ConfigError(f"customer {customer_id}: {exc}; nothing was published or stored") from None
-                for meter in plan.meters:
-                    found[(customer_id, month.start, meter)] = plan.included_units(meter)
         return found
 
     def _hours(self, meter: str, rules: list[UsageThresholdRule | UsageAnomalyRule], window: Period) -> Hours:

@@ -11,15 +11,23 @@ from rich.table import Table
 from billing.alerts.scan import AlertScan, ScanSummary
 from billing.cli.app import app, console, stage_progress, utc_moment
 from billing.core.alerts.anomaly import HOUR
-from billing.core.alerts.rules import EXAMPLE_RULES, AnyRule, PaymentDueRule, UsageThresholdRule, load_rules
-from billing.core.contracts import ThresholdUnit
+from billing.core.alerts.rules import (
+    EXAMPLE_RULES,
+    AnyRule,
+    CreditBalanceRule,
+    PaymentDueRule,
+    SpendThresholdRule,
+    UsageThresholdRule,
+    load_rules,
+)
+from billing.core.contracts import SpendUnit, ThresholdUnit
 from billing.core.errors import ConfigError
 from billing.core.invoicing.periods import parse_period
 from billing.core.meters import active_meters
 from billing.core.pricing.proration import Period, month_period
 from billing.settings import configured_catalog, get_settings
 
-alerts_app = typer.Typer(help="Alerts: usage thresholds and anomalies, payment reminders, evaluated over the warehouse.",
+alerts_app = typer.Typer(help="Alerts: usage and spend thresholds, anomalies, payment reminders, low credit, over the warehouse.",
                          no_args_is_help=True)
 app.add_typer(alerts_app, name="alerts")
 
@@ -43,6 +51,11 @@ def rules(
 
 
 def _condition(rule: AnyRule) -> str:
+    if isinstance(rule, CreditBalanceRule):
+        return f"the prepaid credit balance is below {', '.join(f'{amount:,}' for amount in rule.below)} (credits' currency)"
+    if isinstance(rule, SpendThresholdRule):
+        unit = "% of the plan's minimum commitment" if rule.unit is SpendUnit.PERCENT_OF_MINIMUM else "(customer's currency)"
+        return f"spend so far in the period reaches {', '.join(f'{t:,}' for t in rule.thresholds)} {unit}"
     if isinstance(rule, PaymentDueRule):
         before = ", ".join(str(days) for days in rule.days_before)
         after = ", ".join(str(days) for days in rule.days_overdue)

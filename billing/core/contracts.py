@@ -744,6 +744,8 @@ class AlertType(StrEnum):
     USAGE_ANOMALY = "usage.anomaly.detected"
     PAYMENT_DUE = "billing.payment.due"
     PAYMENT_OVERDUE = "billing.payment.overdue"
+    CREDIT_LOW = "billing.credit.low"
+    SPEND_THRESHOLD = "billing.spend.threshold.exceeded"
 
 
 class ThresholdUnit(StrEnum):
@@ -751,6 +753,13 @@ class ThresholdUnit(StrEnum):
 
     UNITS = "units"
     PERCENT = "percent"
+
+
+class SpendUnit(StrEnum):
+    """What a spend threshold counts: money in the customer's currency, or percent of the plan's minimum commitment."""
+
+    AMOUNT = "amount"
+    PERCENT_OF_MINIMUM = "percent_of_minimum"
 
 
 class DueUnit(StrEnum):
@@ -776,7 +785,10 @@ class AlertData(BaseModel):
     ``value`` is the usage of the hour, the period is that hour. A payment reminder (due in N days,
     overdue by N days) has no meter; it has ``invoice_id``, ``currency`` and ``due_at``, ``threshold``
     is N with ``unit`` days_before_due or days_overdue, ``value`` the invoice's total and the period
-    the invoice's.
+    the invoice's. A low credit balance has ``threshold`` and ``currency``: ``value`` is the balance,
+    the period the month it was seen in. A spend threshold has ``threshold``, ``unit`` (amount or
+    percent_of_minimum), ``limit`` (the threshold as money) and ``currency``: ``value`` is the spend of
+    the period so far.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -787,7 +799,7 @@ class AlertData(BaseModel):
     period_end: UtcDatetime
     value: Amount
     threshold: Amount | None = None
-    unit: ThresholdUnit | DueUnit | None = None
+    unit: ThresholdUnit | DueUnit | SpendUnit | None = None
     limit: Amount | None = Field(default=None, description="The threshold in units of the meter.")
     baseline: Amount | None = None
     mad: Amount | None = None
@@ -813,6 +825,10 @@ _ALERT_FIELDS = {
     AlertType.USAGE_ANOMALY: ({"baseline", "mad", "direction", *_USAGE_FIELDS}, {"threshold", "unit", "limit", *_INVOICE_FIELDS}),
     AlertType.PAYMENT_DUE: _REMINDER,
     AlertType.PAYMENT_OVERDUE: _REMINDER,
+    AlertType.CREDIT_LOW: ({"threshold", "currency"}, {"unit", "limit", "baseline", "mad", "score", "direction", "meter",
+                                                       "invoice_id", "due_at"}),
+    AlertType.SPEND_THRESHOLD: ({"threshold", "unit", "limit", "currency"}, {"baseline", "mad", "score", "direction", "meter",
+                                                                             "invoice_id", "due_at"}),
 }
 """Alert type -> (data fields it requires, data fields it must not have)."""
 

@@ -26,6 +26,10 @@ from billing.core.contracts import (
     SubscriptionStatus,
     parse_topic,
 )
+from billing.core.pricing.engine import TRUE_UP
+from billing.core.pricing.proration import month_period
+from billing.invoicing.run import Invoicing
+from billing.invoicing.store import Store
 from billing.settings import Settings, get_settings
 from billing.warehouse import facts
 from billing.warehouse.client import client
@@ -182,4 +186,43 @@ def test_payment_reminders_fire_once_each_from_invoice_state(world, tmp_path, ca
     assert code == 0, err
     assert reminders() == [("inv-soon", DueUnit.DAYS_OVERDUE, 1), ("inv-late", DueUnit.DAYS_OVERDUE, 8)]
     assert len(stored_reminders()) == 4
+    tail.close()
+
+
+def test_a_low_credit_balance_fires_once_a_month_and_unknown_customers_are_refused(world, tmp_path, capsys):
+    Store(client(world), world.clickhouse_database).write_credit(STEADY, "grant-low", Decimal("50"), "USD",
+                                                                 datetime(2026, 11, 3, tzinfo=UTC))
+    rules = tmp_path / "credits.yaml"
+    rules.write_text("rules:\n  - {id: low, kind: credit_balance, below: [100, 20]}\n")
+    tail = TopicTail(world, world.topic_alerts)
+    window = ("--rules", str(rules), "--since", "2026-11-29T00:00:00Z", "--until", "2026-11-30T00:00:00Z")
+    for new, known in ((1, 0), (0, 1)):
+        code, out, err = scan(*window, capsys=capsys)
+        assert code == 0, err
+        assert f"ok: {new} new alert(s), {known} already known" in out
+    [alert] = [parse_topic("alerts", m.value()) for m in tail.drain()]
+    assert (alert.type, alert.subject, alert.data.value, alert.data.threshold, alert.data.currency) == (
+        AlertType.CREDIT_LOW, STEADY, 50, 100, "USD")
+    before = len(stored(world))
+    rules.write_text("rules:\n  - {id: low-x, kind: credit_balance, below: [100], customers: [cus-nobody]}\n")
+    code, _, err = scan(*window, capsys=capsys)
+    assert code != 0 and "cus-nobody" in err and "Traceback" not in err
+    assert len(stored(world)) == before and tail.drain() == []
+    tail.close()
+
+
+def test_spend_so_far_is_the_invoicing_preview_and_fires_once(world, tmp_path, capsys):
+    rules = tmp_path / "spend.yaml"
+    rules.write_text("rules:\n  - {id: spend, kind: spend_threshold, thresholds: [10, 1000000]}\n")
+    tail = TopicTail(world, world.topic_alerts)
+    window = ("--rules", str(rules), "--since", "2026-11-29T00:00:00Z", "--until", "2026-11-30T00:00:00Z")
+    for new, known in ((1, 0), (0, 1)):
+        code, out, err = scan(*window, capsys=capsys)
+        assert code == 0, err
+        assert f"ok: {new} new alert(s), {known} already known" in out
+    [alert] = [parse_topic("alerts", m.value()) for m in tail.drain()]
+    preview = Invoicing(world).preview(STEADY, now=datetime(2026, 11, 30, tzinfo=UTC), period=month_period(START))
+    assert preview.priced.lines and all(line.charge_id != TRUE_UP for line in preview.priced.lines)
+    assert (alert.type, alert.subject, alert.data.threshold, alert.data.currency) == (AlertType.SPEND_THRESHOLD, STEADY, 10, "USD")
+    assert alert.data.value == preview.priced.subtotal > 10
     tail.close()

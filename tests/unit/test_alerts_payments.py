@@ -1,4 +1,5 @@
-"""Payment reminders: rules that fire N days before an open invoice is due and N days after, once each."""
+"""Payment reminders (N days before an open invoice is due, N days after), low prepaid credit
+balances and spend thresholds: rules of invoice, credit and spend state, each threshold fired once."""
 
 from __future__ import annotations
 
@@ -8,11 +9,12 @@ from decimal import Decimal
 import pytest
 
 from billing.core.alerts.errors import AlertRuleError, DuplicateThreshold, InvalidThreshold, UnreachableRule
-from billing.core.alerts.events import payment_alerts
-from billing.core.alerts.rules import PaymentDueRule, RuleSet, parse_rules
-from billing.core.contracts import AlertEvent, AlertType, DueUnit, Invoice, InvoiceStatus, parse, to_bytes
+from billing.core.alerts.events import credit_alerts, payment_alerts, spend_alerts
+from billing.core.alerts.rules import CreditBalanceRule, PaymentDueRule, RuleSet, SpendThresholdRule, parse_rules
+from billing.core.contracts import AlertEvent, AlertType, DueUnit, Invoice, InvoiceStatus, SpendUnit, parse, to_bytes
 from billing.core.meters import load_meters
 from billing.core.pricing import builtin_catalog
+from billing.core.pricing.proration import month_period
 from billing.core.webhooks.events import EventType, webhook_event
 from billing.warehouse import facts
 
@@ -97,5 +99,65 @@ def test_bad_reminder_rules_are_one_clear_error_each(fields, error, message):
 def test_reminders_are_not_meter_rules():
     ruleset = RuleSet()
     ruleset.add(rules(reminder(), {"id": "api", "kind": "usage_threshold", "meter": "api_calls", "thresholds": [5]}), "test")
-    assert [r.id for r in ruleset.reminders()] == ["remind"] and [r.id for r in ruleset.of_meters()] == ["api"]
+    assert [r.id for r in ruleset.of_kind(PaymentDueRule)] == ["remind"] and [r.id for r in ruleset.of_meters()] == ["api"]
     assert [r.id for r in ruleset.watching("cus-1", "api_calls")] == ["api"]
+
+
+def test_a_low_credit_balance_fires_each_amount_it_is_below_once_a_month():
+    rule: CreditBalanceRule = rules({"id": "low", "kind": "credit_balance", "below": [100, "20.5"]})[0]
+    month = month_period(DUE)
+    assert credit_alerts(rule, "cus-1", "EUR", Decimal(100), month, time=DUE) == []
+    low = credit_alerts(rule, "cus-1", "EUR", Decimal(20), month, time=DUE)
+    assert [(a.type, a.data.threshold, a.data.value, a.data.currency) for a in low] == [
+        (AlertType.CREDIT_LOW, Decimal("20.5"), 20, "EUR"), (AlertType.CREDIT_LOW, 100, 20, "EUR")]
+    later = credit_alerts(rule, "cus-1", "EUR", Decimal(3), month, time=DUE + DAY)
+    assert [a.id for a in later] == [a.id for a in low], "once per month: the same ids whenever seen"
+    assert not {a.id for a in credit_alerts(rule, "cus-1", "EUR", Decimal(3), month_period(DUE + 30 * DAY), time=DUE)} & {
+        a.id for a in low}
+    assert not {a.id for a in credit_alerts(rule, "cus-1", "USD", Decimal(3), month, time=DUE)} & {a.id for a in low}
+    assert parse(AlertEvent, to_bytes(low[0])) == low[0] and webhook_event(low[0]).type is EventType.CREDIT_LOW
+
+
+@pytest.mark.parametrize(("fields", "error", "message"), [
+    ({"below": []}, UnreachableRule, "never fires"),
+    ({"below": ["lots"]}, InvalidThreshold, "is not a number"),
+    ({"below": [-5]}, InvalidThreshold, "not positive"),
+    ({"below": [10, 10.0]}, DuplicateThreshold, "listed twice"),
+])
+def test_bad_credit_rules_are_one_clear_error_each(fields, error, message):
+    with pytest.raises(error, match=message):
+        rules({"id": "low", "kind": "credit_balance", **fields})
+
+
+def test_spend_thresholds_fire_once_per_period_in_money_or_percent_of_the_minimum():
+    amounts: SpendThresholdRule = rules({"id": "spend", "kind": "spend_threshold", "thresholds": [100, 500]})[0]
+    month = month_period(DUE)
+    fired_at = spend_alerts(amounts, "cus-1", month, Decimal("120.50"), "EUR", minimum=None, time=DUE)
+    assert [(a.type, a.data.threshold, a.data.limit, a.data.value, a.data.unit) for a in fired_at] == [
+        (AlertType.SPEND_THRESHOLD, 100, 100, Decimal("120.50"), SpendUnit.AMOUNT)]
+    again = spend_alerts(amounts, "cus-1", month, Decimal(600), "EUR", minimum=None, time=DUE + DAY)
+    assert fired_at[0].id in {a.id for a in again} and len(again) == 2, "each threshold keeps its id in the period"
+    percent = rules({"id": "commit", "kind": "spend_threshold", "unit": "percent_of_minimum", "thresholds": [80, 100]})[0]
+    assert [a.data.limit for a in spend_alerts(percent, "cus-1", month, Decimal(200), "EUR", minimum=Decimal(250),
+                                               time=DUE)] == [200]
+    assert spend_alerts(percent, "cus-1", month, Decimal(10**6), "EUR", minimum=None, time=DUE) == [], "no minimum: not watched"
+    assert webhook_event(fired_at[0]).type is EventType.SPEND_THRESHOLD and parse(AlertEvent, to_bytes(fired_at[0])) == fired_at[0]
+
+
+@pytest.mark.parametrize(("fields", "error", "message"), [
+    ({"thresholds": []}, UnreachableRule, "never fires"),
+    ({"thresholds": ["a lot"]}, InvalidThreshold, "is not a number"),
+    ({"thresholds": [5, 5]}, DuplicateThreshold, "repeats"),
+    ({"thresholds": [5], "unit": "dollars"}, AlertRuleError, "Input should be"),
+])
+def test_bad_spend_rules_are_one_clear_error_each(fields, error, message):
+    with pytest.raises(error, match=message):
+        rules({"id": "spend", "kind": "spend_threshold", **fields})
+
+
+def test_a_percent_of_a_minimum_no_plan_has_can_never_fire():
+    catalog = builtin_catalog()
+    bare = type(catalog)({plan_id: plan.model_copy(update={"minimum_commitment": None}) for plan_id, plan in catalog.plans.items()})
+    with pytest.raises(UnreachableRule, match="no plan has a minimum_commitment"):
+        parse_rules({"rules": [{"id": "c", "kind": "spend_threshold", "unit": "percent_of_minimum", "thresholds": [80]}]},
+                    "test", meters=load_meters(None), catalog=bare)

@@ -17,6 +17,10 @@ class UnknownMeter(AlertRuleError):
     """A rule watches a meter that is not configured."""
 
 
+class UnknownCustomer(AlertRuleError):
+    """A rule names a customer the warehouse does not know."""
+
+
 class InvalidThreshold(AlertRuleError):
     """A threshold (or a detector's score or limit) that is not a positive number."""
 

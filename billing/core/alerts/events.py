@@ -15,9 +15,9 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from billing.core.alerts.anomaly import HOUR, Anomaly
-from billing.core.alerts.rules import PaymentDueRule, UsageAnomalyRule, UsageThresholdRule
+from billing.core.alerts.rules import CreditBalanceRule, PaymentDueRule, SpendThresholdRule, UsageAnomalyRule, UsageThresholdRule
 from billing.core.alerts.thresholds import crossed, limits
-from billing.core.contracts import AlertData, AlertEvent, AlertType, DueUnit, Invoice, InvoiceStatus
+from billing.core.contracts import AlertData, AlertEvent, AlertType, DueUnit, Invoice, InvoiceStatus, SpendUnit
 from billing.core.pricing.proration import Period
 
 SOURCE = "billing/alerts"
@@ -91,6 +91,46 @@ def payment_alerts(rule: PaymentDueRule, invoice: Invoice, now: datetime) -> lis
                            currency=invoice.currency, due_at=due),
         )
         for moment, kind, unit, days in sorted(moments)
+    ]
+
+
+def credit_alerts(rule: CreditBalanceRule, customer_id: str, currency: str, balance: Decimal, month: Period, *,
+                  time: datetime) -> list[AlertEvent]:
+    """The alerts of the amounts ``balance`` (of ``customer_id``'s credits in ``currency``) is below in ``month``."""
+    if not rule.watches(customer_id):
+        return []
+    return [
+        AlertEvent(
+            id=alert_id(rule.id, customer_id, month.start, amount, currency), source=SOURCE, type=AlertType.CREDIT_LOW,
+            subject=customer_id, time=time,
+            data=AlertData(rule=rule.id, period_start=month.start, period_end=month.end, value=balance, threshold=amount,
+                           currency=currency),
+        )
+        for amount in rule.below if balance < amount
+    ]
+
+
+def spend_alerts(rule: SpendThresholdRule, customer_id: str, period: Period, spend: Decimal, currency: str, *,
+                 minimum: Decimal | None, time: datetime) -> list[AlertEvent]:
+    """The alerts of the thresholds ``spend`` (so far in ``period``, in ``currency``) has reached.
+
+    ``minimum`` is the monthly minimum commitment of the customer's plan (percent thresholds are of
+    it; without one they do not apply).
+    """
+    if not rule.watches(customer_id):
+        return []
+    if rule.unit is SpendUnit.AMOUNT:
+        bounds = [(threshold, threshold) for threshold in rule.thresholds]
+    else:
+        bounds = [(threshold, threshold * minimum / 100) for threshold in rule.thresholds] if minimum else []
+    return [
+        AlertEvent(
+            id=alert_id(rule.id, customer_id, period.start, threshold), source=SOURCE, type=AlertType.SPEND_THRESHOLD,
+            subject=customer_id, time=time,
+            data=AlertData(rule=rule.id, period_start=period.start, period_end=period.end, value=spend, threshold=threshold,
+                           unit=rule.unit, limit=limit.quantize(_PLACES), currency=currency),
+        )
+        for threshold, limit in bounds if spend >= limit
     ]
 
 

@@ -18,6 +18,13 @@ and may name the ``customers`` it watches (absent: every customer) and a ``webho
         kind: payment_due
         days_before: [7, 1]      # billing.payment.due 7 and 1 days before an open invoice is due
         days_overdue: [1, 14]    # billing.payment.overdue 1 and 14 days after
+      - id: credit-low
+        kind: credit_balance
+        below: [100, 20]         # billing.credit.low once each per month, in the credits' currency
+      - id: spend
+        kind: spend_threshold
+        unit: percent_of_minimum # or amount (in the customer's currency)
+        thresholds: [80, 100]    # spend so far in the month, priced by the invoicing engine's preview
 
 Unknown keys are errors. Every problem raises a specific :class:`~billing.core.alerts.errors.AlertRuleError`
 naming the file, the rule and the field.
@@ -31,7 +38,7 @@ from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
@@ -45,7 +52,7 @@ from billing.core.alerts.errors import (
     UnreachableRule,
 )
 from billing.core.contracts import Id as CustomerId
-from billing.core.contracts import ThresholdUnit, clip
+from billing.core.contracts import SpendUnit, ThresholdUnit, clip
 from billing.core.meters import MeterSet
 from billing.core.pricing.catalog import PlanCatalog, data_files, read_document
 from billing.core.pricing.plans import Id as RuleId
@@ -109,6 +116,18 @@ class _Rule(BaseModel):
         return self.customers is None or customer_id in self.customers
 
 
+def _thresholds(value: tuple[Decimal, ...]) -> tuple[Decimal, ...]:
+    """Thresholds ascending; none or one listed twice raise."""
+    if not value:
+        raise UnreachableRule("no thresholds, so the rule never fires; list one or more, e.g. [50, 80, 100]")
+    seen: dict[Decimal, Decimal] = {}
+    for threshold in value:
+        if threshold in seen:
+            raise DuplicateThreshold(f"threshold {threshold} repeats {seen[threshold]}; list each threshold once")
+        seen[threshold] = threshold
+    return tuple(sorted(value))
+
+
 class _MeterRule(_Rule):
     meter: str = Field(description="The meter watched, per customer.")
 
@@ -140,17 +159,7 @@ class UsageThresholdRule(_MeterRule):
     unit: ThresholdUnit = ThresholdUnit.UNITS
     thresholds: tuple[Positive, ...]
 
-    @field_validator("thresholds")
-    @classmethod
-    def _distinct(cls, value: tuple[Decimal, ...]) -> tuple[Decimal, ...]:
-        if not value:
-            raise UnreachableRule("no thresholds, so the rule never fires; list one or more, e.g. [50, 80, 100]")
-        seen: dict[Decimal, Decimal] = {}
-        for threshold in value:
-            if threshold in seen:
-                raise DuplicateThreshold(f"threshold {threshold} repeats {seen[threshold]}; list each threshold once")
-            seen[threshold] = threshold
-        return tuple(sorted(value))
+    _distinct = field_validator("thresholds")(classmethod(lambda cls, value: _thresholds(value)))
 
     @model_validator(mode="after")
     def _reachable(self, info: ValidationInfo) -> UsageThresholdRule:
@@ -245,10 +254,51 @@ class PaymentDueRule(_Rule):
         return self
 
 
-AnyRule = UsageThresholdRule | UsageAnomalyRule | PaymentDueRule
+class CreditBalanceRule(_Rule):
+    """A customer's prepaid credit balance (credits granted, less what its invoices drew) below each
+    amount of ``below``, in the currency of the credits; each fires once per calendar month.
+    Customers who never got a credit are not watched."""
+
+    kind: Literal["credit_balance"]
+    below: tuple[Positive, ...]
+
+    @field_validator("below")
+    @classmethod
+    def _amounts(cls, value: tuple[Decimal, ...]) -> tuple[Decimal, ...]:
+        if not value:
+            raise UnreachableRule("no amounts, so the rule never fires; list one or more, e.g. below: [100, 20]")
+        twice = sorted({amount for amount in value if value.count(amount) > 1})
+        if twice:
+            raise DuplicateThreshold(f"amount {twice[0]} is listed twice; list each amount once")
+        return tuple(sorted(value))
+
+
+class SpendThresholdRule(_Rule):
+    """Spend so far in the billing period (the month), priced by the invoicing engine's preview, reaching
+    each of ``thresholds``: amounts in the customer's currency (``unit: amount``), or percent of the
+    monthly minimum commitment of the customer's plan (``unit: percent_of_minimum``; a customer whose
+    plan has none is not watched). Each fires once per period."""
+
+    kind: Literal["spend_threshold"]
+    unit: SpendUnit = SpendUnit.AMOUNT
+    thresholds: tuple[Positive, ...]
+
+    _distinct = field_validator("thresholds")(classmethod(lambda cls, value: _thresholds(value)))
+
+    @model_validator(mode="after")
+    def _reachable(self, info: ValidationInfo) -> SpendThresholdRule:
+        catalog: PlanCatalog = info.context["catalog"]
+        if self.unit is SpendUnit.PERCENT_OF_MINIMUM and not any(plan.minimum_commitment for plan in catalog.plans.values()):
+            raise UnreachableRule("no plan has a minimum_commitment, so a percent of it is never reached; "
+                                  "use unit: amount, or give a plan a minimum_commitment")
+        return self
+
+
+AnyRule = UsageThresholdRule | UsageAnomalyRule | PaymentDueRule | CreditBalanceRule | SpendThresholdRule
+R = TypeVar("R", UsageThresholdRule, UsageAnomalyRule, PaymentDueRule, CreditBalanceRule, SpendThresholdRule)
 MeterRule = UsageThresholdRule | UsageAnomalyRule
 Rule = Annotated[AnyRule, Field(discriminator="kind")]
-RULE_KINDS = ("usage_threshold", "usage_anomaly", "payment_due")
+RULE_KINDS = ("usage_threshold", "usage_anomaly", "payment_due", "credit_balance", "spend_threshold")
 
 
 class RulesFile(BaseModel):
@@ -286,9 +336,13 @@ class RuleSet:
         """The usage rules (those that watch a meter)."""
         return [rule for rule in self if isinstance(rule, UsageThresholdRule | UsageAnomalyRule)]
 
-    def reminders(self) -> list[PaymentDueRule]:
-        """The payment reminder rules."""
-        return [rule for rule in self if isinstance(rule, PaymentDueRule)]
+    def of_kind(self, kind: type[R]) -> list[R]:
+        """The rules of one kind."""
+        return [rule for rule in self if isinstance(rule, kind)]
+
+    def customers(self) -> set[str]:
+        """Every customer id some rule names."""
+        return {customer for rule in self for customer in rule.customers or ()}
 
 
 def parse_rules(document: Any, source: str, *, meters: MeterSet, catalog: PlanCatalog) -> list[AnyRule]:

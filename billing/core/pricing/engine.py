@@ -29,6 +29,9 @@ from billing.core.pricing.plans import FlatCharge, Plan, TaxRule
 from billing.core.pricing.proration import Period
 from billing.core.pricing.tax import TaxLine, applicable_rules, compute_taxes
 
+TRUE_UP = "minimum_commitment"
+"""Charge id and model of the line that tops a term's charges up to the plan's minimum commitment."""
+
 ZERO = Decimal(0)
 
 Transactions = Mapping[str, Sequence[Decimal]]
@@ -214,5 +217,5 @@ def _minimum_true_up(plan: Plan, money: Currency, fraction: Decimal, spent: Deci
              unit_price=plan.minimum_commitment),
         charges.adjustment("charges of the period", -spent),
     )
-    return Line(plan.id, "minimum_commitment", "Minimum commitment true-up", "minimum_commitment", None, Decimal(1),
+    return Line(plan.id, TRUE_UP, "Minimum commitment true-up", TRUE_UP, None, Decimal(1),
                 minimum - spent, minimum - spent, steps, active, fraction)

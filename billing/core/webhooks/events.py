@@ -39,6 +39,8 @@ class EventType(StrEnum):
     USAGE_ANOMALY = AlertType.USAGE_ANOMALY.value
     PAYMENT_DUE = AlertType.PAYMENT_DUE.value
     PAYMENT_OVERDUE = AlertType.PAYMENT_OVERDUE.value
+    CREDIT_LOW = AlertType.CREDIT_LOW.value
+    SPEND_THRESHOLD = AlertType.SPEND_THRESHOLD.value
     INVOICE_FINALIZED = "invoice.finalized"
     INVOICE_VOIDED = "invoice.voided"
     PAYMENT_SUCCEEDED = "payment.succeeded"
