@@ -120,12 +120,12 @@ class AlertScan:
 
     def evaluate(self, window: Period, progress: Progress = _quiet) -> list[AlertEvent]:
         """Every alert the rules fire over ``window`` (already stored ones included), unique by id."""
+        self._check_customers()
         by_meter: dict[str, list[UsageThresholdRule | UsageAnomalyRule]] = defaultdict(list)
         for rule in self.rules.of_meters():
             by_meter[rule.meter].append(rule)
         included = self._included(window) if any(
             isinstance(rule, UsageThresholdRule) and rule.unit is ThresholdUnit.PERCENT for rule in self.rules) else {}
-        self._check_customers()
         alerts: dict[str, AlertEvent] = {}
         reminders, credits = self.rules.of_kind(PaymentDueRule), self.rules.of_kind(CreditBalanceRule)
         if reminders:
