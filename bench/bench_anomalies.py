@@ -102,7 +102,7 @@ def measure(seed: int) -> tuple[Score, Counter[str], Counter[str]]:
         manifest = simulate(Path(folder), customers=CUSTOMERS, events=EVENTS, anomalies=ANOMALIES,
                             days=(WARMUP + MONTH).days, seed=seed)
         result = score(manifest, rules(manifest))
-        injected = {(a.customer_id, a.meter, a.window_start): f"{a.kind.value} x{a.factor.normalize()}"
+        injected = {(a.customer_id, a.meter, a.window_start): f"{a.kind.value} x{format(a.factor.normalize(), 'f')}"
                     for a in manifest.anomalies()}
     return result, Counter(injected.values()), Counter(kind for key, kind in injected.items() if key in result.detected)
 
