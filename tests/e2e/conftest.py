@@ -1,4 +1,4 @@
-"""Session fixtures of the dashboard tests: the whole pipeline, then Superset.
+"""Session fixtures of the dashboard tests: the whole pipeline (Superset bootstraps meanwhile), then Superset.
 
 Simulated traffic (75 days of history, then the last hour live) goes through the real broker and
 the real stream worker into a raw database of this session's own; dbt builds the marts into a
@@ -14,6 +14,7 @@ import subprocess
 import sys
 import urllib.request
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -159,8 +160,17 @@ def pipeline(settings: Settings, warehouse: Service, kafka: Service,
 
 
 @pytest.fixture(scope="session")
-def superset(pipeline: Settings) -> Iterator[SupersetService]:
+def superset_prepared(settings: Settings) -> Iterator[Future]:
+    """Superset installed and bootstrapped (metadata database, roles, admin user) in the background
+    while ``pipeline`` sends the traffic and builds the marts: neither needs the other."""
+    with ThreadPoolExecutor(1) as pool:
+        yield pool.submit(SupersetService(settings).prepare)
+
+
+@pytest.fixture(scope="session")
+def superset(superset_prepared: Future, pipeline: Settings) -> Iterator[SupersetService]:
     """Superset on the test port, reading this session's marts, with the project's dashboards imported."""
+    superset_prepared.result()
     svc = SupersetService(pipeline)
     started = svc.start()
     yield svc

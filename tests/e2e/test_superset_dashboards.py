@@ -25,11 +25,16 @@ BUSINESS = DASHBOARDS - {"Pipeline health"}
 NATIVE_FILTERS = {"Date range", "Region", "Plan", "Customer"}
 
 
-def test_every_dashboard_renders_every_chart_with_data(superset: SupersetService) -> None:
-    report = check_dashboards(superset, SCREENSHOTS)
+@pytest.fixture(scope="module")
+def unfiltered(superset: SupersetService) -> list[dict]:
+    """The browser check of every dashboard, unfiltered, screenshots into :data:`SCREENSHOTS`: one
+    run (each takes a minute or more) read by the tests below; nothing here changes Superset."""
+    return check_dashboards(superset, SCREENSHOTS)
 
-    assert {board["title"] for board in report} >= DASHBOARDS
-    for board in report:
+
+def test_every_dashboard_renders_every_chart_with_data(unfiltered: list[dict]) -> None:
+    assert {board["title"] for board in unfiltered} >= DASHBOARDS
+    for board in unfiltered:
         assert board["charts"], f"{board['title']} has no charts"
         failures = {c["name"]: c["problem"] for c in board["charts"] if c["problem"]}
         assert not failures, f"{board['title']}: {failures}; page errors: {board['page_errors']}"
@@ -75,10 +80,9 @@ def test_a_native_filter_narrows_every_business_dashboard(superset: SupersetServ
     assert by_region["rows"] == 1
 
 
-def test_pages_contact_nothing_outside_the_server(superset: SupersetService, tmp_path) -> None:
+def test_pages_contact_nothing_outside_the_server(superset: SupersetService, unfiltered: list[dict]) -> None:
     """Superset's prebuilt frontend embeds an outside analytics pixel; the content security policy of
     superset_config.py must stop the browser before any request leaves the machine."""
-    report = check_dashboards(superset, tmp_path)
-    outside = [e for board in report for e in board["page_errors"]
+    outside = [e for board in unfiltered for e in board["page_errors"]
                if e.startswith("failed ") and not e.split()[2].startswith(superset.endpoint)]
     assert all(e.endswith(": csp") for e in outside), outside

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Callable
@@ -80,15 +81,37 @@ def _health(port: int) -> bool:
 
 def simulate(settings: Settings, manifest: Path, *, events: int, customers: int = 30, seed: int = 7,
              days: float = 1.0, duplicate_rate: float = 0.02, late_rate: float = 0.01,
-             malformed_rate: float = 0.01, rate: float | None = None) -> Manifest:
+             malformed_rate: float = 0.01, rate: float | None = None,
+             progress: Callable[[int], None] | None = None) -> Manifest:
     """Send a deterministic history (ending a day ago: raw facts have a TTL) to the test's topics,
-    at most ``rate`` usage events per second (None: as fast as possible); return its manifest."""
+    at most ``rate`` usage events per second (None: as fast as possible; or paced by ``progress``,
+    called with each batch's event count after it was sent); return its manifest."""
     start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=days + 1)
     config = SimulationConfig(customers=customers, rate=rate, events=events, seed=seed, start=start, days=days,
                               duplicate_rate=duplicate_rate,
                               late_rate=late_rate, malformed_rate=malformed_rate)
-    Simulator(config, active_meters(), KafkaSink(settings.kafka_bootstrap, settings.topics()), manifest).run()
+    Simulator(config, active_meters(), KafkaSink(settings.kafka_bootstrap, settings.topics()), manifest,
+              progress=progress).run()
     return Manifest.load(manifest)
+
+
+class Paced:
+    """A simulator ``progress`` callback that holds production to ``rate`` usage events/s until
+    :meth:`release`, then lets it run as fast as it can: the load lasts as long as the faults a test
+    injects under it, on a fast machine or a slow one, and no longer."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate, self.sent, self.started = rate, 0, time.monotonic()
+        self.released = threading.Event()
+
+    def __call__(self, events: int) -> None:
+        self.sent += events
+        ahead = self.sent / self.rate - (time.monotonic() - self.started)
+        if ahead > 0:
+            self.released.wait(ahead)
+
+    def release(self) -> None:
+        self.released.set()
 
 
 def query(settings: Settings, sql: str) -> list[tuple]:

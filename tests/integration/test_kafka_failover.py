@@ -17,6 +17,7 @@ from billing.kafka.topics import admin_client
 from billing.platform.kafka_broker import KafkaService, active_controller
 from billing.settings import Settings
 from tests.integration.streams_harness import (
+    Paced,
     caught_up,
     differences,
     free_port,
@@ -31,8 +32,8 @@ from tests.integration.streams_harness import (
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
 RATE = 1_500
-"""Events/s the simulator sends: low enough for two loaded cores, high enough that every fault
-lands in the middle of production."""
+"""Events/s the simulator sends while the faults run (the rest goes as fast as it can once they are
+over): low enough for two loaded cores, high enough that every fault lands in the middle of production."""
 
 
 def _usage_leader(settings: Settings, nodes: list[KafkaService]) -> KafkaService:
@@ -57,20 +58,24 @@ def _restart(node: KafkaService) -> None:
 
 def _under_load(settings: Settings, tmp_path: Path, tag: str, events: int,
                 faults: Callable[[Future, Settings], None]) -> None:
-    """Produce ``events`` at :data:`RATE` into this test's topics while two workers consume and
-    ``faults`` runs (given the production and the test's settings); then check the warehouse
-    against the manifest."""
+    """Produce ``events`` into this test's topics, at :data:`RATE` while ``faults`` runs (given the
+    production and the test's settings) and at full speed after, while two workers consume; then
+    check the warehouse against the manifest."""
     mine = isolated(settings, tag, worker_metrics_interval_s=1.0)
     workers = [worker_process(mine, "w1"), worker_process(mine, "w2", free_port())]
     for worker in workers:
         worker.start(timeout=180)
     try:
         with ThreadPoolExecutor(1) as pool:
+            pace = Paced(RATE)
             production = pool.submit(simulate, mine, tmp_path / "manifest", events=events, customers=40,
-                                     seed=23, rate=RATE)
-            assert wait_for(lambda: query(mine, "SELECT count() FROM {db}.usage_events")[0][0] > 0,
-                            timeout=120, interval=0.5), "the workers stored nothing before the faults"
-            faults(production, mine)
+                                     seed=23, progress=pace)
+            try:
+                assert wait_for(lambda: query(mine, "SELECT count() FROM {db}.usage_events")[0][0] > 0,
+                                timeout=120, interval=0.5), "the workers stored nothing before the faults"
+                faults(production, mine)
+            finally:
+                pace.release()
             manifest = production.result(timeout=900)
         wait_for(caught_up(mine, manifest), timeout=600, interval=2.0)
         assert all(worker.is_running() for worker in workers), "a worker died during the broker faults"

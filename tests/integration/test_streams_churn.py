@@ -21,6 +21,7 @@ from producers.manifest import write_settlements
 from producers.payers import settle
 from producers.sinks import KafkaSink
 from tests.integration.streams_harness import (
+    Paced,
     caught_up,
     differences,
     free_port,
@@ -35,6 +36,9 @@ from tests.integration.streams_harness import (
 
 KILLS = 8
 JOINS = 2
+RATE = 600.0
+"""Usage events/s the simulator sends while the workers churn (at most 150 s: ten worker starts took 180 s at
+load 8; what is left after the last action goes as fast as it can)."""
 
 
 def _business_facts(mine) -> dict[str, dict]:
@@ -100,8 +104,9 @@ def test_kills_joins_and_leaves_while_producing_leave_nothing_behind(kafka, ware
     for worker in workers:
         worker.start(timeout=90)
     produced: dict = {}
+    pace = Paced(RATE)
     producer = threading.Thread(target=lambda: produced.update(manifest=simulate(
-        mine, tmp_path / "manifest", events=60_000, customers=40, days=20, seed=5, rate=600.0)))
+        mine, tmp_path / "manifest", events=90_000, customers=40, days=20, seed=5, progress=pace)))
     billed: dict = {}
     billing = threading.Thread(target=lambda: billed.update(facts=_bill_and_pay(mine, invoices=60)))
     producer.start()
@@ -109,17 +114,20 @@ def test_kills_joins_and_leaves_while_producing_leave_nothing_behind(kafka, ware
     actions = ["kill"] * KILLS + ["join"] * JOINS
     rng.shuffle(actions)
     try:
-        for action in actions:
-            time.sleep(rng.uniform(3.0, 8.0))
-            if action == "kill":
-                victim = rng.choice(workers)
-                victim.kill()
-                time.sleep(rng.uniform(0.5, 3.0))
-                victim.start(timeout=90)
-            else:
-                third.start(timeout=90)
-                time.sleep(rng.uniform(4.0, 8.0))
-                third.stop()
+        try:
+            for action in actions:
+                time.sleep(rng.uniform(2.0, 5.0))
+                if action == "kill":
+                    victim = rng.choice(workers)
+                    victim.kill()
+                    time.sleep(rng.uniform(0.5, 3.0))
+                    victim.start(timeout=90)
+                else:
+                    third.start(timeout=90)
+                    time.sleep(rng.uniform(4.0, 8.0))
+                    third.stop()
+        finally:
+            pace.release()
         producer.join()
         billing.join()
         write_settlements(tmp_path / "manifest", *billed["facts"])

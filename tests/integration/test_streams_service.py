@@ -82,7 +82,7 @@ def test_two_workers_share_the_partitions_and_totals_stay_exact(kafka, warehouse
 
 
 def test_expired_idempotency_keys_are_purged_and_totals_stay_exact(kafka, warehouse, settings, tmp_path):
-    mine = isolated(settings, "purge", worker_dedup_retention_days=30 / 86_400, worker_purge_interval_s=1.0)
+    mine = isolated(settings, "purge", worker_dedup_retention_days=15 / 86_400, worker_purge_interval_s=1.0)
     worker = worker_process(mine, "purge")
     worker.start(timeout=90)
     try:
