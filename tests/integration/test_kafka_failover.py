@@ -31,7 +31,7 @@ from tests.integration.streams_harness import (
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
-RATE = 1_500
+RATE = 1_000
 """Events/s the simulator sends while the faults run (the rest goes as fast as it can once they are
 over): low enough for two loaded cores, high enough that every fault lands in the middle of production."""
 
