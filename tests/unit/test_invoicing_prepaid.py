@@ -18,6 +18,7 @@ from itertools import pairwise
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from billing.core.invoicing.credit_notes import credit_notes
 from billing.core.invoicing.cycles import cycle_fees
 from billing.core.invoicing.prepaid import charge_lines, credit_description, credits, settle
 from billing.core.invoicing.timeline import SubscriptionChange
@@ -107,6 +108,11 @@ def test_a_cancellation_credits_the_unused_months(tmp_path_factory):
     march = settle(known(changes, month("2026-03")), month("2026-03"), plan_of)
     assert [(c.delta, c.days) for c in march] == [(Decimal("-306.00"), "306.00 of 365.00 days")]
     assert charge_lines(march) == []
+    [note] = credit_notes("cus-1", "USD", march, month("2026-03"), end, iter(["CN-1"]))
+    assert (note.id, note.number, note.invoice_id, note.total) == ("cn-inv-cus-1-202512-202603", "CN-1", "inv-cus-1-202512",
+                                                                   Decimal("306.00"))
+    assert note.lines[0].quantity == Decimal("0.838356164"), "306 / 365 of the cycle, at the contract's 9 decimals"
+    assert credit_notes("cus-1", "USD", march, month("2026-03"), end, iter([]), frozenset({note.id})) == []
 
 
 def test_a_cycle_known_only_once_it_began_is_billed_the_month_after(tmp_path_factory):
