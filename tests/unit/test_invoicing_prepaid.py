@@ -19,7 +19,7 @@ from unittest.mock import patch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from billing.core.invoicing import prepaid as prepaid_rules
+from billing.core.invoicing import cycles as cycle_rules
 from billing.core.invoicing.credit_notes import credit_notes
 from billing.core.invoicing.cycles import REACH, cycle_fees
 from billing.core.invoicing.prepaid import charge_lines, credit_description, credits, settle
@@ -170,7 +170,7 @@ def test_fee_seconds_are_billed_once_and_credits_never_exceed_what_was_prepaid(t
                 billed_s[fee.plan.id] += fee.part.seconds
                 prepaid[(fee.cycle, fee.plan.id)] += price_cycle_fee(fee).amount
         settlements = settle(now, period, plan_of)
-        with patch.object(prepaid_rules, "cycle_window", lambda _changes, low, high: Period(low - REACH, high + REACH)):
+        with patch.object(cycle_rules, "cycle_window", lambda _changes, low, high: Period(low - REACH, high + REACH)):
             assert settlements == settle(now, period, plan_of), "the cycles meeting the month's start settle it all"
         for settled in settlements:
             key = (settled.cycle, settled.plan.id)

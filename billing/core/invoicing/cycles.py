@@ -59,19 +59,21 @@ def cycle_window(changes: Sequence[SubscriptionChange], low: datetime, high: dat
 
 
 def cycle_groups(changes: Sequence[SubscriptionChange], period: Period, plan_of: Callable[[str, str], Plan], *,
-                 touching: bool = False, window: Period | None = None) -> dict[Group, list[CycleFee]]:
-    """Every per-cycle fee part within ``window`` (default: within :data:`REACH` of ``period``) as
-    ``changes`` describe the subscriptions, grouped by the cycle they belong to; with ``touching``,
-    only the cycles that meet ``period`` (bounds included), each still with every part of it.
+                 touching: bool = False, meeting: tuple[datetime, datetime] | None = None) -> dict[Group, list[CycleFee]]:
+    """Every per-cycle fee part near ``period`` as ``changes`` describe the subscriptions, grouped by the
+    cycle they belong to; with ``touching``, only the cycles that meet ``period`` (bounds included),
+    each still with every part of it.
 
-    Plan spans are cut at the window's bounds, so a cycle reaching beyond them gets only its parts
-    inside: callers pass a :func:`cycle_window` holding every cycle whose parts they read."""
+    Near: within :data:`REACH`, or with ``meeting=(low, high)`` within the :func:`cycle_window` of
+    ``[low, high]``. Plan spans are cut at those bounds, so a cycle reaching beyond them gets only
+    its parts inside: callers name moments whose cycles hold every part they read."""
     groups: dict[Group, list[CycleFee]] = defaultdict(list)
     plans = {(c.plan_id, c.billing_interval, c.billing_time) for c in changes}
     if not any(plan_of(product, interval).by_cycle(charge, billing_time == "anniversary")
                for product, interval, billing_time in plans for charge in plan_of(product, interval).charges):
         return groups
-    for span in plan_spans(changes, window or Period(period.start - REACH, period.end + REACH)):
+    window = cycle_window(changes, *meeting) if meeting else Period(period.start - REACH, period.end + REACH)
+    for span in plan_spans(changes, window):
         plan = plan_of(span.plan_id, span.interval)
         charges = [charge for charge in plan.charges if plan.by_cycle(charge, span.anniversary)]
         if not charges:
@@ -99,10 +101,8 @@ def cycle_fees(changes: Sequence[SubscriptionChange], period: Period, plan_of: C
     (every change known when the period is billed; later ones are taken as not happening).
     ``plan_of(product, interval)`` is the catalog plan the customer is billed on."""
     billed: list[CycleFee] = []
-    if not changes:
-        return billed
-    window = cycle_window(changes, period.start, period.end)  # every cycle that meets the month, whole
-    for (_, _, in_advance), fees in cycle_groups(changes, period, plan_of, touching=True, window=window).items():
+    meeting = (period.start, period.end)  # every cycle that meets the month, whole
+    for (_, _, in_advance), fees in cycle_groups(changes, period, plan_of, touching=True, meeting=meeting).items():
         if period.start < billing_point(fees, in_advance) <= period.end:
             billed.extend(fees)
     return sorted(billed, key=lambda f: (f.cycle.start, f.part.start, f.plan.id, f.charge.id))

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 
-from billing.core.invoicing.cycles import billing_point, cycle_groups, cycle_window
+from billing.core.invoicing.cycles import billing_point, cycle_groups
 from billing.core.invoicing.timeline import SubscriptionChange
 from billing.core.pricing.charges import Step
 from billing.core.pricing.engine import Line, price_cycle_fee
@@ -83,15 +83,14 @@ def settle(changes: Sequence[SubscriptionChange], period: Period, plan_of: Calla
     """The prepaid fees of cycles billed before ``period`` that changed with the subscription events
     effective in ``period`` (``changes``: every event of one customer known when ``period`` is billed).
 
-    Only the cycles containing ``period.start`` are read (:func:`~billing.core.invoicing.cycles.cycle_window`):
-    a cycle billed before ``period`` starts by then, and one that ends by then was served before any
-    event of ``period`` took effect, so its fees are the same as known at the start and at the end."""
+    Only the cycles containing ``period.start`` are compared (and only their plan spans read, see
+    :func:`~billing.core.invoicing.cycles.cycle_window`): a cycle billed before ``period`` starts by
+    then, and one that ends by then was served before any event of ``period`` took effect, so its fees
+    are the same as known at the start and at the end."""
     if not any(period.start <= c.effective_time < period.end for c in changes):
         return []
-    known = [c for c in changes if c.effective_time < period.end]
-    window = cycle_window(known, period.start, period.start)
-    before = _billed_ahead([c for c in known if c.effective_time < period.start], period, plan_of, window)
-    now = _billed_ahead(known, period, plan_of, window)
+    before = _billed_ahead([c for c in changes if c.effective_time < period.start], period, plan_of)
+    now = _billed_ahead([c for c in changes if c.effective_time < period.end], period, plan_of)
     found = []
     cycles_before = {key[:2] for key in before}
     for key in sorted(set(before) | set(now), key=lambda k: (k[1].start, k[0], k[2], k[3])):
@@ -105,13 +104,13 @@ def settle(changes: Sequence[SubscriptionChange], period: Period, plan_of: Calla
     return found
 
 
-def _billed_ahead(changes: Sequence[SubscriptionChange], period: Period, plan_of: Callable[[str, str], Plan],
-                 window: Period) -> dict[Key, _Billed]:
-    """Per plan fee of every in-advance cycle within ``window`` billed by the invoices before ``period``, as
-    ``changes`` tell it."""
+def _billed_ahead(changes: Sequence[SubscriptionChange], period: Period, plan_of: Callable[[str, str], Plan]) -> dict[Key, _Billed]:
+    """Per plan fee of every in-advance cycle containing ``period.start`` billed by the invoices before
+    ``period``, as ``changes`` tell it."""
     billed: dict[Key, _Billed] = {}
-    for (subscription_id, cycle, in_advance), fees in cycle_groups(changes, period, plan_of, window=window).items():
-        if not in_advance:
+    meeting = (period.start, period.start)
+    for (subscription_id, cycle, in_advance), fees in cycle_groups(changes, period, plan_of, meeting=meeting).items():
+        if not in_advance or cycle.end <= period.start:
             continue
         point = billing_point(fees, in_advance)
         if point > period.start:
