@@ -49,6 +49,7 @@ from billing.core.pricing.catalog import builtin_catalog, load_catalog
 from billing.core.pricing.engine import Line
 from billing.core.pricing.plans import Plan
 from billing.core.pricing.proration import Period, month_period
+from billing.gc_tuning import batch_gc
 from billing.invoicing.parallel import fork_map, processes
 from billing.invoicing.publish import publish, publish_credit_notes
 from billing.invoicing.store import MS, SpanRow, Store, content_key, epoch_ms
@@ -119,7 +120,12 @@ class Invoicing:
     def run_period(self, period_text: str, *, now: datetime, finalize: bool = False,
                    progress: Progress = _quiet, customer: str | None = None) -> RunSummary:
         """Bill the closed month ``period_text`` (``YYYY-MM``), of every customer or only ``customer``;
-        see the module docstring."""
+        see the module docstring. The collector is relaxed meanwhile (:func:`~billing.gc_tuning.batch_gc`)."""
+        with batch_gc():
+            return self._run_period(period_text, now=now, finalize=finalize, progress=progress, customer=customer)
+
+    def _run_period(self, period_text: str, *, now: datetime, finalize: bool, progress: Progress,
+                    customer: str | None) -> RunSummary:
         started = time.perf_counter()
         run_at = _millis(now)
         period = closed_period(period_text, run_at)
