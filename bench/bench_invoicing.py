@@ -87,11 +87,12 @@ GENERATE = [
 
 def run() -> str:
     base = get_settings()
-    topic = f"billing.invoices.bench-{uuid.uuid4().hex[:8]}"
+    tag = uuid.uuid4().hex[:8]
+    topics = {"topic_invoices": f"billing.invoices.bench-{tag}", "topic_credit_notes": f"billing.credit-notes.bench-{tag}"}
     with tempfile.TemporaryDirectory(prefix="bench-invoicing-") as tmp:
         settings = base.model_copy(update={
             "clickhouse_url": f"http://127.0.0.1:{free_port()}", "clickhouse_database": DB,
-            "state_dir": Path(tmp), "topic_invoices": topic,
+            "state_dir": Path(tmp), **topics,
         })
         warehouse = stack.service(settings, "warehouse")
         warehouse.start()
@@ -99,7 +100,7 @@ def run() -> str:
         kafka_started = kafka.start()
         admin = admin_client(settings.kafka_bootstrap)
         try:
-            ensure_topics(admin, [TopicSpec(topic, settings.kafka_partitions, settings.kafka_replication)])
+            ensure_topics(admin, [TopicSpec(name, settings.kafka_partitions, settings.kafka_replication) for name in topics.values()])
             migrate(settings)
             ch = client(settings)
             began = time.perf_counter()
@@ -121,7 +122,7 @@ def run() -> str:
             invoices = ch.command(f"SELECT count() FROM {DB}.invoices")
             lines = ch.command(f"SELECT count() FROM {DB}.invoice_lines")
         finally:
-            admin.delete_topics([topic])
+            admin.delete_topics(list(topics.values()))
             warehouse.stop()
             if kafka_started:
                 kafka.stop()

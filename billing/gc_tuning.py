@@ -1,4 +1,5 @@
-"""Garbage-collector and heap settings of the long-running hot processes (stream worker, HTTP API).
+"""Garbage-collector and heap settings of the long-running hot processes (stream worker, HTTP API)
+and of big batches (the invoice run, :func:`batch_gc`).
 
 Python collects its youngest generation every 700 allocations and, now and then, walks every
 tracked object. A stream worker keeps every open window decoded in memory (hundreds of thousands
@@ -18,6 +19,8 @@ from __future__ import annotations
 
 import ctypes
 import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
 
 THRESHOLDS = (50_000, 20, 100)
@@ -35,6 +38,22 @@ def tune_gc(automatic: bool = True) -> None:
     gc.set_threshold(*THRESHOLDS)
     if not automatic:
         gc.disable()
+
+
+@contextmanager
+def batch_gc() -> Iterator[None]:
+    """Inside: the objects that exist on entry are frozen (out of the collector's sight, and pages a
+    forked child shares stay shared) and the collector runs at :data:`THRESHOLDS`; both restored on
+    exit. For a batch that builds many long-lived objects at once (the invoice run keeps every
+    customer's usage, spans and invoices): with the defaults, collections walk them over and over."""
+    before = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(*THRESHOLDS)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
+        gc.unfreeze()
 
 
 def collect_garbage() -> int:

@@ -103,6 +103,7 @@ class Settings(BaseSettings):
     topic_customers: str = "billing.customers"
     topic_subscriptions: str = "billing.subscriptions"
     topic_invoices: str = "billing.invoices"
+    topic_credit_notes: str = "billing.credit-notes"
     topic_payments: str = "billing.payments"
     topic_dead_letters: str = "billing.dead-letters"
     topic_alerts: str = "billing.alerts"
@@ -286,6 +287,7 @@ class Settings(BaseSettings):
             "customers": self.topic_customers,
             "subscriptions": self.topic_subscriptions,
             "invoices": self.topic_invoices,
+            "credit_notes": self.topic_credit_notes,
             "payments": self.topic_payments,
             "dead_letters": self.topic_dead_letters,
             "alerts": self.topic_alerts,

@@ -1,5 +1,5 @@
 """`billing invoice run | preview | grant-coupon | grant-credit | grants | revoke-grant | finalize | pay | void | rebill |
-list | credit-notes | pdf | export`: invoicing from the warehouse."""
+list | credit-notes | pdf | credit-note-pdf | export`: invoicing from the warehouse."""
 
 from __future__ import annotations
 
@@ -12,13 +12,13 @@ from rich.table import Table
 from billing.cli.app import app, console, stage_progress, utc_moment
 from billing.core.contracts import AdjustmentKind, Invoice, InvoiceStatus
 from billing.core.errors import ConfigError
-from billing.core.invoicing.errors import UnknownCustomer
+from billing.core.invoicing.errors import UnknownCustomer, UnknownInvoice
 from billing.core.invoicing.grants import GrantRecord, Standing
 from billing.core.invoicing.periods import label, parse_period
 from billing.core.pricing.money import currency
 from billing.invoicing.export import write_credit_notes_csv, write_invoices_csv, write_usage_csv
 from billing.invoicing.grant_records import GrantDesk, Granted
-from billing.invoicing.pdf import render_pdf
+from billing.invoicing.pdf import render_credit_note_pdf, render_pdf
 from billing.invoicing.run import Invoicing, RunSummary
 from billing.settings import get_settings
 
@@ -289,6 +289,24 @@ def pdf(
     if party is None:
         raise UnknownCustomer(f"invoice {invoice_id} belongs to {invoice.customer_id}, who is not in the customers table")
     path = render_pdf(invoice, party, out or Path(f"{invoice.id}.pdf"))
+    console.print(f"PDF written to {path}")
+
+
+@invoice_app.command("credit-note-pdf")
+def credit_note_pdf(
+    credit_note_id: str = typer.Argument(..., help="Credit note id (see `billing invoice credit-notes`)."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="PDF file (default: <credit note id>.pdf)."),
+) -> None:
+    """Render a credit note as a PDF."""
+    invoicing = _invoicing()
+    found = invoicing.store.credit_notes(ids=[credit_note_id])
+    if not found:
+        raise UnknownInvoice(f"no credit note {credit_note_id!r} in the warehouse; see `billing invoice credit-notes`")
+    note = found[0]
+    party = invoicing.store.party(note.customer_id)
+    if party is None:
+        raise UnknownCustomer(f"credit note {credit_note_id} belongs to {note.customer_id}, who is not in the customers table")
+    path = render_credit_note_pdf(note, party, out or Path(f"{note.id}.pdf"))
     console.print(f"PDF written to {path}")
 
 

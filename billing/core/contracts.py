@@ -593,7 +593,8 @@ class CreditNoteLine(BaseModel):
 
 class CreditNote(Contract):
     """A correction of a finalized invoice in the customer's favour, issued by the billing engine
-    (its amount is credited to the customer's balance and drawn by the next invoices)."""
+    (its amount is credited to the customer's balance and drawn by the next invoices). Topic
+    ``credit_notes``, keyed by customer id; a credit note is issued once and never changes."""
 
     id: Id
     number: str = Field(min_length=1, max_length=64, description="Sequential, gap-free number of the issuer's credit notes.")
@@ -901,6 +902,7 @@ TOPIC_MODELS: dict[str, type[Contract]] = {
     "customers": Customer,
     "subscriptions": SubscriptionEvent,
     "invoices": Invoice,
+    "credit_notes": CreditNote,
     "payments": PaymentTransaction,
     "dead_letters": DeadLetter,
     "alerts": AlertEvent,
@@ -908,7 +910,7 @@ TOPIC_MODELS: dict[str, type[Contract]] = {
 }
 """Logical topic name (keys of ``Settings.topics()``) -> model of its messages."""
 
-ALL_MODELS: tuple[type[BaseModel], ...] = (*TOPIC_MODELS.values(), CreditNote, Plan)
+ALL_MODELS: tuple[type[BaseModel], ...] = (*TOPIC_MODELS.values(), Plan)
 """Every top-level contract (exported as JSON Schema)."""
 
 

@@ -1,8 +1,10 @@
-"""Render an ``Invoice`` contract as a one-currency PDF with reportlab.
+"""Render an ``Invoice`` or a ``CreditNote`` contract as a one-currency PDF with reportlab.
 
-The layout: seller header, bill-to and invoice facts, one row per line item followed by its
+The invoice layout: seller header, bill-to and invoice facts, one row per line item followed by its
 computation steps (tier range, units, unit price, flat fee, subtotal) in small grey type, then
-subtotal, adjustments, tax, total due. Fonts are the Bitstream Vera TrueType fonts bundled with
+subtotal, adjustments, tax, total due. A credit note has the same header and parties, the invoice
+it credits, one row per credited fee (share of the cycle, service dates, amount) and the total
+credited to the customer's balance. Fonts are the Bitstream Vera TrueType fonts bundled with
 reportlab (embedded, Unicode), so names with accents print correctly.
 """
 
@@ -24,7 +26,7 @@ from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
-from billing.core.contracts import AdjustmentKind, Customer, Invoice
+from billing.core.contracts import AdjustmentKind, CreditNote, Customer, Invoice
 from billing.core.pricing.money import Currency, currency
 
 ACCENT = colors.HexColor("#1f4e79")
@@ -78,7 +80,7 @@ def render_pdf(invoice: Invoice, bill_to: BillTo, path: Path, branding: Branding
         title=f"Invoice {invoice.id}", author=branding.company_name, subject=f"Invoice {invoice.id} for {bill_to.name}",
     )
     story = [
-        _header(branding, invoice),
+        _header(branding, "INVOICE", invoice.number or invoice.id, invoice.status.value),
         Spacer(1, 8 * mm),
         _parties(invoice, bill_to),
         Spacer(1, 8 * mm),
@@ -92,7 +94,37 @@ def render_pdf(invoice: Invoice, bill_to: BillTo, path: Path, branding: Branding
             STYLES["note"],
         ),
     ]
-    doc.build(story, onFirstPage=_footer(branding, invoice), onLaterPages=_footer(branding, invoice))
+    footer = _footer(branding, f"Invoice {invoice.id}")
+    doc.build(story, onFirstPage=footer, onLaterPages=footer)
+    return path
+
+
+def render_credit_note_pdf(note: CreditNote, bill_to: BillTo, path: Path, branding: Branding | None = None) -> Path:
+    """Write ``note`` as a PDF at ``path`` and return the path."""
+    register_fonts()
+    branding = branding or Branding.from_settings()
+    money = currency(note.currency)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    doc = SimpleDocTemplate(
+        str(path), pagesize=A4, leftMargin=18 * mm, rightMargin=18 * mm, topMargin=16 * mm, bottomMargin=18 * mm,
+        title=f"Credit note {note.id}", author=branding.company_name, subject=f"Credit note {note.id} for {bill_to.name}",
+    )
+    facts = [("Credit note number", note.number), ("Credit note id", note.id), ("Credits invoice", note.invoice_id),
+             ("Issue date", _date(note.issued_at)), ("Currency", note.currency)]
+    story = [
+        _header(branding, "CREDIT NOTE", note.number, "issued"),
+        Spacer(1, 8 * mm),
+        _party_table(bill_to, facts),
+        Spacer(1, 6 * mm),
+        _p(note.reason, "muted"),
+        Spacer(1, 4 * mm),
+        _credit_lines(note, money, doc.width),
+        Spacer(1, 10 * mm),
+        Paragraph(f"All amounts in {money.code}. The total is credited to your account balance and drawn by your next "
+                  "invoices before anything is due.", STYLES["note"]),
+    ]
+    footer = _footer(branding, f"Credit note {note.id}")
+    doc.build(story, onFirstPage=footer, onLaterPages=footer)
     return path
 
 
@@ -149,11 +181,11 @@ def _date(moment) -> str:
     return moment.strftime("%d %b %Y") if moment else "-"
 
 
-def _header(branding: Branding, invoice: Invoice) -> Table:
+def _header(branding: Branding, kind: str, number: str, status: str) -> Table:
     seller = [_p(branding.company_name, "brand"), *(_p(line, "muted") for line in branding.address_lines)]
     if branding.email:
         seller.append(_p(branding.email, "muted"))
-    title = [_p("INVOICE", "title"), _p(f"No. {invoice.number or invoice.id}", "right"), _p(invoice.status.value.upper(), "muted_right")]
+    title = [_p(kind, "title"), _p(f"No. {number}", "right"), _p(status.upper(), "muted_right")]
     table = Table([[seller, title]], colWidths=["60%", "40%"])
     table.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP"), ("LINEBELOW", (0, 0), (-1, 0), 1.2, ACCENT),
                                ("BOTTOMPADDING", (0, 0), (-1, 0), 8)]))
@@ -161,10 +193,8 @@ def _header(branding: Branding, invoice: Invoice) -> Table:
 
 
 def _parties(invoice: Invoice, bill_to: BillTo) -> Table:
-    customer = [_p("BILL TO", "label"), _p(bill_to.name, "bold"), *(_p(line, "muted") for line in (bill_to.email, *bill_to.lines) if line)]
-    customer.append(_p(f"Customer ID: {bill_to.customer_id}", "muted"))
     last_day = invoice.period_end - timedelta(microseconds=1)  # the period is half-open [start, end)
-    facts = [
+    return _party_table(bill_to, [
         ("Invoice number", invoice.number or "(assigned when finalized)"),
         ("Invoice id", invoice.id),
         *((("Replaces", invoice.replaces),) if invoice.replaces else ()),
@@ -172,7 +202,13 @@ def _parties(invoice: Invoice, bill_to: BillTo) -> Table:
         ("Due date", _date(invoice.due_at)),
         ("Billing period", f"{_date(invoice.period_start)} – {_date(last_day)}"),
         ("Currency", invoice.currency),
-    ]
+    ])
+
+
+def _party_table(bill_to: BillTo, facts: list[tuple[str, str]]) -> Table:
+    """The bill-to block beside the document's facts (label, value)."""
+    customer = [_p("BILL TO", "label"), _p(bill_to.name, "bold"), *(_p(line, "muted") for line in (bill_to.email, *bill_to.lines) if line)]
+    customer.append(_p(f"Customer ID: {bill_to.customer_id}", "muted"))
     rows = [[_p(label.upper(), "label"), _p(value, "right")] for label, value in facts]
     facts_table = Table(rows, colWidths=[32 * mm, 50 * mm])
     facts_table.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "MIDDLE"), ("TOPPADDING", (0, 0), (-1, -1), 1),
@@ -218,6 +254,28 @@ def _lines(invoice: Invoice, money: Currency, width: float) -> Table:
     return table
 
 
+def _credit_lines(note: CreditNote, money: Currency, width: float) -> Table:
+    rows = [[_p("CREDITED", "head"), _p("SERVICE", "head"), _p("SHARE OF CYCLE", "head_right"),
+             _p(f"AMOUNT ({money.code})", "head_right")]]
+    for line in note.lines:
+        last_day = line.service_end - timedelta(microseconds=1)
+        rows.append([_p(line.description or line.charge), _p(f"{_date(line.service_start)} – {_date(last_day)}", "muted"),
+                     _p(f"{line.quantity * 100:.2f} %", "right"), _p(f"{line.amount:,.{money.minor_units}f}", "right")])
+    rows.append([_p(f"Total credited ({money.code})", "total"), "", "", _p(f"{note.total:,.{money.minor_units}f}", "total")])
+    table = Table(rows, colWidths=[width * 0.38, width * 0.30, width * 0.14, width * 0.18], repeatRows=1)
+    table.setStyle(TableStyle([
+        ("BACKGROUND", (0, 0), (-1, 0), ACCENT),
+        ("VALIGN", (0, 0), (-1, -1), "TOP"),
+        ("LINEBELOW", (0, 1), (-1, -2), 0.4, RULE),
+        ("SPAN", (0, -1), (2, -1)),
+        ("LINEABOVE", (0, -1), (-1, -1), 1.2, ACCENT),
+        ("BACKGROUND", (0, -1), (-1, -1), SHADE),
+        ("TOPPADDING", (0, -1), (-1, -1), 6),
+        ("BOTTOMPADDING", (0, -1), (-1, -1), 6),
+    ]))
+    return table
+
+
 def _totals(invoice: Invoice, money: Currency, width: float) -> Table:
     def amount(value: Decimal) -> str:
         return f"{value:,.{money.minor_units}f}"
@@ -244,12 +302,12 @@ def _totals(invoice: Invoice, money: Currency, width: float) -> Table:
     return table
 
 
-def _footer(branding: Branding, invoice: Invoice):
+def _footer(branding: Branding, document: str):
     def draw(canvas, doc) -> None:
         canvas.saveState()
         canvas.setFont(FONT, 7.5)
         canvas.setFillColor(MUTED)
-        canvas.drawString(doc.leftMargin, 10 * mm, f"{branding.company_name} · Invoice {invoice.id}")
+        canvas.drawString(doc.leftMargin, 10 * mm, f"{branding.company_name} · {document}")
         canvas.drawRightString(doc.leftMargin + doc.width, 10 * mm, f"Page {doc.page}")
         canvas.restoreState()
 

@@ -4,7 +4,7 @@ Every topic is keyed by the customer id, so topics that streams join (usage, cus
 subscriptions, invoices, payments) share one partition count and stay co-partitioned. Only the
 dead-letter topic, which nothing joins, is a single partition. Usage events are high volume and
 are kept for the configured retention (the warehouse keeps their rollups); the business records
-(customers, subscriptions, invoices, payments) and the fired alerts are low volume and kept forever
+(customers, subscriptions, invoices, credit notes, payments) and the fired alerts are low volume and kept forever
 so a replay can rebuild every table; dead letters are kept at least 30 days so someone can look at them.
 Report jobs (the queue of `billing reports worker`) are keyed by job id instead, so one customer's many
 reports spread over the workers; they are kept for the configured retention (the job states live in the
@@ -26,7 +26,7 @@ from billing.settings import Settings
 HOUR_MS = 3_600_000
 DEAD_LETTER_MIN_HOURS = 30 * 24
 KEEP_FOREVER = "-1"
-RECORD_TOPICS = ("customers", "subscriptions", "invoices", "payments", "alerts")
+RECORD_TOPICS = ("customers", "subscriptions", "invoices", "credit_notes", "payments", "alerts")
 
 @dataclass(frozen=True)
 class TopicSpec:

@@ -1,4 +1,4 @@
-"""`billing webhooks deliver`: the alerts, invoices and payments topics -> signed POSTs to every subscribed endpoint.
+"""`billing webhooks deliver`: the alerts, invoices, credit notes and payments topics -> signed POSTs to every subscribed endpoint.
 
 A consumer of its own group (:attr:`~billing.settings.Settings.webhook_group_id`), apart from the stream
 worker: it reads the topics after they are written and nothing waits for it, so a slow or dead

@@ -9,13 +9,17 @@ write them), so these tests do not depend on the worker.
 from __future__ import annotations
 
 import calendar
+import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
-from billing.core.contracts import Customer, SubscriptionEvent, parse_topic
+from confluent_kafka import Consumer, TopicPartition
+
+from billing.core.contracts import Contract, Customer, SubscriptionEvent, parse_topic
 from billing.core.meters import MeterSet, active_meters
+from billing.settings import Settings
 from billing.warehouse import facts
 from producers.manifest import Manifest, UsageTotal
 from producers.simulator import SimulationConfig, Simulator
@@ -78,3 +82,25 @@ def on_anniversary(start: datetime, months: int) -> datetime:
 def count(ch, database: str, table: str, where: str = "1") -> int:
     """Rows of ``table`` (all versions, no FINAL) matching ``where``."""
     return ch.query(f"SELECT count() FROM {database}.{table} WHERE {where}").result_rows[0][0]
+
+
+def topic_messages(settings: Settings, logical: str) -> list[tuple[bytes, Contract]]:
+    """Every ``(key, message)`` on the logical topic ``logical`` of ``settings``, from its beginning to its end now."""
+    topic = settings.topics()[logical]
+    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": f"t-{uuid.uuid4().hex}",
+                         "enable.auto.commit": False})
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions}
+        consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
+        messages, done = [], {p for p, end in ends.items() if end == 0}
+        while len(done) < len(partitions):
+            message = consumer.poll(10)
+            assert message is not None, "the topic ended before its high watermark"
+            assert message.error() is None, message.error()
+            messages.append((message.key(), parse_topic(logical, message.value())))
+            if message.offset() + 1 >= ends[message.partition()]:
+                done.add(message.partition())
+        return messages
+    finally:
+        consumer.close()

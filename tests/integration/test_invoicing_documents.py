@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import csv
-import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
 
 import pyarrow.parquet as pq
-from confluent_kafka import Consumer, TopicPartition
 from pypdf import PdfReader
 from typer.testing import CliRunner
 
@@ -20,30 +18,10 @@ from billing.core.pricing.money import currency
 from billing.invoicing.pdf import render_pdf
 from billing.invoicing.run import Invoicing
 from producers.sinks import read_records
-from tests.integration.invoicing_data import business_records
+from tests.integration.invoicing_data import business_records, topic_messages
 
 MID_OCTOBER = datetime(2026, 10, 15, tzinfo=UTC)
 runner = CliRunner()
-
-
-def consume_all(settings, topic: str) -> list[tuple[bytes, Invoice]]:
-    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": f"t-{uuid.uuid4().hex}",
-                         "enable.auto.commit": False})
-    try:
-        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions}
-        consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
-        messages, done = [], {p for p, end in ends.items() if end == 0}
-        while len(done) < len(partitions):
-            message = consumer.poll(10)
-            assert message is not None, "the topic ended before its high watermark"
-            assert message.error() is None, message.error()
-            messages.append((message.key(), parse_topic("invoices", message.value())))
-            if message.offset() + 1 >= ends[message.partition()]:
-                done.add(message.partition())
-        return messages
-    finally:
-        consumer.close()
 
 
 def test_published_invoices_match_the_warehouse(world):
@@ -52,7 +30,7 @@ def test_published_invoices_match_the_warehouse(world):
     invoicing.run_period("2026-09", now=MID_OCTOBER.replace(hour=1), finalize=True)
     first = invoicing.store.invoices()[0]
     invoicing.change_status(first.id, InvoiceStatus.PAID, now=MID_OCTOBER.replace(hour=2))
-    messages = consume_all(world.settings, world.settings.topic_invoices)
+    messages = topic_messages(world.settings, "invoices")
     assert len(messages) == 30 + 30 + 1
     assert all(key == invoice.customer_id.encode() for key, invoice in messages)
     latest: dict[str, Invoice] = {}

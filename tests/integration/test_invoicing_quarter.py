@@ -37,6 +37,7 @@ from billing.core.invoicing.errors import InvalidTransition
 from billing.core.meters import active_meters
 from billing.core.pricing import builtin_catalog
 from billing.core.pricing.proration import Period
+from billing.core.webhooks.events import EventType, webhook_event
 from billing.invoicing.run import Invoicing
 from billing.kafka.topics import TopicSpec, admin_client, ensure_topics
 from billing.warehouse import facts
@@ -47,7 +48,7 @@ from producers.payers import settle
 from producers.paying import pay_period
 from producers.simulator import SimulationConfig, Simulator
 from producers.sinks import FileSink, read_records
-from tests.integration.invoicing_data import business_records, load, on_anniversary
+from tests.integration.invoicing_data import business_records, load, on_anniversary, topic_messages
 
 pytestmark = pytest.mark.integration
 
@@ -210,10 +211,11 @@ def ledger(settings, warehouse, kafka):
     """One customer on Growth yearly (990.00 a year in advance) on its anniversary from 15 June 2026, downgraded to
     Starter yearly (290.00) on 1 August; June to August billed and finalized."""
     name = f"ledger_{uuid.uuid4().hex[:8]}"
-    scoped = settings.model_copy(update={"clickhouse_database": name, "topic_invoices": f"billing.invoices.{name}"})
+    scoped = settings.model_copy(update={"clickhouse_database": name, "topic_invoices": f"billing.invoices.{name}",
+                                         "topic_credit_notes": f"billing.credit-notes.{name}"})
     migrate(scoped)
     admin = admin_client(settings.kafka_bootstrap)
-    ensure_topics(admin, [TopicSpec(scoped.topic_invoices, 1, 1)])
+    ensure_topics(admin, [TopicSpec(scoped.topic_invoices, 1, 1), TopicSpec(scoped.topic_credit_notes, 1, 1)])
     customer = Customer(id="cus-ledger", company_name="Ledger Ltd", email="ap@ledger.example", country="US", region="NA",
                         currency="USD", segment=Segment.SMB, signup_time=JUNE_15, updated_at=JUNE_15)
     common = {"subscription_id": "sub-ledger", "customer_id": customer.id, "billing_interval": BillingInterval.YEAR,
@@ -235,7 +237,7 @@ def ledger(settings, warehouse, kafka):
             for month in ("2026-06", "2026-07", "2026-08")]
     yield invoicing, runs, ch
     client(settings).command(f"DROP DATABASE IF EXISTS {name}")
-    admin.delete_topics([scoped.topic_invoices])
+    admin.delete_topics([scoped.topic_invoices, scoped.topic_credit_notes])
 
 
 def test_a_mid_year_downgrade_gives_the_expected_credit_note(ledger):
@@ -259,6 +261,9 @@ def test_a_mid_year_downgrade_gives_the_expected_credit_note(ledger):
     assert [n.id for n in runs[2].credit_notes] == [note.id]
     again = invoicing.run_period("2026-08", now=datetime(2026, 12, 1, tzinfo=UTC), finalize=True)
     assert again.credit_notes == [] and again.frozen == 1, "a repeated run issues nothing twice"
+    assert topic_messages(invoicing.settings, "credit_notes") == [(b"cus-ledger", note)], "published once, as recorded"
+    assert note.lines[0].quantity == Decimal("0.871232877")  # 318 / 365 days, 9 decimals
+    assert webhook_event(note).type is EventType.CREDIT_NOTE_ISSUED
     assert [inv.number for inv in invoicing.store.invoices(customer="cus-ledger")] == ["INV-000001", "INV-000002", "INV-000003"]
 
 

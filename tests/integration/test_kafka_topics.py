@@ -56,5 +56,5 @@ def test_external_cluster_is_used_not_managed(kafka: Service, settings: Settings
     assert external.stop() is False
     assert kafka.status().healthy
     specs = topic_specs(settings).values()
-    assert len(specs) == 8  # usage, customers, subscriptions, invoices, payments, alerts, report jobs, dead letters
+    assert len(specs) == 9  # usage, customers, subscriptions, invoices, credit notes, payments, alerts, report jobs, dead letters
     assert external.details() == f"{len(specs)}/{len(specs)} topics, {sum(s.partitions for s in specs)} partitions"

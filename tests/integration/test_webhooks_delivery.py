@@ -1,6 +1,6 @@
 """Webhook delivery against the real broker and warehouse, with real local HTTP receivers.
 
-Alerts, invoices and payments published on their topics reach every subscribed endpoint once (one
+Alerts, invoices, credit notes and payments published on their topics reach every subscribed endpoint once (one
 2xx answer per event id), with a valid Standard Webhooks signature. Receivers that are slow (past
 the timeout), answer 500 or refuse connections (closed port) get every missed event once they are
 back, while a healthy endpoint gets its events at once. The log keeps each attempt; reading the
@@ -34,6 +34,8 @@ from billing.core.contracts import (
     AlertEvent,
     AlertType,
     AnomalyDirection,
+    CreditNote,
+    CreditNoteLine,
     FailureReason,
     Invoice,
     InvoiceStatus,
@@ -77,6 +79,14 @@ def invoice(status: InvoiceStatus) -> Invoice:
               InvoiceStatus.VOID: {"voided_at": T, "void_reason": "billed on the wrong plan"}}.get(status, {})
     return Invoice(id=f"inv-{uuid.uuid4().hex[:12]}", customer_id="cus-acme", period_start=NOVEMBER, period_end=T.replace(hour=0),
                    currency="EUR", line_items=(), subtotal=Decimal(0), total=Decimal(0), status=status, event_time=T, **fields)
+
+
+def credit_note() -> CreditNote:
+    line = CreditNoteLine(charge="growth-year.platform", description="Unused Platform fee", quantity=Decimal("0.25"),
+                          amount=Decimal("300.00"), service_start=NOVEMBER, service_end=T.replace(hour=0))
+    return CreditNote(id=f"cn-{uuid.uuid4().hex[:12]}", number="INV-CN-000003", customer_id="cus-acme", invoice_id="inv-1",
+                      period_start=NOVEMBER, period_end=T.replace(hour=0), currency="EUR", reason="downgrade", lines=(line,),
+                      total=Decimal("300.00"), issued_at=T, event_time=T)
 
 
 def payment(status: PaymentStatus) -> PaymentTransaction:
@@ -168,8 +178,8 @@ def write_endpoints(path: Path, endpoints: dict[str, Receiver], types: list[str]
     return path
 
 
-ALL_TYPES = ["usage.threshold.exceeded", "usage.anomaly.detected", "invoice.finalized", "invoice.voided", "payment.succeeded",
-             "payment.failed", "payment.refunded"]
+ALL_TYPES = ["usage.threshold.exceeded", "usage.anomaly.detected", "invoice.finalized", "invoice.voided", "credit_note.issued",
+             "payment.succeeded", "payment.failed", "payment.refunded"]
 
 
 @pytest.fixture(scope="module")
@@ -191,15 +201,17 @@ def test_each_event_arrives_once_signed_and_outages_lose_nothing(world, tmp_path
                                                 ALL_TYPES)])
     alerts = [alert("cus-acme", 0), alert("cus-beta", 1)]
     invoices = [invoice(status) for status in (InvoiceStatus.FINALIZED, InvoiceStatus.VOID, InvoiceStatus.DRAFT)]
+    notes = [credit_note()]
     payments = [payment(status) for status in PaymentStatus]
-    expected = {e.id: e.type.value for e in map(webhook_event, [*alerts, *invoices, *payments]) if e is not None}
-    assert len(expected) == 7  # 2 alerts, the finalized and the void invoice, succeeded/failed/refunded payments
+    expected = {e.id: e.type.value for e in map(webhook_event, [*alerts, *invoices, *notes, *payments]) if e is not None}
+    assert len(expected) == 8  # 2 alerts, the finalized and the void invoice, the credit note, succeeded/failed/refunded payments
     try:
         with running(DeliveryService(world, endpoints)) as service:
             publish(world, "alerts", [(a.subject, a) for a in alerts], "alert")
             publish(world, "invoices", [(i.customer_id, i) for i in invoices], "invoice")
+            publish(world, "credit_notes", [(n.customer_id, n) for n in notes], "credit note")
             publish(world, "payments", [(p.customer_id, p) for p in payments], "payment")
-            wait_for(lambda: len(steady.delivered()) == 7, "the healthy endpoint's 7 events")
+            wait_for(lambda: len(steady.delivered()) == 8, "the healthy endpoint's 8 events")
             assert outage.delivered() == [] and closed.delivered() == []  # it did not wait for them
 
             wait_for(lambda: len(outage.answers) >= 1, "a slow answer")
@@ -207,26 +219,26 @@ def test_each_event_arrives_once_signed_and_outages_lose_nothing(world, tmp_path
             wait_for(lambda: sum(status == 500 for _, status, _ in outage.answers) >= 8, "500s")
             outage.mode = "ok"
             closed.start()
-            wait_for(lambda: len(outage.delivered()) == 7 and len(closed.delivered()) == 7, "the missed events after the outages")
+            wait_for(lambda: len(outage.delivered()) == 8 and len(closed.delivered()) == 8, "the missed events after the outages")
             wait_for(lambda: sum(len(q) for q in service.records.values()) == 0, "every record committed")
         for receiver in (steady, outage, closed):
             assert sorted(receiver.delivered()) == sorted(expected)  # each once
             assert {msg_id: kind for msg_id, status, kind in receiver.answers if status < 300} == expected
             assert receiver.invalid == []
-        assert service.stats.records == 10 and service.stats.delivered == 21 and service.stats.dead == 0
-        assert service.stats.retried >= 14  # every event of the outage and the closed endpoints failed at least once
+        assert service.stats.records == 11 and service.stats.delivered == 24 and service.stats.dead == 0
+        assert service.stats.retried >= 16  # every event of the outage and the closed endpoints failed at least once
 
         log = {d.delivery_id: d for d in DeliveryLog(world).deliveries(limit=100)}
-        assert len(log) == 21 and {d.state for d in log.values()} == {State.DELIVERED}
+        assert len(log) == 24 and {d.state for d in log.values()} == {State.DELIVERED}
         retried = log[delivery_id(next(iter(expected)), "outage")]
         assert retried.attempts > 1 and retried.status_code == 204 and retried.event.id in expected
 
         # Read again from the start (a lost commit, a new group): the log says every delivery is done.
         again = world.model_copy(update={"webhook_group_id": f"{world.webhook_group_id}-again"})
         with running(DeliveryService(again, endpoints)) as rerun:
-            wait_for(lambda: rerun.stats.records == 10, "the re-read")
-        assert (rerun.stats.skipped, rerun.stats.delivered) == (21, 0)
-        assert len(steady.answers) == 7 and len(closed.answers) == 7
+            wait_for(lambda: rerun.stats.records == 11, "the re-read")
+        assert (rerun.stats.skipped, rerun.stats.delivered) == (24, 0)
+        assert len(steady.answers) == 8 and len(closed.answers) == 8
     finally:
         for receiver in (steady, outage, closed):
             receiver.stop()

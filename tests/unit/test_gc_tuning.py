@@ -2,7 +2,7 @@ import gc
 
 import psutil
 
-from billing.gc_tuning import THRESHOLDS, collect_garbage, trim_heap, tune_gc
+from billing.gc_tuning import THRESHOLDS, batch_gc, collect_garbage, trim_heap, tune_gc
 
 
 def test_tune_gc_freezes_the_start_up_objects_and_collects_less_often():
@@ -30,6 +30,19 @@ def test_without_the_automatic_collector_cycles_wait_for_collect_garbage():
         gc.enable()
         gc.unfreeze()
         gc.set_threshold(*before)
+
+
+def test_a_batch_freezes_what_exists_and_restores_the_collector_after():
+    before = gc.get_threshold()
+    with batch_gc():
+        assert gc.get_threshold() == THRESHOLDS and gc.get_freeze_count() > 0
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0
+    try:
+        with batch_gc():
+            raise KeyError("a failed run")
+    except KeyError:
+        pass
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0
 
 
 def _rss() -> int:

@@ -14,11 +14,14 @@ from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from itertools import pairwise
+from unittest.mock import patch
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from billing.core.invoicing.cycles import cycle_fees
+from billing.core.invoicing import cycles as cycle_rules
+from billing.core.invoicing.credit_notes import credit_notes
+from billing.core.invoicing.cycles import REACH, cycle_fees
 from billing.core.invoicing.prepaid import charge_lines, credit_description, credits, settle
 from billing.core.invoicing.timeline import SubscriptionChange
 from billing.core.pricing import load_catalog
@@ -107,6 +110,11 @@ def test_a_cancellation_credits_the_unused_months(tmp_path_factory):
     march = settle(known(changes, month("2026-03")), month("2026-03"), plan_of)
     assert [(c.delta, c.days) for c in march] == [(Decimal("-306.00"), "306.00 of 365.00 days")]
     assert charge_lines(march) == []
+    [note] = credit_notes("cus-1", "USD", march, month("2026-03"), end, iter(["CN-1"]))
+    assert (note.id, note.number, note.invoice_id, note.total) == ("cn-inv-cus-1-202512-202603", "CN-1", "inv-cus-1-202512",
+                                                                   Decimal("306.00"))
+    assert note.lines[0].quantity == Decimal("0.838356164"), "306 / 365 of the cycle, at the contract's 9 decimals"
+    assert credit_notes("cus-1", "USD", march, month("2026-03"), end, iter([]), frozenset({note.id})) == []
 
 
 def test_a_cycle_known_only_once_it_began_is_billed_the_month_after(tmp_path_factory):
@@ -133,7 +141,8 @@ SPAN_S = 330 * 86_400
 def test_fee_seconds_are_billed_once_and_credits_never_exceed_what_was_prepaid(tmp_path_factory, interval, time, begin,
                                                                                moves, cancel, early):
     """Service from ``begin`` (signed 17 days before when ``early``) to a cancellation or, without one,
-    to ``horizon``, the end of the cycle the last move can fall in (cycles from ``horizon`` on are not counted)."""
+    to ``horizon``, the end of the cycle the last move can fall in (cycles from ``horizon`` on are not counted).
+    Each month settles the same when every cycle within reach is read instead of those meeting its start."""
     plans = catalog(tmp_path_factory)
     def plan_of(product, interval_):
         return plans.plan_for(product, "USD", interval_)
@@ -160,7 +169,10 @@ def test_fee_seconds_are_billed_once_and_credits_never_exceed_what_was_prepaid(t
             if fee.cycle.start < horizon:
                 billed_s[fee.plan.id] += fee.part.seconds
                 prepaid[(fee.cycle, fee.plan.id)] += price_cycle_fee(fee).amount
-        for settled in settle(now, period, plan_of):
+        settlements = settle(now, period, plan_of)
+        with patch.object(cycle_rules, "cycle_window", lambda _changes, low, high: Period(low - REACH, high + REACH)):
+            assert settlements == settle(now, period, plan_of), "the cycles meeting the month's start settle it all"
+        for settled in settlements:
             key = (settled.cycle, settled.plan.id)
             billed_s[settled.plan.id] += settled.seconds_now - settled.seconds_before
             if settled.delta < 0:

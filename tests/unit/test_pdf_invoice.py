@@ -9,11 +9,12 @@ from decimal import Decimal as D
 
 from pypdf import PdfReader
 
+from billing.core.contracts import CreditNote, CreditNoteLine
 from billing.core.pricing import CouponGrant, PlanTerm, TaxProfile, builtin_catalog, month_period, price_invoice
 from billing.core.pricing.invoice import to_invoice
 from billing.invoicing.export import INVOICE_COLUMNS, write_invoices_csv, write_usage_csv
 from billing.invoicing.pdf import BillTo as Party
-from billing.invoicing.pdf import Branding, render_pdf
+from billing.invoicing.pdf import Branding, render_credit_note_pdf, render_pdf
 
 FEB = month_period(datetime(2024, 2, 1, tzinfo=UTC))
 CATALOG = builtin_catalog()
@@ -63,6 +64,25 @@ def test_pdf_uses_the_currency_minor_units(tmp_path):
     text = pdf_text(render_pdf(invoice, Party("Kabushiki Kaisha", "cus_jp"), tmp_path / "jp.pdf", BRAND))
     # 315,005 + 10 % tax 31,501 = 346,506 JPY, printed without decimals
     assert "346,506" in text and "346,506.00" not in text and "Total due (JPY)" in text
+
+
+def test_credit_note_pdf_shows_what_is_credited_against_which_invoice(tmp_path):
+    year = (datetime(2026, 6, 15, tzinfo=UTC), datetime(2027, 6, 15, tzinfo=UTC))
+    line = CreditNoteLine(charge="growth_yearly.platform_fee", quantity=D("0.871232877"), amount=D("862.52"),
+                          description="Unused Growth platform fee (yearly) of Growth (yearly) (2026-06-15 to 2027-06-15): "
+                                      "318.00 of 365.00 days", service_start=year[0], service_end=year[1])
+    issued = datetime(2026, 9, 1, 2, tzinfo=UTC)
+    note = CreditNote(id="cn-inv-cus_8f3a-202606-202608", number="INV-CN-000001", customer_id="cus_8f3a",
+                      invoice_id="inv-cus_8f3a-202606", period_start=datetime(2026, 8, 1, tzinfo=UTC),
+                      period_end=datetime(2026, 9, 1, tzinfo=UTC), currency="USD", reason="unused part of fees paid in advance",
+                      lines=(line,), total=D("862.52"), issued_at=issued, event_time=issued)
+    path = render_credit_note_pdf(note, GLOBEX, tmp_path / "credit-note.pdf", BRAND)
+    text = pdf_text(path)
+    for expected in ("Müller Metering GmbH", "CREDIT NOTE", "INV-CN-000001", "inv-cus_8f3a-202606", "Globex Corporation",
+                     "01 Sep 2026", "15 Jun 2026", "14 Jun 2027", "87.12 %", "862.52", "Total credited (USD)",
+                     "unused part of fees paid in advance"):
+        assert expected in text, expected
+    assert PdfReader(str(path)).metadata.title == "Credit note cn-inv-cus_8f3a-202606-202608"
 
 
 def test_invoice_csv_has_one_exact_row_per_line_item():

@@ -13,6 +13,8 @@ from billing.core.contracts import (
     AlertData,
     AlertEvent,
     AlertType,
+    CreditNote,
+    CreditNoteLine,
     FailureReason,
     Invoice,
     InvoiceStatus,
@@ -110,6 +112,14 @@ def payment(status: PaymentStatus, event_id: str = "pe-1") -> PaymentTransaction
                               completed_at=None if status is PaymentStatus.INITIATED else T, event_time=T, **extra)
 
 
+def credit_note(note_id: str = "cn-inv-1-202612") -> CreditNote:
+    line = CreditNoteLine(charge="growth-year.platform", description="Unused Platform fee", quantity=Decimal("0.5"),
+                          amount=Decimal("600.00"), service_start=datetime(2026, 6, 1, tzinfo=UTC), service_end=T)
+    return CreditNote(id=note_id, number="INV-CN-000001", customer_id="cus-1", invoice_id="inv-1", period_start=T,
+                      period_end=datetime(2027, 1, 1, tzinfo=UTC), currency="EUR", reason="downgrade", lines=(line,),
+                      total=Decimal("600.00"), issued_at=T, event_time=T)
+
+
 def test_messages_map_to_the_events_integrators_get():
     alert = AlertEvent(id="alert-1", source="billing/alerts", type=AlertType.USAGE_THRESHOLD, subject="cus-1", time=T,
                        data=AlertData(rule="r", meter="api_calls", period_start=datetime(2026, 11, 1, tzinfo=UTC), period_end=T,
@@ -133,3 +143,11 @@ def test_messages_map_to_the_events_integrators_get():
     assert kinds[PaymentStatus.FAILED].id == "pe-1"
     assert orjson.loads(kinds[PaymentStatus.REFUNDED].body)["data"]["refunded_amount"] == "5.00"
     assert delivery_id("e", "crm") == delivery_id("e", "crm") != delivery_id("e", "ops")
+
+    issued = webhook_event(credit_note())
+    assert (issued.type, issued.customer_id) == (EventType.CREDIT_NOTE_ISSUED, "cus-1")
+    assert issued.id == webhook_event(credit_note()).id != webhook_event(credit_note("cn-inv-2-202612")).id
+    assert issued.id not in {finalized.id, voided.id}
+    body = orjson.loads(issued.body)
+    assert (body["type"], body["source"], body["subject"], body["data"]["invoice_id"], body["data"]["total"]) == (
+        "credit_note.issued", "billing/credit-notes", "cus-1", "inv-1", "600.00")

@@ -149,6 +149,5 @@ def corrections(repriced: PricedInvoice, billed: Mapping[str, Billed], corrected
 
 def draft(priced: PricedInvoice, *, invoice_id: str, customer_id: str, subscription_id: str | None, now: datetime) -> Invoice:
     """The priced invoice as a draft ``Invoice`` recorded at ``now``."""
-    invoice = to_invoice(priced, invoice_id=invoice_id, customer_id=customer_id, subscription_id=subscription_id,
-                         issued_at=now, due_at=now, status=InvoiceStatus.DRAFT)
-    return invoice.model_copy(update={"issued_at": None, "due_at": None})
+    return to_invoice(priced, invoice_id=invoice_id, customer_id=customer_id, subscription_id=subscription_id,
+                      issued_at=None, due_at=None, status=InvoiceStatus.DRAFT, event_time=now)

@@ -2,7 +2,9 @@
 
 One credit note per customer, month of the run and invoice credited (the invoice of the month that
 billed the cycle in advance), id ``cn-<that invoice id>-<YYYYMM of the run>``: the same on every
-run, so a repeated run issues nothing twice. Each line credits one plan's fee of one cycle.
+run, so a repeated run issues nothing twice. Each line credits one plan's fee of one cycle; its
+quantity, the share of the cycle credited, has the contract's 9 decimals (as the warehouse keeps it,
+so the published credit note and the recorded one are equal).
 """
 
 from __future__ import annotations
@@ -11,11 +13,12 @@ import hashlib
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from datetime import datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 from billing.core.contracts import CreditNote, CreditNoteLine
 from billing.core.invoicing.periods import invoice_id, label
 from billing.core.invoicing.prepaid import PrepaidChange, credit_description, credits
+from billing.core.pricing.invoice import NINE_PLACES
 from billing.core.pricing.proration import Period
 
 _MAX_ID = 128
@@ -43,7 +46,8 @@ def credit_notes(customer_id: str, currency: str, settled: Sequence[PrepaidChang
             continue
         lines = tuple(CreditNoteLine(
             charge=f"{change.plan.id}.{change.charge.id}", description=credit_description(change),
-            quantity=Decimal(change.seconds_before - change.seconds_now) / Decimal(change.cycle.seconds),
+            quantity=(Decimal(change.seconds_before - change.seconds_now) / Decimal(change.cycle.seconds)).quantize(
+                NINE_PLACES, rounding=ROUND_HALF_UP),
             amount=-change.delta, service_start=change.cycle.start, service_end=change.cycle.end,
         ) for change in by_invoice[credited])
         notes.append(CreditNote(

@@ -37,8 +37,8 @@ from billing.core.pricing.plans import Plan
 from billing.core.pricing.proration import Period, cycle
 
 REACH = timedelta(days=400)
-"""How far before and after the month the timeline is read: a yearly cycle billed this month starts
-or ends within it."""
+"""How far before and after the month :func:`cycle_groups` reads the timeline by default: a yearly cycle
+billed this month starts or ends within it. Callers pass the narrower :func:`cycle_window` instead."""
 
 
 MOMENT = timedelta(microseconds=1)
@@ -48,17 +48,32 @@ Group = tuple[str, Period, bool]
 """``(subscription id, cycle, in advance)``: the fees of one cycle billed together."""
 
 
-def cycle_groups(changes: Sequence[SubscriptionChange], period: Period,
-                 plan_of: Callable[[str, str], Plan], *, touching: bool = False) -> dict[Group, list[CycleFee]]:
-    """Every per-cycle fee part near ``period`` (within :data:`REACH`) as ``changes`` describe the
-    subscriptions, grouped by the cycle they belong to; with ``touching``, only the cycles that meet
-    ``period`` (bounds included), each still with every part of it."""
+def cycle_window(changes: Sequence[SubscriptionChange], low: datetime, high: datetime) -> Period:
+    """The smallest range holding every billing cycle, of every subscription ``changes`` describe, that
+    contains a moment of ``[low, high]``: a cycle's length, interval and anniversary come from one
+    change (its ``billing_interval``, ``billing_time`` and ``start_time``), so the cycles containing
+    ``low`` and ``high`` of each such combination bound them."""
+    terms = {(c.billing_interval, c.start_time, c.billing_time) for c in changes}
+    return Period(min(cycle(interval, anchor, low, time).start for interval, anchor, time in terms),
+                  max(cycle(interval, anchor, high, time).end for interval, anchor, time in terms))
+
+
+def cycle_groups(changes: Sequence[SubscriptionChange], period: Period, plan_of: Callable[[str, str], Plan], *,
+                 touching: bool = False, meeting: tuple[datetime, datetime] | None = None) -> dict[Group, list[CycleFee]]:
+    """Every per-cycle fee part near ``period`` as ``changes`` describe the subscriptions, grouped by the
+    cycle they belong to; with ``touching``, only the cycles that meet ``period`` (bounds included),
+    each still with every part of it.
+
+    Near: within :data:`REACH`, or with ``meeting=(low, high)`` within the :func:`cycle_window` of
+    ``[low, high]``. Plan spans are cut at those bounds, so a cycle reaching beyond them gets only
+    its parts inside: callers name moments whose cycles hold every part they read."""
     groups: dict[Group, list[CycleFee]] = defaultdict(list)
     plans = {(c.plan_id, c.billing_interval, c.billing_time) for c in changes}
     if not any(plan_of(product, interval).by_cycle(charge, billing_time == "anniversary")
                for product, interval, billing_time in plans for charge in plan_of(product, interval).charges):
         return groups
-    for span in plan_spans(changes, Period(period.start - REACH, period.end + REACH)):
+    window = cycle_window(changes, *meeting) if meeting else Period(period.start - REACH, period.end + REACH)
+    for span in plan_spans(changes, window):
         plan = plan_of(span.plan_id, span.interval)
         charges = [charge for charge in plan.charges if plan.by_cycle(charge, span.anniversary)]
         if not charges:
@@ -86,7 +101,8 @@ def cycle_fees(changes: Sequence[SubscriptionChange], period: Period, plan_of: C
     (every change known when the period is billed; later ones are taken as not happening).
     ``plan_of(product, interval)`` is the catalog plan the customer is billed on."""
     billed: list[CycleFee] = []
-    for (_, _, in_advance), fees in cycle_groups(changes, period, plan_of, touching=True).items():
+    meeting = (period.start, period.end)  # every cycle that meets the month, whole
+    for (_, _, in_advance), fees in cycle_groups(changes, period, plan_of, touching=True, meeting=meeting).items():
         if period.start < billing_point(fees, in_advance) <= period.end:
             billed.extend(fees)
     return sorted(billed, key=lambda f: (f.cycle.start, f.part.start, f.plan.id, f.charge.id))

@@ -81,7 +81,12 @@ Key = tuple[str, Period, str, str]
 
 def settle(changes: Sequence[SubscriptionChange], period: Period, plan_of: Callable[[str, str], Plan]) -> list[PrepaidChange]:
     """The prepaid fees of cycles billed before ``period`` that changed with the subscription events
-    effective in ``period`` (``changes``: every event of one customer known when ``period`` is billed)."""
+    effective in ``period`` (``changes``: every event of one customer known when ``period`` is billed).
+
+    Only the cycles containing ``period.start`` are compared (and only their plan spans read, see
+    :func:`~billing.core.invoicing.cycles.cycle_window`): a cycle billed before ``period`` starts by
+    then, and one that ends by then was served before any event of ``period`` took effect, so its fees
+    are the same as known at the start and at the end."""
     if not any(period.start <= c.effective_time < period.end for c in changes):
         return []
     before = _billed_ahead([c for c in changes if c.effective_time < period.start], period, plan_of)
@@ -100,10 +105,12 @@ def settle(changes: Sequence[SubscriptionChange], period: Period, plan_of: Calla
 
 
 def _billed_ahead(changes: Sequence[SubscriptionChange], period: Period, plan_of: Callable[[str, str], Plan]) -> dict[Key, _Billed]:
-    """Per plan fee of every in-advance cycle billed by the invoices before ``period``, as ``changes`` tell it."""
+    """Per plan fee of every in-advance cycle containing ``period.start`` billed by the invoices before
+    ``period``, as ``changes`` tell it."""
     billed: dict[Key, _Billed] = {}
-    for (subscription_id, cycle, in_advance), fees in cycle_groups(changes, period, plan_of).items():
-        if not in_advance:
+    meeting = (period.start, period.start)
+    for (subscription_id, cycle, in_advance), fees in cycle_groups(changes, period, plan_of, meeting=meeting).items():
+        if not in_advance or cycle.end <= period.start:
             continue
         point = billing_point(fees, in_advance)
         if point > period.start:

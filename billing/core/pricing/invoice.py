@@ -24,12 +24,14 @@ def to_invoice(
     *,
     invoice_id: str,
     customer_id: str,
-    issued_at: datetime,
-    due_at: datetime,
+    issued_at: datetime | None,
+    due_at: datetime | None,
     subscription_id: str | None = None,
     status: InvoiceStatus = InvoiceStatus.FINALIZED,
+    event_time: datetime | None = None,
 ) -> Invoice:
-    """The contract invoice for ``priced``, issued at ``issued_at`` (also its event time)."""
+    """The contract invoice for ``priced``, issued at ``issued_at``, recorded at ``event_time`` (default:
+    ``issued_at``; a draft has neither issue nor due date)."""
     adjustments = [
         Adjustment(
             id=f"{invoice_id}:{d.coupon_id}", kind=AdjustmentKind.COUPON, code=d.coupon_id,
@@ -58,7 +60,7 @@ def to_invoice(
         status=status,
         issued_at=issued_at,
         due_at=due_at,
-        event_time=issued_at,
+        event_time=event_time or issued_at,
     )
 
 

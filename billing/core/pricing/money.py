@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
+from functools import cache
 
 from babel.core import get_global
 from babel.numbers import get_currency_precision
@@ -43,7 +44,7 @@ class Currency:
     @property
     def quantum(self) -> Decimal:
         """The smallest amount: ``0.01`` for USD, ``1`` for JPY, ``0.001`` for KWD."""
-        return Decimal(1).scaleb(-self.minor_units)
+        return _quantum(self.minor_units)
 
     def round(self, amount: Decimal) -> Decimal:
         """Round ``amount`` half-up to this currency's minor unit."""
@@ -52,6 +53,11 @@ class Currency:
     def format(self, amount: Decimal) -> str:
         """``1234.5 -> '1,234.50 USD'`` (rounded for display)."""
         return f"{self.round(amount):,.{self.minor_units}f} {self.code}"
+
+
+@cache
+def _quantum(minor_units: int) -> Decimal:
+    return Decimal(1).scaleb(-minor_units)
 
 
 _CURRENCIES = {code: Currency(code, digits) for code, digits in MINOR_UNITS.items()}

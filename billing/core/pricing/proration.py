@@ -9,6 +9,7 @@ prorated: the customer pays for the usage that was metered while on the plan.
 
 from __future__ import annotations
 
+from calendar import isleap
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -70,15 +71,16 @@ BILLING_TIMES = ("calendar", "anniversary")
 1 January; the default) or on the anniversary of the subscription's start."""
 
 
+_DAYS = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+
+
 def add_months(anchor: datetime, months: int) -> datetime:
     """Midnight UTC of ``anchor``'s day, ``months`` months later; a day the month lacks becomes its last
     day (31 January + 1 month = 28 February, or the 29th in a leap year; + 2 months = 31 March)."""
     anchor = anchor.astimezone(UTC)
-    index = anchor.year * 12 + anchor.month - 1 + months
-    year, month = divmod(index, 12)
-    first = datetime(year, month + 1, 1, tzinfo=UTC)
-    last = (first.replace(year=year + 1, month=1) if month == 11 else first.replace(month=month + 2)) - timedelta(days=1)
-    return first.replace(day=min(anchor.day, last.day))
+    year, month = divmod(anchor.year * 12 + anchor.month - 1 + months, 12)
+    days = 29 if month == 1 and isleap(year) else _DAYS[month]
+    return datetime(year, month + 1, min(anchor.day, days), tzinfo=UTC)
 
 
 def cycle(interval: str, anchor: datetime, moment: datetime, billing_time: str = "calendar") -> Period:

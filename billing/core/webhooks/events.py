@@ -2,13 +2,14 @@
 
 Every webhook body is a CloudEvents 1.0 JSON object (``specversion``, ``id``, ``source``, ``type``,
 ``subject`` = customer id, ``time``, ``datacontenttype``, ``data``). An alert is sent as it is on the
-alerts topic; an invoice or a payment event is ``data`` of an envelope whose ``type`` says what
-happened. Only the changes integrators follow become events (:class:`EventType`); drafts, paid
-invoice versions, initiated and disputed payments do not.
+alerts topic; an invoice, a credit note or a payment event is ``data`` of an envelope whose ``type``
+says what happened. Only the changes integrators follow become events (:class:`EventType`); drafts,
+paid invoice versions, initiated and disputed payments do not.
 
 Ids are deterministic, so a message read twice (a restart, a replay of the topic) is the same event:
-an alert keeps its id, a payment event its ``event_id``, an invoice change is a digest of the type
-and the invoice id (each invoice is finalized and voided at most once).
+an alert keeps its id, a payment event its ``event_id``, an invoice change or an issued credit note is
+a digest of the type and the invoice or credit note id (each invoice is finalized and voided at most
+once, each credit note issued once).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from billing.core.contracts import (
     AlertEvent,
     AlertType,
     Contract,
+    CreditNote,
     Invoice,
     InvoiceStatus,
     PaymentStatus,
@@ -43,12 +45,13 @@ class EventType(StrEnum):
     SPEND_THRESHOLD = AlertType.SPEND_THRESHOLD.value
     INVOICE_FINALIZED = "invoice.finalized"
     INVOICE_VOIDED = "invoice.voided"
+    CREDIT_NOTE_ISSUED = "credit_note.issued"
     PAYMENT_SUCCEEDED = "payment.succeeded"
     PAYMENT_FAILED = "payment.failed"
     PAYMENT_REFUNDED = "payment.refunded"
 
 
-TOPICS = ("alerts", "invoices", "payments")
+TOPICS = ("alerts", "invoices", "credit_notes", "payments")
 """The logical topics webhook events come from."""
 _INVOICE_TYPES = {InvoiceStatus.FINALIZED: EventType.INVOICE_FINALIZED, InvoiceStatus.VOID: EventType.INVOICE_VOIDED}
 _PAYMENT_TYPES = {PaymentStatus.SUCCEEDED: EventType.PAYMENT_SUCCEEDED, PaymentStatus.FAILED: EventType.PAYMENT_FAILED,
@@ -72,12 +75,16 @@ def webhook_event(message: Contract) -> WebhookEvent | None:
     if isinstance(message, Invoice) and message.status in _INVOICE_TYPES:
         kind = _INVOICE_TYPES[message.status]
         return _envelope(kind, _digest(kind, message.id), "billing/invoices", message.customer_id, message)
+    if isinstance(message, CreditNote):
+        kind = EventType.CREDIT_NOTE_ISSUED
+        return _envelope(kind, _digest(kind, message.id), "billing/credit-notes", message.customer_id, message)
     if isinstance(message, PaymentTransaction) and message.status in _PAYMENT_TYPES:
         return _envelope(_PAYMENT_TYPES[message.status], message.event_id, "billing/payments", message.customer_id, message)
     return None
 
 
-def _envelope(kind: EventType, event_id: str, source: str, customer_id: str, message: Invoice | PaymentTransaction) -> WebhookEvent:
+def _envelope(kind: EventType, event_id: str, source: str, customer_id: str,
+              message: Invoice | CreditNote | PaymentTransaction) -> WebhookEvent:
     body = {"specversion": "1.0", "id": event_id, "source": source, "type": kind.value, "subject": customer_id,
             "time": message.event_time.isoformat().replace("+00:00", "Z"), "datacontenttype": "application/json",
             "data": orjson.loads(to_bytes(message))}
