@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -71,6 +71,13 @@ def _view(state: JobState) -> ReportJobView:
                          status_url=url, file_url=f"{url}/file" if state.status is JobStatus.COMPLETED else None)
 
 
+class ReportJobPage(BaseModel):
+    """One page of report jobs, newest request first; pass ``next_after`` as ``after`` for the next page."""
+
+    items: list[ReportJobView]
+    next_after: str | None = Field(description="Job id to pass as `after` for the next page; null on the last page.")
+
+
 async def _job(ctx: ApiContext, key: ApiKey, job_id: str) -> JobState:
     """The job; the same 404 for an unknown id and another tenant's job."""
     found = await ctx.warehouse.run(ctx.report_jobs.call, lambda reports: reports.jobs.get(job_id))
@@ -120,6 +127,27 @@ async def request_report(request: Request, body: ReportRequest, key: ApiKey = De
     view = _view(state)
     return JSONResponse(view.model_dump(mode="json"), status_code=202 if created else 200,
                         headers={"Location": view.status_url})
+
+
+@router.get(
+    "/v1/reports", response_model=ReportJobPage, summary="List report jobs",
+    description="The caller's report jobs (every job for an admin key, its customers' jobs for a tenant key), newest "
+                "request first, one page at a time: pass the previous page's `next_after` as `after`.",
+    responses={**JOB_ERRORS, 404: problem("`after` names no job the key may see.")},
+)
+async def list_reports(
+    request: Request,
+    after: Annotated[str | None, Query(description="Return jobs requested before this job.", max_length=128)] = None,
+    limit: Annotated[int, Query(ge=1, le=500, description="Page size.")] = 50,
+    key: ApiKey = Depends(authenticated),
+) -> ReportJobPage:
+    ctx = context(request)
+    previous = await _job(ctx, key, after) if after else None
+    customers = None if key.admin else key.tenants
+    found = await ctx.warehouse.run(ctx.report_jobs.call,
+                                    lambda reports: reports.jobs.list(limit=limit + 1, customers=customers, after=previous))
+    page = found[:limit]
+    return ReportJobPage(items=[_view(state) for state in page], next_after=page[-1].job_id if len(found) > limit else None)
 
 
 @router.get("/v1/reports/{job_id}", response_model=ReportJobView, summary="A report job's status", responses=JOB_ERRORS)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from clickhouse_connect.driver.client import Client
 
 from billing.core.reports.jobs import JobState
@@ -22,10 +24,22 @@ class JobStore:
         found = self._select("WHERE job_id = {job:String}", {"job": job_id})
         return found[0] if found else None
 
-    def list(self, customer: str | None = None, limit: int = 50) -> list[JobState]:
-        """The latest jobs (of ``customer``), newest request first."""
-        where = "WHERE customer_id = {customer:String}" if customer else ""
-        return self._select(f"{where} ORDER BY requested_at DESC, job_id LIMIT {int(limit)}", {"customer": customer})
+    def list(self, customer: str | None = None, limit: int = 50, *, customers: Collection[str] | None = None,
+             after: JobState | None = None) -> list[JobState]:
+        """The latest jobs, newest request first: of ``customer``, of any of ``customers`` when given (None: every
+        job), requested before the job ``after`` (the previous page's last job) when given."""
+        where, params = [], {}
+        if customer:
+            where.append("customer_id = {customer:String}")
+            params["customer"] = customer
+        if customers is not None:
+            where.append("has({customers:Array(String)}, customer_id)")
+            params["customers"] = sorted(customers)
+        if after is not None:
+            where.append("(requested_at, job_id) < (fromUnixTimestamp64Milli({t:Int64}, 'UTC'), {after:String})")
+            params |= {"t": round(after.job.requested_at.timestamp() * 1000), "after": after.job_id}
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        return self._select(f"{clause} ORDER BY requested_at DESC, job_id DESC LIMIT {int(limit)}", params)
 
     def completed_before(self, moment_ms: int) -> list[JobState]:
         """Completed jobs that finished before ``moment_ms`` (epoch milliseconds)."""

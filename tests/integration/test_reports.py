@@ -125,15 +125,56 @@ def queued_count(r: Reports) -> tuple[int, int]:
     return sum(_end_offsets(r)), jobs
 
 
+AT_ONCE = 20
+
+
+def check_file(r: Reports, base: str, token: str, status: dict, customer: str, fmt: str) -> None:
+    """The job's file holds the warehouse's totals (CSV: also its invoice and cost)."""
+    file = httpx.get(f"{base}{status['file_url']}", headers=bearer(token))
+    assert file.status_code == 200
+    totals = expected_totals(r, customer)
+    assert totals, customer
+    if fmt == "csv":
+        rows = list(csv.DictReader(io.StringIO(file.text)))
+        assert {row["meter"]: Decimal(row["value"]) for row in rows if row["section"] == "total"} == totals
+        invoices = [row for row in rows if row["section"] == "invoice"]
+        assert len(invoices) == 1 and invoices[0]["detail"] == "finalized"
+        cost = [Decimal(row["value"]) for row in rows if row["section"] == "cost_total"]
+        assert cost == [Decimal(invoices[0]["value"])], "a closed month costs what its invoice bills"
+    else:
+        assert file.headers["content-type"] == "application/pdf"
+        text = " ".join(page.extract_text() for page in PdfReader(io.BytesIO(file.content)).pages)
+        for meter, total in totals.items():
+            assert f"{meter}: total {number(total)}" in text, (meter, total)
+
+
+def listed(base: str, token: str, limit: int) -> list[dict]:
+    """Every job GET /v1/reports shows ``token``, page by page."""
+    found, after = [], None
+    while True:
+        page = httpx.get(f"{base}/v1/reports", headers=bearer(token), params={"limit": limit, **({"after": after} if after else {})})
+        assert page.status_code == 200, page.text
+        body = page.json()
+        assert len(body["items"]) <= limit
+        found += body["items"]
+        after = body["next_after"]
+        if after is None:
+            return found
+
+
 def test_jobs_queued_at_once_finish_with_the_warehouse_s_numbers(reports: Reports) -> None:
+    """20 jobs queued at once over HTTP, two workers, the API restarted while they run: every job completes
+    once with the warehouse's numbers, and the restarted API reports and lists every job."""
     keys = KeyStore(store_path(reports.settings))
     _key, admin = keys.create([], admin=True, label="tests-reports")
+    mine = reports.customers[0]
+    _key, tenant = keys.create([mine], label="tests-reports-tenant")
     workers = [start_worker(reports.env, f"tests-reports-{i}") for i in range(2)]
     try:
+        asked = {}
         with serve(reports.settings) as (base, _served):
-            asked = {}
-            for i, customer in enumerate(reports.customers[:5]):
-                fmt = "csv" if i % 2 == 0 else "pdf"
+            for i in range(AT_ONCE):
+                customer, fmt = reports.customers[i % len(reports.customers)], ("csv", "pdf")[i % 2]
                 answer = httpx.post(f"{base}/v1/reports", headers={**bearer(admin), "Idempotency-Key": f"k-{i}"},
                                     json={"customer_id": customer, "period": PERIOD, "format": fmt})
                 assert answer.status_code == 202, answer.text
@@ -143,30 +184,26 @@ def test_jobs_queued_at_once_finish_with_the_warehouse_s_numbers(reports: Report
             again = httpx.post(f"{base}/v1/reports", headers={**bearer(admin), "Idempotency-Key": "k-0"},
                                json={"customer_id": reports.customers[0], "period": PERIOD, "format": "csv"})
             assert again.status_code == 200 and again.json()["job_id"] in asked
+        assert len(asked) == AT_ONCE
+        with serve(reports.settings) as (base, _served):  # a new API process state: nothing but the warehouse remembers
             for job, (customer, fmt) in asked.items():
                 status = until_done(base, admin, job)
                 assert status["status"] == "completed", status
                 assert status["progress"] == 100 and status["file_url"] == f"/v1/reports/{job}/file"
-                file = httpx.get(f"{base}{status['file_url']}", headers=bearer(admin))
-                assert file.status_code == 200
-                totals = expected_totals(reports, customer)
-                assert totals, customer
-                if fmt == "csv":
-                    rows = list(csv.DictReader(io.StringIO(file.text)))
-                    assert {r["meter"]: Decimal(r["value"]) for r in rows if r["section"] == "total"} == totals
-                    invoices = [r for r in rows if r["section"] == "invoice"]
-                    assert len(invoices) == 1 and invoices[0]["detail"] == "finalized"
-                    cost = [Decimal(r["value"]) for r in rows if r["section"] == "cost_total"]
-                    assert cost == [Decimal(invoices[0]["value"])], "a closed month costs what its invoice bills"
-                else:
-                    assert file.headers["content-type"] == "application/pdf"
-                    text = " ".join(page.extract_text() for page in PdfReader(io.BytesIO(file.content)).pages)
-                    for meter, total in totals.items():
-                        assert f"{meter}: total {number(total)}" in text, (meter, total)
-            alerted = next(job for job, (customer, _fmt) in asked.items() if customer == reports.customers[0])
+                check_file(reports, base, admin, status, customer, fmt)
+            alerted = next(job for job, (customer, fmt) in asked.items() if customer == mine and fmt == "csv")
             rows = list(csv.DictReader(io.StringIO(httpx.get(f"{base}/v1/reports/{alerted}/file", headers=bearer(admin)).text)))
             assert [(r["key"], r["value"]) for r in rows if r["section"] == "alert"] == [("api-calls-1k", "1000")]
-        assert queued_count(reports) == (5, 5), "each job queued once, the repeated key queued nothing"
+            everything = listed(base, admin, limit=7)
+            assert sorted(item["job_id"] for item in everything) == sorted(asked), "each job listed once, across pages"
+            assert [item["requested_at"] for item in everything] == sorted((i["requested_at"] for i in everything), reverse=True)
+            assert {item["status"] for item in everything} == {"completed"}
+            own = listed(base, tenant, limit=2)
+            assert sorted(item["job_id"] for item in own) == sorted(job for job, (c, _f) in asked.items() if c == mine)
+            foreign = next(job for job, (customer, _fmt) in asked.items() if customer != mine)
+            hidden = httpx.get(f"{base}/v1/reports", headers=bearer(tenant), params={"after": foreign})
+            assert hidden.status_code == 404 and hidden.json()["type"].endswith("/unknown-report-job")
+        assert queued_count(reports) == (AT_ONCE, AT_ONCE), "each job queued once, the repeated key queued nothing"
         completed = client(reports.settings).query(
             f"SELECT job_id, count() FROM {reports.settings.clickhouse_database}.report_jobs WHERE status = 'completed' "
             "GROUP BY job_id").result_rows
