@@ -20,13 +20,14 @@ from datetime import UTC, datetime
 from clickhouse_connect.driver.exceptions import OperationalError
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 
-from billing.core.contracts import ContractViolation, ReportJob, parse
+from billing.core.contracts import ContractViolation, ReportJob, ReportKind, parse
 from billing.core.errors import BillingError, PlatformError
 from billing.core.reports.jobs import TERMINAL, JobState, JobStatus, advance, begin, complete, fail, queued, retry_later
 from billing.invoicing.run import Invoicing
 from billing.kafka.config import client_config
 from billing.reports import files
 from billing.reports.content import customer_usage
+from billing.reports.finance import finance_summary
 from billing.reports.store import JobStore
 from billing.settings import Settings
 
@@ -67,7 +68,10 @@ class JobRunner:
             current[0] = self.jobs.write(advance(current[0], percent, self.clock()))
 
         try:
-            report = customer_usage(self.invoicing, job.customer_id, job.period, self.clock(), progress)
+            if job.kind is ReportKind.FINANCE_SUMMARY:
+                report = finance_summary(self.settings, job.period, self.clock(), progress)
+            else:
+                report = customer_usage(self.invoicing, job.customer_id, job.period, self.clock(), progress)
             name = files.write(self.settings, current[0], report)
         except PASSING as exc:
             log.warning("report job %s attempt %d: %s", job.id, state.attempts, exc)

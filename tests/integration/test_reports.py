@@ -34,10 +34,10 @@ from billing.settings import Settings
 from billing.warehouse.client import client
 from tests.integration.api_fixtures import TopicTail, bearer, insert, scratch_settings, serve
 from tests.integration.invoicing_data import SEPTEMBER, load
+from tests.integration.reports_helpers import WAIT_S, start_worker, stop, until_done
 
 PERIOD = "2026-09"
 NOW = datetime(2026, 12, 7, tzinfo=UTC)
-WAIT_S = 120
 
 
 @dataclass
@@ -71,33 +71,9 @@ def reports(settings, warehouse, kafka, simulated, tmp_path_factory) -> Iterator
         yield Reports(scoped, env, billed, JobStore(ch, scoped.clickhouse_database))
 
 
-def start_worker(env: dict[str, str], name: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "billing", "reports", "worker", "--name", name], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-
-
-def stop(worker: subprocess.Popen) -> None:
-    if worker.poll() is None:
-        worker.send_signal(signal.SIGTERM)
-        try:
-            worker.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait()
-
-
 def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "billing", "reports", *args], env={**env, "COLUMNS": "250"},
                           capture_output=True, text=True, timeout=WAIT_S)
-
-
-def until_done(base: str, token: str, job: str) -> dict:
-    deadline = time.monotonic() + WAIT_S
-    while True:
-        body = httpx.get(f"{base}/v1/reports/{job}", headers=bearer(token)).json()
-        if body["status"] in ("completed", "failed", "expired") or time.monotonic() > deadline:
-            return body
-        time.sleep(0.2)
 
 
 def expected_totals(r: Reports, customer: str) -> dict[str, Decimal]:
