@@ -125,7 +125,7 @@ def worker(name: str = typer.Option("reports-1", "--name", help="Worker name (Ka
     runner = ReportWorker(settings, name)
     signal.signal(signal.SIGTERM, lambda *_: runner.stop())
     console.print(f"report worker {name}: {settings.report_worker_concurrency} at once, group "
-                  f"{settings.report_worker_group}, files in {settings.report_dir}")
+                  f"{settings.report_worker_group}, files in {settings.report_dir}, {len(runner.schedules)} schedule(s)")
     try:
         runner.run()
     except KeyboardInterrupt:

@@ -46,10 +46,21 @@ class JobStore:
         return self._select("WHERE status = 'completed' AND finished_at < fromUnixTimestamp64Milli({t:Int64}, 'UTC')",
                             {"t": moment_ms})
 
+    def known(self, job_ids: list[str]) -> set[str]:
+        """Which of ``job_ids`` have a state."""
+        rows = self.ch.query(f"SELECT DISTINCT job_id FROM {self.db}.report_jobs WHERE has({{ids:Array(String)}}, job_id)",
+                             parameters={"ids": job_ids}).result_rows
+        return {row[0] for row in rows}
+
     def write(self, state: JobState) -> JobState:
         """Record ``state``; returns it."""
-        self.ch.insert(f"{self.db}.report_jobs", facts.report_job_rows(state)["report_jobs"], column_names=_COLUMNS)
+        self.write_many([state])
         return state
+
+    def write_many(self, states: list[JobState]) -> None:
+        """Record ``states`` in one insert."""
+        rows = [row for state in states for row in facts.report_job_rows(state)["report_jobs"]]
+        self.ch.insert(f"{self.db}.report_jobs", rows, column_names=_COLUMNS)
 
     def _select(self, tail: str, params: dict) -> list[JobState]:
         rows = self.ch.query(f"SELECT {', '.join(_COLUMNS)} FROM {self.db}.report_jobs FINAL {tail}", parameters=params)

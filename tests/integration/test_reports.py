@@ -19,16 +19,20 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 from pypdf import PdfReader
 
 from api.keys import KeyStore, store_path
-from billing.core.contracts import AlertData, AlertEvent, AlertType, ReportFormat, ReportJob, ThresholdUnit
+from billing.core.contracts import AlertData, AlertEvent, AlertType, ReportFormat, ReportJob, ReportKind, ThresholdUnit
 from billing.core.meters import Aggregation, active_meters
 from billing.core.reports.jobs import JobStatus, begin, job_id, queued
+from billing.core.reports.schedules import SCOPE, Schedule, due, idempotency_key
 from billing.core.reports.table import number
 from billing.invoicing.run import Invoicing
 from billing.kafka.publish import publish
 from billing.reports import files
+from billing.reports.requests import Reports as ReportRequests
+from billing.reports.schedules import queue_due
 from billing.reports.store import JobStore
 from billing.settings import Settings
 from billing.warehouse.client import client
@@ -303,6 +307,45 @@ def test_a_job_whose_worker_crashed_mid_way_completes_exactly_once(reports: Repo
         "AND status = 'completed'", parameters={"j": job.id}).result_rows[0][0]
     assert completed == 1
     assert (reports.settings.report_dir / state.file).is_file()
+
+
+def scheduled(r: Reports) -> dict[str, int]:
+    """Job id -> completed states, of every job the schedules made."""
+    return dict(client(r.settings).query(
+        f"SELECT job_id, countIf(status = 'completed') FROM {r.settings.clickhouse_database}.report_jobs "
+        "WHERE requested_by = {s:String} GROUP BY job_id", parameters={"s": SCOPE}).result_rows)
+
+
+def test_two_workers_and_a_restart_run_each_scheduled_report_once(reports: Reports, tmp_path: Path) -> None:
+    chosen = reports.customers[:2]
+    monthly = Schedule(id="tests-monthly", every="monthly", format="csv", customers=chosen)
+    path = tmp_path / "schedules.yaml"
+    path.write_text(yaml.safe_dump({"schedules": [monthly.model_dump(mode="json")]}))
+    env = {**reports.env, "BILLING_REPORT_SCHEDULES_FILE": str(path), "BILLING_REPORT_SCHEDULE_CHECK_S": "0.5"}
+    run = due(monthly, datetime.now(UTC))
+    expected = {job_id(SCOPE, idempotency_key(run, customer)) for customer in chosen}
+    workers = [start_worker(env, f"tests-reports-scheduler-{i}") for i in range(2)]
+    try:
+        deadline = time.monotonic() + WAIT_S
+        while sorted(scheduled(reports).values()) != [1, 1] and time.monotonic() < deadline:
+            time.sleep(0.2)
+        stop(workers[0])
+        workers[0] = start_worker(env, "tests-reports-scheduler-restarted")
+        time.sleep(3)  # the restarted worker checks the schedules at start and every 0.5 s
+    finally:
+        for worker in workers:
+            stop(worker)
+    assert scheduled(reports) == dict.fromkeys(expected, 1), "each scheduled report completed once, none made twice"
+    for job in expected:
+        state = reports.jobs.get(job)
+        assert state.job.period == run.period and (reports.settings.report_dir / state.file).is_file()
+    daily_all = Schedule(id="tests-daily-all", every="daily", format="csv")
+    finance = Schedule(id="tests-finance", every="monthly", kind=ReportKind.FINANCE_SUMMARY, format="pdf")
+    requests = ReportRequests(reports.settings)
+    everyone = len(requests.billing.customers())
+    assert queue_due(requests, [monthly, daily_all, finance], NOW) == everyone + 1 + len(chosen)
+    assert queue_due(requests, [monthly, daily_all, finance], NOW + timedelta(hours=5)) == 0, "the same runs: nothing new"
+    assert queue_due(requests, [daily_all], NOW + timedelta(days=1)) == everyone, "the next day is a new run"
 
 
 def test_files_past_their_retention_are_deleted_and_their_jobs_expire(reports: Reports) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
@@ -12,10 +13,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from billing.core.contracts import ReportFormat, ReportJob
+from billing.core.errors import ConfigError
 from billing.core.invoicing.usage import HourStats, quantity
 from billing.core.meters import DEFAULT_METERS, Aggregation, MeterSet
 from billing.core.pricing.proration import month_period
-from billing.core.reports import finance, table
+from billing.core.reports import finance, schedules, table
 from billing.core.reports.jobs import (
     TERMINAL,
     InvalidJobTransition,
@@ -200,3 +202,36 @@ def test_a_month_without_rows_is_zero_and_its_ratios_are_empty():
     assert summary.value("booked", "booked_usd") == 0 and summary.value("mrr", "ending_mrr_usd") == 0
     assert summary.value("mrr", "net_revenue_retention") is None and summary.as_of is None
     assert ",net_revenue_retention,," in finance.to_csv(summary)
+
+
+def test_monthly_runs_report_the_last_closed_month_and_daily_runs_yesterday_s_month_to_date():
+    monthly = schedules.Schedule(id="m", every="monthly")
+    daily = schedules.Schedule(id="d", every="daily", format="csv", customers=["cus-1"])
+    first = datetime(2026, 10, 1, 0, 5, tzinfo=UTC)
+    assert (schedules.due(monthly, first).key, schedules.due(monthly, first).period) == ("2026-09", "2026-09")
+    assert schedules.due(monthly, datetime(2026, 10, 31, 23, tzinfo=UTC)).key == "2026-09"
+    assert (schedules.due(daily, first).key, schedules.due(daily, first).period) == ("2026-09-30", "2026-09")
+    assert schedules.due(daily, first + timedelta(days=1)).period == "2026-10"
+
+
+@given(st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)),
+       st.sampled_from(["daily", "monthly"]))
+def test_a_run_s_job_ids_depend_only_on_schedule_period_and_customer(now, every):
+    schedule = schedules.Schedule(id="s", every=every)
+    run, later = schedules.due(schedule, now), schedules.due(schedule, now + timedelta(hours=1))
+    assert (run.key == later.key) == (schedules.idempotency_key(run, "c") == schedules.idempotency_key(later, "c"))
+    assert run.period <= f"{now:%Y-%m}" and run.period == run.key[:7]
+    assert len({schedules.idempotency_key(run, c) for c in ("c1", "c2", None)}) == 3
+
+
+@pytest.mark.parametrize(("document", "message"), [
+    ({"schedules": [{"id": "a", "every": "weekly"}]}, "schedule a: every: Input should be 'daily' or 'monthly'"),
+    ({"schedules": [{"id": "a", "every": "daily", "kind": "finance_summary", "customers": ["c"]}]}, "leave out customers"),
+    ({"schedules": [{"id": "a", "every": "daily", "customers": []}]}, "non-empty list"),
+    ({"schedules": [{"id": "a", "every": "daily", "colour": "red"}]}, "colour: Extra inputs are not permitted"),
+    ({"schedules": [{"id": "a", "every": "daily"}, {"id": "a", "every": "monthly"}]}, "'a' is used twice"),
+    ({"rules": []}, "one key, `schedules`"),
+])
+def test_bad_schedules_are_refused_with_the_file_and_schedule_named(document, message):
+    with pytest.raises(ConfigError, match="^x.yaml: .*" + re.escape(message)):
+        schedules.parse_schedules(document, "x.yaml")
