@@ -17,7 +17,7 @@ from billing.core.contracts import ReportJob, ReportKind
 from billing.core.errors import ConfigError
 from billing.core.pricing.catalog import data_files, read_document
 from billing.core.reports.jobs import job_id, queued
-from billing.core.reports.schedules import SCOPE, Run, Schedule, due, idempotency_key, parse_schedules
+from billing.core.reports.schedules import SCOPE, Run, Schedule, due, idempotency_key, parse_schedules, run_prefix
 from billing.kafka.publish import publish
 from billing.reports.requests import Reports
 
@@ -50,9 +50,10 @@ def queue_due(reports: Reports, schedules: Iterable[Schedule], now: datetime) ->
     if not runs:
         return 0
     customers = list(reports.billing.customers()) if any(r.schedule.customers == "all" for r in runs) else []
-    jobs = [job for run in runs for job in jobs_of(run, customers, now)]
-    known = reports.jobs.known([job.id for job in jobs])
-    new = [job for job in jobs if job.id not in known]
+    new = []
+    for run in runs:
+        known = reports.jobs.requested(SCOPE, run_prefix(run))
+        new += [job for job in jobs_of(run, customers, now) if job.id not in known]
     if new:
         publish(reports.settings, "report_jobs", [(job.id, job) for job in new], "scheduled report job")
         reports.jobs.write_many([queued(job) for job in new])

@@ -33,6 +33,8 @@ class JobStore:
             where.append("customer_id = {customer:String}")
             params["customer"] = customer
         if customers is not None:
+            if not customers:
+                return []
             where.append("has({customers:Array(String)}, customer_id)")
             params["customers"] = sorted(customers)
         if after is not None:
@@ -46,10 +48,11 @@ class JobStore:
         return self._select("WHERE status = 'completed' AND finished_at < fromUnixTimestamp64Milli({t:Int64}, 'UTC')",
                             {"t": moment_ms})
 
-    def known(self, job_ids: list[str]) -> set[str]:
-        """Which of ``job_ids`` have a state."""
-        rows = self.ch.query(f"SELECT DISTINCT job_id FROM {self.db}.report_jobs WHERE has({{ids:Array(String)}}, job_id)",
-                             parameters={"ids": job_ids}).result_rows
+    def requested(self, requested_by: str, key_prefix: str) -> set[str]:
+        """The ids of the jobs ``requested_by`` asked for with idempotency keys starting with ``key_prefix``."""
+        rows = self.ch.query(f"SELECT DISTINCT job_id FROM {self.db}.report_jobs WHERE requested_by = {{by:String}} "
+                             "AND startsWith(idempotency_key, {prefix:String})",
+                             parameters={"by": requested_by, "prefix": key_prefix}).result_rows
         return {row[0] for row in rows}
 
     def write(self, state: JobState) -> JobState:

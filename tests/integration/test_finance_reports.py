@@ -43,7 +43,9 @@ def finance(marts: BuiltMarts, tmp_path_factory) -> Iterator[Finance]:
     ensure_topics(admin, [TopicSpec(scoped.topic_report_jobs, 2, 1)])
     seasonality = report.answer(scoped, report.questions()["billing_seasonality"])
     busiest = max(seasonality.rows, key=lambda row: (row[1], row[0]))[0]
-    env = {**os.environ, "BILLING_CLICKHOUSE_DATABASE": scoped.clickhouse_database,
+    env = {**os.environ, "BILLING_CLICKHOUSE_URL": scoped.clickhouse_url, "BILLING_CLICKHOUSE_PASSWORD": scoped.clickhouse_password,
+           "BILLING_CLICKHOUSE_READONLY_PASSWORD": scoped.clickhouse_readonly_password,
+           "BILLING_CLICKHOUSE_DATABASE": scoped.clickhouse_database,
            "BILLING_CLICKHOUSE_MARTS_DATABASE": scoped.clickhouse_marts_database, "BILLING_STATE_DIR": str(scoped.state_dir),
            "BILLING_REPORTS_DIR": str(scoped.report_dir), "BILLING_REPORT_WORKER_GROUP": scoped.report_worker_group,
            "BILLING_TOPIC_REPORT_JOBS": scoped.topic_report_jobs}

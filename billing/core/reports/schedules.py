@@ -75,9 +75,14 @@ def due(schedule: Schedule, now: datetime) -> Run:
     return Run(schedule, day.isoformat(), f"{day:%Y-%m}")
 
 
+def run_prefix(run: Run) -> str:
+    """What the idempotency keys of every report of ``run`` start with."""
+    return f"{run.schedule.id}:{run.key}:"
+
+
 def idempotency_key(run: Run, customer_id: str | None) -> str:
     """The key of one report of ``run`` (``customer_id`` None: the finance summary)."""
-    return f"{run.schedule.id}:{run.key}:{customer_id or '*'}"
+    return f"{run_prefix(run)}{customer_id or '*'}"
 
 
 def parse_schedules(document: Any, source: str) -> tuple[Schedule, ...]:
