@@ -47,42 +47,45 @@ SUBSCRIPTION_COLUMNS = ", ".join(COLUMNS["subscription_events"])
 METERS = ("[('api_calls','SUM',1000),('storage_gb_hours','SUM',50),('bandwidth_gb','SUM',3),"
           "('compute_seconds','SUM',400),('active_seats','UNIQUE_COUNT',40)]")
 CUSTOMER_ID = "concat('cus-', leftPad(toString(number), 6, '0'))"
-SIGNUP = f"toDateTime64('{START}', 3, 'UTC') - toIntervalDay(20 + number % 700)"
 MONTH_SECONDS = 30 * 86400
 
-GENERATE = [
-    f"""INSERT INTO {DB}.customers (customer_id, company_name, email, country, region, currency, segment, signup_time, updated_at)
-    SELECT {CUSTOMER_ID}, concat('Company ', toString(number)), concat('billing@c', toString(number), '.example'),
-           m.1, m.2, m.3, ['startup','smb','mid_market','enterprise'][1 + number % 4], {SIGNUP}, {SIGNUP}
-    FROM (SELECT number, {MARKETS}[1 + cityHash64(number, 'market') % 15] AS m FROM numbers({CUSTOMERS}))""",
-    # every subscription is created (active) at signup; then 6 % change plan, 4 % cancel, 5 % start mid-month after a trial
-    f"""INSERT INTO {DB}.subscription_events ({SUBSCRIPTION_COLUMNS})
-    SELECT concat('sub-', toString(number), '-1'), concat('sub-', toString(number)), {CUSTOMER_ID}, 'created', 1,
-           {PLANS}[1 + number % 4], NULL, {INTERVAL}, {TIMING}, if(number % 100 >= 10 AND number % 100 < 15, 'trialing', 'active'),
-           if(number % 100 >= 10 AND number % 100 < 15, toDateTime64('{START}', 3, 'UTC') - toIntervalDay(3), {SIGNUP}), NULL,
-           if(number % 100 >= 10 AND number % 100 < 15, toDateTime64('{START}', 3, 'UTC') - toIntervalDay(3), {SIGNUP}),
-           if(number % 100 >= 10 AND number % 100 < 15, toDateTime64('{START}', 3, 'UTC') - toIntervalDay(3), {SIGNUP})
-    FROM numbers({CUSTOMERS})""",
-    f"""INSERT INTO {DB}.subscription_events ({SUBSCRIPTION_COLUMNS})
-    SELECT concat('sub-', toString(number), '-2'), concat('sub-', toString(number)), {CUSTOMER_ID},
-           multiIf(number % 100 < 6, 'plan_changed', number % 100 < 10, 'canceled', 'status_changed'), 2,
-           if(number % 100 < 6, {PLANS}[1 + (number + 1) % 4], {PLANS}[1 + number % 4]),
-           if(number % 100 < 6, {PLANS}[1 + number % 4], NULL), {INTERVAL}, {TIMING},
-           multiIf(number % 100 < 6, 'active', number % 100 < 10, 'canceled', 'active'),
-           if(number % 100 >= 10, toDateTime64('{START}', 3, 'UTC') - toIntervalDay(3), {SIGNUP}),
-           if(number % 100 >= 6 AND number % 100 < 10,
-              toDateTime64('{START}', 3, 'UTC') + toIntervalSecond(cityHash64(number) % {MONTH_SECONDS}) + toIntervalDay(2), NULL),
-           toDateTime64('{START}', 3, 'UTC') + toIntervalSecond(cityHash64(number) % {MONTH_SECONDS}),
-           toDateTime64('{START}', 3, 'UTC') + toIntervalSecond(cityHash64(number) % {MONTH_SECONDS})
-    FROM numbers({CUSTOMERS}) WHERE number % 100 < 15""",
-    f"""INSERT INTO {DB}.usage_rollups
-    SELECT {CUSTOMER_ID}, m.1, 3600, toDateTime('{START}', 'UTC') + toIntervalHour(hour), '', map(), m.2,
-           if(m.2 = 'UNIQUE_COUNT', toDecimal128(1 + cityHash64(number, hour) % m.3, 9),
-              toDecimal128(cityHash64(number, hour, m.1) % (m.3 * 1000), 9) / 1000), 1 + cityHash64(hour) % 50, 1, 1, now64(3)
-    FROM (SELECT intDiv(n, 720 * 5) AS number, intDiv(n % (720 * 5), 5) AS hour, {METERS}[1 + n % 5] AS m
-          FROM (SELECT number AS n FROM numbers({CUSTOMERS} * 720 * 5))
-          WHERE cityHash64(n, 'density') % 100 < {USAGE_DENSITY_PCT})""",
-]
+
+def statements(db: str = DB, customers: int = CUSTOMERS, start: str = START) -> list[str]:
+    """The SQL that generates the month starting ``start`` for ``customers`` customers in ``db``."""
+    signup = f"toDateTime64('{start}', 3, 'UTC') - toIntervalDay(20 + number % 700)"
+    return [
+        f"""INSERT INTO {db}.customers (customer_id, company_name, email, country, region, currency, segment, signup_time, updated_at)
+        SELECT {CUSTOMER_ID}, concat('Company ', toString(number)), concat('billing@c', toString(number), '.example'),
+               m.1, m.2, m.3, ['startup','smb','mid_market','enterprise'][1 + number % 4], {signup}, {signup}
+        FROM (SELECT number, {MARKETS}[1 + cityHash64(number, 'market') % 15] AS m FROM numbers({customers}))""",
+        # every subscription is created (active) at signup; then 6 % change plan, 4 % cancel, 5 % start mid-month after a trial
+        f"""INSERT INTO {db}.subscription_events ({SUBSCRIPTION_COLUMNS})
+        SELECT concat('sub-', toString(number), '-1'), concat('sub-', toString(number)), {CUSTOMER_ID}, 'created', 1,
+               {PLANS}[1 + number % 4], NULL, {INTERVAL}, {TIMING}, if(number % 100 >= 10 AND number % 100 < 15, 'trialing', 'active'),
+               if(number % 100 >= 10 AND number % 100 < 15, toDateTime64('{start}', 3, 'UTC') - toIntervalDay(3), {signup}), NULL,
+               if(number % 100 >= 10 AND number % 100 < 15, toDateTime64('{start}', 3, 'UTC') - toIntervalDay(3), {signup}),
+               if(number % 100 >= 10 AND number % 100 < 15, toDateTime64('{start}', 3, 'UTC') - toIntervalDay(3), {signup})
+        FROM numbers({customers})""",
+        f"""INSERT INTO {db}.subscription_events ({SUBSCRIPTION_COLUMNS})
+        SELECT concat('sub-', toString(number), '-2'), concat('sub-', toString(number)), {CUSTOMER_ID},
+               multiIf(number % 100 < 6, 'plan_changed', number % 100 < 10, 'canceled', 'status_changed'), 2,
+               if(number % 100 < 6, {PLANS}[1 + (number + 1) % 4], {PLANS}[1 + number % 4]),
+               if(number % 100 < 6, {PLANS}[1 + number % 4], NULL), {INTERVAL}, {TIMING},
+               multiIf(number % 100 < 6, 'active', number % 100 < 10, 'canceled', 'active'),
+               if(number % 100 >= 10, toDateTime64('{start}', 3, 'UTC') - toIntervalDay(3), {signup}),
+               if(number % 100 >= 6 AND number % 100 < 10,
+                  toDateTime64('{start}', 3, 'UTC') + toIntervalSecond(cityHash64(number) % {MONTH_SECONDS}) + toIntervalDay(2), NULL),
+               toDateTime64('{start}', 3, 'UTC') + toIntervalSecond(cityHash64(number) % {MONTH_SECONDS}),
+               toDateTime64('{start}', 3, 'UTC') + toIntervalSecond(cityHash64(number) % {MONTH_SECONDS})
+        FROM numbers({customers}) WHERE number % 100 < 15""",
+        f"""INSERT INTO {db}.usage_rollups
+        SELECT {CUSTOMER_ID}, m.1, 3600, toDateTime('{start}', 'UTC') + toIntervalHour(hour), '', map(), m.2,
+               if(m.2 = 'UNIQUE_COUNT', toDecimal128(1 + cityHash64(number, hour) % m.3, 9),
+                  toDecimal128(cityHash64(number, hour, m.1) % (m.3 * 1000), 9) / 1000), 1 + cityHash64(hour) % 50, 1, 1, now64(3)
+        FROM (SELECT intDiv(n, 720 * 5) AS number, intDiv(n % (720 * 5), 5) AS hour, {METERS}[1 + n % 5] AS m
+              FROM (SELECT number AS n FROM numbers({customers} * 720 * 5))
+              WHERE cityHash64(n, 'density') % 100 < {USAGE_DENSITY_PCT})""",
+    ]
 
 
 def run() -> str:
@@ -104,7 +107,7 @@ def run() -> str:
             migrate(settings)
             ch = client(settings)
             began = time.perf_counter()
-            for statement in GENERATE:
+            for statement in statements():
                 ch.command(statement)
             generate_s = time.perf_counter() - began
             rollups = ch.command(f"SELECT count() FROM {DB}.usage_rollups")

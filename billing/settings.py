@@ -243,6 +243,11 @@ class Settings(BaseSettings):
     report_max_attempts: int = Field(
         default=3, ge=1, description="Attempts of a job whose worker crashed or failed for a passing reason before it "
                                      "is marked failed.")
+    report_schedules_file: Path | None = Field(
+        default=None, description="File or folder of report schedules (YAML/JSON; format in billing/core/reports/schedules.py) "
+                                  "that the report workers run.")
+    report_schedule_check_s: float = Field(
+        default=60.0, gt=0, description="How often a report worker queues the due runs of the schedules.")
 
     # Timeouts
     start_timeout_s: float = Field(default=60.0, description="How long `billing up` waits per service.")

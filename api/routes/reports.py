@@ -1,7 +1,7 @@
-"""Report jobs: request a customer usage report, follow its job, download its file.
+"""Report jobs: request a customer usage report or (admin) a finance summary, follow its job, download its file.
 
 A tenant key requests reports of its own customers only (403 otherwise, as every customer endpoint),
-and sees only their jobs: another tenant's job answers the same 404 as an unknown one.
+and sees only their jobs: another tenant's job, and any finance summary, answers the same 404 as an unknown one.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -22,7 +22,7 @@ from api.routes.responses import AUTH_ERRORS, problem
 from billing.core.contracts import Id, Printable, ReportFormat, ReportKind, describe_error
 from billing.core.errors import PlatformError
 from billing.core.invoicing.errors import PeriodError, UnknownCustomer
-from billing.core.reports.errors import IdempotencyConflict
+from billing.core.reports.errors import IdempotencyConflict, ReportScopeError
 from billing.core.reports.jobs import JobState, JobStatus
 from billing.reports import files
 
@@ -34,7 +34,7 @@ class ReportRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    customer_id: Id
+    customer_id: Id | None = Field(default=None, description="The customer reported; none for a finance summary.")
     period: str = Field(description="The month reported, `YYYY-MM` (not in the future).", examples=["2026-09"])
     kind: ReportKind = ReportKind.CUSTOMER_USAGE
     format: ReportFormat = ReportFormat.PDF
@@ -47,7 +47,7 @@ class ReportJobView(BaseModel):
     """A report job's status."""
 
     job_id: str
-    customer_id: str
+    customer_id: str | None
     period: str
     kind: ReportKind
     format: ReportFormat
@@ -71,10 +71,17 @@ def _view(state: JobState) -> ReportJobView:
                          status_url=url, file_url=f"{url}/file" if state.status is JobStatus.COMPLETED else None)
 
 
+class ReportJobPage(BaseModel):
+    """One page of report jobs, newest request first; pass ``next_after`` as ``after`` for the next page."""
+
+    items: list[ReportJobView]
+    next_after: str | None = Field(description="Job id to pass as `after` for the next page; null on the last page.")
+
+
 async def _job(ctx: ApiContext, key: ApiKey, job_id: str) -> JobState:
     """The job; the same 404 for an unknown id and another tenant's job."""
     found = await ctx.warehouse.run(ctx.report_jobs.call, lambda reports: reports.jobs.get(job_id))
-    if found is None or not key.may_access(found.job.customer_id):
+    if found is None or not key.may_access(found.job.customer_id or ""):
         raise Problem(404, f"no report job {job_id!r}", kind="unknown-report-job")
     return found
 
@@ -89,13 +96,18 @@ JOB_ERRORS = {**AUTH_ERRORS, 404: problem("Unknown job (or another tenant's)."),
                 "job again (200, nothing queued).",
     responses={**JOB_ERRORS, 200: {"model": ReportJobView, "description": "The job this idempotency key named already."},
                400: problem("The body is not JSON."), 404: problem("Unknown customer."),
+               403: problem("The key may not access this customer, or a tenant key asked for a finance summary."),
                409: problem("The idempotency key names another report."),
-               422: problem("Malformed or future period, unknown kind or format.")},
+               422: problem("Malformed or future period, unknown kind or format, a customer missing (usage) or "
+                            "given (finance summary).")},
 )
 async def request_report(request: Request, body: ReportRequest, key: ApiKey = Depends(authenticated),
                          idempotency_key: Annotated[str | None, Header(min_length=1, max_length=256)] = None) -> JSONResponse:
     ctx = context(request)
-    require_access(key, body.customer_id)
+    if body.kind is ReportKind.FINANCE_SUMMARY and not key.admin:
+        raise Problem(403, f"key {key.key_id} is not an admin key; a finance summary needs one", kind="forbidden")
+    if body.customer_id is not None:
+        require_access(key, body.customer_id)
     if idempotency_key and body.idempotency_key and idempotency_key != body.idempotency_key:
         raise Problem(422, "the Idempotency-Key header and the body's idempotency_key differ; send one", kind="invalid-request")
 
@@ -106,6 +118,8 @@ async def request_report(request: Request, body: ReportRequest, key: ApiKey = De
                                    now=datetime.now(UTC))
         except PeriodError as exc:
             raise Problem(422, str(exc), kind="invalid-period") from None
+        except ReportScopeError as exc:
+            raise Problem(422, str(exc), kind="invalid-request") from None
         except ValidationError as exc:
             raise Problem(422, f"Idempotency-Key: {describe_error(exc)}", kind="invalid-request") from None
         except UnknownCustomer:
@@ -120,6 +134,27 @@ async def request_report(request: Request, body: ReportRequest, key: ApiKey = De
     view = _view(state)
     return JSONResponse(view.model_dump(mode="json"), status_code=202 if created else 200,
                         headers={"Location": view.status_url})
+
+
+@router.get(
+    "/v1/reports", response_model=ReportJobPage, summary="List report jobs",
+    description="The caller's report jobs (every job for an admin key, its customers' jobs for a tenant key), newest "
+                "request first, one page at a time: pass the previous page's `next_after` as `after`.",
+    responses={**JOB_ERRORS, 404: problem("`after` names no job the key may see.")},
+)
+async def list_reports(
+    request: Request,
+    after: Annotated[str | None, Query(description="Return jobs requested before this job.", max_length=128)] = None,
+    limit: Annotated[int, Query(ge=1, le=500, description="Page size.")] = 50,
+    key: ApiKey = Depends(authenticated),
+) -> ReportJobPage:
+    ctx = context(request)
+    previous = await _job(ctx, key, after) if after else None
+    customers = None if key.admin else key.tenants
+    found = await ctx.warehouse.run(ctx.report_jobs.call,
+                                    lambda reports: reports.jobs.list(limit=limit + 1, customers=customers, after=previous))
+    page = found[:limit]
+    return ReportJobPage(items=[_view(state) for state in page], next_after=page[-1].job_id if len(found) > limit else None)
 
 
 @router.get("/v1/reports/{job_id}", response_model=ReportJobView, summary="A report job's status", responses=JOB_ERRORS)

@@ -66,11 +66,14 @@ def resolve(names: list[str], known: dict[str, Question]) -> list[Question]:
     return [known[n] for n in names] if names else list(known.values())
 
 
-def answer(settings: Settings, question: Question) -> Answer:
-    """Query the question's view in the marts database (as the read-only user)."""
+def answer(settings: Settings, question: Question, where: str = "", parameters: dict | None = None) -> Answer:
+    """Query the question's view in the marts database (as the read-only user), only the rows matching the
+    SQL condition ``where`` (with ``parameters``) when given."""
     database = settings.clickhouse_marts_database
     ch = client(settings, readonly=True, database=database)
-    result = ch.query(f"SELECT * FROM {database}.{question.model} ORDER BY {question.order_by}")
+    condition = f" WHERE {where}" if where else ""
+    result = ch.query(f"SELECT * FROM {database}.{question.model}{condition} ORDER BY {question.order_by}",
+                      parameters=parameters)
     return Answer(question, tuple(result.column_names), [tuple(row) for row in result.result_rows])
 
 

@@ -20,7 +20,7 @@ from billing.reports import files
 from billing.reports.requests import Reports
 from billing.settings import get_settings
 
-reports_app = typer.Typer(help="Usage reports as asynchronous jobs (run `billing reports worker` to execute them).",
+reports_app = typer.Typer(help="Usage and finance reports as asynchronous jobs (run `billing reports worker` to execute them).",
                           no_args_is_help=True)
 app.add_typer(reports_app, name="reports")
 
@@ -29,7 +29,8 @@ POLL_S = 0.3
 
 @reports_app.command()
 def request(
-    customer: str = typer.Option(..., "--customer", "-c", help="Customer id."),
+    customer: str | None = typer.Option(None, "--customer", "-c",
+                                        help="Customer id (a customer usage report; none for a finance summary)."),
     period: str = typer.Option(..., "--period", "-p", help="The month reported, YYYY-MM (not in the future)."),
     kind: ReportKind = typer.Option(ReportKind.CUSTOMER_USAGE, "--kind", help="What the report shows."),
     fmt: ReportFormat = typer.Option(ReportFormat.PDF, "--format", "-f", help="File format."),
@@ -38,7 +39,8 @@ def request(
     wait: bool = typer.Option(True, "--wait/--no-wait", help="Follow the job with a progress bar until it ends."),
     timeout: float = typer.Option(600.0, "--timeout", min=1, help="Longest wait for the job, in seconds."),
 ) -> None:
-    """Queue a report job; by default wait for it and print where its file is."""
+    """Queue a report job (a customer's usage, or the month's finance summary); by default wait for it and print
+    where its file is."""
     reports = Reports(get_settings())
     state, created = reports.request(customer_id=customer, period=period, kind=kind, fmt=fmt, scope="cli",
                                      idempotency_key=key, now=datetime.now(UTC))
@@ -90,7 +92,7 @@ def list_jobs(
 def _jobs_table(states: list[JobState]) -> None:
     table = Table("job", "customer", "period", "kind", "format", "status", "progress", "attempts", "requested", "file / error")
     for s in states:
-        table.add_row(s.job_id, s.job.customer_id, s.job.period, s.job.kind.value, s.job.format.value, s.status.value,
+        table.add_row(s.job_id, s.job.customer_id or "(all)", s.job.period, s.job.kind.value, s.job.format.value, s.status.value,
                       f"{s.progress}%", str(s.attempts), f"{s.job.requested_at:%Y-%m-%d %H:%M:%S}", s.error or s.file or "")
     console.print(table)
 
@@ -123,7 +125,7 @@ def worker(name: str = typer.Option("reports-1", "--name", help="Worker name (Ka
     runner = ReportWorker(settings, name)
     signal.signal(signal.SIGTERM, lambda *_: runner.stop())
     console.print(f"report worker {name}: {settings.report_worker_concurrency} at once, group "
-                  f"{settings.report_worker_group}, files in {settings.report_dir}")
+                  f"{settings.report_worker_group}, files in {settings.report_dir}, {len(runner.schedules)} schedule(s)")
     try:
         runner.run()
     except KeyboardInterrupt:

@@ -869,6 +869,8 @@ class ReportKind(StrEnum):
     """What a report shows."""
 
     CUSTOMER_USAGE = "customer_usage"
+    FINANCE_SUMMARY = "finance_summary"
+    """Booked, collected, outstanding and MRR movements of a month, for admins (no customer)."""
 
 
 class ReportFormat(StrEnum):
@@ -876,6 +878,13 @@ class ReportFormat(StrEnum):
 
     CSV = "csv"
     PDF = "pdf"
+
+
+def scope_rule(kind: ReportKind) -> str:
+    """What a report of ``kind`` needs of the customer (the message of a request that breaks it)."""
+    if kind is ReportKind.FINANCE_SUMMARY:
+        return "a finance_summary covers every customer: do not name a customer"
+    return f"a {kind.value} report needs a customer"
 
 
 class ReportJob(Contract):
@@ -886,13 +895,19 @@ class ReportJob(Contract):
     """
 
     id: Id = Field(description="Job id (`rpt-` + 24 hex digits).")
-    customer_id: Id
+    customer_id: Id | None = Field(default=None, description="The customer reported; none for a finance summary.")
     period: str = Field(pattern=r"^\d{4}-\d{2}$", description="The calendar month reported, `YYYY-MM`.")
     kind: ReportKind = ReportKind.CUSTOMER_USAGE
     format: ReportFormat
     requested_at: UtcDatetime
     requested_by: Id = Field(description="The API key id that asked, or `cli`.")
     idempotency_key: Printable = Field(min_length=1, max_length=256)
+
+    @model_validator(mode="after")
+    def _scoped(self) -> ReportJob:
+        if (self.customer_id is None) != (self.kind is ReportKind.FINANCE_SUMMARY):
+            raise ValueError(scope_rule(self.kind))
+        return self
 
 
 # ------------------------------------------------------------------------- registry and codecs

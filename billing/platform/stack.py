@@ -12,11 +12,13 @@ def services(settings: Settings) -> list[Service]:
     """Services in start order (stopped in reverse)."""
     from billing.platform.api_service import ApiService
     from billing.platform.kafka_broker import kafka_services
+    from billing.platform.report_worker_service import ReportWorkerService
     from billing.platform.superset import SupersetService
     from billing.platform.warehouse_service import WarehouseService
     from billing.platform.worker_service import worker_services
 
-    return [WarehouseService(settings), *kafka_services(settings), *worker_services(settings), ApiService(settings),
+    return [WarehouseService(settings), *kafka_services(settings), *worker_services(settings), ReportWorkerService(settings),
+            ApiService(settings),
             SupersetService(settings)]
 
 

@@ -12,7 +12,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from billing.core.contracts import ReportFormat
-from billing.core.reports import table
+from billing.core.reports import finance, table
+from billing.core.reports.finance import FinanceSummary
 from billing.core.reports.jobs import JobState, expire
 from billing.core.reports.usage import UsageReport
 from billing.reports import pdf
@@ -20,6 +21,9 @@ from billing.reports.store import JobStore
 from billing.settings import Settings
 
 MEDIA_TYPES = {ReportFormat.CSV: "text/csv", ReportFormat.PDF: "application/pdf"}
+Report = UsageReport | FinanceSummary
+_CSV = {UsageReport: table.to_csv, FinanceSummary: finance.to_csv}
+_PDF = {UsageReport: pdf.render, FinanceSummary: pdf.render_finance}
 
 
 def file_name(state: JobState) -> str:
@@ -31,16 +35,16 @@ def path_of(settings: Settings, name: str) -> Path:
     return settings.report_dir / name
 
 
-def write(settings: Settings, state: JobState, report: UsageReport) -> str:
+def write(settings: Settings, state: JobState, report: Report) -> str:
     """Render ``report`` in the job's format into the reports folder; returns the file name."""
     folder = settings.report_dir
     folder.mkdir(parents=True, exist_ok=True)
     name = file_name(state)
     draft = folder / f".{name}.{os.getpid()}.part"
     if state.job.format is ReportFormat.CSV:
-        draft.write_text(table.to_csv(report))
+        draft.write_text(_CSV[type(report)](report))
     else:
-        pdf.render(report, draft)
+        _PDF[type(report)](report, draft)
     os.replace(draft, folder / name)
     return name
 

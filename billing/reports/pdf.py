@@ -1,6 +1,7 @@
-"""A customer usage report as a PDF (reportlab): per meter its total, a bar chart of the daily series
-and the top dimension groups; then the period priced so far, its invoices and its alerts. Numbers are
-printed as in the CSV (:func:`billing.core.reports.table.number`)."""
+"""Reports as PDFs (reportlab). A customer usage report: per meter its total, a bar chart of the daily
+series and the top dimension groups; then the period priced so far, its invoices and its alerts. A
+finance summary: its figures per section and a bar chart of the MRR movements. Numbers are printed as
+in the CSV (:func:`billing.core.reports.table.number`)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from reportlab.lib.pagesizes import A4
 from reportlab.lib.units import mm
 from reportlab.platypus import KeepTogether, SimpleDocTemplate, Spacer, Table, TableStyle
 
+from billing.core.reports.finance import MOVEMENTS, FinanceSummary, text
 from billing.core.reports.table import number
 from billing.core.reports.usage import MeterUsage, UsageReport
 from billing.invoicing.pdf import ACCENT, FONT, RULE, SHADE, _p, register_fonts
@@ -19,11 +21,15 @@ from billing.invoicing.pdf import ACCENT, FONT, RULE, SHADE, _p, register_fonts
 WIDTH = A4[0] - 36 * mm
 
 
+def _document(path: Path, title: str) -> SimpleDocTemplate:
+    register_fonts()
+    return SimpleDocTemplate(str(path), pagesize=A4, leftMargin=18 * mm, rightMargin=18 * mm, topMargin=16 * mm,
+                             bottomMargin=16 * mm, title=title)
+
+
 def render(report: UsageReport, path: Path) -> Path:
     """Write ``report`` as a PDF at ``path``; returns the path."""
-    register_fonts()
-    doc = SimpleDocTemplate(str(path), pagesize=A4, leftMargin=18 * mm, rightMargin=18 * mm, topMargin=16 * mm,
-                            bottomMargin=16 * mm, title=f"Usage report {report.customer_id} {report.period.start:%Y-%m}")
+    doc = _document(path, f"Usage report {report.customer_id} {report.period.start:%Y-%m}")
     story = [_p(f"Usage report {report.period.start:%Y-%m}", "brand"),
              _p(f"{report.company_name} ({report.customer_id}), generated {report.generated_at:%Y-%m-%d %H:%M} UTC", "muted"),
              Spacer(1, 6 * mm)]
@@ -49,15 +55,40 @@ def _meter(meter: MeterUsage) -> list:
             Spacer(1, 5 * mm)]
 
 
+SECTIONS = {"booked": "Booked (finalized or paid invoices issued in the month, before tax)",
+            "collected": "Collected (succeeded payments net of refunds, by the month they succeeded)",
+            "outstanding": "Outstanding (finalized, not paid) at the as-of time: of the month's invoices, and all",
+            "mrr": "MRR movements (previous month's end to this month's end)"}
+
+
+def render_finance(summary: FinanceSummary, path: Path) -> Path:
+    """Write ``summary`` as a PDF at ``path``; returns the path."""
+    doc = _document(path, f"Finance summary {summary.period.start:%Y-%m}")
+    as_of = f", metrics as of {summary.as_of:%Y-%m-%d %H:%M} UTC" if summary.as_of else ""
+    story = [_p(f"Finance summary {summary.period.start:%Y-%m}", "brand"),
+             _p(f"USD at the static reporting rates; generated {summary.generated_at:%Y-%m-%d %H:%M} UTC{as_of}", "muted"),
+             Spacer(1, 6 * mm)]
+    for section, title in SECTIONS.items():
+        story += [_p(title, "bold"), _table(["metric", "value"], [[f.metric, f"{text(f.value)} {f.unit}".strip()]
+                                                                 for f in summary.section(section)]), Spacer(1, 4 * mm)]
+    story.append(_bars([(name.removesuffix("_mrr_usd"), summary.value("mrr", name)) for name in MOVEMENTS]))
+    doc.build(story)
+    return path
+
+
 def _chart(meter: MeterUsage) -> Drawing:
+    return _bars([(f"{day:%d}", value) for day, value in meter.daily])
+
+
+def _bars(series: list[tuple[str, object]]) -> Drawing:
     drawing = Drawing(WIDTH, 48 * mm)
     chart = VerticalBarChart()
     chart.x, chart.y, chart.width, chart.height = 12 * mm, 8 * mm, WIDTH - 16 * mm, 36 * mm
-    chart.data = [[float(value) for _day, value in meter.daily] or [0.0]]
-    chart.categoryAxis.categoryNames = [f"{day:%d}" for day, _value in meter.daily]
+    chart.data = [[float(value) for _label, value in series] or [0.0]]
+    chart.categoryAxis.categoryNames = [label for label, _value in series]
     chart.categoryAxis.labels.fontName = chart.valueAxis.labels.fontName = FONT
     chart.categoryAxis.labels.fontSize = chart.valueAxis.labels.fontSize = 6
-    chart.valueAxis.valueMin = 0
+    chart.valueAxis.valueMin = min(0.0, *chart.data[0])
     chart.bars[0].fillColor = ACCENT
     chart.bars[0].strokeColor = None
     drawing.add(chart)

@@ -11,10 +11,10 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from billing.core.contracts import ReportFormat, ReportJob, ReportKind
+from billing.core.contracts import ReportFormat, ReportJob, ReportKind, scope_rule
 from billing.core.invoicing.errors import PeriodError, UnknownCustomer
 from billing.core.invoicing.periods import parse_period
-from billing.core.reports.errors import IdempotencyConflict, UnknownJob
+from billing.core.reports.errors import IdempotencyConflict, ReportScopeError, UnknownJob
 from billing.core.reports.jobs import JobState, job_id, queued, same_request
 from billing.invoicing.store import Store
 from billing.kafka.publish import publish
@@ -32,9 +32,11 @@ class Reports:
         self.jobs = JobStore(ch, settings.clickhouse_database)
         self.billing = Store(ch, settings.clickhouse_database)
 
-    def request(self, *, customer_id: str, period: str, kind: ReportKind, fmt: ReportFormat, scope: str,
+    def request(self, *, customer_id: str | None, period: str, kind: ReportKind, fmt: ReportFormat, scope: str,
                 idempotency_key: str | None, now: datetime) -> tuple[JobState, bool]:
         """The job of this request and whether it was queued now (False: the key named it already)."""
+        if (customer_id is None) != (kind is ReportKind.FINANCE_SUMMARY):
+            raise ReportScopeError(scope_rule(kind))
         month = parse_period(period)
         if month.start > now:
             raise PeriodError(f"period {period} is in the future; a report covers a month that has started")
@@ -45,10 +47,10 @@ class Reports:
         if existing is not None:
             if not same_request(existing.job, job):
                 raise IdempotencyConflict(
-                    f"idempotency key {key!r} already names job {job.id} for {existing.job.customer_id} "
+                    f"idempotency key {key!r} already names job {job.id} for {existing.job.customer_id or 'every customer'} "
                     f"{existing.job.period} {existing.job.kind.value} {existing.job.format.value}; use a new key")
             return existing, False
-        if customer_id not in self.billing.customers([customer_id]):
+        if customer_id is not None and customer_id not in self.billing.customers([customer_id]):
             raise UnknownCustomer(f"no customer {customer_id!r} in the warehouse")
         publish(self.settings, "report_jobs", [(job.id, job)], "report job")
         return self.jobs.write(queued(job)), True

@@ -6,7 +6,8 @@ offset is committed only after its job reached a terminal state, so a job whose 
 mid-way is delivered again (to whichever consumer owns the partition then) and found ``running``:
 it starts another attempt, up to ``BILLING_REPORT_MAX_ATTEMPTS`` (:func:`~billing.core.reports.jobs.begin`).
 A terminal job is never run again, and the state is read again before completing, so a job completes
-once even when two messages name it. A worker also deletes files past their retention.
+once even when two messages name it. A worker also deletes files past their retention and queues the
+due runs of the report schedules (:mod:`billing.reports.schedules`).
 """
 
 from __future__ import annotations
@@ -20,13 +21,15 @@ from datetime import UTC, datetime
 from clickhouse_connect.driver.exceptions import OperationalError
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 
-from billing.core.contracts import ContractViolation, ReportJob, parse
+from billing.core.contracts import ContractViolation, ReportJob, ReportKind, parse
 from billing.core.errors import BillingError, PlatformError
 from billing.core.reports.jobs import TERMINAL, JobState, JobStatus, advance, begin, complete, fail, queued, retry_later
 from billing.invoicing.run import Invoicing
 from billing.kafka.config import client_config
-from billing.reports import files
+from billing.reports import files, schedules
 from billing.reports.content import customer_usage
+from billing.reports.finance import finance_summary
+from billing.reports.requests import Reports
 from billing.reports.store import JobStore
 from billing.settings import Settings
 
@@ -67,7 +70,10 @@ class JobRunner:
             current[0] = self.jobs.write(advance(current[0], percent, self.clock()))
 
         try:
-            report = customer_usage(self.invoicing, job.customer_id, job.period, self.clock(), progress)
+            if job.kind is ReportKind.FINANCE_SUMMARY:
+                report = finance_summary(self.settings, job.period, self.clock(), progress)
+            else:
+                report = customer_usage(self.invoicing, job.customer_id, job.period, self.clock(), progress)
             name = files.write(self.settings, current[0], report)
         except PASSING as exc:
             log.warning("report job %s attempt %d: %s", job.id, state.attempts, exc)
@@ -82,28 +88,43 @@ class JobRunner:
 
 
 class ReportWorker:
-    """``settings.report_worker_concurrency`` consumers of the report jobs topic, until :meth:`stop`."""
+    """``settings.report_worker_concurrency`` consumers of the report jobs topic and the schedules, until :meth:`stop`."""
 
     def __init__(self, settings: Settings, name: str = "reports-1"):
         self.settings = settings
         self.name = name
+        self.schedules = schedules.load([settings.report_schedules_file]) if settings.report_schedules_file else ()
         self._stop = threading.Event()
 
     def stop(self) -> None:
         self._stop.set()
 
     def run(self) -> None:
-        """Consume until stopped; sweeps expired files at start and hourly."""
+        """Consume until stopped; sweeps expired files at start and hourly, queues due scheduled runs at start and
+        every ``report_schedule_check_s``."""
         threads = [threading.Thread(target=self._consume, name=f"{self.name}-{i}", daemon=True)
                    for i in range(self.settings.report_worker_concurrency)]
         for thread in threads:
             thread.start()
-        runner = JobRunner(self.settings)
+        reports, swept = Reports(self.settings), float("-inf")
         while not self._stop.is_set():
-            files.sweep(self.settings, runner.jobs, _now())
-            self._stop.wait(SWEEP_EVERY_S)
+            if time.monotonic() - swept >= SWEEP_EVERY_S:
+                files.sweep(self.settings, reports.jobs, _now())
+                swept = time.monotonic()
+            if self.schedules:
+                self._queue_due(reports)
+            self._stop.wait(self.settings.report_schedule_check_s if self.schedules else SWEEP_EVERY_S)
         for thread in threads:
             thread.join()
+
+    def _queue_due(self, reports: Reports) -> None:
+        try:
+            count = schedules.queue_due(reports, self.schedules, _now())
+        except PASSING as exc:
+            log.warning("scheduled reports not queued (retrying in %.0fs): %s", self.settings.report_schedule_check_s, exc)
+        else:
+            if count:
+                log.info("queued %d scheduled report job(s)", count)
 
     def _consume(self) -> None:
         runner = JobRunner(self.settings)

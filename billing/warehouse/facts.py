@@ -179,7 +179,7 @@ def alert_rows(a: AlertEvent) -> Rows:
 def report_job_rows(state: JobState) -> Rows:
     """Row of ``report_jobs`` for one state of a job."""
     j = state.job
-    return {"report_jobs": [[j.id, j.customer_id, j.period, j.kind.value, j.format.value, j.requested_by, j.idempotency_key,
+    return {"report_jobs": [[j.id, j.customer_id or "", j.period, j.kind.value, j.format.value, j.requested_by, j.idempotency_key,
                              j.requested_at, state.status.value, state.progress, state.attempts, state.error, state.file,
                              state.updated_at, state.finished_at, state.version]]}
 
@@ -188,7 +188,7 @@ def report_job_state(row: tuple) -> JobState:
     """The :class:`JobState` of a ``report_jobs`` row read in :data:`COLUMNS` order."""
     (job_id, customer_id, period, kind, fmt, requested_by, key, requested_at, status, progress, attempts, error, file,
      updated_at, finished_at, version) = row
-    job = ReportJob(id=job_id, customer_id=customer_id, period=period, kind=kind, format=fmt, requested_at=requested_at,
+    job = ReportJob(id=job_id, customer_id=customer_id or None, period=period, kind=kind, format=fmt, requested_at=requested_at,
                     requested_by=requested_by, idempotency_key=key)
     return JobState(job, JobStatus(status), version=version, updated_at=updated_at, progress=progress, attempts=attempts,
                     error=error, file=file, finished_at=finished_at)

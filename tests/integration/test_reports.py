@@ -19,25 +19,29 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 from pypdf import PdfReader
 
 from api.keys import KeyStore, store_path
-from billing.core.contracts import AlertData, AlertEvent, AlertType, ReportFormat, ReportJob, ThresholdUnit
+from billing.core.contracts import AlertData, AlertEvent, AlertType, ReportFormat, ReportJob, ReportKind, ThresholdUnit
 from billing.core.meters import Aggregation, active_meters
 from billing.core.reports.jobs import JobStatus, begin, job_id, queued
+from billing.core.reports.schedules import SCOPE, Schedule, due, idempotency_key
 from billing.core.reports.table import number
 from billing.invoicing.run import Invoicing
 from billing.kafka.publish import publish
 from billing.reports import files
+from billing.reports.requests import Reports as ReportRequests
+from billing.reports.schedules import queue_due
 from billing.reports.store import JobStore
 from billing.settings import Settings
 from billing.warehouse.client import client
 from tests.integration.api_fixtures import TopicTail, bearer, insert, scratch_settings, serve
 from tests.integration.invoicing_data import SEPTEMBER, load
+from tests.integration.reports_helpers import WAIT_S, start_worker, stop, until_done
 
 PERIOD = "2026-09"
 NOW = datetime(2026, 12, 7, tzinfo=UTC)
-WAIT_S = 120
 
 
 @dataclass
@@ -71,33 +75,9 @@ def reports(settings, warehouse, kafka, simulated, tmp_path_factory) -> Iterator
         yield Reports(scoped, env, billed, JobStore(ch, scoped.clickhouse_database))
 
 
-def start_worker(env: dict[str, str], name: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "billing", "reports", "worker", "--name", name], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-
-
-def stop(worker: subprocess.Popen) -> None:
-    if worker.poll() is None:
-        worker.send_signal(signal.SIGTERM)
-        try:
-            worker.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait()
-
-
 def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "billing", "reports", *args], env={**env, "COLUMNS": "250"},
                           capture_output=True, text=True, timeout=WAIT_S)
-
-
-def until_done(base: str, token: str, job: str) -> dict:
-    deadline = time.monotonic() + WAIT_S
-    while True:
-        body = httpx.get(f"{base}/v1/reports/{job}", headers=bearer(token)).json()
-        if body["status"] in ("completed", "failed", "expired") or time.monotonic() > deadline:
-            return body
-        time.sleep(0.2)
 
 
 def expected_totals(r: Reports, customer: str) -> dict[str, Decimal]:
@@ -125,15 +105,56 @@ def queued_count(r: Reports) -> tuple[int, int]:
     return sum(_end_offsets(r)), jobs
 
 
+AT_ONCE = 20
+
+
+def check_file(r: Reports, base: str, token: str, status: dict, customer: str, fmt: str) -> None:
+    """The job's file holds the warehouse's totals (CSV: also its invoice and cost)."""
+    file = httpx.get(f"{base}{status['file_url']}", headers=bearer(token))
+    assert file.status_code == 200
+    totals = expected_totals(r, customer)
+    assert totals, customer
+    if fmt == "csv":
+        rows = list(csv.DictReader(io.StringIO(file.text)))
+        assert {row["meter"]: Decimal(row["value"]) for row in rows if row["section"] == "total"} == totals
+        invoices = [row for row in rows if row["section"] == "invoice"]
+        assert len(invoices) == 1 and invoices[0]["detail"] == "finalized"
+        cost = [Decimal(row["value"]) for row in rows if row["section"] == "cost_total"]
+        assert cost == [Decimal(invoices[0]["value"])], "a closed month costs what its invoice bills"
+    else:
+        assert file.headers["content-type"] == "application/pdf"
+        text = " ".join(page.extract_text() for page in PdfReader(io.BytesIO(file.content)).pages)
+        for meter, total in totals.items():
+            assert f"{meter}: total {number(total)}" in text, (meter, total)
+
+
+def listed(base: str, token: str, limit: int) -> list[dict]:
+    """Every job GET /v1/reports shows ``token``, page by page."""
+    found, after = [], None
+    while True:
+        page = httpx.get(f"{base}/v1/reports", headers=bearer(token), params={"limit": limit, **({"after": after} if after else {})})
+        assert page.status_code == 200, page.text
+        body = page.json()
+        assert len(body["items"]) <= limit
+        found += body["items"]
+        after = body["next_after"]
+        if after is None:
+            return found
+
+
 def test_jobs_queued_at_once_finish_with_the_warehouse_s_numbers(reports: Reports) -> None:
+    """20 jobs queued at once over HTTP, two workers, the API restarted while they run: every job completes
+    once with the warehouse's numbers, and the restarted API reports and lists every job."""
     keys = KeyStore(store_path(reports.settings))
     _key, admin = keys.create([], admin=True, label="tests-reports")
+    mine = reports.customers[0]
+    _key, tenant = keys.create([mine], label="tests-reports-tenant")
     workers = [start_worker(reports.env, f"tests-reports-{i}") for i in range(2)]
     try:
+        asked = {}
         with serve(reports.settings) as (base, _served):
-            asked = {}
-            for i, customer in enumerate(reports.customers[:5]):
-                fmt = "csv" if i % 2 == 0 else "pdf"
+            for i in range(AT_ONCE):
+                customer, fmt = reports.customers[i % len(reports.customers)], ("csv", "pdf")[i % 2]
                 answer = httpx.post(f"{base}/v1/reports", headers={**bearer(admin), "Idempotency-Key": f"k-{i}"},
                                     json={"customer_id": customer, "period": PERIOD, "format": fmt})
                 assert answer.status_code == 202, answer.text
@@ -143,30 +164,26 @@ def test_jobs_queued_at_once_finish_with_the_warehouse_s_numbers(reports: Report
             again = httpx.post(f"{base}/v1/reports", headers={**bearer(admin), "Idempotency-Key": "k-0"},
                                json={"customer_id": reports.customers[0], "period": PERIOD, "format": "csv"})
             assert again.status_code == 200 and again.json()["job_id"] in asked
+        assert len(asked) == AT_ONCE
+        with serve(reports.settings) as (base, _served):  # a new API process state: nothing but the warehouse remembers
             for job, (customer, fmt) in asked.items():
                 status = until_done(base, admin, job)
                 assert status["status"] == "completed", status
                 assert status["progress"] == 100 and status["file_url"] == f"/v1/reports/{job}/file"
-                file = httpx.get(f"{base}{status['file_url']}", headers=bearer(admin))
-                assert file.status_code == 200
-                totals = expected_totals(reports, customer)
-                assert totals, customer
-                if fmt == "csv":
-                    rows = list(csv.DictReader(io.StringIO(file.text)))
-                    assert {r["meter"]: Decimal(r["value"]) for r in rows if r["section"] == "total"} == totals
-                    invoices = [r for r in rows if r["section"] == "invoice"]
-                    assert len(invoices) == 1 and invoices[0]["detail"] == "finalized"
-                    cost = [Decimal(r["value"]) for r in rows if r["section"] == "cost_total"]
-                    assert cost == [Decimal(invoices[0]["value"])], "a closed month costs what its invoice bills"
-                else:
-                    assert file.headers["content-type"] == "application/pdf"
-                    text = " ".join(page.extract_text() for page in PdfReader(io.BytesIO(file.content)).pages)
-                    for meter, total in totals.items():
-                        assert f"{meter}: total {number(total)}" in text, (meter, total)
-            alerted = next(job for job, (customer, _fmt) in asked.items() if customer == reports.customers[0])
+                check_file(reports, base, admin, status, customer, fmt)
+            alerted = next(job for job, (customer, fmt) in asked.items() if customer == mine and fmt == "csv")
             rows = list(csv.DictReader(io.StringIO(httpx.get(f"{base}/v1/reports/{alerted}/file", headers=bearer(admin)).text)))
             assert [(r["key"], r["value"]) for r in rows if r["section"] == "alert"] == [("api-calls-1k", "1000")]
-        assert queued_count(reports) == (5, 5), "each job queued once, the repeated key queued nothing"
+            everything = listed(base, admin, limit=7)
+            assert sorted(item["job_id"] for item in everything) == sorted(asked), "each job listed once, across pages"
+            assert [item["requested_at"] for item in everything] == sorted((i["requested_at"] for i in everything), reverse=True)
+            assert {item["status"] for item in everything} == {"completed"}
+            own = listed(base, tenant, limit=2)
+            assert sorted(item["job_id"] for item in own) == sorted(job for job, (c, _f) in asked.items() if c == mine)
+            foreign = next(job for job, (customer, _fmt) in asked.items() if customer != mine)
+            hidden = httpx.get(f"{base}/v1/reports", headers=bearer(tenant), params={"after": foreign})
+            assert hidden.status_code == 404 and hidden.json()["type"].endswith("/unknown-report-job")
+        assert queued_count(reports) == (AT_ONCE, AT_ONCE), "each job queued once, the repeated key queued nothing"
         completed = client(reports.settings).query(
             f"SELECT job_id, count() FROM {reports.settings.clickhouse_database}.report_jobs WHERE status = 'completed' "
             "GROUP BY job_id").result_rows
@@ -290,6 +307,46 @@ def test_a_job_whose_worker_crashed_mid_way_completes_exactly_once(reports: Repo
         "AND status = 'completed'", parameters={"j": job.id}).result_rows[0][0]
     assert completed == 1
     assert (reports.settings.report_dir / state.file).is_file()
+
+
+def scheduled(r: Reports) -> dict[str, int]:
+    """Job id -> completed states, of every job the schedules made."""
+    return dict(client(r.settings).query(
+        f"SELECT job_id, countIf(status = 'completed') FROM {r.settings.clickhouse_database}.report_jobs "
+        "WHERE requested_by = {s:String} GROUP BY job_id", parameters={"s": SCOPE}).result_rows)
+
+
+def test_two_workers_and_a_restart_run_each_scheduled_report_once(reports: Reports, tmp_path: Path) -> None:
+    chosen = reports.customers[:2]
+    monthly = Schedule(id="tests-monthly", every="monthly", format="csv", customers=chosen)
+    path = tmp_path / "schedules.yaml"
+    path.write_text(yaml.safe_dump({"schedules": [monthly.model_dump(mode="json")]}))
+    env = {**reports.env, "BILLING_REPORT_SCHEDULES_FILE": str(path), "BILLING_REPORT_SCHEDULE_CHECK_S": "0.5"}
+    run = due(monthly, datetime.now(UTC))
+    expected = {job_id(SCOPE, idempotency_key(run, customer)) for customer in chosen}
+    workers = [start_worker(env, f"tests-reports-scheduler-{i}") for i in range(2)]
+    try:
+        deadline = time.monotonic() + WAIT_S
+        while sorted(scheduled(reports).values()) != [1, 1] and time.monotonic() < deadline:
+            time.sleep(0.2)
+        stop(workers[0])
+        workers[0] = start_worker(env, "tests-reports-scheduler-restarted")
+        time.sleep(3)  # the restarted worker checks the schedules at start and every 0.5 s
+    finally:
+        for worker in workers:
+            stop(worker)
+    assert scheduled(reports) == dict.fromkeys(expected, 1), "each scheduled report completed once, none made twice"
+    for job in expected:
+        state = reports.jobs.get(job)
+        assert state.job.period == run.period and (reports.settings.report_dir / state.file).is_file()
+    daily_all = Schedule(id="tests-daily-all", every="daily", format="csv")
+    finance = Schedule(id="tests-finance", every="monthly", kind=ReportKind.FINANCE_SUMMARY, format="pdf")
+    requests = ReportRequests(reports.settings)
+    everyone = len(requests.billing.customers())
+    assert queue_due(requests, [monthly], datetime.now(UTC)) == 0, "the workers queued this run already"
+    assert queue_due(requests, [daily_all, finance], NOW) == everyone + 1
+    assert queue_due(requests, [daily_all, finance], NOW + timedelta(hours=5)) == 0, "the same runs: nothing new"
+    assert queue_due(requests, [daily_all], NOW + timedelta(days=1)) == everyone, "the next day is a new run"
 
 
 def test_files_past_their_retention_are_deleted_and_their_jobs_expire(reports: Reports) -> None:

@@ -26,7 +26,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "billing.analytics": (*CORE, *LEAVES, *ADAPTERS),
     "billing.alerts": (*CORE, *LEAVES, *ADAPTERS, "billing.invoicing"),
     "billing.webhooks": (*CORE, *LEAVES, *ADAPTERS),
-    "billing.reports": (*CORE, *LEAVES, *ADAPTERS, "billing.invoicing"),
+    "billing.reports": (*CORE, *LEAVES, *ADAPTERS, "billing.invoicing", "billing.analytics"),
     "producers": (*CORE, *LEAVES, *ADAPTERS),
     "streams": (*CORE, *LEAVES, *ADAPTERS),
     "api": (*CORE, *LEAVES, *ADAPTERS, "billing.invoicing", "billing.reports"),

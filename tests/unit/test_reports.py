@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
@@ -12,10 +13,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from billing.core.contracts import ReportFormat, ReportJob
+from billing.core.errors import ConfigError
 from billing.core.invoicing.usage import HourStats, quantity
 from billing.core.meters import DEFAULT_METERS, Aggregation, MeterSet
 from billing.core.pricing.proration import month_period
-from billing.core.reports import table
+from billing.core.reports import finance, schedules, table
 from billing.core.reports.jobs import (
     TERMINAL,
     InvalidJobTransition,
@@ -155,3 +157,81 @@ def test_csv_has_one_row_per_fact_and_the_totals():
     assert [(r["key"], r["value"]) for r in parsed if r["section"] == "top_dimension"] == [("region=eu", "10.5"), ("region=us", "5")]
     assert [r for r in parsed if r["section"].startswith("cost")] == []
     assert [(r["key"], r["value"]) for r in parsed if r["section"] == "alert"] == [("api-80", "15.5")]
+
+
+def test_a_finance_summary_names_no_customer_and_a_usage_report_names_one():
+    from billing.core.contracts import ReportKind
+
+    assert a_job(kind=ReportKind.FINANCE_SUMMARY, customer_id=None).customer_id is None
+    with pytest.raises(ValueError, match="do not name a customer"):
+        a_job(kind=ReportKind.FINANCE_SUMMARY)
+    with pytest.raises(ValueError, match="needs a customer"):
+        a_job(customer_id=None)
+
+
+def _outstanding(total_usd: str, overdue: bool) -> dict:
+    return {"total_usd": Decimal(total_usd), "overdue": int(overdue), "as_of": T0 + timedelta(days=40)}
+
+
+def test_finance_summary_passes_the_answers_through_and_sums_outstanding_rows():
+    seasonality = {"month_start": T0.date(), "invoices": 3, "booked_usd": Decimal("120.50"), "payments": 2,
+                   "collected_usd": Decimal("80.000000000")}
+    movements = {"month_start": T0.date(), "starting_mrr_usd": Decimal(100), "new_mrr_usd": Decimal(30),
+                 "expansion_mrr_usd": Decimal(5), "contraction_mrr_usd": Decimal(-2), "churned_mrr_usd": Decimal(-10),
+                 "ending_mrr_usd": Decimal(123), "starting_customers": 4, "churned_customers": 1, "logo_churn_rate": 0.25,
+                 "net_revenue_retention": 0.93}
+    month_rows = [_outstanding("10.00", False)]
+    every = [*month_rows, _outstanding("7.25", True), _outstanding("1.75", True)]
+    summary = finance.summarize(SEPTEMBER, T0, seasonality, movements, month_rows, every)
+    assert summary.value("booked", "booked_usd") == Decimal("120.50") and summary.value("collected", "payments") == 2
+    assert [(f.metric, f.value) for f in summary.section("outstanding")] == [
+        ("booked_in_month_invoices", 1), ("booked_in_month_usd", Decimal("10.00")), ("booked_in_month_overdue_invoices", 0),
+        ("booked_in_month_overdue_usd", 0), ("all_invoices", 3), ("all_usd", Decimal("19.00")),
+        ("all_overdue_invoices", 2), ("all_overdue_usd", Decimal("9.00"))]
+    assert {f.metric: f.value for f in summary.section("mrr")} == {k: v for k, v in movements.items() if k != "month_start"}
+    assert summary.as_of == T0 + timedelta(days=40)
+    rows = list(csv.DictReader(io.StringIO(finance.to_csv(summary))))
+    assert len(rows) == len(summary.figures) and tuple(rows[0]) == finance.COLUMNS
+    by_metric = {(r["section"], r["metric"]): (r["value"], r["unit"]) for r in rows}
+    assert by_metric[("collected", "collected_usd")] == ("80", "USD")
+    assert by_metric[("mrr", "logo_churn_rate")] == ("0.25", "")
+
+
+def test_a_month_without_rows_is_zero_and_its_ratios_are_empty():
+    summary = finance.summarize(SEPTEMBER, T0, None, None, [], [])
+    assert summary.value("booked", "booked_usd") == 0 and summary.value("mrr", "ending_mrr_usd") == 0
+    assert summary.value("mrr", "net_revenue_retention") is None and summary.as_of is None
+    assert ",net_revenue_retention,," in finance.to_csv(summary)
+
+
+def test_monthly_runs_report_the_last_closed_month_and_daily_runs_yesterday_s_month_to_date():
+    monthly = schedules.Schedule(id="m", every="monthly")
+    daily = schedules.Schedule(id="d", every="daily", format="csv", customers=["cus-1"])
+    first = datetime(2026, 10, 1, 0, 5, tzinfo=UTC)
+    assert (schedules.due(monthly, first).key, schedules.due(monthly, first).period) == ("2026-09", "2026-09")
+    assert schedules.due(monthly, datetime(2026, 10, 31, 23, tzinfo=UTC)).key == "2026-09"
+    assert (schedules.due(daily, first).key, schedules.due(daily, first).period) == ("2026-09-30", "2026-09")
+    assert schedules.due(daily, first + timedelta(days=1)).period == "2026-10"
+
+
+@given(st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)),
+       st.sampled_from(["daily", "monthly"]))
+def test_a_run_s_job_ids_depend_only_on_schedule_period_and_customer(now, every):
+    schedule = schedules.Schedule(id="s", every=every)
+    run, later = schedules.due(schedule, now), schedules.due(schedule, now + timedelta(hours=1))
+    assert (run.key == later.key) == (schedules.idempotency_key(run, "c") == schedules.idempotency_key(later, "c"))
+    assert run.period <= f"{now:%Y-%m}" and run.period == run.key[:7]
+    assert len({schedules.idempotency_key(run, c) for c in ("c1", "c2", None)}) == 3
+
+
+@pytest.mark.parametrize(("document", "message"), [
+    ({"schedules": [{"id": "a", "every": "weekly"}]}, "schedule a: every: Input should be 'daily' or 'monthly'"),
+    ({"schedules": [{"id": "a", "every": "daily", "kind": "finance_summary", "customers": ["c"]}]}, "leave out customers"),
+    ({"schedules": [{"id": "a", "every": "daily", "customers": []}]}, "non-empty list"),
+    ({"schedules": [{"id": "a", "every": "daily", "colour": "red"}]}, "colour: Extra inputs are not permitted"),
+    ({"schedules": [{"id": "a", "every": "daily"}, {"id": "a", "every": "monthly"}]}, "'a' is used twice"),
+    ({"rules": []}, "one key, `schedules`"),
+])
+def test_bad_schedules_are_refused_with_the_file_and_schedule_named(document, message):
+    with pytest.raises(ConfigError, match="^x.yaml: .*" + re.escape(message)):
+        schedules.parse_schedules(document, "x.yaml")

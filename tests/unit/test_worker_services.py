@@ -3,6 +3,7 @@ import os
 
 import psutil
 
+from billing.platform import stack
 from billing.platform.process import since_boot
 from billing.platform.worker_service import worker_services
 from billing.settings import Settings
@@ -26,3 +27,11 @@ def test_a_worker_beyond_the_configured_number_is_listed_while_it_runs(tmp_path)
     me = psutil.Process(os.getpid())
     (settings.run_dir / "worker-2.pid").write_text(json.dumps({"pid": me.pid, "since_boot": since_boot(me)}))
     assert [w.name for w in worker_services(settings)] == ["worker", "worker-2"]
+
+
+def test_up_starts_one_report_worker_after_the_stream_workers_and_before_the_api(tmp_path):
+    names = [s.name for s in stack.select(Settings(state_dir=tmp_path), None, with_optional=False)]
+    assert names.index("worker") < names.index("reports") < names.index("api")
+    argv = stack.service(Settings(state_dir=tmp_path), "reports").managed().argv
+    assert argv[-5:] == ["billing", "reports", "worker", "--name", "reports-1"]
+    assert not stack.service(Settings(state_dir=tmp_path), "reports").managed().is_healthy(), "not running: not healthy"

@@ -15,3 +15,7 @@ class IdempotencyConflict(ConfigError):
 
 class ReportNotReady(BillingError):
     """The job's file does not exist (yet, or any more)."""
+
+
+class ReportScopeError(BillingError):
+    """A report kind asked with a customer it does not take (a finance summary) or without one it needs."""
