@@ -117,10 +117,16 @@ def table_rows() -> dict[str, list[dict]]:
         "alerts": [
             dict(alert_id="alr-1", customer_id="cus-1", type="usage.threshold.exceeded", rule=TEXT, meter="api_calls",
                  period_start=T, period_end=T_EDGE, value=HUGE, threshold=HUNDREDS, unit="percent",
-                 limit_units=TINY, baseline=None, mad=None, score=None, direction=None, detected_at=T_OFFSET),
+                 limit_units=TINY, baseline=None, mad=None, score=None, direction=None, detected_at=T_OFFSET,
+                 invoice_id=None, currency=None, due_at=None),
             dict(alert_id=TEXT, customer_id="cus-2", type="usage.anomaly.detected", rule="spikes", meter="active_seats",
                  period_start=T_OFFSET, period_end=T, value=BIG, threshold=None, unit=None, limit_units=None,
-                 baseline=TINY, mad=HUGE, score=BIG, direction="drop", detected_at=T_EDGE),
+                 baseline=TINY, mad=HUGE, score=BIG, direction="drop", detected_at=T_EDGE,
+                 invoice_id=None, currency=None, due_at=None),
+            dict(alert_id="alr-due", customer_id="cus-3", type="billing.payment.due", rule="reminders", meter="",
+                 period_start=T, period_end=T_EDGE, value=HUGE, threshold=TINY, unit=None, limit_units=None,
+                 baseline=None, mad=None, score=None, direction=None, detected_at=T, invoice_id=TEXT, currency="JPY",
+                 due_at=T_EDGE),
         ],
         "report_jobs": [
             dict(job_id="rpt-1", customer_id="cus-1", period="2026-10", kind="customer_usage", format="pdf",
