@@ -178,6 +178,7 @@ QUERIES = {
     "MRR by month and currency": "SELECT * FROM rpt_monthly_recurring_revenue ORDER BY month_start, currency",
     "MRR movements, logo churn and NRR": "SELECT * FROM rpt_mrr_movements ORDER BY month_start",
     "usage revenue by meter, plan and charge": "SELECT * FROM rpt_usage_revenue ORDER BY amount_usd DESC",
+    "recognized and deferred revenue by month": "SELECT * FROM rpt_recognized_revenue ORDER BY month_start, currency",
     "usage per customer and meter (meter's aggregation)":
         "SELECT customer_id, meter, max(quantity) FROM int_usage_monthly GROUP BY customer_id, meter "
         "ORDER BY 3 DESC LIMIT 50",
