@@ -57,6 +57,7 @@ def endpoints(
 @webhooks_app.command()
 def deliver(
     files: list[Path] = ENDPOINTS_OPTION,
+    name: str = typer.Option("webhooks", "--name", help="This process's Kafka client id in the delivery group."),
     loglevel: str = typer.Option("info", "--loglevel", help="Log level: debug, info, warning, error."),
 ) -> None:
     """Consume the alerts, invoices and payments topics and POST each event, signed, to every subscribed
@@ -69,7 +70,7 @@ def deliver(
         signal.signal(sig, lambda *_: stop.set())
     console.print(f"webhooks: {len(found)} endpoint(s), group {settings.webhook_group_id} on {settings.kafka_bootstrap}, "
                   f"log in {settings.clickhouse_url}")
-    stats = DeliveryService(settings, found).run(stop)
+    stats = DeliveryService(settings, found, name=name).run(stop)
     console.print(f"webhooks: stopped: {stats.records:,} record(s), {stats.delivered:,} delivered, {stats.retried:,} retried, "
                   f"{stats.dead:,} dead, {stats.skipped:,} already done")
 

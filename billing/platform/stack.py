@@ -9,17 +9,18 @@ from billing.settings import Settings
 
 
 def services(settings: Settings) -> list[Service]:
-    """Services in start order (stopped in reverse)."""
+    """Services in start order (stopped in reverse); webhook delivery only when endpoints are configured."""
     from billing.platform.api_service import ApiService
     from billing.platform.kafka_broker import kafka_services
     from billing.platform.report_worker_service import ReportWorkerService
     from billing.platform.superset import SupersetService
     from billing.platform.warehouse_service import WarehouseService
+    from billing.platform.webhook_service import WebhookService
     from billing.platform.worker_service import worker_services
 
+    webhooks = [WebhookService(settings)] if settings.webhook_endpoints_file else []
     return [WarehouseService(settings), *kafka_services(settings), *worker_services(settings), ReportWorkerService(settings),
-            ApiService(settings),
-            SupersetService(settings)]
+            *webhooks, ApiService(settings), SupersetService(settings)]
 
 
 def select(settings: Settings, names: list[str] | None, *, with_optional: bool = True) -> list[Service]:

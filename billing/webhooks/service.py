@@ -95,8 +95,10 @@ class Stats:
 class DeliveryService:
     """Delivers the events of the topics named by ``settings`` to ``endpoints`` until stopped."""
 
-    def __init__(self, settings: Settings, endpoints: EndpointSet, *, draw: Callable[[], float] = random.random):
+    def __init__(self, settings: Settings, endpoints: EndpointSet, *, name: str = "webhooks",
+                 draw: Callable[[], float] = random.random):
         self.settings = settings
+        self.name = name
         self.endpoints = endpoints
         self.backoff = backoff(settings)
         self.draw = draw
@@ -123,7 +125,8 @@ class DeliveryService:
     def run(self, stop: threading.Event) -> Stats:
         """Consume, deliver, log and commit until ``stop`` is set; then finish the POSTs in flight."""
         consumer = Consumer(client_config(self.settings.kafka_bootstrap, {
-            "group.id": self.settings.webhook_group_id, "enable.auto.commit": False, "auto.offset.reset": "earliest",
+            "group.id": self.settings.webhook_group_id, "client.id": self.name, "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
             "session.timeout.ms": 10_000, "logger": QUIET,
         }))
         self.stop = stop

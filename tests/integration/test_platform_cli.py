@@ -10,6 +10,7 @@ import sys
 import psutil
 import pytest
 
+from billing.core.webhooks.endpoints import EXAMPLE_ENDPOINTS
 from billing.platform import stack
 from billing.settings import Settings
 from tests.paths import REPO_ROOT
@@ -35,6 +36,7 @@ def env():
         "BILLING_API_PORT": str(ports[3]),
         "BILLING_WORKER_WEB_PORT": str(ports[4]),
         "BILLING_SUPERSET_PORT": str(ports[5]),
+        "BILLING_WEBHOOK_ENDPOINTS_FILE": str(EXAMPLE_ENDPOINTS),
     }
 
 
@@ -61,7 +63,9 @@ def test_up_status_down_leaves_no_process_behind(env):
         status = billing(env, "status")
         assert status.returncode == 0, status.stdout + status.stderr
         assert "stopped" not in status.stdout and "unhealthy" not in status.stdout
-        assert status.stdout.count("healthy") == len(stack.select(Settings(), None, with_optional=False))
+        expected = stack.select(Settings(webhook_endpoints_file=EXAMPLE_ENDPOINTS), None, with_optional=False)
+        assert "webhooks" in [s.name for s in expected], "endpoints configured: up delivers webhooks"
+        assert status.stdout.count("healthy") == len(expected)
         assert "off (optional)" in status.stdout, "Superset is optional and not started by a plain `up`"
         assert processes_using_state(), "services should run while up"
         again = billing(env, "up")

@@ -35,3 +35,14 @@ def test_up_starts_one_report_worker_after_the_stream_workers_and_before_the_api
     argv = stack.service(Settings(state_dir=tmp_path), "reports").managed().argv
     assert argv[-5:] == ["billing", "reports", "worker", "--name", "reports-1"]
     assert not stack.service(Settings(state_dir=tmp_path), "reports").managed().is_healthy(), "not running: not healthy"
+
+
+def test_up_delivers_webhooks_only_when_endpoints_are_configured(tmp_path):
+    assert "webhooks" not in [s.name for s in stack.services(Settings(state_dir=tmp_path))]
+    settings = Settings(state_dir=tmp_path, webhook_endpoints_file=tmp_path / "endpoints.yaml")
+    names = [s.name for s in stack.select(settings, None, with_optional=False)]
+    assert names.index("reports") < names.index("webhooks") < names.index("api")
+    service = stack.service(settings, "webhooks")
+    assert service.managed().argv[-5:] == ["billing", "webhooks", "deliver", "--name", "webhooks-1"]
+    assert service.endpoint == "group billing-webhooks"
+    assert not service.managed().is_healthy(), "not running: not healthy"
