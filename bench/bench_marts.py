@@ -31,6 +31,9 @@ DAYS = 30
 START = "2026-06-01 00:00:00"
 USAGE_DENSITY_PCT = 10  # share of customer x meter x hour windows with usage
 RUNS = 50
+NOT_RECONCILED = ("mrr_reconciles_with_invoice_fee_lines", "recognized_revenue_reconciles_with_booked")
+"""Reconciliations the generated data cannot pass: its invoices are drawn at random, not priced by the engine from
+the subscriptions (MRR vs fee lines) nor with the lines' service periods (recognized vs booked)."""
 TARGET_MS = 50.0
 RAW, MARTS = "bench_raw", "bench_marts"
 
@@ -264,12 +267,13 @@ def run() -> str:
             counts = {table: client.command(f"SELECT count() FROM {RAW}.{table}") for table in
                       ("customers", "invoices", "invoice_lines", "payment_events", "usage_rollups", "usage_events")}
             began = time.perf_counter()
-            build = run_dbt(settings, ["build"], capture=True)
+            build = run_dbt(settings, ["build", "--exclude", *NOT_RECONCILED], capture=True)
             build_s = time.perf_counter() - began
             if build.returncode != 0:
                 raise RuntimeError("dbt build failed:\n" + build.stdout[-4000:])
             summary = next(line for line in build.stdout.splitlines() if "Done. PASS=" in line).split("  ", 1)[-1]
-            marts = clickhouse_connect.get_client(host="127.0.0.1", port=port, database=MARTS, compress="lz4")
+            marts = clickhouse_connect.get_client(host="127.0.0.1", port=port, database=MARTS, compress="lz4",
+                                                  password=settings.clickhouse_password)
             sizes = {t: marts.command(f"SELECT count() FROM {t}") for t in
                      ("fct_transaction", "dim_payment_details", "dim_customer_invoices", "fct_usage_hourly",
                       "fct_usage_daily", "fct_usage_meter_hourly")}
@@ -285,7 +289,7 @@ def run() -> str:
         f"Dashboard-style queries over the dbt marts built from {DAYS} days x {CUSTOMERS:,} customers of data "
         "generated in ClickHouse (`INSERT ... SELECT`) into the raw tables of a private local endpoint "
         f"(chdb over HTTP). Raw rows: " + ", ".join(f"{t} {n:,}" for t, n in counts.items()) + ". "
-        f"Generation {generate_s:.1f} s; `dbt build` (all models and tests: {summary}) {build_s:.1f} s. "
+        f"Generation {generate_s:.1f} s; `dbt build` (all models and tests but {', '.join(NOT_RECONCILED)}: {summary}) {build_s:.1f} s. "
         "Mart rows: " + ", ".join(f"{t} {n:,}" for t, n in sizes.items()) + ".",
         "",
         f"Latency through clickhouse-connect over HTTP, {RUNS} timed rounds (queries take turns) after 3 warm-ups. "
