@@ -69,16 +69,21 @@ class BillTo:
         return cls(customer.company_name, customer.id, customer.email, (f"Country: {customer.country}",))
 
 
+def _document(path: Path, title: str, branding: Branding, bill_to: BillTo) -> SimpleDocTemplate:
+    """An A4 document at ``path`` (fonts registered, folder created) titled ``title``, from the issuer to ``bill_to``."""
+    register_fonts()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return SimpleDocTemplate(
+        str(path), pagesize=A4, leftMargin=18 * mm, rightMargin=18 * mm, topMargin=16 * mm, bottomMargin=18 * mm,
+        title=title, author=branding.company_name, subject=f"{title} for {bill_to.name}",
+    )
+
+
 def render_pdf(invoice: Invoice, bill_to: BillTo, path: Path, branding: Branding | None = None) -> Path:
     """Write ``invoice`` as a PDF at ``path`` and return the path."""
-    register_fonts()
     branding = branding or Branding.from_settings()
     money = currency(invoice.currency)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    doc = SimpleDocTemplate(
-        str(path), pagesize=A4, leftMargin=18 * mm, rightMargin=18 * mm, topMargin=16 * mm, bottomMargin=18 * mm,
-        title=f"Invoice {invoice.id}", author=branding.company_name, subject=f"Invoice {invoice.id} for {bill_to.name}",
-    )
+    doc = _document(path, f"Invoice {invoice.id}", branding, bill_to)
     story = [
         _header(branding, "INVOICE", invoice.number or invoice.id, invoice.status.value),
         Spacer(1, 8 * mm),
@@ -101,14 +106,9 @@ def render_pdf(invoice: Invoice, bill_to: BillTo, path: Path, branding: Branding
 
 def render_credit_note_pdf(note: CreditNote, bill_to: BillTo, path: Path, branding: Branding | None = None) -> Path:
     """Write ``note`` as a PDF at ``path`` and return the path."""
-    register_fonts()
     branding = branding or Branding.from_settings()
     money = currency(note.currency)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    doc = SimpleDocTemplate(
-        str(path), pagesize=A4, leftMargin=18 * mm, rightMargin=18 * mm, topMargin=16 * mm, bottomMargin=18 * mm,
-        title=f"Credit note {note.id}", author=branding.company_name, subject=f"Credit note {note.id} for {bill_to.name}",
-    )
+    doc = _document(path, f"Credit note {note.id}", branding, bill_to)
     facts = [("Credit note number", note.number), ("Credit note id", note.id), ("Credits invoice", note.invoice_id),
              ("Issue date", _date(note.issued_at)), ("Currency", note.currency)]
     story = [
