@@ -33,6 +33,8 @@ CHARTS = "[data-test='chart-grid-component']"
 LOAD_TIMEOUT_S = 180.0
 EMPTY_RELOAD_S = 30.0
 MAX_RELOADS = 3
+LOGIN_TRIES = 3
+LOGIN_TIMEOUT_S = 40.0
 
 
 def chart_ids(body: dict) -> list[int]:
@@ -42,11 +44,43 @@ def chart_ids(body: dict) -> list[int]:
 
 
 def log_in(page: Page, url: str, username: str, password: str) -> None:
+    """Log in through the login form; a try after which the page stays on the form is retried (CI once
+    saw it stay for minutes), and the error says what each try saw."""
+    seen = []
+    for _ in range(LOGIN_TRIES):
+        problem = _try_log_in(page, url, username, password)
+        if problem is None:
+            return
+        seen.append(problem)
+    raise RuntimeError(f"could not log in as {username!r} in {LOGIN_TRIES} tries: " + "; ".join(seen))
+
+
+def _try_log_in(page: Page, url: str, username: str, password: str) -> str | None:
+    """One login through the form: None once the page left it, else what the page showed."""
     page.goto(f"{url}/login/", wait_until="domcontentloaded")
+    try:  # the form is a React app: let it finish loading before typing into it
+        page.wait_for_load_state("networkidle", timeout=30_000)
+    except PlaywrightTimeout:
+        pass
     page.fill("[data-test='username-input']", username)
     page.fill("[data-test='password-input']", password)
-    page.click("[data-test='login-button']")
-    page.wait_for_url(lambda u: "/login" not in u, timeout=120_000, wait_until="commit")
+    posts: list[str] = []
+
+    def on_login_post(response: Response) -> None:
+        if "/login" in response.url and response.request.method == "POST":
+            posts.append(f"POST {response.url} -> {response.status}")
+
+    page.on("response", on_login_post)
+    try:
+        page.click("[data-test='login-button']")
+        page.wait_for_url(lambda u: "/login" not in u, timeout=LOGIN_TIMEOUT_S * 1000, wait_until="commit")
+        return None
+    except PlaywrightTimeout:
+        shown = " | ".join(t.strip() for t in page.locator(ERRORS).all_inner_texts() if t.strip())
+        return (f"still on {page.url} after {LOGIN_TIMEOUT_S:.0f} s; login requests: {posts or 'none'}; "
+                f"shown: {shown or 'nothing'}")
+    finally:
+        page.remove_listener("response", on_login_post)
 
 
 def open_dashboard(page: Page, url: str, board: dict, folder: Path) -> dict:
