@@ -38,7 +38,7 @@ demo: venv
 	$(BIN)/billing demo
 
 test: venv tools lint
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	@bash scripts/run-tests.sh $(PYTEST_ARGS)
 
 lint: venv
 	$(BIN)/ruff check .

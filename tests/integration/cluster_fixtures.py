@@ -1,6 +1,7 @@
 """The local 3-node KRaft cluster, started once per session on its own ports and state folder
 (``BILLING_TEST_CLUSTER_BOOTSTRAP`` / ``BILLING_TEST_CLUSTER_CONTROLLER_PORT``: the first node's
-ports, default 19292/19293; the nodes use them + 0, 2, 4, clear of test_kafka_faults' 19192/19193)."""
+ports, default 19292/19293; the nodes use them + 0, 2, 4, clear of test_kafka_faults' 19192/19193; state in
+``<session state>-cluster``)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,6 @@ from billing.kafka.topics import admin_client
 from billing.platform import stack
 from billing.platform.kafka_broker import KafkaService, kafka_services
 from billing.settings import Settings
-from tests.paths import REPO_ROOT
 
 BROKERS = 3
 
@@ -29,7 +29,8 @@ def cluster_settings(settings: Settings) -> Settings:
         kafka_controller_port=int(os.environ.get("BILLING_TEST_CLUSTER_CONTROLLER_PORT", "19293")),
     )
     fields = ("kafka_brokers", "kafka_bootstrap", "kafka_controller_port", "kafka_replication")
-    return settings.model_copy(update={"state_dir": REPO_ROOT / ".state" / "test-cluster",
+    state_dir = settings.state_dir.with_name(f"{settings.state_dir.name}-cluster")
+    return settings.model_copy(update={"state_dir": state_dir,
                                        **{name: getattr(kafka, name) for name in fields}})
 
 

@@ -15,7 +15,7 @@ from billing.platform import stack
 from billing.platform.kafka_broker import KafkaService, active_controller
 from billing.settings import Settings
 
-pytestmark = pytest.mark.cluster
+pytestmark = [pytest.mark.cluster, pytest.mark.slow]  # slow: shares the cluster with the failover tests
 
 
 def test_topics_have_three_in_sync_replicas_on_three_brokers(healthy_cluster, cluster_settings: Settings) -> None:
