@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from api import problems
+from api.alert_rules import alert_rules
 from api.connections import ConnectionBudget
 from api.context import ApiContext
 from api.direct import BillingApi
@@ -16,7 +17,8 @@ from api.producer import EventProducer
 from api.ratelimit import RateLimiter
 from api.readonly_client import Warehouse
 from api.recent import RecentIds
-from api.reports import ReportJobs
+from api.reports import report_jobs
+from api.routes import alert_rules as alert_rule_routes
 from api.routes import customers, events, health, invoices, openmeter, reports, subscriptions, usage
 from billing.core.meters import active_meters
 from billing.core.pricing.catalog import builtin_catalog, load_catalog
@@ -39,17 +41,20 @@ it once the stream worker has stored it.
 def create_app(settings: Settings | None = None) -> BillingApi:
     """A new API app; its Kafka producer lives for the app's lifespan."""
     settings = settings or get_settings()
+    meters = active_meters()
+    catalog = load_catalog([settings.plans_dir]) if settings.plans_dir else builtin_catalog()
     ctx = ApiContext(
         settings=settings,
         keys=KeyCache(KeyStore(store_path(settings))),
-        meters=active_meters(),
+        meters=meters,
         limiter=RateLimiter(),
         recent=RecentIds(settings.api_recent_ids),
         warehouse=Warehouse(settings),
         previews=Previews(settings),
-        catalog=load_catalog([settings.plans_dir]) if settings.plans_dir else builtin_catalog(),
+        catalog=catalog,
         connections=ConnectionBudget(settings.api_requests_per_connection if settings.api_workers > 1 else 0),
-        report_jobs=ReportJobs(settings),
+        report_jobs=report_jobs(settings),
+        alert_rules=alert_rules(settings, meters, catalog),
     )
 
     @asynccontextmanager
@@ -61,12 +66,13 @@ def create_app(settings: Settings | None = None) -> BillingApi:
             ctx.producer.close()
             ctx.warehouse.close()
             ctx.report_jobs.close()
+            ctx.alert_rules.close()
 
     app = BillingApi(title="Billing API", version="1", description=DESCRIPTION, lifespan=lifespan)
     app.state.ctx = ctx
     problems.install(app)
     app.add_middleware(MetricsMiddleware)
-    for module in (events, usage, invoices, customers, subscriptions, reports, openmeter, health):
+    for module in (events, usage, invoices, customers, subscriptions, reports, alert_rule_routes, openmeter, health):
         app.include_router(module.router)
     return app
 

@@ -14,9 +14,11 @@ from api.producer import EventProducer
 from api.ratelimit import RateLimiter
 from api.readonly_client import Warehouse
 from api.recent import RecentIds
-from api.reports import ReportJobs
+from api.sessions import Session
+from billing.alerts.rule_store import AlertRules
 from billing.core.meters import MeterSet
 from billing.core.pricing import PlanCatalog
+from billing.reports.requests import Reports
 from billing.settings import Settings
 
 
@@ -33,7 +35,8 @@ class ApiContext:
     previews: Previews
     catalog: PlanCatalog
     connections: ConnectionBudget
-    report_jobs: ReportJobs
+    report_jobs: Session[Reports]
+    alert_rules: Session[AlertRules]
     producer: EventProducer | None = None
     started: datetime = field(default_factory=lambda: datetime.now(UTC))
     """When this worker loaded its configuration (meters among it)."""

@@ -188,6 +188,12 @@ class Settings(BaseSettings):
                     "(Kafka consumer session timeout; 6 s is the smallest a broker accepts by default, "
                     "group.min.session.timeout.ms; heartbeats go every 1/20 of it from the consumer's own thread).")
 
+    # Alerts (`billing alerts scan`, the alert rules API)
+    alert_rules_file: Path | None = Field(
+        default=None, description="File or folder of alert rules (YAML/JSON; format in billing/core/alerts/rules.py) that "
+                                  "`billing alerts scan` evaluates besides the stored rules, and whose ids stored rules may "
+                                  "not take (default: the example rules in billing/core/alerts/rules.yaml).")
+
     # Webhooks (`billing webhooks deliver`)
     webhook_endpoints_file: Path | None = Field(
         default=None, description="File or folder of webhook endpoints (YAML/JSON; format in billing/core/webhooks/endpoints.py) "

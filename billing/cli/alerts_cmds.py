@@ -1,4 +1,4 @@
-"""`billing alerts rules | scan`: validate and list alert rules files; evaluate them over the warehouse."""
+"""`billing alerts rules ... | scan`: check rules files, manage the rules stored per customer; evaluate them all over the warehouse."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from billing.alerts.rule_store import AlertRules, rule_files, scan_rules
 from billing.alerts.scan import AlertScan, ScanSummary
 from billing.cli.app import app, console, stage_progress, utc_moment
 from billing.core.alerts.anomaly import HOUR
 from billing.core.alerts.rules import (
-    EXAMPLE_RULES,
     AnyRule,
     CreditBalanceRule,
     PaymentDueRule,
@@ -20,10 +20,12 @@ from billing.core.alerts.rules import (
     UsageThresholdRule,
     load_rules,
 )
+from billing.core.alerts.stored import customer_rule
 from billing.core.contracts import SpendUnit, ThresholdUnit
 from billing.core.errors import ConfigError
 from billing.core.invoicing.periods import parse_period
 from billing.core.meters import active_meters
+from billing.core.pricing.catalog import read_document
 from billing.core.pricing.proration import Period, month_period
 from billing.settings import configured_catalog, get_settings
 
@@ -32,22 +34,90 @@ alerts_app = typer.Typer(help="Alerts: usage and spend thresholds, anomalies, pa
 app.add_typer(alerts_app, name="alerts")
 
 
-@alerts_app.command()
-def rules(
-    files: list[Path] = typer.Argument(None, help="Rules files or folders (YAML or JSON); default: the example rules."),
+rules_app = typer.Typer(help="Alert rules: check rules files; create, list, show, update and delete the rules stored per "
+                                 "customer (also through the API, /v1/alert-rules).", no_args_is_help=True)
+alerts_app.add_typer(rules_app, name="rules")
+
+
+@rules_app.command("check")
+def check_rules(
+    files: list[Path] = typer.Argument(None, help="Rules files or folders (YAML or JSON); default: BILLING_ALERT_RULES_FILE "
+                                                  "or the example rules."),
 ) -> None:
-    """Validate alert rules against the configured meters and plans, and list them."""
-    paths = files or [EXAMPLE_RULES]
+    """Validate alert rules files against the configured meters and plans, and list their rules."""
+    paths = files or rule_files(get_settings())
     ruleset = load_rules(paths, meters=active_meters(), catalog=configured_catalog())
-    table = Table(title="alert rules")
+    _print_rules("alert rules", [(rule, ", ".join(rule.customers) if rule.customers else "every customer") for rule in ruleset])
+    console.print(f"[green]ok[/]: {len(ruleset)} rule(s) in {len(paths)} path(s)")
+
+
+@rules_app.command("list")
+def list_rules(
+    customers: list[str] = typer.Option(None, "--customer", "-c", help="Only this customer's rules (repeatable)."),
+    after: str = typer.Option("", "--after", help="Rules with ids after this one (the previous page's last id)."),
+    limit: int = typer.Option(50, "--limit", min=1, max=500, help="Page size."),
+) -> None:
+    """List the stored rules (per customer; the API's rules), ordered by id."""
+    found = _rules().store.list(customers=customers or None, after=after, limit=limit + 1)
+    page = found[:limit]
+    _print_rules("stored alert rules", [(stored.rule, stored.customer_id) for stored in page])
+    more = f"; next page: --after {page[-1].id}" if len(found) > limit else ""
+    console.print(f"[green]ok[/]: {len(page)} stored rule(s){more}")
+
+
+@rules_app.command("get")
+def get_rule(rule_id: str = typer.Argument(..., help="The rule id.")) -> None:
+    """Show a stored rule as JSON."""
+    console.print_json(data=_rules().get(rule_id).view())
+
+
+@rules_app.command("create")
+def create_rule(
+    file: Path = typer.Argument(..., help="YAML or JSON file of one rule: its fields (as in a rules file) and customer_id "
+                                          "instead of customers; id optional (default: a generated one)."),
+) -> None:
+    """Store a new rule of one customer (`billing alerts scan` evaluates it); prints it as stored."""
+    rules = _rules()
+    customer_id, rule = customer_rule(read_document(file), str(file), meters=active_meters(), catalog=configured_catalog())
+    console.print_json(data=rules.create(customer_id, rule, by="cli", now=datetime.now(UTC)).view())
+
+
+@rules_app.command("update")
+def update_rule(
+    rule_id: str = typer.Argument(..., help="The rule id."),
+    file: Path = typer.Argument(..., help="YAML or JSON file of the rule's new fields (all of them, as for create; the "
+                                          "customer_id may not change)."),
+) -> None:
+    """Replace a stored rule's fields; prints it as stored."""
+    rules = _rules()
+    stored = rules.get(rule_id)
+    customer_id, rule = customer_rule(read_document(file), str(file), meters=active_meters(), catalog=configured_catalog(),
+                                      rule_id=rule_id)
+    console.print_json(data=rules.update(stored, customer_id, rule, by="cli", now=datetime.now(UTC)).view())
+
+
+@rules_app.command("delete")
+def delete_rule(rule_id: str = typer.Argument(..., help="The rule id.")) -> None:
+    """Delete a stored rule (the alerts it fired stay)."""
+    rules = _rules()
+    rules.delete(rules.get(rule_id), by="cli", now=datetime.now(UTC))
+    console.print(f"[green]ok[/]: deleted alert rule {rule_id}")
+
+
+def _rules() -> AlertRules:
+    settings, meters, catalog = get_settings(), active_meters(), configured_catalog()
+    return AlertRules(settings, meters=meters, catalog=catalog,
+                      files=load_rules(rule_files(settings), meters=meters, catalog=catalog))
+
+
+def _print_rules(title: str, rows: list[tuple[AnyRule, str]]) -> None:
+    table = Table(title=title)
     table.add_column("id", no_wrap=True)
     for header in ("name", "kind", "meter", "fires when", "customers", "webhook"):
         table.add_column(header)
-    for rule in ruleset:
-        table.add_row(rule.id, rule.label, rule.kind, getattr(rule, "meter", "-"), _condition(rule),
-                      ", ".join(rule.customers) if rule.customers else "every customer", rule.webhook or "-")
+    for rule, customers in rows:
+        table.add_row(rule.id, rule.label, rule.kind, getattr(rule, "meter", "-"), _condition(rule), customers, rule.webhook or "-")
     console.print(table)
-    console.print(f"[green]ok[/]: {len(ruleset)} rule(s) in {len(paths)} path(s)")
 
 
 def _condition(rule: AnyRule) -> str:
@@ -72,17 +142,19 @@ def _condition(rule: AnyRule) -> str:
 
 @alerts_app.command()
 def scan(
-    rules_files: list[Path] = typer.Option(None, "--rules", "-r", help="Rules file or folder (repeatable); default: the example rules."),
+    rules_files: list[Path] = typer.Option(None, "--rules", "-r", help="Rules file or folder (repeatable); default: "
+                                                                       "BILLING_ALERT_RULES_FILE or the example rules."),
     since: str | None = typer.Option(None, "--since", help="Window start (ISO 8601, UTC; default: the start of the month of --until)."),
     until: str | None = typer.Option(None, "--until", help="Window end (ISO 8601, UTC; default: the end of the last complete hour)."),
     period: str | None = typer.Option(None, "--period", "-p", help="The month YYYY-MM as the window (instead of --since/--until)."),
 ) -> None:
-    """Evaluate the alert rules over the hourly usage rollups; publish and store the alerts not stored yet (idempotent)."""
-    meters, catalog = active_meters(), configured_catalog()
-    ruleset = load_rules(rules_files or [EXAMPLE_RULES], meters=meters, catalog=catalog)
+    """Evaluate the alert rules (the rules files' and the stored ones) over the warehouse; publish and store the alerts
+    not stored yet (idempotent)."""
+    settings, meters, catalog = get_settings(), active_meters(), configured_catalog()
+    ruleset = scan_rules(settings, rules_files or rule_files(settings), meters=meters, catalog=catalog)
     window = _window(since, until, period, datetime.now(UTC))
     with stage_progress() as progress:
-        summary = AlertScan(get_settings(), ruleset, catalog=catalog, meters=meters).run(window, progress=progress)
+        summary = AlertScan(settings, ruleset, catalog=catalog, meters=meters).run(window, progress=progress)
     _print_scan(summary, [rule.id for rule in ruleset])
 
 

@@ -11,6 +11,7 @@ from functools import lru_cache
 
 import orjson
 
+from billing.core.alerts.stored import StoredRule, definition
 from billing.core.contracts import (
     AlertEvent,
     Contract,
@@ -28,9 +29,9 @@ from billing.core.reports.jobs import JobState, JobStatus, queued
 
 Rows = dict[str, list[list]]
 
-DERIVED_TABLES = frozenset({"usage_rollups", "payment_transactions", "webhook_deliveries"})
+DERIVED_TABLES = frozenset({"usage_rollups", "payment_transactions", "webhook_deliveries", "alert_rules"})
 """Tables whose rows are not one contract's: the stream worker derives them from many messages, the webhook
-service logs its delivery attempts."""
+service logs its delivery attempts, the alert rules API and CLI write the rules."""
 
 COLUMNS: dict[str, tuple[str, ...]] = {
     "usage_events": ("event_id", "customer_id", "meter", "event_time", "quantity", "value", "dimensions",
@@ -66,6 +67,8 @@ COLUMNS: dict[str, tuple[str, ...]] = {
                            "status_code", "error", "latency_ms", "attempted_at", "body"),
     "report_jobs": ("job_id", "customer_id", "period", "kind", "format", "requested_by", "idempotency_key",
                     "requested_at", "status", "progress", "attempts", "error", "file", "updated_at", "finished_at",
+                    "version"),
+    "alert_rules": ("rule_id", "customer_id", "kind", "definition", "created_at", "updated_at", "updated_by", "deleted",
                     "version"),
     "usage_rollups": ("customer_id", "meter", "window_seconds", "window_start", "group_key", "dimensions",
                       "aggregation", "value", "event_count", "version", "closed", "updated_at"),
@@ -182,6 +185,12 @@ def report_job_rows(state: JobState) -> Rows:
     return {"report_jobs": [[j.id, j.customer_id or "", j.period, j.kind.value, j.format.value, j.requested_by, j.idempotency_key,
                              j.requested_at, state.status.value, state.progress, state.attempts, state.error, state.file,
                              state.updated_at, state.finished_at, state.version]]}
+
+
+def alert_rule_rows(stored: StoredRule, *, deleted: bool = False) -> Rows:
+    """Row of ``alert_rules`` for one change of a stored rule (``deleted``: its deletion)."""
+    return {"alert_rules": [[stored.id, stored.customer_id, stored.rule.kind, orjson.dumps(definition(stored.rule)).decode(),
+                             stored.created_at, stored.updated_at, stored.updated_by, int(deleted), stored.version]]}
 
 
 def report_job_state(row: tuple) -> JobState:

@@ -1,4 +1,4 @@
-"""`billing alerts rules`: lists valid rules, refuses bad ones with one line and no traceback."""
+"""`billing alerts rules check`: lists valid rules, refuses bad ones with one line and no traceback."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ def wide_console(monkeypatch):
 
 
 def test_rules_lists_the_example_rules():
-    result = runner.invoke(app, ["alerts", "rules"])
+    result = runner.invoke(app, ["alerts", "rules", "check"])
     assert result.exit_code == 0, result.output
     rows = {row.split("│")[1].strip(): row for row in result.output.splitlines() if row.count("│") > 2}
     assert set(rows) == {"api-allowance", "bandwidth-1tb", "api-anomaly"}
@@ -35,19 +35,19 @@ def test_rules_validates_given_files(tmp_path):
     good = tmp_path / "good.yaml"
     good.write_text("rules:\n  - {id: vip, kind: usage_threshold, meter: compute_seconds, thresholds: [3600], "
                     "customers: [cus-1, cus-2]}\n")
-    result = runner.invoke(app, ["alerts", "rules", str(good)])
+    result = runner.invoke(app, ["alerts", "rules", "check", str(good)])
     assert result.exit_code == 0, result.output
     assert "cus-1, cus-2" in result.output and "reaches 3,600 seconds" in result.output
     bad = tmp_path / "bad.yaml"
     bad.write_text("rules:\n  - {id: vip, kind: usage_threshold, meter: api_calls, thresholds: [1], webhook: 'ftp://x'}\n")
-    refused = runner.invoke(app, ["alerts", "rules", str(good), str(bad)])
+    refused = runner.invoke(app, ["alerts", "rules", "check", str(good), str(bad)])
     assert isinstance(refused.exception, InvalidWebhook)
 
 
 def test_a_bad_rule_is_one_line_without_traceback(tmp_path, monkeypatch, capsys):
     bad = tmp_path / "bad.yaml"
     bad.write_text("rules:\n  - {id: api, kind: usage_threshold, meter: api_calls, thresholds: [80, eighty]}\n")
-    monkeypatch.setattr(sys, "argv", ["billing", "alerts", "rules", str(bad)])
+    monkeypatch.setattr(sys, "argv", ["billing", "alerts", "rules", "check", str(bad)])
     with pytest.raises(SystemExit) as exited:
         main()
     assert exited.value.code == 2

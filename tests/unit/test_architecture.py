@@ -29,7 +29,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "billing.reports": (*CORE, *LEAVES, *ADAPTERS, "billing.invoicing", "billing.analytics"),
     "producers": (*CORE, *LEAVES, *ADAPTERS),
     "streams": (*CORE, *LEAVES, *ADAPTERS),
-    "api": (*CORE, *LEAVES, *ADAPTERS, "billing.invoicing", "billing.reports"),
+    "api": (*CORE, *LEAVES, *ADAPTERS, "billing.invoicing", "billing.reports", "billing.alerts"),
     "billing.chdb_server": (*CORE, *LEAVES, "billing.warehouse.sql"),
     "billing.platform": (*CORE, *LEAVES, *ADAPTERS, "billing.analytics"),
     "billing.cli": PACKAGES,

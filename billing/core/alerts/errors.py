@@ -39,3 +39,11 @@ class UnreachableRule(AlertRuleError):
 
 class InvalidWebhook(AlertRuleError):
     """A webhook that is not an absolute http(s) URL."""
+
+
+class UnknownRule(AlertRuleError):
+    """No stored rule has the id (or it was deleted)."""
+
+
+class CustomerChange(AlertRuleError):
+    """An update of a stored rule names another customer."""

@@ -40,7 +40,17 @@ from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from billing.core.alerts.errors import (
     AlertRuleError,
@@ -60,6 +70,8 @@ from billing.core.webhooks.endpoints import is_http_url
 
 EXAMPLE_RULES = Path(str(resources.files("billing.core.alerts") / "rules.yaml"))
 """The example rules shipped as package data."""
+MAX_LISTED = 20
+"""Problems listed in one error; more are counted."""
 LARGEST = Decimal(10) ** 20
 """Thresholds are below this and have at most 9 decimal places, like the warehouse's usage totals."""
 
@@ -355,10 +367,36 @@ def parse_rules(document: Any, source: str, *, meters: MeterSet, catalog: PlanCa
     try:
         return RulesFile.model_validate(document, context={"meters": meters, "catalog": catalog}).rules
     except ValidationError as exc:
-        errors = exc.errors()
-        first = errors[0].get("ctx", {}).get("error")
-        kind = type(first) if isinstance(first, AlertRuleError) else AlertRuleError
-        raise kind(f"{source}: " + "; ".join(_describe(error, document) for error in errors)) from None
+        raise _located(exc, document, source) from None
+
+
+def parse_rule(document: Any, source: str, *, meters: MeterSet, catalog: PlanCatalog) -> AnyRule:
+    """Validate one rule document (a rule of a rules file) like :func:`parse_rules`."""
+    if not isinstance(document, dict):
+        raise AlertRuleError(f"{source}: expected a mapping of the rule's fields (id, kind, ...)")
+    try:
+        return _ONE_RULE.validate_python(document, context={"meters": meters, "catalog": catalog})
+    except ValidationError as exc:
+        raise _located(exc, document, source) from None
+
+
+_ONE_RULE: TypeAdapter[AnyRule] = TypeAdapter(Rule)
+
+
+def _located(exc: ValidationError, document: Any, source: str) -> AlertRuleError:
+    """Every problem of ``exc``, located in ``document``, in one error whose class is that of the first problem."""
+    errors = exc.errors()
+    first = errors[0].get("ctx", {}).get("error")
+    kind = type(first) if isinstance(first, AlertRuleError) else AlertRuleError
+    listed = [_describe(error, document) for error in errors[:MAX_LISTED]]
+    if len(errors) > MAX_LISTED:
+        listed.append(f"and {len(errors) - MAX_LISTED} more problem(s)")
+    return kind(f"{source}: " + "; ".join(listed))
+
+
+def _key(key: Any) -> str:
+    """A field name as written, or clipped when it is long."""
+    return str(key) if len(str(key)) <= 64 else clip(str(key))
 
 
 def load_rules(paths: Iterable[Path], *, meters: MeterSet, catalog: PlanCatalog) -> RuleSet:
@@ -378,14 +416,14 @@ def _describe(error: dict, document: Any) -> str:
             node = node[key]
             if parts == ["rules"]:
                 rule_id = node.get("id") if isinstance(node, dict) else None
-                parts = [f"rule {rule_id!r}" if isinstance(rule_id, str) else f"rule {key + 1}"]
+                parts = [f"rule {clip(rule_id)}" if isinstance(rule_id, str) else f"rule {key + 1}"]
             else:
                 parts[-1] += f"[{key + 1}]"
         elif isinstance(node, dict) and key in node:
             node = node[key]
-            parts.append(str(key))
+            parts.append(_key(key))
         elif key not in RULE_KINDS:
-            parts.append(str(key))
+            parts.append(_key(key))
     message = error["msg"].removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
         message = "unknown field (typo?)"
