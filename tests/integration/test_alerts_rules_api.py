@@ -1,6 +1,7 @@
 """Alert rules per customer over real HTTP (a uvicorn server of the API, the real warehouse) and the CLI:
 create, list, get, update and delete with tenant scoping; the scan evaluates stored rules with the files'
-rules."""
+rules; every hostile input of the table gets one clear RFC 7807 problem, nothing is stored, and the API is
+healthy afterwards."""
 
 from __future__ import annotations
 
@@ -140,3 +141,111 @@ def test_the_cli_manages_stored_rules(world, tmp_path, capsys):
     assert code == 0 and "deleted alert rule b-spend" in out
     code, _, err = billing_in_process("alerts", "rules", "get", "b-spend", capsys=capsys)
     assert code != 0 and "no alert rule 'b-spend'" in err
+
+
+MEGABYTE = b'{"customer_id": "cust-a", "kind": "usage_threshold", "meter": "api_calls", "thresholds": [1], "name": "' + \
+    b"x" * 1_000_000 + b'"}'
+MANY_FIELDS = rule(**{f"field{i}": i for i in range(3000)})
+
+# (case, method, path, key, body (dict, or raw bytes), status, problem type, a piece of the detail)
+HOSTILE: list[tuple[str, str, str, str, object, int, str, str]] = [
+    ("unknown customer", "POST", "/v1/alert-rules", "admin", rule("cust-nobody"), 404, "unknown-customer",
+     "no customer 'cust-nobody'"),
+    ("another tenant's customer", "POST", "/v1/alert-rules", "a", rule(B), 403, "forbidden", "no access to customer 'cust-b'"),
+    ("another tenant's rule: get", "GET", "/v1/alert-rules/b-calls", "a", None, 404, "unknown-alert-rule", "no alert rule"),
+    ("another tenant's rule: update", "PUT", "/v1/alert-rules/b-calls", "a", rule(B), 404, "unknown-alert-rule", "no alert rule"),
+    ("another tenant's rule: delete", "DELETE", "/v1/alert-rules/b-calls", "a", None, 404, "unknown-alert-rule", "no alert rule"),
+    ("another tenant's customer: list", "GET", f"/v1/alert-rules?customer_id={B}", "a", None, 403, "forbidden", "no access"),
+    ("malformed JSON", "POST", "/v1/alert-rules", "admin", b'{"customer_id": "cust-a", ', 400, "malformed-json", "malformed JSON"),
+    ("not an object", "POST", "/v1/alert-rules", "admin", [rule()], 422, "invalid-alert-rule", "expected a JSON object"),
+    ("unknown field", "POST", "/v1/alert-rules", "admin", rule(thresholdz=[5]), 422, "invalid-alert-rule",
+     "thresholdz: unknown field"),
+    ("3,000 unknown fields", "POST", "/v1/alert-rules", "admin", MANY_FIELDS, 422, "invalid-alert-rule", "more problem(s)"),
+    ("customers list", "POST", "/v1/alert-rules", "admin", rule(customers=[A]), 422, "invalid-alert-rule",
+     "customers lists belong in rules files"),
+    ("no customer_id", "POST", "/v1/alert-rules", "admin", {"kind": "payment_due", "days_before": [3]}, 422,
+     "invalid-alert-rule", "customer_id: Field required"),
+    ("unknown kind", "POST", "/v1/alert-rules", "admin", rule(kind="usage_limit"), 422, "invalid-alert-rule",
+     "unknown rule kind"),
+    ("unknown meter", "POST", "/v1/alert-rules", "admin", rule(meter="gpu_hours"), 422, "invalid-alert-rule",
+     "unknown meter 'gpu_hours'"),
+    ("unreachable: no thresholds", "POST", "/v1/alert-rules", "admin", rule(thresholds=[]), 422, "invalid-alert-rule",
+     "the rule never fires"),
+    ("unreachable: min_history > weeks", "POST", "/v1/alert-rules", "admin",
+     {"customer_id": A, "kind": "usage_anomaly", "meter": "api_calls", "weeks": 2, "min_history": 3}, 422,
+     "invalid-alert-rule", "never has enough history"),
+    ("unreachable: no reminder days", "POST", "/v1/alert-rules", "admin", {"customer_id": A, "kind": "payment_due"}, 422,
+     "invalid-alert-rule", "never fires"),
+    ("duplicate thresholds", "POST", "/v1/alert-rules", "admin", rule(thresholds=[80, 80.0]), 422, "invalid-alert-rule",
+     "list each threshold once"),
+    ("threshold not a number", "POST", "/v1/alert-rules", "admin", rule(thresholds=[80, "eighty"]), 422,
+     "invalid-alert-rule", "'eighty' is not a number"),
+    ("threshold negative", "POST", "/v1/alert-rules", "admin", rule(thresholds=[-5]), 422, "invalid-alert-rule",
+     "not positive"),
+    ("thresholds not a list", "POST", "/v1/alert-rules", "admin", rule(thresholds=80), 422, "invalid-alert-rule",
+     "thresholds: Input should be a valid tuple"),
+    ("weeks not a number", "POST", "/v1/alert-rules", "admin",
+     {"customer_id": A, "kind": "usage_anomaly", "meter": "api_calls", "weeks": "four"}, 422, "invalid-alert-rule",
+     "weeks: Input should be a valid integer"),
+    ("customer_id not a string", "POST", "/v1/alert-rules", "admin", rule(5), 422, "invalid-alert-rule",
+     "customer_id: Input should be a valid string"),
+    ("webhook not http(s)", "POST", "/v1/alert-rules", "admin", rule(webhook="ftp://x.example/hook"), 422,
+     "invalid-alert-rule", "not an absolute http(s) URL"),
+    ("rule id malformed", "POST", "/v1/alert-rules", "admin", rule(id="Bad Id!"), 422, "invalid-alert-rule",
+     "id: String should match pattern"),
+    ("rule id of a rules file", "POST", "/v1/alert-rules", "admin", rule(id="api-allowance"), 409, "alert-rule-exists",
+     "is taken"),
+    ("rule id of a stored rule", "POST", "/v1/alert-rules", "b", rule(B, id="a-calls"), 409, "alert-rule-exists", "is taken"),
+    ("huge body (1 MB)", "POST", "/v1/alert-rules", "admin", MEGABYTE, 413, "body-too-large", "exceeds 65536 bytes"),
+    ("unknown rule id: get", "GET", "/v1/alert-rules/no-such-rule", "admin", None, 404, "unknown-alert-rule",
+     "no alert rule 'no-such-rule'"),
+    ("unknown rule id: update", "PUT", "/v1/alert-rules/no-such-rule", "admin", rule(), 404, "unknown-alert-rule",
+     "no alert rule"),
+    ("unknown rule id: delete", "DELETE", "/v1/alert-rules/no-such-rule", "admin", None, 404, "unknown-alert-rule",
+     "no alert rule"),
+    ("update changes the customer", "PUT", "/v1/alert-rules/a-calls", "admin", rule(B), 409, "alert-rule-customer-fixed",
+     "its customer cannot change"),
+    ("update with another id", "PUT", "/v1/alert-rules/a-calls", "admin", rule(id="other"), 422, "invalid-alert-rule",
+     "differs from the rule id 'a-calls'"),
+    ("no API key", "POST", "/v1/alert-rules", "none", rule(), 401, "unauthenticated", "missing API key"),
+]
+
+
+@pytest.fixture(scope="module")
+def hostile_world(world) -> World:
+    """The world with rule a-calls of A and b-calls of B stored (the table's cases name them)."""
+    for who, body in (("a", rule(id="a-calls")), ("b", rule(B, id="b-calls"))):
+        if world.call("GET", f"/v1/alert-rules/{body['id']}", who).status_code == 404:
+            assert world.call("POST", "/v1/alert-rules", who, body).status_code == 201
+    world.tokens["none"] = "x"
+    return world
+
+
+def _send(w: World, method: str, path: str, who: str, body: object) -> httpx.Response:
+    if who == "none":
+        return w.http.request(method, path, content=orjson.dumps(body))
+    return w.call(method, path, who, raw=body if isinstance(body, bytes) else None, body=None if isinstance(body, bytes) else body)
+
+
+@pytest.mark.parametrize(("method", "path", "who", "body", "status", "kind", "detail"), [case[1:] for case in HOSTILE],
+                         ids=[case[0] for case in HOSTILE])
+def test_each_hostile_input_gets_one_clear_problem(hostile_world, method, path, who, body, status, kind, detail):
+    before = hostile_world.rows()
+    response = _send(hostile_world, method, path, who, body)
+    assert response.status_code == status, response.text[:2000]
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    assert problem["type"] == f"https://billing.example/problems/{kind}"
+    assert detail in problem["detail"], problem["detail"]
+    assert len(response.content) < 4_000, "echoed values are clipped"
+    assert hostile_world.rows() == before, "nothing stored"
+
+
+def test_after_the_hostile_inputs_the_api_is_healthy_and_the_rules_unchanged(hostile_world):
+    rules = {rule_id: hostile_world.call("GET", f"/v1/alert-rules/{rule_id}").json() for rule_id in ("a-calls", "b-calls")}
+    for _case, method, path, who, body, *_ in HOSTILE:
+        _send(hostile_world, method, path, who, body)
+    assert hostile_world.http.get("/healthz").status_code == 200
+    assert {rule_id: hostile_world.call("GET", f"/v1/alert-rules/{rule_id}").json() for rule_id in rules} == rules
+    reminder = {"customer_id": A, "kind": "payment_due", "days_before": [3]}
+    assert hostile_world.call("POST", "/v1/alert-rules", "a", reminder).status_code == 201
