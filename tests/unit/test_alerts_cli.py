@@ -27,7 +27,7 @@ def test_rules_lists_the_example_rules():
     assert set(rows) == {"api-allowance", "bandwidth-1tb", "api-anomaly"}
     assert "usage in the period reaches 50, 80, 100 % of the plan's included units" in rows["api-allowance"]
     assert "reaches 500, 1,000 GB" in rows["bandwidth-1tb"] and "https://example.com/hooks/billing" in rows["bandwidth-1tb"]
-    assert "same hour of the last 4 weeks reaches 5" in rows["api-anomaly"]
+    assert "same hour of the last 4 weeks reaches 7 and it changed by 80 % or more" in rows["api-anomaly"]
     assert "ok: 3 rule(s) in 1 path(s)" in result.output
 
 
