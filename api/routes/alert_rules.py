@@ -23,8 +23,8 @@ from api.context import ApiContext, context
 from api.keys import ApiKey
 from api.problems import Problem
 from api.routes.responses import AUTH_ERRORS, problem
-from billing.alerts.rule_store import AlertRules
-from billing.core.alerts.errors import AlertRuleError, CustomerChange, DuplicateRule, UnknownCustomer
+from billing.alerts.rule_store import AlertRules, RuleRow
+from billing.core.alerts.errors import AlertRuleError, CustomerChange, DuplicateRule, UnknownCustomer, UnknownRule
 from billing.core.alerts.rules import RULE_KINDS, AnyRule
 from billing.core.alerts.stored import StoredRule, customer_rule
 from billing.core.contracts import clip, loads_exact
@@ -78,6 +78,8 @@ def _refused(exc: AlertRuleError) -> Problem:
     """The problem of a refused rule write."""
     if isinstance(exc, DuplicateRule):
         return Problem(409, str(exc), kind="alert-rule-exists")
+    if isinstance(exc, UnknownRule):
+        return Problem(404, str(exc), kind="unknown-alert-rule")
     if isinstance(exc, CustomerChange):
         return Problem(409, str(exc), kind="alert-rule-customer-fixed")
     return Problem(422, str(exc), kind="invalid-alert-rule")
@@ -98,12 +100,18 @@ def _parsed(ctx: ApiContext, document: Any, rule_id: str | None = None) -> tuple
         raise _refused(exc) from None
 
 
-def _visible(rules: AlertRules, key: ApiKey, rule_id: str) -> StoredRule:
-    """The stored rule; the same 404 for an unknown id and another tenant's rule."""
-    found = rules.store.get(rule_id)
+def _owned(rules: AlertRules, key: ApiKey, rule_id: str) -> RuleRow:
+    """The stored rule's owner; the same 404 for an unknown id and another tenant's rule."""
+    found = rules.store.row(rule_id)
     if found is None or not key.may_access(found.customer_id):
         raise Problem(404, f"no alert rule {rule_id!r}", kind="unknown-alert-rule")
     return found
+
+
+def _visible(rules: AlertRules, key: ApiKey, rule_id: str) -> StoredRule:
+    """The stored rule, if the key may see it (:func:`_owned`)."""
+    _owned(rules, key, rule_id)
+    return rules.get(rule_id)
 
 
 async def _with_rules(ctx: ApiContext, work: Callable[[AlertRules], T]) -> T:
@@ -177,9 +185,9 @@ async def put_alert_rule(request: Request, rule_id: str, key: ApiKey = Depends(a
     document = await _document(request)
 
     def replace(rules: AlertRules) -> StoredRule:
-        stored = _visible(rules, key, rule_id)
+        row = _owned(rules, key, rule_id)
         customer_id, rule = _parsed(ctx, document, rule_id)
-        return rules.update(stored, customer_id, rule, by=key.key_id, now=datetime.now(UTC))
+        return rules.update(row, customer_id, rule, by=key.key_id, now=datetime.now(UTC))
 
     return _view(await _with_rules(ctx, replace))
 
@@ -187,6 +195,6 @@ async def put_alert_rule(request: Request, rule_id: str, key: ApiKey = Depends(a
 @router.delete("/v1/alert-rules/{rule_id}", status_code=204, summary="Delete an alert rule",
                description="The rule stops being evaluated; the alerts it fired stay.", responses=RULE_ERRORS)
 async def delete_alert_rule(request: Request, rule_id: str, key: ApiKey = Depends(authenticated)) -> Response:
-    await _with_rules(context(request), lambda rules: rules.delete(_visible(rules, key, rule_id), by=key.key_id,
+    await _with_rules(context(request), lambda rules: rules.delete(_owned(rules, key, rule_id), by=key.key_id,
                                                                    now=datetime.now(UTC)))
     return Response(status_code=204)

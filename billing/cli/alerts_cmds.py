@@ -90,17 +90,17 @@ def update_rule(
 ) -> None:
     """Replace a stored rule's fields; prints it as stored."""
     rules = _rules()
-    stored = rules.get(rule_id)
+    row = rules.owned(rule_id)
     customer_id, rule = customer_rule(read_document(file), str(file), meters=active_meters(), catalog=configured_catalog(),
                                       rule_id=rule_id)
-    console.print_json(data=rules.update(stored, customer_id, rule, by="cli", now=datetime.now(UTC)).view())
+    console.print_json(data=rules.update(row, customer_id, rule, by="cli", now=datetime.now(UTC)).view())
 
 
 @rules_app.command("delete")
 def delete_rule(rule_id: str = typer.Argument(..., help="The rule id.")) -> None:
     """Delete a stored rule (the alerts it fired stay)."""
     rules = _rules()
-    rules.delete(rules.get(rule_id), by="cli", now=datetime.now(UTC))
+    rules.delete(rules.owned(rule_id), by="cli", now=datetime.now(UTC))
     console.print(f"[green]ok[/]: deleted alert rule {rule_id}")
 
 

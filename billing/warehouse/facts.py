@@ -7,6 +7,7 @@ Every function returns ``{table: [row, ...]}`` with rows as lists in the order o
 
 from __future__ import annotations
 
+from datetime import datetime
 from functools import lru_cache
 
 import orjson
@@ -187,10 +188,15 @@ def report_job_rows(state: JobState) -> Rows:
                              state.updated_at, state.finished_at, state.version]]}
 
 
-def alert_rule_rows(stored: StoredRule, *, deleted: bool = False) -> Rows:
-    """Row of ``alert_rules`` for one change of a stored rule (``deleted``: its deletion)."""
+def alert_rule_rows(stored: StoredRule) -> Rows:
+    """Row of ``alert_rules`` for one change of a stored rule."""
     return {"alert_rules": [[stored.id, stored.customer_id, stored.rule.kind, orjson.dumps(definition(stored.rule)).decode(),
-                             stored.created_at, stored.updated_at, stored.updated_by, int(deleted), stored.version]]}
+                             stored.created_at, stored.updated_at, stored.updated_by, 0, stored.version]]}
+
+
+def alert_rule_deletion(rule_id: str, customer_id: str, created_at: datetime, *, by: str, at: datetime, version: int) -> Rows:
+    """Row of ``alert_rules`` that deletes a rule (no kind, an empty definition)."""
+    return {"alert_rules": [[rule_id, customer_id, "", "{}", created_at, at, by, 1, version]]}
 
 
 def report_job_state(row: tuple) -> JobState:

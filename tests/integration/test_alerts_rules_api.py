@@ -18,6 +18,7 @@ from api.keys import KeyStore, store_path
 from billing.cli.app import console
 from billing.core.contracts import Customer, Segment, parse_topic
 from billing.settings import Settings, get_settings
+from billing.warehouse import facts
 from billing.warehouse.client import client
 from tests.integration.api_fixtures import TopicTail, bearer, insert, insert_rollups, scratch_settings, serve
 from tests.integration.cli_runner import billing_in_process
@@ -142,6 +143,19 @@ def test_the_cli_manages_stored_rules(world, tmp_path, capsys):
     code, _, err = billing_in_process("alerts", "rules", "get", "b-spend", capsys=capsys)
     assert code != 0 and "no alert rule 'b-spend'" in err
 
+
+
+def test_a_rule_the_configuration_no_longer_accepts_is_named_and_can_be_deleted(world):
+    now = datetime.now(UTC)
+    client(world.settings).insert(
+        f"{world.settings.clickhouse_database}.alert_rules",
+        [["a-stale", A, "usage_threshold", '{"kind": "usage_threshold", "meter": "retired_meter", "thresholds": ["5"]}',
+          now, now, "cli", 0, 1]], column_names=facts.COLUMNS["alert_rules"])
+    read = world.call("GET", "/v1/alert-rules/a-stale", "a")
+    assert read.status_code == 422 and "stored rule 'a-stale' (update or delete it)" in read.json()["detail"]
+    assert "unknown meter 'retired_meter'" in read.json()["detail"]
+    assert world.call("DELETE", "/v1/alert-rules/a-stale", "a").status_code == 204
+    assert world.call("GET", "/v1/alert-rules/a-stale", "a").status_code == 404
 
 MEGABYTE = b'{"customer_id": "cust-a", "kind": "usage_threshold", "meter": "api_calls", "thresholds": [1], "name": "' + \
     b"x" * 1_000_000 + b'"}'

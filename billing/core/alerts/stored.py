@@ -86,9 +86,8 @@ def customer_rule(document: Any, source: str, *, meters: MeterSet, catalog: Plan
     return customer_id, parse_rule({**fields, "customers": [customer_id]}, source, meters=meters, catalog=catalog)
 
 
-def replaced(stored: StoredRule, customer_id: str, rule: AnyRule, *, by: str, now: datetime, version: int) -> StoredRule:
-    """``stored`` with ``rule`` as its new content; :class:`CustomerChange` when it names another customer."""
-    if customer_id != stored.customer_id:
-        raise CustomerChange(f"rule {stored.id!r} watches customer {stored.customer_id!r}; its customer cannot change "
-                             f"to {customer_id!r}: delete it and create a rule for that customer")
-    return StoredRule(rule, customer_id, stored.created_at, now, by, version)
+def same_customer(rule_id: str, stored: str, given: str) -> None:
+    """:class:`CustomerChange` unless an update of rule ``rule_id`` (of customer ``stored``) names that customer."""
+    if given != stored:
+        raise CustomerChange(f"rule {rule_id!r} watches customer {stored!r}; its customer cannot change to {given!r}: "
+                             "delete it and create a rule for that customer")
