@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import re
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from itertools import pairwise
 
 import pytest
 from hypothesis import given
@@ -17,7 +19,7 @@ from billing.core.errors import ConfigError
 from billing.core.invoicing.usage import HourStats, quantity
 from billing.core.meters import DEFAULT_METERS, Aggregation, MeterSet
 from billing.core.pricing.proration import month_period
-from billing.core.reports import finance, schedules, table
+from billing.core.reports import finance, scale, schedules, table
 from billing.core.reports.jobs import (
     TERMINAL,
     InvalidJobTransition,
@@ -235,3 +237,20 @@ def test_a_run_s_job_ids_depend_only_on_schedule_period_and_customer(now, every)
 def test_bad_schedules_are_refused_with_the_file_and_schedule_named(document, message):
     with pytest.raises(ConfigError, match="^x.yaml: .*" + re.escape(message)):
         schedules.parse_schedules(document, "x.yaml")
+
+
+finite = st.floats(min_value=-1e12, max_value=1e12) | st.sampled_from([0.0, 5e-324, -1e-300, 1e-10])
+
+
+@given(finite, finite)
+def test_chart_ticks_are_round_include_zero_and_cover_the_values(a, b):
+    low, high = min(a, b), max(a, b)
+    steps = scale.ticks(low, high)
+    gap = steps[1] - steps[0]
+    assert 2 <= len(steps) <= 10
+    assert all(math.isclose(later - earlier, gap) for earlier, later in pairwise(steps))
+    mantissa = gap / 10 ** math.floor(math.log10(gap))
+    assert any(math.isclose(mantissa, m) for m in (1, 2, 5, 10))
+    slack = gap * 1e-9  # float rounding
+    assert steps[0] <= min(low, 0) + slack and steps[-1] >= max(high, 0) - slack
+    assert any(step == 0 for step in steps)
