@@ -24,11 +24,13 @@ from billing.core.reports.jobs import (
     TERMINAL,
     InvalidJobTransition,
     JobStatus,
+    StaleAttempt,
     advance,
     begin,
     complete,
     expire,
     fail,
+    fence,
     job_id,
     queued,
     retry_later,
@@ -91,6 +93,23 @@ def test_a_crashed_job_is_retried_a_bounded_number_of_times():
     state = begin(retry_later(state, "warehouse away", T0 + timedelta(minutes=5)), T0 + timedelta(minutes=6), max_attempts=3)
     assert state.status is JobStatus.FAILED
     assert "gave up after 3 attempt(s)" in state.error and "warehouse away" in state.error
+
+
+def test_a_superseded_attempt_s_late_writes_never_outrank_the_current_attempt():
+    stalled = begin(queued(a_job()), T0, 3)
+    current = begin(stalled, T0 + timedelta(seconds=10), 3)
+    late = [advance(stalled, 90, T0 + timedelta(hours=1)), complete(stalled, "f", T0 + timedelta(hours=1)),
+            fail(stalled, "x", T0 + timedelta(hours=1))]
+    assert all(state.version < current.version for state in late)
+
+
+def test_only_the_current_running_attempt_may_finish_the_job():
+    stalled = begin(queued(a_job()), T0, 3)
+    fence(stalled, advance(stalled, 40, T0))
+    current = begin(stalled, T0 + timedelta(seconds=10), 3)
+    for latest in (current, complete(current, "f", T0), fail(stalled, "x", T0), None):
+        with pytest.raises(StaleAttempt, match="attempt 1 was superseded"):
+            fence(complete(stalled, "f", T0), latest)
 
 
 @pytest.mark.parametrize("status", sorted(TERMINAL))
