@@ -13,6 +13,7 @@ from itertools import pairwise
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pypdf import PdfReader
 
 from billing.core.contracts import ReportFormat, ReportJob
 from billing.core.errors import ConfigError
@@ -37,6 +38,7 @@ from billing.core.reports.jobs import (
     same_request,
 )
 from billing.core.reports.usage import NO_DIMENSIONS, ReportAlert, UsageReport, meter_usage
+from billing.reports import pdf
 
 T0 = datetime(2026, 9, 1, tzinfo=UTC)
 SEPTEMBER = month_period(T0)
@@ -216,6 +218,17 @@ def test_finance_summary_passes_the_answers_through_and_sums_outstanding_rows():
     by_metric = {(r["section"], r["metric"]): (r["value"], r["unit"]) for r in rows}
     assert by_metric[("collected", "collected_usd")] == ("80", "USD")
     assert by_metric[("mrr", "logo_churn_rate")] == ("0.25", "")
+
+
+def test_the_finance_pdf_charts_negative_movements_on_a_round_axis(tmp_path):
+    movements = {"month_start": T0.date(), "starting_mrr_usd": Decimal(100), "new_mrr_usd": Decimal(30),
+                 "expansion_mrr_usd": Decimal(5), "contraction_mrr_usd": Decimal(-2), "churned_mrr_usd": Decimal(-60),
+                 "ending_mrr_usd": Decimal(73), "starting_customers": 4, "churned_customers": 1, "logo_churn_rate": 0.25,
+                 "net_revenue_retention": 0.93}
+    seasonality = {"month_start": T0.date(), "invoices": 0, "booked_usd": Decimal(0), "payments": 0, "collected_usd": Decimal(0)}
+    summary = finance.summarize(SEPTEMBER, T0, seasonality, movements, [], [])
+    text = " ".join(page.extract_text() for page in PdfReader(pdf.render_finance(summary, tmp_path / "f.pdf")).pages)
+    assert all(label in text.split() for label in ("-100", "-50", "0", "50", "new", "expansion", "contraction", "churned"))
 
 
 def test_a_month_without_rows_is_zero_and_its_ratios_are_empty():
