@@ -14,20 +14,13 @@ Target: the first run under 10 s.
 from __future__ import annotations
 
 import os
-import tempfile
 import time
-import uuid
 from datetime import UTC, datetime
-from pathlib import Path
 
-from bench.bench_marts import _free_port as free_port
+from bench.scratch import scratch
 from billing.invoicing.run import Invoicing
-from billing.kafka.topics import TopicSpec, admin_client, ensure_topics
-from billing.platform import stack
-from billing.settings import get_settings
 from billing.warehouse.client import client
 from billing.warehouse.facts import COLUMNS
-from billing.warehouse.migrations import migrate
 
 CUSTOMERS = 10_000
 DB = "bench_invoicing"
@@ -89,46 +82,26 @@ def statements(db: str = DB, customers: int = CUSTOMERS, start: str = START) -> 
 
 
 def run() -> str:
-    base = get_settings()
-    tag = uuid.uuid4().hex[:8]
-    topics = {"topic_invoices": f"billing.invoices.bench-{tag}", "topic_credit_notes": f"billing.credit-notes.bench-{tag}"}
-    with tempfile.TemporaryDirectory(prefix="bench-invoicing-") as tmp:
-        settings = base.model_copy(update={
-            "clickhouse_url": f"http://127.0.0.1:{free_port()}", "clickhouse_database": DB,
-            "state_dir": Path(tmp), **topics,
-        })
-        warehouse = stack.service(settings, "warehouse")
-        warehouse.start()
-        kafka = stack.service(base, "kafka")
-        kafka_started = kafka.start()
-        admin = admin_client(settings.kafka_bootstrap)
-        try:
-            ensure_topics(admin, [TopicSpec(name, settings.kafka_partitions, settings.kafka_replication) for name in topics.values()])
-            migrate(settings)
-            ch = client(settings)
-            began = time.perf_counter()
-            for statement in statements():
-                ch.command(statement)
-            generate_s = time.perf_counter() - began
-            rollups = ch.command(f"SELECT count() FROM {DB}.usage_rollups")
-            invoicing = Invoicing(settings)
-            load = [os.getloadavg()[0]]
-            july, august = datetime(2026, 7, 2, tzinfo=UTC), datetime(2026, 8, 2, tzinfo=UTC)
-            first = invoicing.run_period("2026-06", now=july)
-            again = invoicing.run_period("2026-06", now=july.replace(hour=1))
-            final = invoicing.run_period("2026-06", now=july.replace(hour=2), finalize=True)
-            ch.command(f"""INSERT INTO {DB}.usage_rollups SELECT customer_id, meter, window_seconds, window_start, group_key,
-                dimensions, aggregation, value + 1000, event_count + 1, version + 1, closed, now64(3)
-                FROM {DB}.usage_rollups FINAL WHERE meter = 'api_calls' AND cityHash64(customer_id) % 100 < 5 LIMIT 1 BY customer_id""")
-            following = invoicing.run_period("2026-07", now=august)
-            load.append(os.getloadavg()[0])
-            invoices = ch.command(f"SELECT count() FROM {DB}.invoices")
-            lines = ch.command(f"SELECT count() FROM {DB}.invoice_lines")
-        finally:
-            admin.delete_topics(list(topics.values()))
-            warehouse.stop()
-            if kafka_started:
-                kafka.stop()
+    with scratch("invoicing", DB, {"topic_invoices": None, "topic_credit_notes": None}) as settings:
+        ch = client(settings)
+        began = time.perf_counter()
+        for statement in statements():
+            ch.command(statement)
+        generate_s = time.perf_counter() - began
+        rollups = ch.command(f"SELECT count() FROM {DB}.usage_rollups")
+        invoicing = Invoicing(settings)
+        load = [os.getloadavg()[0]]
+        july, august = datetime(2026, 7, 2, tzinfo=UTC), datetime(2026, 8, 2, tzinfo=UTC)
+        first = invoicing.run_period("2026-06", now=july)
+        again = invoicing.run_period("2026-06", now=july.replace(hour=1))
+        final = invoicing.run_period("2026-06", now=july.replace(hour=2), finalize=True)
+        ch.command(f"""INSERT INTO {DB}.usage_rollups SELECT customer_id, meter, window_seconds, window_start, group_key,
+            dimensions, aggregation, value + 1000, event_count + 1, version + 1, closed, now64(3)
+            FROM {DB}.usage_rollups FINAL WHERE meter = 'api_calls' AND cityHash64(customer_id) % 100 < 5 LIMIT 1 BY customer_id""")
+        following = invoicing.run_period("2026-07", now=august)
+        load.append(os.getloadavg()[0])
+        invoices = ch.command(f"SELECT count() FROM {DB}.invoices")
+        lines = ch.command(f"SELECT count() FROM {DB}.invoice_lines")
     status = "meets" if first.seconds < TARGET_S else "misses"
     return "\n".join([
         "## invoicing",

@@ -247,7 +247,7 @@ class Settings(BaseSettings):
     report_worker_group: str = Field(default="billing-reports", description="Consumer group of the report workers.")
     report_worker_concurrency: int = Field(default=2, ge=1, le=32, description="Report jobs one worker process runs at once.")
     report_max_attempts: int = Field(
-        default=3, ge=1, description="Attempts of a job whose worker crashed or failed for a passing reason before it "
+        default=3, ge=1, le=1000, description="Attempts of a job whose worker crashed or failed for a passing reason before it "
                                      "is marked failed.")
     report_schedules_file: Path | None = Field(
         default=None, description="File or folder of report schedules (YAML/JSON; format in billing/core/reports/schedules.py) "

@@ -1,7 +1,8 @@
 """Report files in the local reports folder (``BILLING_REPORTS_DIR``, default <state>/reports).
 
-A job's file is ``<job id>.<format>``, written to a temporary name and renamed into place, so a reader
-never sees half a file and a retried job overwrites its own file only. Files of jobs completed more
+A job's file is ``<job id>.<attempt>.<format>``, written to a temporary name and renamed into place, so a
+reader never sees half a file and an attempt never replaces another attempt's file (a superseded attempt
+removes its own). Files of jobs completed more
 than ``BILLING_REPORT_RETENTION_DAYS`` ago are deleted and their jobs marked expired.
 """
 
@@ -27,7 +28,7 @@ _PDF = {UsageReport: pdf.render, FinanceSummary: pdf.render_finance}
 
 
 def file_name(state: JobState) -> str:
-    return f"{state.job_id}.{state.job.format.value}"
+    return f"{state.job_id}.{state.attempts}.{state.job.format.value}"
 
 
 def path_of(settings: Settings, name: str) -> Path:
@@ -49,12 +50,17 @@ def write(settings: Settings, state: JobState, report: Report) -> str:
     return name
 
 
+def remove(settings: Settings, name: str) -> None:
+    """Delete the report file ``name`` if it exists."""
+    path_of(settings, name).unlink(missing_ok=True)
+
+
 def sweep(settings: Settings, jobs: JobStore, now: datetime) -> int:
     """Delete the files kept longer than the retention and mark their jobs expired; returns how many."""
     cutoff = now - timedelta(days=settings.report_retention_days)
     expired = jobs.completed_before(int(cutoff.timestamp() * 1000))
     for state in expired:
         if state.file:
-            path_of(settings, state.file).unlink(missing_ok=True)
+            remove(settings, state.file)
         jobs.write(expire(state, now))
     return len(expired)

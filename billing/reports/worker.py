@@ -5,9 +5,14 @@ warehouse session); the topic's partitions are shared among every consumer of th
 offset is committed only after its job reached a terminal state, so a job whose worker died
 mid-way is delivered again (to whichever consumer owns the partition then) and found ``running``:
 it starts another attempt, up to ``BILLING_REPORT_MAX_ATTEMPTS`` (:func:`~billing.core.reports.jobs.begin`).
-A terminal job is never run again, and the state is read again before completing, so a job completes
-once even when two messages name it. A worker also deletes files past their retention and queues the
-due runs of the report schedules (:mod:`billing.reports.schedules`).
+A terminal job is never run again. Before an attempt completes or fails the job, the state is read
+again and :func:`~billing.core.reports.jobs.fence` refuses an attempt that is no longer the job's
+current one: a worker stalled past its session (SIGSTOP, a long GC pause, a frozen VM) whose job
+another worker took over drops its result and its file, so the job completes once, by the current
+attempt. (The check and the write are two requests: a stalled attempt whose check and write both fall
+between the taking-over worker's first read and its first write is the one interleaving left; the
+warehouse offers no compare-and-set.) A worker also deletes files past their retention and queues the due runs
+of the report schedules (:mod:`billing.reports.schedules`).
 """
 
 from __future__ import annotations
@@ -19,11 +24,23 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from clickhouse_connect.driver.exceptions import OperationalError
-from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from billing.core.contracts import ContractViolation, ReportJob, ReportKind, parse
 from billing.core.errors import BillingError, PlatformError
-from billing.core.reports.jobs import TERMINAL, JobState, JobStatus, advance, begin, complete, fail, queued, retry_later
+from billing.core.reports.jobs import (
+    TERMINAL,
+    JobState,
+    JobStatus,
+    StaleAttempt,
+    advance,
+    begin,
+    complete,
+    fail,
+    fence,
+    queued,
+    retry_later,
+)
 from billing.invoicing.run import Invoicing
 from billing.kafka.config import client_config
 from billing.reports import files, schedules
@@ -54,12 +71,17 @@ class JobRunner:
         self.jobs = JobStore(self.invoicing.store.ch, settings.clickhouse_database)
 
     def execute(self, job: ReportJob) -> JobState:
-        """Run ``job`` to a terminal state (see the module docstring); returns it."""
+        """Run ``job`` to a terminal state (see the module docstring); returns it, or the state an attempt that
+        was superseded found."""
         state = self.jobs.get(job.id) or queued(job)
         while state.status not in TERMINAL:
             state = self.jobs.write(begin(state, self.clock(), self.settings.report_max_attempts))
             if state.status is JobStatus.RUNNING:
-                state = self._attempt(state)
+                try:
+                    state = self._attempt(state)
+                except StaleAttempt as exc:
+                    log.warning("%s", exc)
+                    return self.jobs.get(job.id) or state
         return state
 
     def _attempt(self, state: JobState) -> JobState:
@@ -80,11 +102,18 @@ class JobRunner:
             time.sleep(RETRY_PAUSE_S)
             return self.jobs.write(retry_later(current[0], str(exc), self.clock()))
         except BillingError as exc:
-            return self.jobs.write(fail(current[0], str(exc), self.clock()))
-        latest = self.jobs.get(job.id)
-        if latest is not None and latest.status in TERMINAL:
-            return latest
-        return self.jobs.write(complete(current[0], name, self.clock()))
+            return self._finish(fail(current[0], str(exc), self.clock()))
+        return self._finish(complete(current[0], name, self.clock()))
+
+    def _finish(self, outcome: JobState) -> JobState:
+        """Write the terminal ``outcome`` of an attempt if it is still the job's current one (else StaleAttempt)."""
+        try:
+            fence(outcome, self.jobs.get(outcome.job_id))
+        except StaleAttempt:
+            if outcome.file:
+                files.remove(self.settings, outcome.file)
+            raise
+        return self.jobs.write(outcome)
 
 
 class ReportWorker:
@@ -161,4 +190,8 @@ class ReportWorker:
                 time.sleep(RETRY_PAUSE_S)
                 consumer.seek(TopicPartition(message.topic(), message.partition(), message.offset()))
                 return
-        consumer.commit(message, asynchronous=False)
+        try:
+            consumer.commit(message, asynchronous=False)
+        except KafkaException as exc:  # this consumer lost the partition meanwhile: its new owner commits
+            log.warning("report job offset %s[%d]@%d not committed: %s", message.topic(), message.partition(),
+                        message.offset(), exc.args[0].str())

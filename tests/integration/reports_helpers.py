@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 
@@ -14,13 +15,18 @@ from tests.integration.api_fixtures import bearer
 WAIT_S = 120
 
 
-def start_worker(env: dict[str, str], name: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "billing", "reports", "worker", "--name", name], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+def start_worker(env: dict[str, str], name: str, log: Path | None = None) -> subprocess.Popen:
+    """A `billing reports worker` process; its stderr (warnings) in ``log`` when given, else a pipe."""
+    argv = [sys.executable, "-m", "billing", "reports", "worker", "--name", name]
+    if log is None:
+        return subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    with log.open("w") as stderr:
+        return subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=stderr, text=True)
 
 
 def stop(worker: subprocess.Popen) -> None:
     if worker.poll() is None:
+        worker.send_signal(signal.SIGCONT)  # a stopped process handles SIGTERM once continued
         worker.send_signal(signal.SIGTERM)
         try:
             worker.wait(timeout=30)

@@ -25,7 +25,7 @@ from pypdf import PdfReader
 from api.keys import KeyStore, store_path
 from billing.core.contracts import AlertData, AlertEvent, AlertType, ReportFormat, ReportJob, ReportKind, ThresholdUnit
 from billing.core.meters import Aggregation, active_meters
-from billing.core.reports.jobs import JobStatus, begin, job_id, queued
+from billing.core.reports.jobs import TERMINAL, JobStatus, begin, job_id, queued
 from billing.core.reports.schedules import SCOPE, Schedule, due, idempotency_key
 from billing.core.reports.table import number
 from billing.invoicing.run import Invoicing
@@ -307,6 +307,57 @@ def test_a_job_whose_worker_crashed_mid_way_completes_exactly_once(reports: Repo
         "AND status = 'completed'", parameters={"j": job.id}).result_rows[0][0]
     assert completed == 1
     assert (reports.settings.report_dir / state.file).is_file()
+
+
+def wait_for(what: str, check, worker: subprocess.Popen | None = None, pause: float = 0.02):
+    """The first truthy ``check()`` within WAIT_S (``worker`` must stay alive meanwhile)."""
+    deadline = time.monotonic() + WAIT_S
+    while not (found := check()):
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        assert worker is None or worker.poll() is None, f"the worker exited while waiting for {what}"
+        time.sleep(pause)
+    return found
+
+
+def test_a_worker_stalled_past_its_session_cannot_complete_a_job_another_took_over(reports: Reports, tmp_path: Path) -> None:
+    """SIGSTOP a worker mid-job for longer than its consumer session: a second worker takes the job over (attempt
+    2) and is stopped in turn; the first resumes and finishes its attempt 1, whose completion must be refused; the
+    second resumes and completes the job, once."""
+    job = ReportJob(id=job_id("tests", "stalled"), customer_id=reports.customers[4], period=PERIOD, format=ReportFormat.PDF,
+                    requested_at=NOW, requested_by="tests", idempotency_key="stalled")
+    reports.jobs.write(queued(job))
+    publish(reports.settings, "report_jobs", [(job.id, job)], "report job")
+    stalled_log = tmp_path / "stalled.log"
+    stalled = start_worker(reports.env, "tests-reports-stalled", stalled_log)
+    takeover = None
+
+    def at(attempt: int):
+        state = reports.jobs.get(job.id)
+        return state if state.status is JobStatus.RUNNING and state.attempts == attempt else None
+
+    try:
+        wait_for("attempt 1 to start", lambda: at(1), stalled)
+        stalled.send_signal(signal.SIGSTOP)
+        takeover = start_worker(reports.env, "tests-reports-takeover")
+        wait_for("the second worker to take the job over", lambda: at(2), takeover)  # after the session timed out
+        takeover.send_signal(signal.SIGSTOP)
+        assert at(2), "the second worker finished before it could be stopped"
+        stalled.send_signal(signal.SIGCONT)
+        wait_for("the stalled attempt to finish", lambda: "attempt 1 was superseded" in stalled_log.read_text()
+                 or reports.jobs.get(job.id).status is not JobStatus.RUNNING, pause=0.1)
+        takeover.send_signal(signal.SIGCONT)
+        done = wait_for("the job to complete", lambda: (s := reports.jobs.get(job.id)).status in TERMINAL and s, pause=0.2)
+    finally:
+        for worker in (stalled, takeover):
+            if worker is not None:
+                stop(worker)
+    completed = client(reports.settings).query(
+        f"SELECT attempts, file FROM {reports.settings.clickhouse_database}.report_jobs WHERE job_id = {{j:String}} "
+        "AND status = 'completed'", parameters={"j": job.id}).result_rows
+    assert done.status is JobStatus.COMPLETED and completed == [(done.attempts, done.file)], "completed once"
+    assert done.attempts >= 2, "the stalled worker's attempt 1 completed the job another worker had taken over"
+    assert sorted(p.name for p in reports.settings.report_dir.glob(f"{job.id}.*")) == [done.file], \
+        "the refused attempt's file was removed"
 
 
 def scheduled(r: Reports) -> dict[str, int]:

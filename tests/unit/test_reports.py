@@ -4,35 +4,41 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import re
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from itertools import pairwise
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pypdf import PdfReader
 
 from billing.core.contracts import ReportFormat, ReportJob
 from billing.core.errors import ConfigError
 from billing.core.invoicing.usage import HourStats, quantity
 from billing.core.meters import DEFAULT_METERS, Aggregation, MeterSet
 from billing.core.pricing.proration import month_period
-from billing.core.reports import finance, schedules, table
+from billing.core.reports import finance, scale, schedules, table
 from billing.core.reports.jobs import (
     TERMINAL,
     InvalidJobTransition,
     JobStatus,
+    StaleAttempt,
     advance,
     begin,
     complete,
     expire,
     fail,
+    fence,
     job_id,
     queued,
     retry_later,
     same_request,
 )
 from billing.core.reports.usage import NO_DIMENSIONS, ReportAlert, UsageReport, meter_usage
+from billing.reports import pdf
 
 T0 = datetime(2026, 9, 1, tzinfo=UTC)
 SEPTEMBER = month_period(T0)
@@ -89,6 +95,23 @@ def test_a_crashed_job_is_retried_a_bounded_number_of_times():
     state = begin(retry_later(state, "warehouse away", T0 + timedelta(minutes=5)), T0 + timedelta(minutes=6), max_attempts=3)
     assert state.status is JobStatus.FAILED
     assert "gave up after 3 attempt(s)" in state.error and "warehouse away" in state.error
+
+
+def test_a_superseded_attempt_s_late_writes_never_outrank_the_current_attempt():
+    stalled = begin(queued(a_job()), T0, 3)
+    current = begin(stalled, T0 + timedelta(seconds=10), 3)
+    late = [advance(stalled, 90, T0 + timedelta(hours=1)), complete(stalled, "f", T0 + timedelta(hours=1)),
+            fail(stalled, "x", T0 + timedelta(hours=1))]
+    assert all(state.version < current.version for state in late)
+
+
+def test_only_the_current_running_attempt_may_finish_the_job():
+    stalled = begin(queued(a_job()), T0, 3)
+    fence(stalled, advance(stalled, 40, T0))
+    current = begin(stalled, T0 + timedelta(seconds=10), 3)
+    for latest in (current, complete(current, "f", T0), fail(stalled, "x", T0), None):
+        with pytest.raises(StaleAttempt, match="attempt 1 was superseded"):
+            fence(complete(stalled, "f", T0), latest)
 
 
 @pytest.mark.parametrize("status", sorted(TERMINAL))
@@ -197,6 +220,17 @@ def test_finance_summary_passes_the_answers_through_and_sums_outstanding_rows():
     assert by_metric[("mrr", "logo_churn_rate")] == ("0.25", "")
 
 
+def test_the_finance_pdf_charts_negative_movements_on_a_round_axis(tmp_path):
+    movements = {"month_start": T0.date(), "starting_mrr_usd": Decimal(100), "new_mrr_usd": Decimal(30),
+                 "expansion_mrr_usd": Decimal(5), "contraction_mrr_usd": Decimal(-2), "churned_mrr_usd": Decimal(-60),
+                 "ending_mrr_usd": Decimal(73), "starting_customers": 4, "churned_customers": 1, "logo_churn_rate": 0.25,
+                 "net_revenue_retention": 0.93}
+    seasonality = {"month_start": T0.date(), "invoices": 0, "booked_usd": Decimal(0), "payments": 0, "collected_usd": Decimal(0)}
+    summary = finance.summarize(SEPTEMBER, T0, seasonality, movements, [], [])
+    text = " ".join(page.extract_text() for page in PdfReader(pdf.render_finance(summary, tmp_path / "f.pdf")).pages)
+    assert all(label in text.split() for label in ("-100", "-50", "0", "50", "new", "expansion", "contraction", "churned"))
+
+
 def test_a_month_without_rows_is_zero_and_its_ratios_are_empty():
     summary = finance.summarize(SEPTEMBER, T0, None, None, [], [])
     assert summary.value("booked", "booked_usd") == 0 and summary.value("mrr", "ending_mrr_usd") == 0
@@ -235,3 +269,20 @@ def test_a_run_s_job_ids_depend_only_on_schedule_period_and_customer(now, every)
 def test_bad_schedules_are_refused_with_the_file_and_schedule_named(document, message):
     with pytest.raises(ConfigError, match="^x.yaml: .*" + re.escape(message)):
         schedules.parse_schedules(document, "x.yaml")
+
+
+finite = st.floats(min_value=-1e12, max_value=1e12) | st.sampled_from([0.0, 5e-324, -1e-300, 1e-10])
+
+
+@given(finite, finite)
+def test_chart_ticks_are_round_include_zero_and_cover_the_values(a, b):
+    low, high = min(a, b), max(a, b)
+    steps = scale.ticks(low, high)
+    gap = steps[1] - steps[0]
+    assert 2 <= len(steps) <= 10
+    assert all(math.isclose(later - earlier, gap) for earlier, later in pairwise(steps))
+    mantissa = gap / 10 ** math.floor(math.log10(gap))
+    assert any(math.isclose(mantissa, m) for m in (1, 2, 5, 10))
+    slack = gap * 1e-9  # float rounding
+    assert steps[0] <= min(low, 0) + slack and steps[-1] >= max(high, 0) - slack
+    assert any(step == 0 for step in steps)

@@ -6,8 +6,11 @@ new attempt, and after ``max_attempts`` attempts it fails instead. Completed, fa
 terminal: a terminal job is never run again, so it never completes twice.
 
 Every state carries a ``version`` (the warehouse keeps the highest): 0 for the queued state, which
-the requester writes and which must never hide what a worker wrote, else the microseconds of the
-transition, strictly increasing per job.
+the requester writes and which must never hide what a worker wrote; else the attempt number (the job's
+generation) in the bits above :data:`GENERATION_SHIFT` and the microseconds of the transition below,
+strictly increasing per job. So whatever an attempt writes late (a worker stalled past its consumer
+session while another took the job over) never hides a later attempt's states, and :func:`fence`
+refuses to let it finish the job: only the job's current attempt completes (or fails) it.
 """
 
 from __future__ import annotations
@@ -32,8 +35,16 @@ class JobStatus(StrEnum):
 TERMINAL = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.EXPIRED})
 
 
+GENERATION_SHIFT = 52
+"""Bits of a version below its attempt number: microseconds since 1970 fit until 2112."""
+
+
 class InvalidJobTransition(BillingError):
     """A change the job's status does not allow (e.g. completing a failed job)."""
+
+
+class StaleAttempt(BillingError):
+    """An attempt another attempt superseded (its worker stalled past its session): it may not finish the job."""
 
 
 @dataclass(frozen=True)
@@ -72,8 +83,17 @@ def queued(job: ReportJob) -> JobState:
 
 
 def _next(state: JobState, now: datetime, **changes) -> JobState:
-    micros = int(now.timestamp() * 1_000_000)
-    return replace(state, version=max(state.version + 1, micros), updated_at=now, **changes)
+    changed = replace(state, updated_at=now, **changes)
+    stamp = (changed.attempts << GENERATION_SHIFT) | int(now.timestamp() * 1_000_000)
+    return replace(changed, version=max(state.version + 1, stamp))
+
+
+def fence(mine: JobState, latest: JobState | None) -> None:
+    """Refuse to finish the attempt ``mine`` unless the job's ``latest`` stored state is that attempt, still running."""
+    if latest is None or latest.status is not JobStatus.RUNNING or latest.attempts != mine.attempts:
+        now = f"{latest.status.value} at attempt {latest.attempts}" if latest else "unknown"
+        raise StaleAttempt(f"report job {mine.job_id}: attempt {mine.attempts} was superseded (the job is {now}); "
+                           "its result is dropped")
 
 
 def _require(state: JobState, allowed: set[JobStatus], action: str) -> None:
