@@ -41,7 +41,10 @@ BEFORE = (
     "consuming 6.7 s while the group was stable, but a worker stopped during a rebalance waited in aiokafka's group "
     "join for the rebalance to complete (up to the dead member's 60 s session) and `billing down` killed it after 20 s."
     " With the 10 s session (same benchmark, 2026-12-07): 23.7 / 24.3 s at load 5-7; in the instrumented run at load 7-14 "
-    "46.7 / 91.3 s, of which noticed 10.2-10.9 s, assigned 10.4-14.5 s, recovered 21.2-42.6 s."
+    "46.7 / 91.3 s, of which noticed 10.2-10.9 s, assigned 10.4-14.5 s, recovered 21.2-42.6 s. Before the batched "
+    "recovery (6 s session, 2026-12-07 22:41, load 6-13, phases from the survivor's log): the three kills replayed "
+    "16,796, 52,672 and 146,948 changelog records in 5.1, 26.0 and 92.9 s (recovered ~12, ~34 and ~100 s after the "
+    "kill), and the SIGTERM hand-over 400,306 records at ~1,000/s: not consuming within the benchmark's 300 s."
 )
 WHERE_THE_TIME_GOES = (
     "What the phases cost and what was chosen (instrumented runs of 2026-12-07 at load 7-21; kill times to the "
@@ -53,8 +56,9 @@ WHERE_THE_TIME_GOES = (
     "of a batch (the revocation runs on the event loop the batch holds). (3) Table recovery: the survivor replays "
     "the changelog records its local RocksDB has not seen; for partitions it held before, what the other worker "
     "wrote since (~20,000 records, 11-28 s at load 7-14), for partitions it never held, everything (126,000 records "
-    "after 3 minutes, 137 s at load 21): Faust's recovery takes the records one at a time, ~1-2k/s on a loaded "
-    "core. (4) The first batch: the survivor has the backlog of the whole hand-over to read, and a catch-up batch "
+    "after 3 minutes, 137 s at load 21): Faust's recovery took the records one at a time, ~1-3k/s on a loaded "
+    "core; the worker now writes each fetched list of them to RocksDB in one write batch (`restore` in "
+    "`streams/transport.py`). (4) The first batch: the survivor has the backlog of the whole hand-over to read, and a catch-up batch "
     "of 20,000 records took 9-14 s to process at load 14-21 (the worker got ~1/4 of a core: ~2,000 events/s, the "
     "produced rate); its rows are stored while the next batch is processed, and the partition counts as consuming "
     "25-60 s after the recovery. Phases (3) and (4) are CPU: on an idle machine the same benchmark measured 13.2 s "
@@ -63,9 +67,9 @@ WHERE_THE_TIME_GOES = (
     "member stopped with SIGTERM does not leave the group, so the SIGTERM hand-over would wait for the session too; "
     "it only spares a rebalance when a worker restarts within its session. Standby replicas "
     "(`table_standby_replicas=1`) would turn (3) into a short catch-up, but each worker would replay the other's "
-    "changelog all the time through the same one-record path: ~2.3 changelog records per usage event, ~2,300/s per "
-    "worker here, more than that path replayed on this machine. Cooperative rebalancing: aiokafka has only the "
-    "eager protocol."
+    "changelog all the time: ~2.3 changelog records per usage event, ~2,300/s per worker here, and standby "
+    "partitions still take Faust's one-record path, which replayed less than that on this machine. Cooperative "
+    "rebalancing: aiokafka has only the eager protocol."
 )
 STATE = default_state_dir() / "bench-failover"
 PARTITIONS = 4

@@ -17,6 +17,7 @@ import aiokafka
 import faust
 from aiokafka.consumer.group_coordinator import GroupCoordinator
 from faust.stores.rocksdb import Store as RocksDBStore
+from faust.tables.recovery import Recovery
 from faust.transport.consumer import Consumer as FaustConsumer
 from faust.transport.consumer import ThreadDelegateConsumer
 from faust.transport.drivers import aiokafka as faust_aiokafka
@@ -39,6 +40,9 @@ METHODS: dict[tuple[type, str], tuple[str, ...]] = {
     (GroupCoordinator, "fetch_committed_offsets"): ("self", "partitions"),
     (RocksDBStore, "_db_for_partition"): ("self", "partition"),
     (faust.Worker, "_crash"): ("self", "reason"),
+    (Recovery, "_set_recovery_ended"): ("self",),
+    (Recovery, "need_recovery"): ("self",),
+    (Recovery, "flush_buffers"): ("self",),
 }
 """Private (or overridden) methods -> their parameter names."""
 
@@ -46,6 +50,7 @@ ATTRIBUTES: dict[type, tuple[str, ...]] = {
     FaustConsumer: ("_acked", "_read_offset", "_buffered_partitions"),
     ThreadDelegateConsumer: ("_thread",),
     aiokafka.AIOKafkaConsumer: ("_fetch_max_wait_ms", "_coordinator"),
+    Recovery: ("active_tps", "standby_tps", "active_offsets", "tp_to_table"),
 }
 """Classes -> private instance attributes their ``__init__`` sets and the worker reads or writes."""
 
@@ -71,6 +76,14 @@ def mismatches() -> list[str]:
 def partition_db(table: faust.Table, partition: int) -> Any:
     """The RocksDB database holding ``table``'s ``partition`` (opened by Faust on assignment)."""
     return table.data._db_for_partition(partition)
+
+
+def end_recovery(recovery: Recovery) -> None:
+    """End the table recovery under way, as Faust's own recovery loop does after the record that
+    completes it (that loop otherwise notices only after 5 s without changelog records)."""
+    recovery.flush_buffers()
+    recovery._set_recovery_ended()
+    recovery.signal_recovery_end.set()
 
 
 def set_fetch_max_wait(consumer: aiokafka.AIOKafkaConsumer, milliseconds: int) -> None:

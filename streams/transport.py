@@ -8,7 +8,8 @@ table recovery, flow control, offset commits from acknowledgements) and changes 
 records of a *batch topic* are collected up to a size or an age and passed, per partition as
 aiokafka fetched them, to the topic's handler, which acknowledges them itself
 (:meth:`BatchConsumer.acknowledge`) once they are safe; records of other topics take Faust's usual
-path to their agents.
+path to their agents, except the table changelogs a recovery reads, which are written to the tables'
+RocksDB databases a fetched list at a time (:func:`restore`).
 
 Registered under the ``billing://`` broker scheme (entry point ``faust.transports`` in
 ``pyproject.toml``); ``kafka://`` keeps Faust's own consumer.
@@ -25,10 +26,12 @@ from typing import Any
 import faust
 from aiokafka.errors import IllegalStateError
 from aiokafka.structs import ConsumerRecord
+from faust.tables.recovery import Recovery
 from faust.transport.drivers import aiokafka
 from faust.types import TP
+from rocksdict import WriteBatch
 
-from streams.faust_internals import set_fetch_max_wait
+from streams.faust_internals import end_recovery, partition_db, set_fetch_max_wait
 
 BatchHandler = Callable[[dict[TP, list[ConsumerRecord]]], Awaitable[None]]
 """Receives a batch of one topic: the records of each partition, in offset order."""
@@ -250,7 +253,12 @@ class BatchConsumer(aiokafka.Consumer):
         and uncommitted until a later rebalance or restart read them again."""
         generation = self.app.consumer_generation_id
         if self._is_changelog_tp(tp):
-            if not self._recovering(tp):
+            recovery = self.app.tables.recovery
+            if tp in recovery.active_tps:
+                if self.flow_active:
+                    restore(recovery, tp, records)
+                return
+            if tp not in recovery.standby_tps:  # not the current assignment's: see on_partitions_revoked
                 return
         else:
             await self._rebalance_completed()
@@ -258,12 +266,6 @@ class BatchConsumer(aiokafka.Consumer):
             if self.app.consumer_generation_id != generation or not self.flow_active:
                 return
             await self.callback(self._to_message(tp, record))
-
-    def _recovering(self, tp: TP) -> bool:
-        """Changelog partition ``tp`` is one the table recovery of the current assignment reads
-        (records of others would be applied to the wrong table: see :meth:`on_partitions_revoked`)."""
-        recovery = self.app.tables.recovery
-        return tp in recovery.active_tps or tp in recovery.standby_tps
 
     async def _rebalance_completed(self) -> None:
         """Return once the app is not rebalancing (or the consumer stops)."""
@@ -287,6 +289,35 @@ class BatchConsumer(aiokafka.Consumer):
             now = time.monotonic()
             for tp in tps:
                 monitor.stream_inbound_time[tp] = now
+
+
+def restore(recovery: Recovery, tp: TP, records: list[ConsumerRecord]) -> None:
+    """Apply fetched records of changelog partition ``tp``, which the recovery of the current
+    assignment restores, to their table's RocksDB database: those past the offset restored so far,
+    in one write batch with the offset they bring the database to (so a crash keeps both or neither).
+    End the recovery once every restored changelog partition has reached its high watermark.
+
+    Faust's recovery takes the records one at a time: a message object, a queue hand-over and an
+    event-loop iteration per record, and a look at every partition's progress after each, about
+    1,000-3,300 records/s on a loaded core. Records fetched outside a recovery are left alone: the worker
+    writes its own changelog afterwards, and the next recovery reads on from the stored offset."""
+    if not recovery.in_recovery:
+        return
+    seen = recovery.active_offsets[tp]
+    fresh = [record for record in records if seen is None or record.offset > seen]
+    if fresh:
+        table = recovery.tp_to_table[tp]
+        batch = WriteBatch(raw_mode=True)
+        for record in fresh:
+            if record.value is None:
+                batch.delete(record.key)
+            else:
+                batch.put(record.key, record.value)
+        batch.put(table.data.offset_key, str(fresh[-1].offset).encode())
+        partition_db(table, tp.partition).write(batch)
+        recovery.active_offsets[tp] = fresh[-1].offset
+    if not recovery.need_recovery():
+        end_recovery(recovery)
 
 
 class Transport(aiokafka.Transport):

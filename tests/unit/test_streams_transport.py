@@ -7,13 +7,16 @@ from types import SimpleNamespace
 import pytest
 from aiokafka.structs import ConsumerRecord
 from faust.sensors.monitor import Monitor
+from faust.stores.rocksdb import Store
 from faust.types import TP
 from mode.utils.queues import FlowControlEvent, ThrowableQueue
+from rocksdict import Options, Rdict
 
-from streams.transport import BatchConsumer, BatchTopics
+from streams.transport import BatchConsumer, BatchTopics, restore
 
 USAGE = "billing.usage"
 SUBSCRIPTIONS = "billing.subscriptions"
+OFFSET_KEY = Store.offset_key
 
 
 def _consumer() -> BatchConsumer:
@@ -104,7 +107,7 @@ def test_batches_are_cut_by_size_and_a_batch_fetched_before_a_rebalance_is_dropp
     ]
 
 
-def test_records_fetched_while_a_rebalance_completes_reach_the_agents_after_faust_clears_their_queues():
+def test_records_fetched_while_a_rebalance_completes_reach_the_agents_after_faust_clears_their_queues(tmp_path):
     """Faust resumes the source partitions of a new assignment and seeks them while it completes the
     rebalance; its flow control was resumed earlier (recovery), so records fetched then could be
     queued for the agents, and the final ``flow_control.resume()`` cleared the queues: the records
@@ -113,12 +116,8 @@ def test_records_fetched_while_a_rebalance_completes_reach_the_agents_after_faus
     consumer = _consumer()
     flow = FlowControlEvent(initially_suspended=False)
     queue = ThrowableQueue(flow_control=flow, clear_on_resume=True)  # an agent's channel queue
-    recovered = []
 
-    async def callback(message):  # the conductor: changelogs to the table recovery, the rest to an agent
-        if message.topic == changelog.topic:
-            recovered.append(message.offset)
-            return
+    async def callback(message):  # the conductor: the records of source topics to an agent
         await flow.acquire()
         queue.put_nowait(message.offset)
 
@@ -128,12 +127,12 @@ def test_records_fetched_while_a_rebalance_completes_reach_the_agents_after_faus
     consumer.app.rebalancing = True
     consumer.app.consumer_generation_id = 5
     changelog = TP("app-payments-changelog", 1)
-    consumer.app.tables = SimpleNamespace(changelog_topics={changelog.topic},
-                                          recovery=SimpleNamespace(active_tps={changelog}, standby_tps=set()))
+    recovery = _Recovery(tmp_path, {changelog: 10})
+    consumer.app.tables = SimpleNamespace(changelog_topics={changelog.topic}, recovery=recovery)
 
     async def rebalance_ends_after_records_were_fetched():
         await consumer._deliver(changelog, _records(1, 7, topic=changelog.topic))
-        assert recovered == [7]  # table recovery reads its changelogs during the rebalance
+        assert recovery.restored(changelog) == 7  # table recovery reads its changelogs during the rebalance
         delivering = asyncio.ensure_future(consumer._deliver(TP(SUBSCRIPTIONS, 1),
                                                              _records(1, 149, 150, topic=SUBSCRIPTIONS)))
         await asyncio.sleep(0.2)  # Faust seeks the resumed partitions to their committed offsets
@@ -145,30 +144,77 @@ def test_records_fetched_while_a_rebalance_completes_reach_the_agents_after_faus
     assert [queue.get_nowait() for _ in range(queue.qsize())] == [149, 150]
 
 
-def test_changelog_records_reach_the_table_recovery_only_for_the_partitions_it_reads():
+def test_changelog_records_reach_the_table_recovery_only_for_the_partitions_it_reads(tmp_path):
     """Faust's recovery applies a record of a changelog partition it no longer recovers to the table
     of the record before it, whose store then notes the other changelog's offset as its own (a churn
     run crashed: persisted offset higher than the changelog's end)."""
     consumer = _consumer()
     recovering, gone = TP("app-dedup-changelog", 0), TP("app-windows-changelog", 1)
-    delivered = []
-
-    async def callback(message):
-        delivered.append((message.topic, message.offset))
-
-    consumer.callback = callback
-    consumer._to_message = lambda tp, record: record
+    recovery = _Recovery(tmp_path, {recovering: 10})
     consumer.flow_active = True
     consumer.app.consumer_generation_id = 5
-    consumer.app.tables = SimpleNamespace(changelog_topics={recovering.topic, gone.topic},
-                                          recovery=SimpleNamespace(active_tps={recovering}, standby_tps=set()))
+    consumer.app.tables = SimpleNamespace(changelog_topics={recovering.topic, gone.topic}, recovery=recovery)
 
     async def deliver():
         await consumer._deliver(gone, _records(1, 40, topic=gone.topic))
         await consumer._deliver(recovering, _records(0, 7, topic=recovering.topic))
 
     asyncio.run(deliver())
-    assert delivered == [(recovering.topic, 7)]
+    assert recovery.restored(recovering) == 7
+    assert recovery.restored(gone) is None and gone not in recovery.active_offsets
+
+
+def test_a_recovered_changelog_is_applied_in_one_write_with_its_offset_and_ends_the_recovery_at_its_end(tmp_path):
+    """Records up to the changelog's last offset are written to the table's database (deletes too),
+    those already restored are skipped, the database notes the offset it reached, and the recovery
+    ends with the record that completes it; outside a recovery nothing is applied."""
+    tp = TP("app-dedup-changelog", 2)
+    recovery = _Recovery(tmp_path, {tp: 6}, restored={tp: 2})
+    db = recovery.tp_to_table[tp].data._db_for_partition(2)
+    db[b"gone"] = b"x"
+    records = [ConsumerRecord(tp.topic, 2, offset, 0, 0, key, value, None, 1, 1, ())
+               for offset, key, value in [(1, b"old", b"1"), (2, b"old", b"2"), (3, b"a", b"3"), (4, b"gone", None)]]
+    restore(recovery, tp, records)
+    assert (db.get(b"old"), db[b"a"], db.get(b"gone")) == (None, b"3", None)
+    assert recovery.restored(tp) == 4 and recovery.in_recovery
+    restore(recovery, tp, [ConsumerRecord(tp.topic, 2, offset, 0, 0, b"b", b"%d" % offset, None, 1, 1, ())
+                           for offset in (5, 6)])
+    assert db[b"b"] == b"6" and recovery.restored(tp) == 6
+    assert not recovery.in_recovery and recovery.signal_recovery_end.is_set() and recovery.flushed
+    restore(recovery, tp, [ConsumerRecord(tp.topic, 2, 7, 0, 0, b"b", b"late", None, 1, 1, ())])
+    assert db[b"b"] == b"6" and recovery.restored(tp) == 6
+
+
+class _Recovery(SimpleNamespace):
+    """The parts of Faust's table recovery that :func:`restore` uses, over real RocksDB databases:
+    active changelog partitions -> their last offset, restored up to ``restored`` (-1: nothing)."""
+
+    def __init__(self, folder, last: dict[TP, int], restored: dict[TP, int] | None = None):
+        dbs: dict[TP, Rdict] = {}
+
+        def table(tp: TP):
+            db = dbs[tp] = Rdict(str(folder / f"{tp.topic}-{tp.partition}"), options=Options(raw_mode=True))
+            return SimpleNamespace(data=SimpleNamespace(offset_key=OFFSET_KEY, _db_for_partition=lambda _: db))
+
+        super().__init__(active_tps=set(last), standby_tps=set(), active_highwaters=dict(last), in_recovery=True,
+                         active_offsets={tp: (restored or {}).get(tp, -1) for tp in last},
+                         tp_to_table={tp: table(tp) for tp in last}, signal_recovery_end=asyncio.Event(),
+                         flushed=False)
+        self.dbs = dbs
+
+    def restored(self, tp: TP) -> int | None:
+        """The offset the database of ``tp`` notes as restored (None: none)."""
+        raw = self.dbs[tp].get(OFFSET_KEY) if tp in self.dbs else None
+        return None if raw is None else int(raw)
+
+    def need_recovery(self) -> bool:
+        return any(self.active_offsets[tp] < last for tp, last in self.active_highwaters.items())
+
+    def flush_buffers(self) -> None:
+        self.flushed = True
+
+    def _set_recovery_ended(self) -> None:
+        self.in_recovery = False
 
 
 def test_a_stop_that_cancels_the_drain_loop_ends_it_and_any_other_cancellation_propagates():
