@@ -150,11 +150,14 @@ def _quantity_input(value: Any) -> Any:
 
 Quantity = Annotated[
     Decimal,
-    BeforeValidator(_quantity_input),
     Field(ge=0, lt=QUANTITY_LIMIT, decimal_places=QUANTITY_DECIMAL_PLACES, allow_inf_nan=False),
+    BeforeValidator(_quantity_input),
     PlainSerializer(lambda value: format(value, "f"), return_type=str, when_used="json"),
 ]
-"""On the wire a canonical decimal string: ``format(value, "f")`` never writes an exponent (``str`` does)."""
+"""On the wire a canonical decimal string: ``format(value, "f")`` never writes an exponent (``str`` does).
+The constraints come before the input check so that pydantic-core applies them to its decimal
+schema in Rust; after a validator, pydantic checks them in Python (its decimal places check alone
+was ~6 % of a worker's processing)."""
 
 
 def _time_input(value: Any) -> Any:

@@ -189,7 +189,7 @@ class Accumulator:
     __slots__ = ("aggregation", "_total", "_count", "_seen", "_latest")
 
     def __init__(self, aggregation: Aggregation):
-        self.aggregation = Aggregation(aggregation)
+        self.aggregation = aggregation if type(aggregation) is Aggregation else Aggregation(aggregation)
         self._total: Decimal | None = None
         self._count = 0
         self._seen: set = set()
@@ -231,23 +231,24 @@ class Accumulator:
         """Number of values folded in."""
         return self._count
 
-    def to_state(self) -> dict:
-        """JSON-ready state (decimals as strings; UNIQUE_COUNT values must be strings)."""
-        return {
-            "count": self._count,
-            "total": None if self._total is None else str(self._total),
-            "seen": sorted(self._seen),
-            "latest": None if self._latest is None else str(self._latest),
-        }
+    def to_state(self) -> list:
+        """JSON-ready state ``[count, total, seen, latest]`` (decimals as strings; UNIQUE_COUNT values
+        must be strings): a list, which encodes and decodes in about half the time of a mapping."""
+        return [self._count, None if self._total is None else str(self._total), sorted(self._seen),
+                None if self._latest is None else str(self._latest)]
 
     @classmethod
-    def from_state(cls, aggregation: Aggregation, state: Mapping) -> Accumulator:
-        """Rebuild an accumulator saved with :meth:`to_state`."""
+    def from_state(cls, aggregation: Aggregation, state: list | Mapping) -> Accumulator:
+        """Rebuild an accumulator saved with :meth:`to_state` (or as the mapping of its earlier format,
+        ``{"count", "total", "seen", "latest"}``, still found in stores written before)."""
+        if isinstance(state, Mapping):
+            state = [state["count"], state["total"], state["seen"], state["latest"]]
+        count, total, seen, latest = state
         acc = cls(aggregation)
-        acc._count = state["count"]
-        acc._total = None if state["total"] is None else Decimal(state["total"])
-        acc._seen = set(state["seen"])
-        acc._latest = None if state["latest"] is None else Decimal(state["latest"])
+        acc._count = count
+        acc._total = None if total is None else Decimal(total)
+        acc._seen = set(seen)
+        acc._latest = None if latest is None else Decimal(latest)
         return acc
 
     def value(self) -> Decimal:

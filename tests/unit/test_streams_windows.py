@@ -62,6 +62,19 @@ def test_window_state_round_trips_and_fences_offsets():
     assert copy.value() == Decimal(2) and copy.applied_offset == 6 and copy.version == state.version
 
 
+def test_window_state_reads_the_object_format_of_earlier_stores():
+    state = WindowState.new(METERS["level"], "c1", 60, 120, "region=eu", {"region": "eu"}, 3)
+    state.apply(Decimal("2.5"), 7, 130_000_000, "e7")
+    state.closed = True
+    earlier = orjson.dumps({"c": "c1", "m": "level", "s": 60, "t": 120, "g": "region=eu", "d": {"region": "eu"},
+                            "p": 3, "a": state.acc.aggregation.value,
+                            "acc": {"count": 1, "total": None, "seen": [], "latest": "2.5"},
+                            "o": 7, "l": [130_000_000, "e7"], "x": True})
+    copy = WindowState.decode(earlier)
+    assert copy.encode() == state.encode() and copy.value() == Decimal("2.5") and copy.version == state.version
+    assert len(state.encode()) < len(earlier)
+
+
 def test_latest_follows_event_time_not_arrival_order():
     state = WindowState.new(METERS["level"], "c1", 60, 0, "", {}, 0)
     state.apply(Decimal(5), 1, 2_000, "b")
