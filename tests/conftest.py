@@ -28,6 +28,10 @@ from billing.platform import stack  # noqa: E402
 from billing.platform.service import Service  # noqa: E402
 from billing.settings import Settings, get_settings  # noqa: E402
 
+E2E_TIMEOUT_S = 1800
+"""The first dashboard test's setup installs Superset while the pipeline runs and dbt builds, beside the
+other shard of `make test`: more than the 900 s every other test gets (pyproject.toml)."""
+
 pytest_plugins = [
     "tests.integration.api_fixtures",
     "tests.integration.cluster_fixtures",
@@ -38,13 +42,15 @@ pytest_plugins = [
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark tests by their folder, so ``-m "not integration"`` runs the fast tier alone: everything
-    under tests/integration/ and tests/e2e/ needs the local broker and/or warehouse."""
+    under tests/integration/ and tests/e2e/ needs the local broker and/or warehouse; e2e tests get
+    :data:`E2E_TIMEOUT_S`."""
     for item in items:
         folder = item.path.relative_to(REPO_ROOT / "tests").parts[0]
         if folder in ("integration", "e2e"):
             item.add_marker(pytest.mark.integration)
         if folder == "e2e":
             item.add_marker(pytest.mark.e2e)
+            item.add_marker(pytest.mark.timeout(E2E_TIMEOUT_S))
 
 
 @pytest.fixture(scope="session")
