@@ -1,9 +1,9 @@
 """The finance and operations questions, answered from the marts.
 
 Each question is a dbt model ``dbt/models/reports/rpt_<name>.sql`` (a view in the marts
-database) documented by ``rpt_<name>.yml``, whose ``meta`` holds the question text and the row
-order of the answer. Adding a question means adding those two files and running
-``billing dbt build``; this module discovers questions from the yml files.
+database, or a table where the dashboards need it faster) documented by ``rpt_<name>.yml``, whose
+``meta`` holds the question text and the row order of the answer. Adding a question means adding
+those two files and running ``billing dbt build``; this module discovers questions from the yml files.
 """
 
 from __future__ import annotations

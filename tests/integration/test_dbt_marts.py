@@ -173,6 +173,28 @@ def test_mrr_recomputed_from_invoice_fee_lines_catches_a_wrong_mrr(marts: BuiltM
         drop_databases(marts.settings, target)
 
 
+def test_a_partial_build_of_fct_mrr_checks_the_mrr_report_table(marts: BuiltMarts) -> None:
+    """The MRR report is a table: `--select fct_mrr` also selects the test that fails when the report
+    no longer holds what fct_mrr holds (here: one subscription's MRR changed after the report was built)."""
+    broken = marts.settings.model_copy(update={"clickhouse_marts_database": f"marts_broken_{uuid.uuid4().hex[:8]}"})
+    ch, source, target = client(marts.settings), marts.settings.clickhouse_marts_database, broken.clickhouse_marts_database
+    try:
+        ch.command(f"CREATE DATABASE {target}")
+        for table in ("fct_mrr", "rpt_monthly_recurring_revenue", "dim_customer", "fct_invoice_line",
+                      "stg_subscription_events"):
+            ch.command(f"CREATE TABLE {target}.{table} ENGINE = MergeTree ORDER BY tuple() "
+                       f"AS SELECT * FROM {source}.{table}")
+        ch.command(f"ALTER TABLE {target}.fct_mrr UPDATE mrr = mrr + 1 WHERE is_partial_month AND subscription_id = "
+                   f"(SELECT min(subscription_id) FROM {source}.fct_mrr WHERE is_partial_month AND mrr > 0) "
+                   "SETTINGS mutations_sync = 1")
+        result = run_dbt(broken, ["test", "--select", "fct_mrr"], capture=True)
+        out = result.stdout.replace("\x1b[31m", "").replace("\x1b[0m", "")
+        assert result.returncode == 1, out[-3000:]
+        assert "FAIL 2 mrr_report_reconciles_with_fct_mrr" in out and " ERROR=1 " in out, out[-3000:]
+    finally:
+        drop_databases(marts.settings, target)
+
+
 def test_recognition_recomputed_by_service_days_catches_a_wrong_recognition(marts: BuiltMarts) -> None:
     broken = marts.settings.model_copy(update={"clickhouse_marts_database": f"marts_broken_{uuid.uuid4().hex[:8]}"})
     ch, source, target = client(marts.settings), marts.settings.clickhouse_marts_database, broken.clickhouse_marts_database
