@@ -136,6 +136,13 @@ def table_rows() -> dict[str, list[dict]]:
                  requested_by="cli", idempotency_key="", requested_at=T_EDGE, status="failed", progress=100,
                  attempts=65535, error=TEXT, file=TEXT, updated_at=T_MS, finished_at=T_MS, version=2**64 - 1),
         ],
+        "alert_rules": [
+            dict(rule_id="rule-1", customer_id="cus-1", kind="usage_threshold",
+                 definition='{"meter": "api_calls", "thresholds": [50, 80, 100]}', created_at=T_MS, updated_at=T_MS,
+                 updated_by="key-1", deleted=0, version=0),
+            dict(rule_id=TEXT, customer_id=TEXT, kind="usage_anomaly", definition=TEXT, created_at=T_MS,
+                 updated_at=T_MS, updated_by="cli", deleted=1, version=2**64 - 1),
+        ],
         "webhook_deliveries": [
             dict(delivery_id="dlv-1", attempt=1, event_id="evt-1", event_type="invoice.finalized", customer_id="cus-1",
                  endpoint_id="crm", url="https://crm.example/hook", state="delivered", status_code=204, error=None,
