@@ -24,6 +24,8 @@ from billing.warehouse.client import client
 from billing.warehouse.migrations import discover
 from tests.paths import REPO_ROOT
 
+pytestmark = pytest.mark.slow  # builds and installs the wheel in fresh virtualenvs: runs in make test's slow shard
+
 LOCAL_ONLY = (".git", ".venv", ".state", "build", "dist", "*.egg-info", "__pycache__", "target", "logs", "screenshots")
 """What a checkout holds that is not the source (the wheel is built from a copy without it, so the
 build leaves nothing in the checkout)."""

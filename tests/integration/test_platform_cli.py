@@ -15,6 +15,8 @@ from billing.platform import stack
 from billing.settings import Settings
 from tests.paths import REPO_ROOT
 
+pytestmark = pytest.mark.slow  # starts and stops the whole local platform: runs in make test's slow shard
+
 STATE = REPO_ROOT / ".state" / "test-platform"
 
 
