@@ -6,16 +6,36 @@ from __future__ import annotations
 import json
 import uuid
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from decimal import Decimal
+
+from clickhouse_connect.driver.client import Client
 
 from billing.analytics.dbt_project import run_dbt
 from billing.core.contracts import PaymentStatus
 from billing.core.pricing.catalog import builtin_catalog
+from billing.settings import Settings
 from billing.warehouse import facts
 from billing.warehouse.client import client
 from producers.manifest import Manifest
 from tests.integration.marts_data import BuiltMarts, billing_cli, copy_database, drop_databases
+
+
+@contextmanager
+def broken_copy(marts: BuiltMarts, *tables: str) -> Iterator[tuple[Settings, Client, str]]:
+    """A scratch marts database holding copies of ``tables`` (plain MergeTree, so tests can mutate them):
+    its settings, a client and its name; dropped afterwards."""
+    broken = marts.settings.model_copy(update={"clickhouse_marts_database": f"marts_broken_{uuid.uuid4().hex[:8]}"})
+    ch, source, target = client(marts.settings), marts.settings.clickhouse_marts_database, broken.clickhouse_marts_database
+    try:
+        ch.command(f"CREATE DATABASE {target}")
+        for table in tables:
+            ch.command(f"CREATE TABLE {target}.{table} ENGINE = MergeTree ORDER BY tuple() AS SELECT * FROM {source}.{table}")
+        yield broken, ch, target
+    finally:
+        drop_databases(marts.settings, target)
 
 
 def test_dbt_build_runs_every_model_and_test_without_error(marts: BuiltMarts) -> None:
@@ -155,13 +175,7 @@ def test_a_broken_invoice_reconciliation_makes_dbt_test_fail(marts: BuiltMarts) 
 
 
 def test_mrr_recomputed_from_invoice_fee_lines_catches_a_wrong_mrr(marts: BuiltMarts) -> None:
-    broken = marts.settings.model_copy(update={"clickhouse_marts_database": f"marts_broken_{uuid.uuid4().hex[:8]}"})
-    ch, source, target = client(marts.settings), marts.settings.clickhouse_marts_database, broken.clickhouse_marts_database
-    try:
-        ch.command(f"CREATE DATABASE {target}")
-        for table in ("fct_mrr", "fct_invoice_line", "stg_subscription_events"):
-            ch.command(f"CREATE TABLE {target}.{table} ENGINE = MergeTree ORDER BY tuple() "
-                       f"AS SELECT * FROM {source}.{table}")
+    with broken_copy(marts, "fct_mrr", "fct_invoice_line", "stg_subscription_events") as (broken, ch, target):
         select = ["test", "--select", "mrr_reconciles_with_invoice_fee_lines"]
         assert run_dbt(broken, select, capture=True).returncode == 0
         ch.command(f"ALTER TABLE {target}.fct_invoice_line UPDATE amount = amount + 1 WHERE kind = 'subscription' "
@@ -169,21 +183,14 @@ def test_mrr_recomputed_from_invoice_fee_lines_catches_a_wrong_mrr(marts: BuiltM
         result = run_dbt(broken, select, capture=True)
         assert result.returncode == 1, result.stdout[-3000:]
         assert "FAIL" in result.stdout and "mrr_reconciles_with_invoice_fee_lines" in result.stdout
-    finally:
-        drop_databases(marts.settings, target)
 
 
 def test_a_partial_build_of_fct_mrr_checks_the_mrr_report_table(marts: BuiltMarts) -> None:
     """The MRR report is a table: `--select fct_mrr` also selects the test that fails when the report
     no longer holds what fct_mrr holds (here: one subscription's MRR changed after the report was built)."""
-    broken = marts.settings.model_copy(update={"clickhouse_marts_database": f"marts_broken_{uuid.uuid4().hex[:8]}"})
-    ch, source, target = client(marts.settings), marts.settings.clickhouse_marts_database, broken.clickhouse_marts_database
-    try:
-        ch.command(f"CREATE DATABASE {target}")
-        for table in ("fct_mrr", "rpt_monthly_recurring_revenue", "dim_customer", "fct_invoice_line",
-                      "stg_subscription_events"):
-            ch.command(f"CREATE TABLE {target}.{table} ENGINE = MergeTree ORDER BY tuple() "
-                       f"AS SELECT * FROM {source}.{table}")
+    with broken_copy(marts, "fct_mrr", "rpt_monthly_recurring_revenue", "dim_customer", "fct_invoice_line",
+                      "stg_subscription_events") as (broken, ch, target):
+        source = marts.settings.clickhouse_marts_database
         ch.command(f"ALTER TABLE {target}.fct_mrr UPDATE mrr = mrr + 1 WHERE is_partial_month AND subscription_id = "
                    f"(SELECT min(subscription_id) FROM {source}.fct_mrr WHERE is_partial_month AND mrr > 0) "
                    "SETTINGS mutations_sync = 1")
@@ -191,19 +198,11 @@ def test_a_partial_build_of_fct_mrr_checks_the_mrr_report_table(marts: BuiltMart
         out = result.stdout.replace("\x1b[31m", "").replace("\x1b[0m", "")
         assert result.returncode == 1, out[-3000:]
         assert "FAIL 2 mrr_report_reconciles_with_fct_mrr" in out and " ERROR=1 " in out, out[-3000:]
-    finally:
-        drop_databases(marts.settings, target)
 
 
 def test_recognition_recomputed_by_service_days_catches_a_wrong_recognition(marts: BuiltMarts) -> None:
-    broken = marts.settings.model_copy(update={"clickhouse_marts_database": f"marts_broken_{uuid.uuid4().hex[:8]}"})
-    ch, source, target = client(marts.settings), marts.settings.clickhouse_marts_database, broken.clickhouse_marts_database
-    try:
-        ch.command(f"CREATE DATABASE {target}")
-        for table in ("fct_revenue_recognition", "dim_customer_invoices", "currency_rates", "stg_invoice_lines",
-                      "stg_credit_note_lines"):
-            ch.command(f"CREATE TABLE {target}.{table} ENGINE = MergeTree ORDER BY tuple() "
-                       f"AS SELECT * FROM {source}.{table}")
+    with broken_copy(marts, "fct_revenue_recognition", "dim_customer_invoices", "currency_rates", "stg_invoice_lines",
+                      "stg_credit_note_lines") as (broken, ch, target):
         days, booked = "recognized_revenue_follows_service_days", "recognized_revenue_reconciles_with_booked"
         assert run_dbt(broken, ["test", "--select", days, booked], capture=True).returncode == 0
         (invoice, first), = ch.query(
@@ -222,8 +221,6 @@ def test_recognition_recomputed_by_service_days_catches_a_wrong_recognition(mart
                    parameters={"i": invoice, "m": first})
         result = run_dbt(broken, ["test", "--select", booked], capture=True)
         assert result.returncode == 1 and "FAIL" in result.stdout, result.stdout[-3000:]
-    finally:
-        drop_databases(marts.settings, target)
 
 
 def test_incremental_runs_apply_late_rollup_versions_and_new_payment_events(marts: BuiltMarts) -> None:
